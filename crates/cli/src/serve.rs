@@ -1,0 +1,151 @@
+//! `vsess serve`.
+use crate::Failure;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use vsess_server::{Config, Options, StartError, Transport};
+
+#[derive(Args)]
+#[command(after_long_help = "\
+Examples:
+  vsess serve
+      HTTPS on 127.0.0.1:8989, data in ./vsess-data, a self-signed certificate generated
+      there on first start (its SHA-256 fingerprint is printed, for clients to pin).
+  vsess serve --listen 127.0.0.1:9443 --data-dir /var/lib/vsess --config /etc/vsess.toml
+  vsess serve --cert server.crt --key server.key
+  vsess serve --http --listen 127.0.0.1:8080      (plain HTTP: testing only)
+
+Clients: pyVmomi SmartConnect(host='127.0.0.1', port=8989, ...), or
+  GOVC_URL=https://USER:PASS@127.0.0.1:8989/sdk GOVC_INSECURE=1 govc about
+
+Configuration (TOML; every key optional):
+  config.vmacore.soap.sessionTimeout = 1800   # idle seconds before a session ends
+  config.vmacore.soap.maxSessionCount = 3000  # live sessions at most
+  vpx.sso.sts.tokenLifetime = 86400           # maximum session age, seconds (0 = none)
+  [lockout]
+  max_failures = 5                            # consecutive failures that lock a user
+  lock_seconds = 300
+  [locale]
+  supported = [\"en\", \"de\", \"fr\", \"es\", \"it\", \"ja\", \"ko\", \"zh_CN\", \"zh_TW\"]
+  default = \"en\"
+  [server]
+  max_body_bytes = 1048576                    # larger requests get 413
+
+SIGINT or SIGTERM stops the server gracefully. Sessions survive restarts and crashes.")]
+pub struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port (the log line says which).
+    #[arg(long, default_value = "127.0.0.1:8989", env = "VSESS_LISTEN")]
+    listen: SocketAddr,
+    /// Data directory: users, sessions, certificate. Created (mode 0700) if missing.
+    #[arg(long, default_value = "vsess-data", env = "VSESS_DATA_DIR")]
+    data_dir: PathBuf,
+    /// TOML configuration file (see below for the keys).
+    #[arg(long, env = "VSESS_CONFIG")]
+    config: Option<PathBuf>,
+    /// TLS certificate (PEM) to use instead of the generated self-signed one.
+    #[arg(long, requires = "key", conflicts_with = "http")]
+    cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --cert.
+    #[arg(long, requires = "cert", conflicts_with = "http")]
+    key: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS. Session ids then cross the network in clear
+    /// text: use only for local testing.
+    #[arg(long)]
+    http: bool,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| Failure::usage(e.to_string()))?,
+        None => Config::default(),
+    };
+    let transport = match (args.http, args.cert, args.key) {
+        (true, _, _) => Transport::PlainHttp,
+        (false, Some(cert), Some(key)) => Transport::Files { cert, key },
+        _ => Transport::SelfSigned,
+    };
+    if args.http && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on a non-loopback address: session ids and passwords cross the network unencrypted"
+        );
+    }
+    let opts = Options {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        config,
+        transport,
+    };
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let running = vsess_server::start(opts).await.map_err(|e| match e {
+            StartError::Bind { .. } | StartError::DataDir(_) | StartError::Tls(_) => {
+                Failure::runtime(e.to_string())
+            }
+        })?;
+        if let Some(fp) = &running.fingerprint {
+            if running.cert_generated {
+                println!(
+                    "Generated a self-signed certificate in {}",
+                    args.data_dir.display()
+                );
+            }
+            println!("TLS certificate SHA-256 fingerprint: {fp}");
+        }
+        if let Some(pw) = &running.admin_password {
+            println!(
+                "Created user {} with password: {pw}\n  (shown once; also saved, mode 0600, in {})",
+                vsess_server::ADMIN_USER,
+                args.data_dir
+                    .join(vsess_server::ADMIN_PASSWORD_FILE)
+                    .display()
+            );
+        }
+        tracing::info!(
+            data_dir = %args.data_dir.display(),
+            "vsess {} listening on {} (SOAP at {}/sdk)",
+            env!("CARGO_PKG_VERSION"),
+            running.url,
+            running.url
+        );
+        let mut running = running;
+        tokio::select! {
+            r = running.wait() => {
+                return r.map_err(|e| Failure::runtime(format!("server stopped: {e}")));
+            }
+            s = shutdown_signal() => {
+                tracing::info!("{s}: shutting down");
+            }
+        }
+        running
+            .shutdown()
+            .await
+            .map_err(|e| Failure::runtime(format!("shutdown: {e}")))?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => tokio::select! {
+            _ = t.recv() => "SIGTERM",
+            _ = i.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}

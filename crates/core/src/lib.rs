@@ -1,0 +1,34 @@
+//! vsess-core: the domain of vCenter's `vim.SessionManager`, with no I/O.
+//!
+//! Protocol adapters (SOAP, VI/JSON, vAPI) decode a request into a call on
+//! [`SessionService`], which checks the session and the privilege, acts through a
+//! [`Store`], and returns a result or a [`Fault`]. Each protocol maps a `Fault` to its
+//! own error shape in exactly one place.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod clock;
+pub mod fault;
+pub mod ids;
+pub mod memory;
+pub mod password;
+pub mod policy;
+pub mod privilege;
+pub mod service;
+pub mod session;
+pub mod store;
+pub mod ticket;
+pub mod user;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use fault::{Fault, MoRef};
+pub use ids::{IdDigest, SessionId, SessionKey};
+pub use memory::{MemoryState, MemoryStore, Mutation};
+pub use policy::{LockoutPolicy, Policy};
+pub use privilege::{Privilege, Role};
+pub use service::{
+    AboutInfo, Caller, CredentialVerifier, InlineVerifier, LocalTicketSink, SessionService,
+};
+pub use session::{SessionRecord, UserSession};
+pub use store::{LockState, Store, StoreError, StoreResult};
+pub use ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
+pub use user::{User, UserName};

@@ -1,0 +1,301 @@
+//! The in-memory state every store builds on, as a log of [`Mutation`]s.
+//!
+//! [`MemoryState`] decides each operation (the session limit, one-time tickets, lockout)
+//! and returns the mutation it applied. [`MemoryStore`] is that state behind a lock; the
+//! durable embedded store in `vsess-store` also appends each mutation to its log and
+//! replays the log on start.
+use crate::ids::{IdDigest, SessionKey};
+use crate::session::SessionRecord;
+use crate::store::{LockState, Store, StoreResult};
+use crate::ticket::Ticket;
+use crate::user::User;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// One change to the state. The embedded store's log is a sequence of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Mutation {
+    PutSession { rec: SessionRecord },
+    EndSession { key: SessionKey },
+    Touch { key: SessionKey, at: DateTime<Utc>, calls: u64 },
+    PutTicket { digest: IdDigest, ticket: Ticket },
+    TakeTicket { digest: IdDigest },
+    Message { text: String },
+    Lock { user: String, state: LockState },
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    sessions: HashMap<SessionKey, SessionRecord>,
+    by_digest: HashMap<IdDigest, SessionKey>,
+    tickets: HashMap<IdDigest, Ticket>,
+    message: String,
+    locks: HashMap<String, LockState>,
+    /// Only used by [`MemoryStore`]; the embedded store keeps users in their own file.
+    pub users: BTreeMap<String, User>,
+}
+
+impl MemoryState {
+    /// Applies a mutation (from an operation or from a log being replayed).
+    pub fn apply(&mut self, m: &Mutation) {
+        match m {
+            Mutation::PutSession { rec } => {
+                self.by_digest.insert(rec.digest, rec.key.clone());
+                self.sessions.insert(rec.key.clone(), rec.clone());
+            }
+            Mutation::EndSession { key } => {
+                if let Some(rec) = self.sessions.remove(key) {
+                    self.by_digest.remove(&rec.digest);
+                }
+                self.tickets.retain(|_, t| !t.belongs_to(key));
+            }
+            Mutation::Touch { key, at, calls } => {
+                if let Some(rec) = self.sessions.get_mut(key) {
+                    if *at > rec.last_active_time {
+                        rec.last_active_time = *at;
+                    }
+                    rec.call_count = rec.call_count.max(*calls);
+                }
+            }
+            Mutation::PutTicket { digest, ticket } => {
+                self.tickets.insert(*digest, ticket.clone());
+            }
+            Mutation::TakeTicket { digest } => {
+                self.tickets.remove(digest);
+            }
+            Mutation::Message { text } => self.message.clone_from(text),
+            Mutation::Lock { user, state } => {
+                if *state == LockState::default() {
+                    self.locks.remove(user);
+                } else {
+                    self.locks.insert(user.clone(), state.clone());
+                }
+            }
+        }
+    }
+
+    fn applied(&mut self, m: Mutation) -> Mutation {
+        self.apply(&m);
+        m
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Inserts unless `limit` sessions exist.
+    pub fn insert_session(&mut self, rec: SessionRecord, limit: usize) -> Option<Mutation> {
+        (self.sessions.len() < limit).then(|| self.applied(Mutation::PutSession { rec }))
+    }
+
+    /// Records a call; returns the record as it was before, and the touch to persist lazily.
+    pub fn touch(&mut self, digest: &IdDigest, now: DateTime<Utc>) -> Option<(SessionRecord, Mutation)> {
+        let key = self.by_digest.get(digest)?;
+        let rec = self.sessions.get_mut(key)?;
+        let before = rec.clone();
+        if now > rec.last_active_time {
+            rec.last_active_time = now;
+        }
+        rec.call_count += 1;
+        let m = Mutation::Touch {
+            key: rec.key.clone(),
+            at: rec.last_active_time,
+            calls: rec.call_count,
+        };
+        Some((before, m))
+    }
+
+    pub fn session_by_key(&self, key: &str) -> Option<SessionRecord> {
+        self.sessions.get(&SessionKey(key.to_owned())).cloned()
+    }
+
+    pub fn update_session(&mut self, rec: &SessionRecord) -> Option<Mutation> {
+        let cur = self.sessions.get(&rec.key)?;
+        let mut rec = rec.clone();
+        // Never move activity backwards: the stored record may have newer touches.
+        rec.last_active_time = rec.last_active_time.max(cur.last_active_time);
+        rec.call_count = rec.call_count.max(cur.call_count);
+        rec.digest = cur.digest;
+        Some(self.applied(Mutation::PutSession { rec }))
+    }
+
+    pub fn remove_session(&mut self, key: &str) -> Option<(SessionRecord, Mutation)> {
+        let rec = self.session_by_key(key)?;
+        let m = self.applied(Mutation::EndSession { key: rec.key.clone() });
+        Some((rec, m))
+    }
+
+    pub fn sessions(&self) -> Vec<SessionRecord> {
+        self.sessions.values().cloned().collect()
+    }
+
+    pub fn put_ticket(&mut self, digest: IdDigest, ticket: Ticket) -> Mutation {
+        self.applied(Mutation::PutTicket { digest, ticket })
+    }
+
+    pub fn take_ticket(&mut self, digest: &IdDigest) -> Option<(Ticket, Mutation)> {
+        let t = self.tickets.get(digest)?.clone();
+        Some((t, self.applied(Mutation::TakeTicket { digest: *digest })))
+    }
+
+    pub fn purge_tickets(&mut self, now: DateTime<Utc>) -> Vec<Mutation> {
+        let dead: Vec<IdDigest> = self
+            .tickets
+            .iter()
+            .filter(|(_, t)| t.expires <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        dead.into_iter()
+            .map(|digest| self.applied(Mutation::TakeTicket { digest }))
+            .collect()
+    }
+
+    pub fn message(&self) -> String {
+        self.message.clone()
+    }
+
+    pub fn set_message(&mut self, text: &str) -> Mutation {
+        self.applied(Mutation::Message { text: text.to_owned() })
+    }
+
+    pub fn lock_state(&self, user: &str) -> LockState {
+        self.locks.get(user).cloned().unwrap_or_default()
+    }
+
+    pub fn record_failure(
+        &mut self,
+        user: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: Duration,
+    ) -> (LockState, Mutation) {
+        let mut s = self.lock_state(user);
+        if s.locked_until.is_some_and(|t| now >= t) {
+            s = LockState::default();
+        }
+        s.failures += 1;
+        if s.failures >= max_failures {
+            s.failures = 0;
+            s.locked_until = Some(now + lock_for);
+        }
+        let m = self.applied(Mutation::Lock {
+            user: user.to_owned(),
+            state: s.clone(),
+        });
+        (s, m)
+    }
+
+    pub fn clear_failures(&mut self, user: &str) -> Option<Mutation> {
+        self.locks.contains_key(user).then(|| {
+            self.applied(Mutation::Lock {
+                user: user.to_owned(),
+                state: LockState::default(),
+            })
+        })
+    }
+
+    /// The whole state as mutations, for compacting a log.
+    pub fn snapshot(&self) -> Vec<Mutation> {
+        let mut out: Vec<Mutation> = self
+            .sessions
+            .values()
+            .map(|rec| Mutation::PutSession { rec: rec.clone() })
+            .collect();
+        out.extend(self.tickets.iter().map(|(d, t)| Mutation::PutTicket {
+            digest: *d,
+            ticket: t.clone(),
+        }));
+        if !self.message.is_empty() {
+            out.push(Mutation::Message { text: self.message.clone() });
+        }
+        out.extend(self.locks.iter().map(|(u, s)| Mutation::Lock {
+            user: u.clone(),
+            state: s.clone(),
+        }));
+        out
+    }
+}
+
+/// A non-durable store: the state behind a mutex. For tests and `--dev` experiments.
+#[derive(Debug, Default)]
+pub struct MemoryStore(Mutex<MemoryState>);
+
+impl MemoryStore {
+    pub fn new(users: impl IntoIterator<Item = User>) -> Self {
+        let mut s = MemoryState::default();
+        for u in users {
+            s.users.insert(u.name.as_str().to_owned(), u);
+        }
+        Self(Mutex::new(s))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> T {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
+        Ok(self.with(|s| s.users.get(name).cloned()))
+    }
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        Ok(self.with(|s| s.users.values().cloned().collect()))
+    }
+    async fn insert_session(&self, rec: SessionRecord, limit: usize) -> StoreResult<bool> {
+        Ok(self.with(|s| s.insert_session(rec, limit).is_some()))
+    }
+    async fn touch_session(&self, d: &IdDigest, now: DateTime<Utc>) -> StoreResult<Option<SessionRecord>> {
+        Ok(self.with(|s| s.touch(d, now).map(|(r, _)| r)))
+    }
+    async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        Ok(self.with(|s| s.session_by_key(key)))
+    }
+    async fn update_session(&self, rec: &SessionRecord) -> StoreResult<bool> {
+        Ok(self.with(|s| s.update_session(rec).is_some()))
+    }
+    async fn remove_session(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        Ok(self.with(|s| s.remove_session(key).map(|(r, _)| r)))
+    }
+    async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        Ok(self.with(|s| s.sessions()))
+    }
+    async fn put_ticket(&self, d: IdDigest, t: Ticket) -> StoreResult<()> {
+        self.with(|s| s.put_ticket(d, t));
+        Ok(())
+    }
+    async fn take_ticket(&self, d: &IdDigest) -> StoreResult<Option<Ticket>> {
+        Ok(self.with(|s| s.take_ticket(d).map(|(t, _)| t)))
+    }
+    async fn purge_tickets(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        Ok(self.with(|s| s.purge_tickets(now).len()))
+    }
+    async fn message(&self) -> StoreResult<String> {
+        Ok(self.with(|s| s.message()))
+    }
+    async fn set_message(&self, m: &str) -> StoreResult<()> {
+        self.with(|s| s.set_message(m));
+        Ok(())
+    }
+    async fn lock_state(&self, user: &str) -> StoreResult<LockState> {
+        Ok(self.with(|s| s.lock_state(user)))
+    }
+    async fn record_login_failure(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        max: u32,
+        lock_for: Duration,
+    ) -> StoreResult<LockState> {
+        Ok(self.with(|s| s.record_failure(user, now, max, lock_for).0))
+    }
+    async fn clear_login_failures(&self, user: &str) -> StoreResult<()> {
+        self.with(|s| s.clear_failures(user));
+        Ok(())
+    }
+}

@@ -1,0 +1,677 @@
+//! The SessionManager service: every method and property of `vim.SessionManager`,
+//! protocol-neutral. Adapters call [`SessionService::authenticate`] once per request and
+//! pass the result to the method they dispatch to.
+use crate::clock::Clock;
+use crate::fault::{Fault, MoRef};
+use crate::ids::{random_hex, IdDigest, SessionId, SessionKey};
+use crate::password::{dummy_hash, verify_password};
+use crate::policy::Policy;
+use crate::privilege::{Privilege, Role};
+use crate::session::{SessionRecord, UserSession};
+use crate::store::Store;
+use crate::ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
+use crate::user::{User, UserName};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Local-ticket passwords carry this prefix, so that Login only looks for a ticket when
+/// the password can be one.
+pub const LOCAL_TICKET_PREFIX: &str = "vsess-lt-";
+/// Clone tickets carry this prefix, like vCenter's `cst-…` tickets.
+pub const CLONE_TICKET_PREFIX: &str = "cst-";
+/// Longest service message accepted by UpdateServiceMessage, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+
+/// Who is calling: the credential the protocol carried, and where the call came from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub session: Option<SessionId>,
+    pub ip: IpAddr,
+    pub user_agent: String,
+}
+
+/// Checks a password against a stored hash. The server runs this off the async workers,
+/// because argon2id deliberately takes tens of milliseconds.
+#[async_trait]
+pub trait CredentialVerifier: Send + Sync + 'static {
+    async fn verify(&self, phc: String, password: String) -> bool;
+}
+
+/// Verifies on the calling thread; for tests and tools.
+#[derive(Debug, Default)]
+pub struct InlineVerifier;
+
+#[async_trait]
+impl CredentialVerifier for InlineVerifier {
+    async fn verify(&self, phc: String, password: String) -> bool {
+        verify_password(&phc, &password)
+    }
+}
+
+/// Where AcquireLocalTicket puts its one-time password files (the server's data directory).
+pub trait LocalTicketSink: Send + Sync + 'static {
+    /// Writes `secret` to a new file readable only by the server's own OS user; returns its path.
+    fn write(&self, user: &str, secret: &str) -> Result<String, String>;
+    /// Removes a ticket file once it is used or expired.
+    fn remove(&self, path: &str);
+}
+
+/// `vim.AboutInfo`, as RetrieveServiceContent reports it.
+#[derive(Debug, Clone)]
+pub struct AboutInfo {
+    pub name: String,
+    pub full_name: String,
+    pub vendor: String,
+    pub version: String,
+    pub build: String,
+    pub os_type: String,
+    pub product_line_id: String,
+    pub api_type: String,
+    pub api_version: String,
+    pub instance_uuid: String,
+    pub license_product_name: String,
+    pub license_product_version: String,
+}
+
+pub struct SessionService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    verifier: Arc<dyn CredentialVerifier>,
+    local_tickets: Option<Arc<dyn LocalTicketSink>>,
+    about: AboutInfo,
+}
+
+impl SessionService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        verifier: Arc<dyn CredentialVerifier>,
+        about: AboutInfo,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+            verifier,
+            local_tickets: None,
+            about,
+        }
+    }
+
+    pub fn with_local_tickets(mut self, sink: Arc<dyn LocalTicketSink>) -> Self {
+        self.local_tickets = Some(sink);
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn about(&self) -> &AboutInfo {
+        &self.about
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn expired(&self, rec: &SessionRecord, now: DateTime<Utc>) -> bool {
+        rec.expired(now, self.policy.idle_timeout, self.policy.max_lifetime)
+    }
+
+    /// Resolves the caller's credential to a live session and records the call.
+    /// An unknown, ended or expired credential is `Ok(None)`: anonymous.
+    pub async fn authenticate(&self, caller: &Caller) -> Result<Option<SessionRecord>, Fault> {
+        let Some(id) = &caller.session else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let Some(mut rec) = self.store.touch_session(&id.digest(), now).await? else {
+            return Ok(None);
+        };
+        if self.expired(&rec, now) {
+            self.store.remove_session(rec.key.as_str()).await?;
+            return Ok(None);
+        }
+        rec.last_active_time = now;
+        rec.call_count += 1;
+        let ip = caller.ip.to_string();
+        if rec.ip_address != ip || (!caller.user_agent.is_empty() && rec.user_agent != caller.user_agent)
+        {
+            rec.ip_address = ip;
+            if !caller.user_agent.is_empty() {
+                rec.user_agent.clone_from(&caller.user_agent);
+            }
+            self.store.update_session(&rec).await?;
+        }
+        Ok(Some(rec))
+    }
+
+    /// The session, if it holds `privilege`; otherwise the fault vCenter raises.
+    pub fn require<'a>(
+        &self,
+        session: Option<&'a SessionRecord>,
+        object: MoRef,
+        privilege: Privilege,
+    ) -> Result<&'a SessionRecord, Fault> {
+        match session {
+            None => Err(Fault::NotAuthenticated { object, privilege }),
+            Some(s) if s.role.has(privilege) => Ok(s),
+            Some(_) => Err(Fault::NoPermission { object, privilege }),
+        }
+    }
+
+    fn sm(&self, session: Option<&SessionRecord>, p: Privilege) -> Result<SessionRecord, Fault> {
+        self.require(session, MoRef::session_manager(), p).cloned()
+    }
+
+    fn check_locale(&self, locale: Option<&str>) -> Result<String, Fault> {
+        match locale {
+            None | Some("") => Ok(self.policy.default_locale.clone()),
+            Some(l) if self.policy.locale_supported(l) => Ok(l.to_owned()),
+            Some(l) => Err(Fault::InvalidLocale(l.to_owned())),
+        }
+    }
+
+    /// Spends one argon2 verification, so that every failed login costs the same.
+    async fn burn(&self, password: &str) {
+        let _ = self
+            .verifier
+            .verify(dummy_hash().to_owned(), password.to_owned())
+            .await;
+    }
+
+    async fn new_session(
+        &self,
+        caller: &Caller,
+        user: &str,
+        full_name: &str,
+        role: Role,
+        locale: String,
+    ) -> Result<(SessionId, UserSession), Fault> {
+        let now = self.clock.now();
+        let id = SessionId::generate();
+        let rec = SessionRecord {
+            digest: id.digest(),
+            key: SessionKey::generate(),
+            user_name: user.to_owned(),
+            full_name: if full_name.is_empty() { user } else { full_name }.to_owned(),
+            role,
+            login_user: user.to_owned(),
+            login_time: now,
+            last_active_time: now,
+            message_locale: locale.clone(),
+            locale,
+            extension_session: false,
+            ip_address: caller.ip.to_string(),
+            user_agent: caller.user_agent.clone(),
+            call_count: 0,
+        };
+        let limit = self.policy.max_sessions;
+        let mut inserted = self.store.insert_session(rec.clone(), limit).await?;
+        if !inserted && self.reap().await? > 0 {
+            inserted = self.store.insert_session(rec.clone(), limit).await?;
+        }
+        if !inserted {
+            return Err(Fault::SessionLimit { limit });
+        }
+        Ok((id, rec.view()))
+    }
+
+    // ---- methods -------------------------------------------------------------------
+
+    /// `Login`. Works whatever cookie the caller carries; creates a new session.
+    pub async fn login(
+        &self,
+        caller: &Caller,
+        user: &str,
+        password: &str,
+        locale: Option<&str>,
+    ) -> Result<(SessionId, UserSession), Fault> {
+        let locale = self.check_locale(locale)?;
+        let now = self.clock.now();
+        let Some(name) = UserName::parse(user) else {
+            self.burn(password).await;
+            return Err(Fault::InvalidLogin);
+        };
+        if password.starts_with(LOCAL_TICKET_PREFIX) {
+            if let Some(user) = self.redeem_local_ticket(&name, password, now).await? {
+                return self.login_as(caller, &user, locale).await;
+            }
+        }
+        let lock = self.store.lock_state(name.as_str()).await?;
+        let Some(user) = self.store.get_user(name.as_str()).await? else {
+            self.burn(password).await;
+            return Err(Fault::InvalidLogin);
+        };
+        if lock.locked_at(now) {
+            self.burn(password).await;
+            return Err(Fault::InvalidLogin);
+        }
+        if !self
+            .verifier
+            .verify(user.password_hash.clone(), password.to_owned())
+            .await
+        {
+            let l = &self.policy.lockout;
+            if l.max_failures > 0 {
+                self.store
+                    .record_login_failure(name.as_str(), now, l.max_failures, l.lock_duration)
+                    .await?;
+            }
+            return Err(Fault::InvalidLogin);
+        }
+        if lock.failures > 0 || lock.locked_until.is_some() {
+            self.store.clear_login_failures(name.as_str()).await?;
+        }
+        self.login_as(caller, &user, locale).await
+    }
+
+    async fn login_as(
+        &self,
+        caller: &Caller,
+        user: &User,
+        locale: String,
+    ) -> Result<(SessionId, UserSession), Fault> {
+        if !user.role.has(Privilege::SystemView) {
+            return Err(Fault::NoPermission {
+                object: MoRef::new("Folder", "group-d1"),
+                privilege: Privilege::SystemView,
+            });
+        }
+        self.new_session(caller, user.name.as_str(), &user.full_name, user.role, locale)
+            .await
+    }
+
+    async fn redeem_local_ticket(
+        &self,
+        name: &UserName,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, Fault> {
+        let Some(t) = self.store.take_ticket(&IdDigest::of(password)).await? else {
+            return Ok(None);
+        };
+        let TicketKind::Local { user, path } = &t.kind else {
+            return Ok(None);
+        };
+        if let Some(sink) = &self.local_tickets {
+            sink.remove(path);
+        }
+        if user != name.as_str() || t.expires <= now {
+            return Ok(None);
+        }
+        Ok(self.store.get_user(name.as_str()).await?)
+    }
+
+    /// `Logout`: ends the caller's session.
+    pub async fn logout(&self, session: Option<&SessionRecord>) -> Result<(), Fault> {
+        let s = self.sm(session, Privilege::SystemView)?;
+        self.store.remove_session(s.key.as_str()).await?;
+        Ok(())
+    }
+
+    /// `SetLocale`.
+    pub async fn set_locale(
+        &self,
+        session: Option<&SessionRecord>,
+        locale: &str,
+    ) -> Result<(), Fault> {
+        let mut s = self.sm(session, Privilege::SystemView)?;
+        let locale = self.check_locale(Some(locale))?;
+        s.message_locale = locale.clone();
+        s.locale = locale;
+        self.store.update_session(&s).await?;
+        Ok(())
+    }
+
+    /// `UpdateServiceMessage`.
+    pub async fn update_service_message(
+        &self,
+        session: Option<&SessionRecord>,
+        message: &str,
+    ) -> Result<(), Fault> {
+        self.sm(session, Privilege::SessionsGlobalMessage)?;
+        if message.len() > MAX_MESSAGE_LEN {
+            return Err(Fault::invalid_argument(
+                "message",
+                format!("The message is longer than {MAX_MESSAGE_LEN} bytes."),
+            ));
+        }
+        self.store.set_message(message).await?;
+        Ok(())
+    }
+
+    /// `TerminateSession`: ends the sessions in order; stops at the first bad key.
+    pub async fn terminate_sessions(
+        &self,
+        session: Option<&SessionRecord>,
+        keys: &[String],
+    ) -> Result<(), Fault> {
+        let me = self.sm(session, Privilege::SessionsTerminateSession)?;
+        for key in keys {
+            if key == me.key.as_str() {
+                return Err(Fault::invalid_argument(
+                    "sessionId",
+                    "A session cannot terminate itself; use Logout to end the current session.",
+                ));
+            }
+            if self.store.remove_session(key).await?.is_none() {
+                return Err(Fault::NotFound(format!(
+                    "The session '{key}' is not a logged-on session."
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `SessionIsActive`: whether the session with this key is live and belongs to `user`.
+    pub async fn session_is_active(
+        &self,
+        session: Option<&SessionRecord>,
+        key: &str,
+        user: &str,
+    ) -> Result<bool, Fault> {
+        self.sm(session, Privilege::SessionsValidateSession)?;
+        let Some(rec) = self.store.session_by_key(key).await? else {
+            return Ok(false);
+        };
+        if self.expired(&rec, self.clock.now()) {
+            return Ok(false);
+        }
+        Ok(UserName::parse(user).is_some_and(|u| u.as_str() == rec.user_name))
+    }
+
+    /// `AcquireCloneTicket`.
+    pub async fn acquire_clone_ticket(
+        &self,
+        session: Option<&SessionRecord>,
+    ) -> Result<String, Fault> {
+        let s = self.sm(session, Privilege::SystemView)?;
+        let ticket = format!("{CLONE_TICKET_PREFIX}{}", random_hex(20));
+        let t = Ticket {
+            kind: TicketKind::Clone { session: s.key },
+            expires: self.clock.now() + self.policy.clone_ticket_ttl,
+        };
+        self.store.put_ticket(IdDigest::of(&ticket), t).await?;
+        Ok(ticket)
+    }
+
+    /// `CloneSession`: a new session for the ticket's user. The ticket works once, and
+    /// only while its session lives.
+    pub async fn clone_session(
+        &self,
+        caller: &Caller,
+        ticket: &str,
+    ) -> Result<(SessionId, UserSession), Fault> {
+        let now = self.clock.now();
+        let Some(t) = self.store.take_ticket(&IdDigest::of(ticket)).await? else {
+            return Err(Fault::InvalidLogin);
+        };
+        let TicketKind::Clone { session } = t.kind else {
+            return Err(Fault::InvalidLogin);
+        };
+        if t.expires <= now {
+            return Err(Fault::InvalidLogin);
+        }
+        let Some(src) = self.store.session_by_key(session.as_str()).await? else {
+            return Err(Fault::InvalidLogin);
+        };
+        if self.expired(&src, now) {
+            return Err(Fault::InvalidLogin);
+        }
+        self.new_session(caller, &src.user_name, &src.full_name, src.role, src.locale)
+            .await
+    }
+
+    /// `ImpersonateUser`: the caller's session takes on the identity of a user who has a
+    /// live session.
+    pub async fn impersonate_user(
+        &self,
+        session: Option<&SessionRecord>,
+        user: &str,
+        locale: Option<&str>,
+    ) -> Result<UserSession, Fault> {
+        let mut s = self.sm(session, Privilege::SessionsImpersonateUser)?;
+        let locale = match locale {
+            None | Some("") => s.locale.clone(),
+            l => self.check_locale(l)?,
+        };
+        let Some(name) = UserName::parse(user) else {
+            return Err(Fault::InvalidLogin);
+        };
+        let now = self.clock.now();
+        let target = self
+            .store
+            .list_sessions()
+            .await?
+            .into_iter()
+            .find(|r| r.user_name == name.as_str() && r.key != s.key && !self.expired(r, now));
+        let Some(target) = target else {
+            return Err(Fault::InvalidLogin);
+        };
+        s.user_name = target.user_name;
+        s.full_name = target.full_name;
+        s.role = target.role;
+        s.message_locale = locale.clone();
+        s.locale = locale;
+        if !self.store.update_session(&s).await? {
+            return Err(Fault::not_authenticated(Privilege::SessionsImpersonateUser));
+        }
+        Ok(s.view())
+    }
+
+    /// `AcquireLocalTicket`: a one-time password in a file only the server's OS user can
+    /// read. Only for clients on the server's own host.
+    pub async fn acquire_local_ticket(
+        &self,
+        caller: &Caller,
+        user: &str,
+    ) -> Result<LocalTicket, Fault> {
+        if !caller.ip.is_loopback() {
+            return Err(Fault::InvalidRequest(
+                "AcquireLocalTicket is only available to clients on the server's own host."
+                    .into(),
+            ));
+        }
+        let Some(sink) = &self.local_tickets else {
+            return Err(Fault::NotSupported(
+                "This server has no place to write local tickets.".into(),
+            ));
+        };
+        let Some(name) = UserName::parse(user) else {
+            return Err(Fault::InvalidLogin);
+        };
+        let Some(u) = self.store.get_user(name.as_str()).await? else {
+            return Err(Fault::InvalidLogin);
+        };
+        if !u.role.has(Privilege::SystemView) {
+            return Err(Fault::NoPermission {
+                object: MoRef::new("Folder", "group-d1"),
+                privilege: Privilege::SystemView,
+            });
+        }
+        let secret = format!("{LOCAL_TICKET_PREFIX}{}", random_hex(24));
+        let path = sink
+            .write(name.as_str(), &secret)
+            .map_err(|e| Fault::SystemError(format!("Cannot write the local ticket: {e}")))?;
+        let t = Ticket {
+            kind: TicketKind::Local {
+                user: name.as_str().to_owned(),
+                path: path.clone(),
+            },
+            expires: self.clock.now() + self.policy.local_ticket_ttl,
+        };
+        self.store.put_ticket(IdDigest::of(&secret), t).await?;
+        Ok(LocalTicket {
+            user_name: name.as_str().to_owned(),
+            password_file_path: path,
+        })
+    }
+
+    /// `AcquireGenericServiceTicket`: a one-time credential for one request matching `spec`.
+    pub async fn acquire_generic_service_ticket(
+        &self,
+        session: Option<&SessionRecord>,
+        spec: ServiceRequestSpec,
+    ) -> Result<GenericServiceTicket, Fault> {
+        let s = self.sm(session, Privilege::SystemAnonymous)?;
+        let host_name = match &spec {
+            ServiceRequestSpec::Http { url, .. } => {
+                let rest = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"))
+                    .ok_or_else(|| {
+                        Fault::invalid_argument("spec.url", "The URL must start with https:// or http://.")
+                    })?;
+                let host = rest.split('/').next().unwrap_or_default();
+                if host.is_empty() {
+                    return Err(Fault::invalid_argument("spec.url", "The URL has no host."));
+                }
+                Some(host.to_owned())
+            }
+            ServiceRequestSpec::Vmomi { method } => {
+                if method.is_empty() {
+                    return Err(Fault::invalid_argument("spec.method", "The method is empty."));
+                }
+                None
+            }
+        };
+        let id = random_hex(20);
+        let t = Ticket {
+            kind: TicketKind::Service { session: s.key, spec },
+            expires: self.clock.now() + self.policy.service_ticket_ttl,
+        };
+        self.store.put_ticket(IdDigest::of(&id), t).await?;
+        Ok(GenericServiceTicket {
+            id,
+            host_name,
+            ssl_thumbprint: None,
+        })
+    }
+
+    /// Redeems a generic service ticket for one request; returns the session it speaks for.
+    /// The ticket is consumed whether or not the request matches its spec.
+    pub async fn redeem_service_ticket(
+        &self,
+        ticket: &str,
+        request: &ServiceRequestSpec,
+    ) -> Result<UserSession, Fault> {
+        let now = self.clock.now();
+        let Some(t) = self.store.take_ticket(&IdDigest::of(ticket)).await? else {
+            return Err(Fault::InvalidLogin);
+        };
+        let TicketKind::Service { session, spec } = t.kind else {
+            return Err(Fault::InvalidLogin);
+        };
+        let matches = match (&spec, request) {
+            (
+                ServiceRequestSpec::Http { method: m1, url: u1 },
+                ServiceRequestSpec::Http { method: m2, url: u2 },
+            ) => u1 == u2 && (m1.is_none() || m1 == m2),
+            (ServiceRequestSpec::Vmomi { method: a }, ServiceRequestSpec::Vmomi { method: b }) => {
+                a == b
+            }
+            _ => false,
+        };
+        if t.expires <= now || !matches {
+            return Err(Fault::InvalidLogin);
+        }
+        match self.store.session_by_key(session.as_str()).await? {
+            Some(src) if !self.expired(&src, now) => Ok(src.view()),
+            _ => Err(Fault::InvalidLogin),
+        }
+    }
+
+    /// `LoginBySSPI`, `LoginByToken`, `LoginExtensionByCertificate`,
+    /// `LoginExtensionBySubjectName`: not available.
+    pub fn unsupported_login(&self, method: &str) -> Fault {
+        match method {
+            "LoginBySSPI" => Fault::NotSupported(
+                "LoginBySSPI (Windows SSPI pass-through) is not supported by this server; use Login."
+                    .into(),
+            ),
+            _ => Fault::NotSupported(format!(
+                "{method} is not implemented yet: this server does not yet accept SSO tokens or extension certificates; use Login or CloneSession."
+            )),
+        }
+    }
+
+    // ---- properties ----------------------------------------------------------------
+
+    /// `currentSession`: readable anonymously; `None` without a session.
+    pub fn current_session(&self, session: Option<&SessionRecord>) -> Option<UserSession> {
+        session.map(SessionRecord::view)
+    }
+
+    /// `sessionList`: every live session, oldest first. Expired ones are reaped.
+    pub async fn session_list(
+        &self,
+        session: Option<&SessionRecord>,
+    ) -> Result<Vec<UserSession>, Fault> {
+        self.sm(session, Privilege::SessionsTerminateSession)?;
+        let now = self.clock.now();
+        let mut live = Vec::new();
+        for rec in self.store.list_sessions().await? {
+            if self.expired(&rec, now) {
+                self.store.remove_session(rec.key.as_str()).await?;
+            } else {
+                live.push(rec.view());
+            }
+        }
+        live.sort_by(|a, b| a.login_time.cmp(&b.login_time).then(a.key.cmp(&b.key)));
+        Ok(live)
+    }
+
+    /// `message`.
+    pub async fn message(&self, session: Option<&SessionRecord>) -> Result<String, Fault> {
+        self.sm(session, Privilege::SystemView)?;
+        Ok(self.store.message().await?)
+    }
+
+    /// `messageLocaleList`.
+    pub fn message_locale_list(&self) -> Vec<String> {
+        self.policy.supported_locales.clone()
+    }
+
+    /// `supportedLocaleList`.
+    pub fn supported_locale_list(&self) -> Vec<String> {
+        self.policy.supported_locales.clone()
+    }
+
+    /// `defaultLocale`.
+    pub fn default_locale(&self) -> String {
+        self.policy.default_locale.clone()
+    }
+
+    /// `ServiceInstance.CurrentTime`.
+    pub fn current_time(&self, session: Option<&SessionRecord>) -> Result<DateTime<Utc>, Fault> {
+        self.require(session, MoRef::service_instance(), Privilege::SystemView)?;
+        Ok(self.clock.now())
+    }
+
+    /// Ends every expired session and drops expired tickets; returns how many sessions ended.
+    pub async fn reap(&self) -> Result<usize, Fault> {
+        let now = self.clock.now();
+        let mut n = 0;
+        for rec in self.store.list_sessions().await? {
+            if self.expired(&rec, now) && self.store.remove_session(rec.key.as_str()).await?.is_some() {
+                n += 1;
+            }
+        }
+        self.store.purge_tickets(now).await?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

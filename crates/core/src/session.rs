@@ -1,0 +1,72 @@
+//! `vim.UserSession` and the record a store keeps for each live session.
+use crate::ids::{IdDigest, SessionKey};
+use crate::privilege::Role;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The public view of a session, as `vim.UserSession`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSession {
+    pub key: String,
+    pub user_name: String,
+    pub full_name: String,
+    pub login_time: DateTime<Utc>,
+    pub last_active_time: DateTime<Utc>,
+    pub locale: String,
+    pub message_locale: String,
+    pub extension_session: bool,
+    pub ip_address: String,
+    pub user_agent: String,
+    pub call_count: u64,
+}
+
+/// What a store keeps per session. The secret id is only present as its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub digest: IdDigest,
+    pub key: SessionKey,
+    /// The effective user (changes with ImpersonateUser).
+    pub user_name: String,
+    pub full_name: String,
+    /// The role of the effective user, fixed at login or impersonation.
+    pub role: Role,
+    /// The user who originally authenticated.
+    pub login_user: String,
+    pub login_time: DateTime<Utc>,
+    pub last_active_time: DateTime<Utc>,
+    pub locale: String,
+    pub message_locale: String,
+    #[serde(default)]
+    pub extension_session: bool,
+    pub ip_address: String,
+    pub user_agent: String,
+    pub call_count: u64,
+}
+
+impl SessionRecord {
+    pub fn view(&self) -> UserSession {
+        UserSession {
+            key: self.key.0.clone(),
+            user_name: self.user_name.clone(),
+            full_name: self.full_name.clone(),
+            login_time: self.login_time,
+            last_active_time: self.last_active_time,
+            locale: self.locale.clone(),
+            message_locale: self.message_locale.clone(),
+            extension_session: self.extension_session,
+            ip_address: self.ip_address.clone(),
+            user_agent: self.user_agent.clone(),
+            call_count: self.call_count,
+        }
+    }
+
+    /// Whether the session has expired at `now` under the given limits.
+    pub fn expired(
+        &self,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+        lifetime: Option<chrono::Duration>,
+    ) -> bool {
+        now - self.last_active_time >= idle || lifetime.is_some_and(|l| now - self.login_time >= l)
+    }
+}

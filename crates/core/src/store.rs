@@ -1,0 +1,83 @@
+//! The persistence boundary. Implementations live in `vsess-store`.
+use crate::ids::IdDigest;
+use crate::session::SessionRecord;
+use crate::ticket::Ticket;
+use crate::user::User;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Consecutive login failures of one user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockState {
+    pub failures: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl LockState {
+    pub fn locked_at(&self, now: DateTime<Utc>) -> bool {
+        self.locked_until.is_some_and(|t| now < t)
+    }
+}
+
+/// Everything vsess keeps. Every method is atomic on its own; the invariants that span
+/// replicas (the session count, one-time tickets) are enforced inside one call.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // users
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
+    // sessions
+    /// Inserts a session unless `limit` live sessions exist; returns whether it did.
+    /// The record is durable when this returns `Ok(true)`.
+    async fn insert_session(&self, rec: SessionRecord, limit: usize) -> StoreResult<bool>;
+    /// Looks a session up by the digest of its id and records one call at `now`
+    /// (`lastActiveTime`, `callCount`). Returns the record as it was *before* this call.
+    async fn touch_session(
+        &self,
+        digest: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>>;
+    async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Replaces a session's record (locale, identity). Returns false if it has ended.
+    async fn update_session(&self, rec: &SessionRecord) -> StoreResult<bool>;
+    /// Ends a session; returns it if it was live.
+    async fn remove_session(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
+    async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
+
+    // one-time tickets
+    async fn put_ticket(&self, digest: IdDigest, ticket: Ticket) -> StoreResult<()>;
+    /// Removes and returns a ticket; a ticket is returned to at most one caller.
+    async fn take_ticket(&self, digest: &IdDigest) -> StoreResult<Option<Ticket>>;
+    /// Drops expired tickets; returns how many.
+    async fn purge_tickets(&self, now: DateTime<Utc>) -> StoreResult<usize>;
+
+    // service message
+    async fn message(&self) -> StoreResult<String>;
+    async fn set_message(&self, message: &str) -> StoreResult<()>;
+
+    // login lockout
+    async fn lock_state(&self, user: &str) -> StoreResult<LockState>;
+    /// Counts one failure; locks the user for `lock_for` when `max_failures` is reached.
+    async fn record_login_failure(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: Duration,
+    ) -> StoreResult<LockState>;
+    async fn clear_login_failures(&self, user: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,76 @@
+//! Users and the two name forms vCenter accepts (`user@domain`, `DOMAIN\user`).
+use crate::privilege::Role;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A canonical user name: lower case, `user@domain` (or a bare `user`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct UserName(String);
+
+impl UserName {
+    /// Canonicalises `DOMAIN\user` and `user@DOMAIN` to `user@domain`.
+    /// Returns `None` for names that cannot be valid.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 256 || raw.chars().any(|c| c.is_control()) {
+            return None;
+        }
+        let (user, domain) = match (raw.split_once('\\'), raw.rsplit_once('@')) {
+            (Some((d, u)), None) => (u, Some(d)),
+            (None, Some((u, d))) => (u, Some(d)),
+            (None, None) => (raw, None),
+            (Some(_), Some(_)) => return None,
+        };
+        if user.is_empty() || user.contains(['\\', '@', ' ']) {
+            return None;
+        }
+        let name = match domain {
+            Some(d) if d.is_empty() || d.contains(['\\', '@', ' ']) => return None,
+            Some(d) => format!("{}@{}", user.to_lowercase(), d.to_lowercase()),
+            None => user.to_lowercase(),
+        };
+        Some(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user of the directory. `password_hash` is an argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: UserName,
+    #[serde(default)]
+    pub full_name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_name_forms_are_one_account() {
+        let a = UserName::parse("Administrator@vsphere.local").unwrap();
+        let b = UserName::parse("VSPHERE.LOCAL\\administrator").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "administrator@vsphere.local");
+        assert_eq!(UserName::parse("root").unwrap().as_str(), "root");
+    }
+
+    #[test]
+    fn malformed_names_are_rejected() {
+        for bad in ["", "@x", "x@", "\\u", "d\\", "a\\b@c", "a b@c", "x\n@y"] {
+            assert!(UserName::parse(bad).is_none(), "{bad:?} accepted");
+        }
+    }
+}

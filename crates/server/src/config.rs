@@ -1,0 +1,218 @@
+//! The TOML configuration file (`--config`).
+//!
+//! Policy keys use vCenter's own dotted names, which TOML reads as nested tables:
+//!
+//! ```toml
+//! config.vmacore.soap.sessionTimeout = 1800    # idle seconds
+//! config.vmacore.soap.maxSessionCount = 3000
+//! vpx.sso.sts.tokenLifetime = 86400            # maximum session age in seconds; 0 = none
+//!
+//! [lockout]
+//! max_failures = 5        # consecutive failures; 0 disables lockout
+//! lock_seconds = 300
+//!
+//! [locale]
+//! supported = ["en", "de", "fr", "es", "it", "ja", "ko", "zh_CN", "zh_TW"]
+//! default = "en"
+//!
+//! [server]
+//! max_body_bytes = 1048576
+//! ```
+use chrono::Duration;
+use serde::Deserialize;
+use std::path::Path;
+use vsess_core::Policy;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    config: Option<ConfigNs>,
+    vpx: Option<VpxNs>,
+    lockout: Option<Lockout>,
+    locale: Option<Locale>,
+    server: Option<Server>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigNs {
+    vmacore: Vmacore,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vmacore {
+    soap: Soap,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Soap {
+    session_timeout: Option<i64>,
+    max_session_count: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VpxNs {
+    sso: Sso,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sso {
+    sts: Sts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Sts {
+    token_lifetime: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lockout {
+    max_failures: Option<u32>,
+    lock_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Locale {
+    supported: Option<Vec<String>>,
+    default: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Server {
+    max_body_bytes: Option<usize>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policy: Policy,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut c = Config::default();
+        let p = &mut c.policy;
+        if let Some(soap) = f.config.map(|n| n.vmacore.soap) {
+            if let Some(t) = soap.session_timeout {
+                if t < 1 {
+                    return Err("config.vmacore.soap.sessionTimeout must be at least 1 second".into());
+                }
+                p.idle_timeout = Duration::seconds(t);
+            }
+            if let Some(n) = soap.max_session_count {
+                if n < 1 {
+                    return Err("config.vmacore.soap.maxSessionCount must be at least 1".into());
+                }
+                p.max_sessions = n;
+            }
+        }
+        if let Some(t) = f.vpx.and_then(|v| v.sso.sts.token_lifetime) {
+            if t < 0 {
+                return Err("vpx.sso.sts.tokenLifetime must be 0 (no limit) or positive".into());
+            }
+            p.max_lifetime = (t > 0).then(|| Duration::seconds(t));
+        }
+        if let Some(l) = f.lockout {
+            if let Some(n) = l.max_failures {
+                p.lockout.max_failures = n;
+            }
+            if let Some(s) = l.lock_seconds {
+                if s < 1 {
+                    return Err("lockout.lock_seconds must be at least 1".into());
+                }
+                p.lockout.lock_duration = Duration::seconds(s);
+            }
+        }
+        if let Some(l) = f.locale {
+            if let Some(s) = l.supported {
+                if s.is_empty() {
+                    return Err("locale.supported must name at least one locale".into());
+                }
+                p.supported_locales = s;
+            }
+            if let Some(d) = l.default {
+                p.default_locale = d;
+            }
+            if !p.locale_supported(&p.default_locale) {
+                return Err(format!(
+                    "locale.default '{}' is not in locale.supported",
+                    p.default_locale
+                ));
+            }
+        }
+        if let Some(n) = f.server.and_then(|s| s.max_body_bytes) {
+            if n < 1024 {
+                return Err("server.max_body_bytes must be at least 1024".into());
+            }
+            c.max_body_bytes = n;
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vcenter_names() {
+        let c = Config::parse(
+            "config.vmacore.soap.sessionTimeout = 60\nconfig.vmacore.soap.maxSessionCount = 5\nvpx.sso.sts.tokenLifetime = 0\n[lockout]\nmax_failures = 3\n[locale]\nsupported = [\"en\", \"de\"]\ndefault = \"de\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.policy.idle_timeout, Duration::seconds(60));
+        assert_eq!(c.policy.max_sessions, 5);
+        assert_eq!(c.policy.max_lifetime, None);
+        assert_eq!(c.policy.lockout.max_failures, 3);
+        assert_eq!(c.policy.default_locale, "de");
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        assert!(Config::parse("config.vmacore.soap.sessionTimeOut = 60").unwrap_err().contains("sessionTimeOut"));
+        assert!(Config::parse("config.vmacore.soap.maxSessionCount = 0").is_err());
+        assert!(Config::parse("[locale]\ndefault = \"xx\"").is_err());
+        assert!(Config::parse("").is_ok());
+    }
+}

@@ -1,0 +1,318 @@
+//! The vsess server: an axum app over the core, with TLS, configuration and the
+//! embedded store.
+//!
+//! [`start`] binds, prepares the data directory and serves in the background, returning a
+//! [`Running`] handle; the CLI's `serve` and the integration tests both use it.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod app;
+pub mod config;
+pub mod soap;
+pub mod tickets;
+pub mod tls;
+
+use app::App;
+use async_trait::async_trait;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vsess_core::ids::random_hex;
+use vsess_core::password::{hash_password, verify_password};
+use vsess_core::{
+    AboutInfo, CredentialVerifier, Role, SessionService, SystemClock, User, UserName,
+};
+use vsess_store::{write_private_atomic, EmbeddedStore};
+
+pub use config::Config;
+
+pub const ADMIN_USER: &str = "administrator@vsphere.local";
+pub const ADMIN_PASSWORD_FILE: &str = "administrator-password";
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// HTTPS with the data directory's certificate (generated on first start).
+    SelfSigned,
+    /// HTTPS with the operator's certificate and key (PEM).
+    Files { cert: PathBuf, key: PathBuf },
+    /// Plain HTTP; only on explicit request.
+    PlainHttp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub config: Config,
+    pub transport: Transport,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("{0}")]
+    DataDir(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A server serving in the background.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub url: String,
+    /// SHA-256 fingerprint of the TLS certificate, if serving HTTPS.
+    pub fingerprint: Option<String>,
+    pub cert_generated: bool,
+    /// The administrator password, when this start created the administrator.
+    pub admin_password: Option<String>,
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets requests in flight finish (up to 10 s), and
+    /// writes pending state to disk.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let r = match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        let store = self.app.store.clone();
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("cannot write sessions on shutdown: {e}"),
+            Err(e) => tracing::error!("cannot write sessions on shutdown: {e}"),
+        }
+        r
+    }
+
+    /// Waits until the server stops by itself (it only does on an I/O error).
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+}
+
+/// Runs argon2 on the blocking pool, so a burst of logins does not stall other requests.
+struct BlockingVerifier;
+
+#[async_trait]
+impl CredentialVerifier for BlockingVerifier {
+    async fn verify(&self, phc: String, password: String) -> bool {
+        tokio::task::spawn_blocking(move || verify_password(&phc, &password))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+fn about(instance_uuid: String) -> AboutInfo {
+    let v = env!("CARGO_PKG_VERSION");
+    AboutInfo {
+        name: "vsess".into(),
+        full_name: format!("vsess {v} (vSphere SessionManager) build-{v}"),
+        vendor: "vsess".into(),
+        version: "8.0.3".into(),
+        build: v.into(),
+        os_type: "linux-x64".into(),
+        product_line_id: "vpx".into(),
+        api_type: "VirtualCenter".into(),
+        api_version: vsess_wire::soap::API_VERSIONS[0].into(),
+        instance_uuid,
+        license_product_name: "VMware VirtualCenter Server".into(),
+        license_product_version: "8.0".into(),
+    }
+}
+
+fn instance_uuid(dir: &Path) -> Result<String, StartError> {
+    let path = dir.join("instance-uuid");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_owned();
+        if uuid::Uuid::parse_str(&s).is_ok() {
+            return Ok(s);
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    write_private_atomic(&path, id.as_bytes())
+        .map_err(|e| StartError::DataDir(format!("cannot write {}: {e}", path.display())))?;
+    Ok(id)
+}
+
+/// Creates `administrator@vsphere.local` with a random password when there are no users;
+/// the password goes to a 0600 file in the data directory and is returned once.
+fn bootstrap_admin(store: &EmbeddedStore) -> Result<Option<String>, StartError> {
+    let err = |e: vsess_core::StoreError| StartError::DataDir(e.to_string());
+    if !store.users().list().map_err(err)?.is_empty() {
+        return Ok(None);
+    }
+    let password = random_hex(16);
+    let hash = hash_password(&password).map_err(StartError::DataDir)?;
+    let name = UserName::parse(ADMIN_USER)
+        .ok_or_else(|| StartError::DataDir("invalid administrator name".into()))?;
+    let created = store
+        .users()
+        .modify(|users| {
+            if !users.is_empty() {
+                return Ok(false);
+            }
+            users.insert(
+                name.as_str().to_owned(),
+                User {
+                    name: name.clone(),
+                    full_name: "Administrator".into(),
+                    role: Role::Admin,
+                    password_hash: hash,
+                },
+            );
+            Ok(true)
+        })
+        .map_err(err)?;
+    if !created {
+        return Ok(None);
+    }
+    let path = store.dir().join(ADMIN_PASSWORD_FILE);
+    write_private_atomic(&path, format!("{password}\n").as_bytes())
+        .map_err(|e| StartError::DataDir(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Some(password))
+}
+
+/// Binds, opens the data directory and starts serving in the background.
+pub async fn start(opts: Options) -> Result<Running, StartError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = TcpListener::bind(opts.listen).map_err(|source| StartError::Bind {
+        addr: opts.listen,
+        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another process is using this port; stop it or pass --listen with another port)"
+        } else {
+            ""
+        },
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| StartError::DataDir(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::DataDir(e.to_string()))?;
+
+    let dir = opts.data_dir.clone();
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+            .await
+            .map_err(|e| StartError::DataDir(e.to_string()))?
+            .map_err(|e| StartError::DataDir(e.to_string()))?,
+    );
+    let admin_password = bootstrap_admin(&store)?;
+    let uuid = instance_uuid(&opts.data_dir)?;
+    let ticket_dir = Arc::new(tickets::TicketDir::new(&opts.data_dir).map_err(|e| {
+        StartError::DataDir(format!(
+            "cannot create {}: {e}",
+            opts.data_dir.join("local-tickets").display()
+        ))
+    })?);
+    let policy = opts.config.policy.clone();
+    let local_ttl = policy
+        .local_ticket_ttl
+        .to_std()
+        .unwrap_or(Duration::from_secs(300));
+    let svc = SessionService::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        policy,
+        Arc::new(BlockingVerifier),
+        about(uuid),
+    )
+    .with_local_tickets(ticket_dir.clone());
+    let app = Arc::new(App { svc, store });
+    let router = app::router(app.clone(), opts.config.max_body_bytes)
+        .into_make_service_with_connect_info::<SocketAddr>();
+
+    let (tx, mut rx) = watch::channel(false);
+    let (scheme, fingerprint, cert_generated, task) = match &opts.transport {
+        Transport::PlainHttp => {
+            let l = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| StartError::DataDir(e.to_string()))?;
+            let mut rx2 = rx.clone();
+            let task = tokio::spawn(async move {
+                axum::serve(l, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx2.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+            ("http", None, false, task)
+        }
+        t => {
+            let (cert, key) = match t {
+                Transport::Files { cert, key } => (Some(cert.as_path()), Some(key.as_path())),
+                _ => (None, None),
+            };
+            let m = tls::load_or_generate(&opts.data_dir, cert, key).map_err(StartError::Tls)?;
+            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem(m.cert_pem.clone(), m.key_pem.clone())
+                .await
+                .map_err(|e| StartError::Tls(format!("{}: {e}", m.cert_path.display())))?;
+            let handle = axum_server::Handle::new();
+            let h2 = handle.clone();
+            let mut rx2 = rx.clone();
+            tokio::spawn(async move {
+                let _ = rx2.wait_for(|s| *s).await;
+                h2.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            let server = axum_server::from_tcp_rustls(listener, cfg)
+                .map_err(|e| StartError::DataDir(e.to_string()))?
+                .handle(handle);
+            let task = tokio::spawn(async move { server.serve(router).await });
+            ("https", Some(m.fingerprint), m.generated, task)
+        }
+    };
+
+    // Housekeeping: lazy persistence of activity, reaping of expired sessions and tickets.
+    let house = app.clone();
+    tokio::spawn(async move {
+        let mut flush = tokio::time::interval(Duration::from_secs(2));
+        let mut reap = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = rx.changed() => break,
+                _ = flush.tick() => {
+                    let store = house.store.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.flush()).await {
+                        tracing::error!("cannot write session activity: {e}");
+                    }
+                }
+                _ = reap.tick() => {
+                    match house.svc.reap().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(count = n, "reaped expired sessions"),
+                        Err(e) => tracing::error!("cannot reap sessions: {e}"),
+                    }
+                    let dir = ticket_dir.clone();
+                    let _ = tokio::task::spawn_blocking(move || dir.sweep(local_ttl)).await;
+                }
+            }
+        }
+    });
+
+    let url = format!("{scheme}://{addr}");
+    Ok(Running {
+        addr,
+        url,
+        fingerprint,
+        cert_generated,
+        admin_password,
+        app,
+        shutdown: tx,
+        task,
+    })
+}

@@ -1,0 +1,63 @@
+//! Local-ticket password files: `<data-dir>/local-tickets/<random>`, mode 0600, in a 0700
+//! directory, so only the server's own OS user (and root) can read them.
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use vsess_core::ids::random_hex;
+use vsess_core::LocalTicketSink;
+use vsess_store::ensure_private_dir;
+
+pub struct TicketDir {
+    dir: PathBuf,
+}
+
+impl TicketDir {
+    pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+        let dir = data_dir.join("local-tickets");
+        ensure_private_dir(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// Removes ticket files older than `age` (unused and expired).
+    pub fn sweep(&self, age: Duration) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() > age)
+                .unwrap_or(false);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+impl LocalTicketSink for TicketDir {
+    fn write(&self, _user: &str, secret: &str) -> Result<String, String> {
+        let path = self.dir.join(random_hex(12));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| e.to_string())?;
+        f.write_all(secret.as_bytes()).map_err(|e| e.to_string())?;
+        f.sync_all().map_err(|e| e.to_string())?;
+        Ok(path.display().to_string())
+    }
+
+    fn remove(&self, path: &str) {
+        let p = Path::new(path);
+        // Only ever delete inside our own directory.
+        if p.parent() == Some(self.dir.as_path()) {
+            let _ = fs::remove_file(p);
+        }
+    }
+}

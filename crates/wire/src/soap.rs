@@ -1,0 +1,689 @@
+//! vim25 SOAP, the way pyVmomi and govc speak it.
+//!
+//! Decoding: an envelope becomes a [`VimCall`] (the method, its checked `_this`, and its
+//! typed arguments). `versionId` attributes and `SOAPAction` are ignored. Encoding: each
+//! response shape, and [`fault`], the one place a [`Fault`] becomes a SOAP fault.
+use crate::xml::{self, escape_into, Element, XmlError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use vsess_core::{
+    AboutInfo, Fault, GenericServiceTicket, LocalTicket, MoRef, ServiceRequestSpec, UserSession,
+};
+
+/// The API versions vsess speaks, newest first; the first is `<version>`.
+pub const API_VERSIONS: &[&str] = &[
+    "8.0.3.0", "8.0.2.0", "8.0.1.0", "8.0.0.2", "8.0.0.1", "8.0.0.0", "7.0.3.2", "7.0.3.1",
+    "7.0.3.0", "7.0.2.1", "7.0.2.0", "7.0.1.1", "7.0.1.0", "7.0.0.2", "7.0.0.0", "6.9.1",
+    "6.8.7", "6.7.3", "6.7.2", "6.7.1", "6.7", "6.5", "6.0", "5.5", "5.1", "5.0", "4.1", "4.0",
+];
+
+/// `GET /sdk/vimServiceVersions.xml`.
+pub fn vim_service_versions() -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<namespaces version=\"1.0\">\n <namespace>\n  <name>urn:vim25</name>\n",
+    );
+    s.push_str(&format!("  <version>{}</version>\n  <priorVersions>\n", API_VERSIONS[0]));
+    for v in &API_VERSIONS[1..] {
+        s.push_str(&format!("   <version>{v}</version>\n"));
+    }
+    s.push_str("  </priorVersions>\n </namespace>\n</namespaces>\n");
+    s
+}
+
+/// A property read: which object, which property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertySpec {
+    pub type_: String,
+    pub all: bool,
+    pub paths: Vec<String>,
+}
+
+/// PropertyCollector `specSet` entries, flattened to (object, properties).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyFilterSpec {
+    pub props: Vec<PropertySpec>,
+    pub objects: Vec<MoRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VimCall {
+    RetrieveServiceContent,
+    CurrentTime,
+    Fetch { obj: MoRef, prop: String },
+    RetrieveProperties { specs: Vec<PropertyFilterSpec> },
+    RetrievePropertiesEx { specs: Vec<PropertyFilterSpec> },
+    Login { user: String, password: String, locale: Option<String> },
+    Logout,
+    SetLocale { locale: String },
+    UpdateServiceMessage { message: String },
+    TerminateSession { keys: Vec<String> },
+    SessionIsActive { key: String, user: String },
+    AcquireCloneTicket,
+    CloneSession { ticket: String },
+    ImpersonateUser { user: String, locale: Option<String> },
+    AcquireLocalTicket { user: String },
+    AcquireGenericServiceTicket { spec: ServiceRequestSpec },
+    /// LoginBySSPI, LoginByToken, LoginExtensionByCertificate, LoginExtensionBySubjectName.
+    UnsupportedLogin { method: &'static str },
+}
+
+impl VimCall {
+    /// The SOAP method name, for responses and logs.
+    pub fn method(&self) -> &'static str {
+        match self {
+            VimCall::RetrieveServiceContent => "RetrieveServiceContent",
+            VimCall::CurrentTime => "CurrentTime",
+            VimCall::Fetch { .. } => "Fetch",
+            VimCall::RetrieveProperties { .. } => "RetrieveProperties",
+            VimCall::RetrievePropertiesEx { .. } => "RetrievePropertiesEx",
+            VimCall::Login { .. } => "Login",
+            VimCall::Logout => "Logout",
+            VimCall::SetLocale { .. } => "SetLocale",
+            VimCall::UpdateServiceMessage { .. } => "UpdateServiceMessage",
+            VimCall::TerminateSession { .. } => "TerminateSession",
+            VimCall::SessionIsActive { .. } => "SessionIsActive",
+            VimCall::AcquireCloneTicket => "AcquireCloneTicket",
+            VimCall::CloneSession { .. } => "CloneSession",
+            VimCall::ImpersonateUser { .. } => "ImpersonateUser",
+            VimCall::AcquireLocalTicket { .. } => "AcquireLocalTicket",
+            VimCall::AcquireGenericServiceTicket { .. } => "AcquireGenericServiceTicket",
+            VimCall::UnsupportedLogin { method } => method,
+        }
+    }
+}
+
+/// The managed objects vsess serves, by type, with their one instance's id.
+const OBJECTS: &[(&str, &str)] = &[
+    ("ServiceInstance", "ServiceInstance"),
+    ("SessionManager", "SessionManager"),
+    ("PropertyCollector", "propertyCollector"),
+];
+
+fn receiver_of(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "RetrieveServiceContent" | "CurrentTime" => "ServiceInstance",
+        "RetrieveProperties" | "RetrievePropertiesEx" => "PropertyCollector",
+        "Login" | "Logout" | "SetLocale" | "UpdateServiceMessage" | "TerminateSession"
+        | "SessionIsActive" | "AcquireCloneTicket" | "CloneSession" | "ImpersonateUser"
+        | "AcquireLocalTicket" | "AcquireGenericServiceTicket" | "LoginBySSPI" | "LoginByToken"
+        | "LoginExtensionByCertificate" | "LoginExtensionBySubjectName" => "SessionManager",
+        "Fetch" => "*",
+        _ => return None,
+    })
+}
+
+fn invalid(msg: impl Into<String>) -> Fault {
+    Fault::InvalidRequest(msg.into())
+}
+
+impl From<XmlError> for Fault {
+    fn from(e: XmlError) -> Self {
+        invalid(format!("The request is not a valid SOAP message: {e}."))
+    }
+}
+
+fn mo_ref(el: &Element) -> Result<MoRef, Fault> {
+    let type_ = el
+        .attr("type")
+        .ok_or_else(|| invalid(format!("<{}> has no type attribute.", el.name)))?;
+    Ok(MoRef::new(type_, el.text.trim()))
+}
+
+fn required<'a>(call: &'a Element, name: &str) -> Result<&'a Element, Fault> {
+    call.child(name).ok_or_else(|| {
+        invalid(format!(
+            "{} requires the argument '{name}', which is missing.",
+            call.name
+        ))
+    })
+}
+
+fn text(call: &Element, name: &str) -> Result<String, Fault> {
+    Ok(required(call, name)?.text.clone())
+}
+
+fn opt_text(call: &Element, name: &str) -> Option<String> {
+    call.child(name).map(|e| e.text.clone())
+}
+
+/// Decodes a SOAP request body into a call.
+pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
+    let env = xml::parse(body)?;
+    if env.name != "Envelope" {
+        return Err(invalid("The request is not a SOAP envelope."));
+    }
+    let body = env
+        .child("Body")
+        .ok_or_else(|| invalid("The SOAP envelope has no Body."))?;
+    let call = body
+        .children
+        .first()
+        .ok_or_else(|| invalid("The SOAP Body names no method."))?;
+    let this = mo_ref(required(call, "_this")?)?;
+    let method = call.name.as_str();
+    let Some(receiver) = receiver_of(method) else {
+        return Err(Fault::MethodNotFound {
+            receiver: this,
+            method: method.to_owned(),
+        });
+    };
+    let known = OBJECTS.iter().find(|(t, _)| *t == this.type_);
+    match known {
+        Some((t, _)) if receiver != "*" && *t != receiver => {
+            return Err(Fault::MethodNotFound {
+                receiver: this,
+                method: method.to_owned(),
+            });
+        }
+        Some((_, id)) if *id == this.value => {}
+        _ => return Err(Fault::ManagedObjectNotFound(this)),
+    }
+    Ok(match method {
+        "RetrieveServiceContent" => VimCall::RetrieveServiceContent,
+        "CurrentTime" => VimCall::CurrentTime,
+        "Fetch" => VimCall::Fetch {
+            obj: this,
+            prop: text(call, "prop")?.trim().to_owned(),
+        },
+        "RetrieveProperties" => VimCall::RetrieveProperties {
+            specs: spec_set(call)?,
+        },
+        "RetrievePropertiesEx" => VimCall::RetrievePropertiesEx {
+            specs: spec_set(call)?,
+        },
+        "Login" => VimCall::Login {
+            user: text(call, "userName")?,
+            password: text(call, "password")?,
+            locale: opt_text(call, "locale"),
+        },
+        "Logout" => VimCall::Logout,
+        "SetLocale" => VimCall::SetLocale {
+            locale: text(call, "locale")?,
+        },
+        "UpdateServiceMessage" => VimCall::UpdateServiceMessage {
+            message: text(call, "message")?,
+        },
+        "TerminateSession" => {
+            let keys: Vec<String> = call
+                .children_named("sessionId")
+                .map(|e| e.text.trim().to_owned())
+                .collect();
+            if keys.is_empty() {
+                required(call, "sessionId")?;
+            }
+            VimCall::TerminateSession { keys }
+        }
+        "SessionIsActive" => VimCall::SessionIsActive {
+            key: text(call, "sessionID")?,
+            user: text(call, "userName")?,
+        },
+        "AcquireCloneTicket" => VimCall::AcquireCloneTicket,
+        "CloneSession" => VimCall::CloneSession {
+            ticket: text(call, "cloneTicket")?,
+        },
+        "ImpersonateUser" => VimCall::ImpersonateUser {
+            user: text(call, "userName")?,
+            locale: opt_text(call, "locale"),
+        },
+        "AcquireLocalTicket" => VimCall::AcquireLocalTicket {
+            user: text(call, "userName")?,
+        },
+        "AcquireGenericServiceTicket" => VimCall::AcquireGenericServiceTicket {
+            spec: service_spec(required(call, "spec")?)?,
+        },
+        "LoginBySSPI" => VimCall::UnsupportedLogin { method: "LoginBySSPI" },
+        "LoginByToken" => VimCall::UnsupportedLogin { method: "LoginByToken" },
+        "LoginExtensionByCertificate" => VimCall::UnsupportedLogin {
+            method: "LoginExtensionByCertificate",
+        },
+        _ => VimCall::UnsupportedLogin {
+            method: "LoginExtensionBySubjectName",
+        },
+    })
+}
+
+fn service_spec(spec: &Element) -> Result<ServiceRequestSpec, Fault> {
+    let ty = spec.attr("type").unwrap_or("SessionManagerHttpServiceRequestSpec");
+    match ty {
+        "SessionManagerHttpServiceRequestSpec" => Ok(ServiceRequestSpec::Http {
+            method: opt_text(spec, "method"),
+            url: text(spec, "url")?,
+        }),
+        "SessionManagerVmomiServiceRequestSpec" => Ok(ServiceRequestSpec::Vmomi {
+            method: text(spec, "method")?,
+        }),
+        other => Err(Fault::invalid_argument(
+            "spec",
+            format!("The service request spec type '{other}' is not supported."),
+        )),
+    }
+}
+
+fn spec_set(call: &Element) -> Result<Vec<PropertyFilterSpec>, Fault> {
+    let mut out = Vec::new();
+    for spec in call.children_named("specSet") {
+        let props = spec
+            .children_named("propSet")
+            .map(|p| {
+                Ok(PropertySpec {
+                    type_: text(p, "type")?,
+                    all: p.child("all").is_some_and(|a| a.text.trim() == "true"),
+                    paths: p.children_named("pathSet").map(|e| e.text.trim().to_owned()).collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, Fault>>()?;
+        let objects = spec
+            .children_named("objectSet")
+            .map(|o| mo_ref(required(o, "obj")?))
+            .collect::<Result<Vec<_>, Fault>>()?;
+        out.push(PropertyFilterSpec { props, objects });
+    }
+    if out.is_empty() {
+        required(call, "specSet")?;
+    }
+    Ok(out)
+}
+
+// ---- encoding --------------------------------------------------------------------------
+
+const ENVELOPE_START: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n<soapenv:Body>\n";
+const ENVELOPE_END: &str = "\n</soapenv:Body>\n</soapenv:Envelope>";
+
+/// A property value, typed as vim types it.
+#[derive(Debug, Clone)]
+pub enum Value<'a> {
+    Session(UserSession),
+    Sessions(Vec<UserSession>),
+    Str(String),
+    Strs(Vec<String>),
+    Time(DateTime<Utc>),
+    Content(&'a AboutInfo),
+}
+
+impl Value<'_> {
+    fn xsi_type(&self) -> &'static str {
+        match self {
+            Value::Session(_) => "UserSession",
+            Value::Sessions(_) => "ArrayOfUserSession",
+            Value::Str(_) => "xsd:string",
+            Value::Strs(_) => "ArrayOfString",
+            Value::Time(_) => "xsd:dateTime",
+            Value::Content(_) => "ServiceContent",
+        }
+    }
+
+    fn write_inner(&self, out: &mut String) {
+        match self {
+            Value::Session(s) => user_session_fields(out, s),
+            Value::Sessions(list) => {
+                for s in list {
+                    out.push_str("<UserSession xsi:type=\"UserSession\">");
+                    user_session_fields(out, s);
+                    out.push_str("</UserSession>");
+                }
+            }
+            Value::Str(s) => escape_into(out, s),
+            Value::Strs(list) => {
+                for s in list {
+                    out.push_str("<string>");
+                    escape_into(out, s);
+                    out.push_str("</string>");
+                }
+            }
+            Value::Time(t) => out.push_str(&time(t)),
+            Value::Content(about) => service_content_fields(out, about),
+        }
+    }
+
+    /// `<tag xsi:type="T">…</tag>`.
+    fn write_typed(&self, out: &mut String, tag: &str) {
+        out.push('<');
+        out.push_str(tag);
+        out.push_str(" xsi:type=\"");
+        out.push_str(self.xsi_type());
+        out.push_str("\">");
+        self.write_inner(out);
+        out.push_str("</");
+        out.push_str(tag);
+        out.push('>');
+    }
+}
+
+/// vim's dateTime: RFC 3339, UTC, microseconds.
+pub fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn field(out: &mut String, name: &str, value: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+    escape_into(out, value);
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+fn mo_field(out: &mut String, name: &str, type_: &str, value: &str) {
+    out.push_str(&format!("<{name} type=\"{type_}\">"));
+    escape_into(out, value);
+    out.push_str(&format!("</{name}>"));
+}
+
+fn user_session_fields(out: &mut String, s: &UserSession) {
+    field(out, "key", &s.key);
+    field(out, "userName", &s.user_name);
+    field(out, "fullName", &s.full_name);
+    field(out, "loginTime", &time(&s.login_time));
+    field(out, "lastActiveTime", &time(&s.last_active_time));
+    field(out, "locale", &s.locale);
+    field(out, "messageLocale", &s.message_locale);
+    field(out, "extensionSession", if s.extension_session { "true" } else { "false" });
+    field(out, "ipAddress", &s.ip_address);
+    field(out, "userAgent", &s.user_agent);
+    field(out, "callCount", &s.call_count.to_string());
+}
+
+/// The managed objects a vCenter 8.0.3 ServiceContent names, in its order. vsess serves
+/// only ServiceInstance, SessionManager and PropertyCollector; the others are listed so
+/// that clients which read ServiceContent find every field they expect.
+const CONTENT_BEFORE_ABOUT: &[(&str, &str, &str)] = &[
+    ("rootFolder", "Folder", "group-d1"),
+    ("propertyCollector", "PropertyCollector", "propertyCollector"),
+    ("viewManager", "ViewManager", "ViewManager"),
+];
+const CONTENT_AFTER_ABOUT: &[(&str, &str, &str)] = &[
+    ("setting", "OptionManager", "VpxSettings"),
+    ("userDirectory", "UserDirectory", "UserDirectory"),
+    ("sessionManager", "SessionManager", "SessionManager"),
+    ("authorizationManager", "AuthorizationManager", "AuthorizationManager"),
+    ("serviceManager", "ServiceManager", "ServiceMgr"),
+    ("perfManager", "PerformanceManager", "PerfMgr"),
+    ("scheduledTaskManager", "ScheduledTaskManager", "ScheduledTaskManager"),
+    ("alarmManager", "AlarmManager", "AlarmManager"),
+    ("eventManager", "EventManager", "EventManager"),
+    ("taskManager", "TaskManager", "TaskManager"),
+    ("extensionManager", "ExtensionManager", "ExtensionManager"),
+    ("customizationSpecManager", "CustomizationSpecManager", "CustomizationSpecManager"),
+    ("customFieldsManager", "CustomFieldsManager", "CustomFieldsManager"),
+    ("diagnosticManager", "DiagnosticManager", "DiagMgr"),
+    ("licenseManager", "LicenseManager", "LicenseManager"),
+    ("searchIndex", "SearchIndex", "SearchIndex"),
+    ("fileManager", "FileManager", "FileManager"),
+    ("virtualDiskManager", "VirtualDiskManager", "virtualDiskManager"),
+    ("ovfManager", "OvfManager", "OvfManager"),
+    ("localizationManager", "LocalizationManager", "LocalizationManager"),
+];
+
+fn service_content_fields(out: &mut String, a: &AboutInfo) {
+    for (name, ty, id) in CONTENT_BEFORE_ABOUT {
+        mo_field(out, name, ty, id);
+    }
+    out.push_str("<about>");
+    field(out, "name", &a.name);
+    field(out, "fullName", &a.full_name);
+    field(out, "vendor", &a.vendor);
+    field(out, "version", &a.version);
+    field(out, "build", &a.build);
+    field(out, "localeVersion", "INTL");
+    field(out, "localeBuild", "000");
+    field(out, "osType", &a.os_type);
+    field(out, "productLineId", &a.product_line_id);
+    field(out, "apiType", &a.api_type);
+    field(out, "apiVersion", &a.api_version);
+    field(out, "instanceUuid", &a.instance_uuid);
+    field(out, "licenseProductName", &a.license_product_name);
+    field(out, "licenseProductVersion", &a.license_product_version);
+    out.push_str("</about>");
+    for (name, ty, id) in CONTENT_AFTER_ABOUT {
+        mo_field(out, name, ty, id);
+    }
+}
+
+fn response(method: &str, inner: impl FnOnce(&mut String)) -> String {
+    let mut out = String::with_capacity(1024);
+    out.push_str(ENVELOPE_START);
+    out.push('<');
+    out.push_str(method);
+    out.push_str("Response xmlns=\"urn:vim25\">");
+    inner(&mut out);
+    out.push_str("</");
+    out.push_str(method);
+    out.push_str("Response>");
+    out.push_str(ENVELOPE_END);
+    out
+}
+
+/// A response with no return value (`<LogoutResponse xmlns="urn:vim25"></LogoutResponse>`).
+pub fn empty(method: &str) -> String {
+    response(method, |_| {})
+}
+
+/// `RetrieveServiceContent`.
+pub fn service_content(about: &AboutInfo) -> String {
+    response("RetrieveServiceContent", |o| {
+        o.push_str("<returnval>");
+        service_content_fields(o, about);
+        o.push_str("</returnval>");
+    })
+}
+
+/// Login, CloneSession, ImpersonateUser.
+pub fn user_session(method: &str, s: &UserSession) -> String {
+    response(method, |o| {
+        o.push_str("<returnval>");
+        user_session_fields(o, s);
+        o.push_str("</returnval>");
+    })
+}
+
+pub fn string(method: &str, s: &str) -> String {
+    response(method, |o| field(o, "returnval", s))
+}
+
+pub fn boolean(method: &str, b: bool) -> String {
+    response(method, |o| field(o, "returnval", if b { "true" } else { "false" }))
+}
+
+pub fn current_time(t: &DateTime<Utc>) -> String {
+    response("CurrentTime", |o| field(o, "returnval", &time(t)))
+}
+
+pub fn local_ticket(t: &LocalTicket) -> String {
+    response("AcquireLocalTicket", |o| {
+        o.push_str("<returnval>");
+        field(o, "userName", &t.user_name);
+        field(o, "passwordFilePath", &t.password_file_path);
+        o.push_str("</returnval>");
+    })
+}
+
+pub fn generic_service_ticket(t: &GenericServiceTicket) -> String {
+    response("AcquireGenericServiceTicket", |o| {
+        o.push_str("<returnval>");
+        field(o, "id", &t.id);
+        if let Some(h) = &t.host_name {
+            field(o, "hostName", h);
+        }
+        if let Some(tp) = &t.ssl_thumbprint {
+            field(o, "sslThumbprint", tp);
+        }
+        o.push_str("</returnval>");
+    })
+}
+
+/// `Fetch`: the value, or an empty response for an unset one.
+pub fn fetch(value: Option<&Value<'_>>) -> String {
+    response("Fetch", |o| {
+        if let Some(v) = value {
+            v.write_typed(o, "returnval");
+        }
+    })
+}
+
+/// One object's properties, as `ObjectContent`.
+pub struct ObjectContent<'a> {
+    pub obj: MoRef,
+    pub props: Vec<(String, Value<'a>)>,
+}
+
+fn object_contents(o: &mut String, tag: &str, objects: &[ObjectContent<'_>]) {
+    for oc in objects {
+        o.push('<');
+        o.push_str(tag);
+        o.push('>');
+        mo_field(o, "obj", &oc.obj.type_, &oc.obj.value);
+        for (name, v) in &oc.props {
+            o.push_str("<propSet>");
+            field(o, "name", name);
+            v.write_typed(o, "val");
+            o.push_str("</propSet>");
+        }
+        o.push_str("</");
+        o.push_str(tag);
+        o.push('>');
+    }
+}
+
+pub fn retrieve_properties(objects: &[ObjectContent<'_>]) -> String {
+    response("RetrieveProperties", |o| object_contents(o, "returnval", objects))
+}
+
+/// `RetrievePropertiesEx`: a `RetrieveResult`, or nothing when no object matched.
+pub fn retrieve_properties_ex(objects: &[ObjectContent<'_>]) -> String {
+    response("RetrievePropertiesEx", |o| {
+        if !objects.is_empty() {
+            o.push_str("<returnval>");
+            object_contents(o, "objects", objects);
+            o.push_str("</returnval>");
+        }
+    })
+}
+
+/// The one place a [`Fault`] becomes a SOAP fault (sent with HTTP 500): an unqualified
+/// `detail` whose child is `<XxxFault xsi:type="Xxx">`, the shape pyVmomi parses.
+pub fn fault(f: &Fault) -> String {
+    let ty = f.type_name();
+    let mut out = String::with_capacity(768);
+    out.push_str(ENVELOPE_START);
+    out.push_str("<soapenv:Fault><faultcode>ServerFaultCode</faultcode>");
+    field(&mut out, "faultstring", &f.to_string());
+    out.push_str(&format!(
+        "<detail><{ty}Fault xmlns=\"urn:vim25\" xsi:type=\"{ty}\">"
+    ));
+    match f {
+        Fault::NoPermission { object, privilege } | Fault::NotAuthenticated { object, privilege } => {
+            mo_field(&mut out, "object", &object.type_, &object.value);
+            field(&mut out, "privilegeId", privilege.id());
+        }
+        Fault::InvalidArgument { property: Some(p), .. } => field(&mut out, "invalidProperty", p),
+        Fault::MethodNotFound { receiver, method } => {
+            mo_field(&mut out, "receiver", &receiver.type_, &receiver.value);
+            field(&mut out, "method", method);
+        }
+        Fault::ManagedObjectNotFound(obj) => mo_field(&mut out, "obj", &obj.type_, &obj.value),
+        Fault::InvalidProperty(name) => field(&mut out, "name", name),
+        Fault::SessionLimit { .. } | Fault::SystemError(_) => {
+            field(&mut out, "reason", &f.to_string())
+        }
+        _ => {}
+    }
+    out.push_str(&format!("</{ty}Fault></detail></soapenv:Fault>"));
+    out.push_str(ENVELOPE_END);
+    out
+}
+
+/// Finds the `vmware_soap_session` cookie value in a `Cookie` header, tolerating what
+/// pyVmomi sends back: quotes, and the whole `Set-Cookie` value with its attributes.
+pub fn session_cookie(header: &str) -> Option<&str> {
+    let mut rest = header;
+    while let Some(i) = rest.find("vmware_soap_session=") {
+        let before_ok = i == 0
+            || matches!(rest.as_bytes()[i - 1], b' ' | b';' | b',' | b'\t');
+        let v = &rest[i + "vmware_soap_session=".len()..];
+        if before_ok {
+            let value = if let Some(q) = v.strip_prefix('"') {
+                q.split('"').next()
+            } else {
+                v.split([';', ',', ' ']).next()
+            };
+            return value.filter(|s| !s.is_empty());
+        }
+        rest = v;
+    }
+    None
+}
+
+/// The `Set-Cookie` value for a new session, exactly as vCenter 8 sends it.
+pub fn set_cookie(id: &str) -> String {
+    format!("vmware_soap_session=\"{id}\"; Path=/; HttpOnly; Secure;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(inner: &str) -> Vec<u8> {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>").into_bytes()
+    }
+
+    #[test]
+    fn decodes_pyvmomi_login_ignoring_version_ids() {
+        let c = decode(&env(r#"<Login xmlns="urn:vim25"><_this versionId="8.0.3.0" type="SessionManager">SessionManager</_this><userName versionId="8.0.3.0">u</userName><password versionId="8.0.3.0">p&amp;w</password></Login>"#)).unwrap();
+        assert_eq!(c, VimCall::Login { user: "u".into(), password: "p&w".into(), locale: None });
+    }
+
+    #[test]
+    fn decodes_terminate_session_keys_in_order() {
+        let c = decode(&env(r#"<TerminateSession xmlns="urn:vim25"><_this type="SessionManager">SessionManager</_this><sessionId>a</sessionId><sessionId>b</sessionId></TerminateSession>"#)).unwrap();
+        assert_eq!(c, VimCall::TerminateSession { keys: vec!["a".into(), "b".into()] });
+    }
+
+    #[test]
+    fn decodes_govc_retrieve_properties() {
+        let c = decode(&env(r#"<RetrieveProperties xmlns="urn:vim25"><_this type="PropertyCollector">propertyCollector</_this><specSet><propSet><type>SessionManager</type><pathSet>currentSession</pathSet><pathSet>sessionList</pathSet></propSet><objectSet><obj type="SessionManager">SessionManager</obj></objectSet></specSet></RetrieveProperties>"#)).unwrap();
+        let VimCall::RetrieveProperties { specs } = c else { panic!() };
+        assert_eq!(specs[0].props[0].paths, ["currentSession", "sessionList"]);
+        assert_eq!(specs[0].objects[0], MoRef::session_manager());
+    }
+
+    #[test]
+    fn bad_requests_get_the_right_faults() {
+        let unknown = decode(&env(r#"<Frobnicate><_this type="SessionManager">SessionManager</_this></Frobnicate>"#)).unwrap_err();
+        assert!(matches!(unknown, Fault::MethodNotFound { .. }));
+        let wrong_this = decode(&env(r#"<Login><_this type="SessionManager">Nope</_this><userName>u</userName><password>p</password></Login>"#)).unwrap_err();
+        assert!(matches!(wrong_this, Fault::ManagedObjectNotFound(_)));
+        let wrong_type = decode(&env(r#"<Login><_this type="Datastore">ds-1</_this><userName>u</userName><password>p</password></Login>"#)).unwrap_err();
+        assert!(matches!(wrong_type, Fault::ManagedObjectNotFound(_)));
+        let missing = decode(&env(r#"<Login><_this type="SessionManager">SessionManager</_this><userName>u</userName></Login>"#)).unwrap_err();
+        assert!(matches!(&missing, Fault::InvalidRequest(m) if m.contains("password")));
+        assert!(matches!(decode(b"<nope").unwrap_err(), Fault::InvalidRequest(_)));
+        assert!(matches!(decode(b"\xff\xfe").unwrap_err(), Fault::InvalidRequest(_)));
+    }
+
+    #[test]
+    fn faults_have_the_shape_pyvmomi_parses() {
+        let f = fault(&Fault::not_authenticated(vsess_core::Privilege::SystemView));
+        assert!(f.contains("<detail><NotAuthenticatedFault xmlns=\"urn:vim25\" xsi:type=\"NotAuthenticated\"><object type=\"SessionManager\">SessionManager</object><privilegeId>System.View</privilegeId></NotAuthenticatedFault></detail>"));
+        assert!(f.contains("<faultcode>ServerFaultCode</faultcode>"));
+        let parsed = xml::parse(f.as_bytes()).unwrap();
+        assert_eq!(parsed.name, "Envelope");
+    }
+
+    #[test]
+    fn cookie_parsing_tolerates_what_clients_send() {
+        assert_eq!(session_cookie("vmware_soap_session=\"abc\"; Path=/; HttpOnly; Secure;"), Some("abc"));
+        assert_eq!(session_cookie("vmware_soap_session=abc"), Some("abc"));
+        assert_eq!(session_cookie("a=b; vmware_soap_session=abc; c=d"), Some("abc"));
+        assert_eq!(session_cookie("x_vmware_soap_session=abc"), None);
+        assert_eq!(session_cookie(""), None);
+        assert_eq!(session_cookie("vmware_soap_session=\"\""), None);
+    }
+
+    #[test]
+    fn service_versions_name_the_newest_first() {
+        let v = vim_service_versions();
+        assert!(v.contains("<namespaces version=\"1.0\">"));
+        assert!(v.contains("<version>8.0.3.0</version>\n  <priorVersions>"));
+        xml::parse(v.as_bytes()).unwrap();
+    }
+}
