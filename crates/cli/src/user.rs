@@ -170,7 +170,9 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
                 .map_err(|e| Failure::runtime(e.to_string()))?
                 .is_none()
             {
-                return Err(Failure::runtime(format!("no user {name}; add it with `vsess user add`")));
+                return Err(Failure::runtime(format!(
+                    "no user {name}; add it with `vsess user add`"
+                )));
             }
             let pw = read_password(&password)?;
             let hash = hash_password(&pw).map_err(Failure::runtime)?;
@@ -223,7 +225,12 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             } else {
                 println!("{:<40} {:<9} Full name", "Name", "Role");
                 for u in users {
-                    println!("{:<40} {:<9} {}", u.name.as_str(), u.role.as_str(), u.full_name);
+                    println!(
+                        "{:<40} {:<9} {}",
+                        u.name.as_str(),
+                        u.role.as_str(),
+                        u.full_name
+                    );
                 }
             }
             Ok(())

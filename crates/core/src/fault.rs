@@ -45,7 +45,9 @@ pub enum Fault {
     InvalidLogin,
     #[error("The locale '{0}' is not supported by this server; see supportedLocaleList.")]
     InvalidLocale(String),
-    #[error("Permission to perform this operation was denied: {privilege} is required on {object}.")]
+    #[error(
+        "Permission to perform this operation was denied: {privilege} is required on {object}."
+    )]
     NoPermission { object: MoRef, privilege: Privilege },
     #[error("The session is not authenticated.")]
     NotAuthenticated { object: MoRef, privilege: Privilege },

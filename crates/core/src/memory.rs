@@ -19,13 +19,31 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Mutation {
-    PutSession { rec: SessionRecord },
-    EndSession { key: SessionKey },
-    Touch { key: SessionKey, at: DateTime<Utc>, calls: u64 },
-    PutTicket { digest: IdDigest, ticket: Ticket },
-    TakeTicket { digest: IdDigest },
-    Message { text: String },
-    Lock { user: String, state: LockState },
+    PutSession {
+        rec: SessionRecord,
+    },
+    EndSession {
+        key: SessionKey,
+    },
+    Touch {
+        key: SessionKey,
+        at: DateTime<Utc>,
+        calls: u64,
+    },
+    PutTicket {
+        digest: IdDigest,
+        ticket: Ticket,
+    },
+    TakeTicket {
+        digest: IdDigest,
+    },
+    Message {
+        text: String,
+    },
+    Lock {
+        user: String,
+        state: LockState,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +111,11 @@ impl MemoryState {
     }
 
     /// Records a call; returns the record as it was before, and the touch to persist lazily.
-    pub fn touch(&mut self, digest: &IdDigest, now: DateTime<Utc>) -> Option<(SessionRecord, Mutation)> {
+    pub fn touch(
+        &mut self,
+        digest: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> Option<(SessionRecord, Mutation)> {
         let key = self.by_digest.get(digest)?;
         let rec = self.sessions.get_mut(key)?;
         let before = rec.clone();
@@ -125,7 +147,9 @@ impl MemoryState {
 
     pub fn remove_session(&mut self, key: &str) -> Option<(SessionRecord, Mutation)> {
         let rec = self.session_by_key(key)?;
-        let m = self.applied(Mutation::EndSession { key: rec.key.clone() });
+        let m = self.applied(Mutation::EndSession {
+            key: rec.key.clone(),
+        });
         Some((rec, m))
     }
 
@@ -159,7 +183,9 @@ impl MemoryState {
     }
 
     pub fn set_message(&mut self, text: &str) -> Mutation {
-        self.applied(Mutation::Message { text: text.to_owned() })
+        self.applied(Mutation::Message {
+            text: text.to_owned(),
+        })
     }
 
     pub fn lock_state(&self, user: &str) -> LockState {
@@ -210,7 +236,9 @@ impl MemoryState {
             ticket: t.clone(),
         }));
         if !self.message.is_empty() {
-            out.push(Mutation::Message { text: self.message.clone() });
+            out.push(Mutation::Message {
+                text: self.message.clone(),
+            });
         }
         out.extend(self.locks.iter().map(|(u, s)| Mutation::Lock {
             user: u.clone(),
@@ -250,7 +278,11 @@ impl Store for MemoryStore {
     async fn insert_session(&self, rec: SessionRecord, limit: usize) -> StoreResult<bool> {
         Ok(self.with(|s| s.insert_session(rec, limit).is_some()))
     }
-    async fn touch_session(&self, d: &IdDigest, now: DateTime<Utc>) -> StoreResult<Option<SessionRecord>> {
+    async fn touch_session(
+        &self,
+        d: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
         Ok(self.with(|s| s.touch(d, now).map(|(r, _)| r)))
     }
     async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>> {

@@ -144,7 +144,8 @@ impl SessionService {
         rec.last_active_time = now;
         rec.call_count += 1;
         let ip = caller.ip.to_string();
-        if rec.ip_address != ip || (!caller.user_agent.is_empty() && rec.user_agent != caller.user_agent)
+        if rec.ip_address != ip
+            || (!caller.user_agent.is_empty() && rec.user_agent != caller.user_agent)
         {
             rec.ip_address = ip;
             if !caller.user_agent.is_empty() {
@@ -203,7 +204,12 @@ impl SessionService {
             digest: id.digest(),
             key: SessionKey::generate(),
             user_name: user.to_owned(),
-            full_name: if full_name.is_empty() { user } else { full_name }.to_owned(),
+            full_name: if full_name.is_empty() {
+                user
+            } else {
+                full_name
+            }
+            .to_owned(),
             role,
             login_user: user.to_owned(),
             login_time: now,
@@ -287,8 +293,14 @@ impl SessionService {
                 privilege: Privilege::SystemView,
             });
         }
-        self.new_session(caller, user.name.as_str(), &user.full_name, user.role, locale)
-            .await
+        self.new_session(
+            caller,
+            user.name.as_str(),
+            &user.full_name,
+            user.role,
+            locale,
+        )
+        .await
     }
 
     async fn redeem_local_ticket(
@@ -478,8 +490,7 @@ impl SessionService {
     ) -> Result<LocalTicket, Fault> {
         if !caller.ip.is_loopback() {
             return Err(Fault::InvalidRequest(
-                "AcquireLocalTicket is only available to clients on the server's own host."
-                    .into(),
+                "AcquireLocalTicket is only available to clients on the server's own host.".into(),
             ));
         }
         let Some(sink) = &self.local_tickets else {
@@ -530,7 +541,10 @@ impl SessionService {
                     .strip_prefix("https://")
                     .or_else(|| url.strip_prefix("http://"))
                     .ok_or_else(|| {
-                        Fault::invalid_argument("spec.url", "The URL must start with https:// or http://.")
+                        Fault::invalid_argument(
+                            "spec.url",
+                            "The URL must start with https:// or http://.",
+                        )
                     })?;
                 let host = rest.split('/').next().unwrap_or_default();
                 if host.is_empty() {
@@ -540,14 +554,20 @@ impl SessionService {
             }
             ServiceRequestSpec::Vmomi { method } => {
                 if method.is_empty() {
-                    return Err(Fault::invalid_argument("spec.method", "The method is empty."));
+                    return Err(Fault::invalid_argument(
+                        "spec.method",
+                        "The method is empty.",
+                    ));
                 }
                 None
             }
         };
         let id = random_hex(20);
         let t = Ticket {
-            kind: TicketKind::Service { session: s.key, spec },
+            kind: TicketKind::Service {
+                session: s.key,
+                spec,
+            },
             expires: self.clock.now() + self.policy.service_ticket_ttl,
         };
         self.store.put_ticket(IdDigest::of(&id), t).await?;
@@ -574,8 +594,14 @@ impl SessionService {
         };
         let matches = match (&spec, request) {
             (
-                ServiceRequestSpec::Http { method: m1, url: u1 },
-                ServiceRequestSpec::Http { method: m2, url: u2 },
+                ServiceRequestSpec::Http {
+                    method: m1,
+                    url: u1,
+                },
+                ServiceRequestSpec::Http {
+                    method: m2,
+                    url: u2,
+                },
             ) => u1 == u2 && (m1.is_none() || m1 == m2),
             (ServiceRequestSpec::Vmomi { method: a }, ServiceRequestSpec::Vmomi { method: b }) => {
                 a == b
@@ -663,7 +689,9 @@ impl SessionService {
         let now = self.clock.now();
         let mut n = 0;
         for rec in self.store.list_sessions().await? {
-            if self.expired(&rec, now) && self.store.remove_session(rec.key.as_str()).await?.is_some() {
+            if self.expired(&rec, now)
+                && self.store.remove_session(rec.key.as_str()).await?.is_some()
+            {
                 n += 1;
             }
         }

@@ -22,16 +22,28 @@ fn user(name: &str, role: Role) -> User {
 }
 
 fn fixture_with(policy: Policy) -> Fixture {
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
     let store = Arc::new(MemoryStore::new([
         user("admin@vsphere.local", Role::Admin),
         user("reader@vsphere.local", Role::ReadOnly),
         user("nobody@vsphere.local", Role::NoAccess),
     ]));
     let sink = Arc::new(FakeSink::default());
-    let svc = SessionService::new(store, clock.clone(), policy, Arc::new(InlineVerifier), about())
-        .with_local_tickets(sink.clone());
-    Fixture { svc: Arc::new(svc), clock, sink }
+    let svc = SessionService::new(
+        store,
+        clock.clone(),
+        policy,
+        Arc::new(InlineVerifier),
+        about(),
+    )
+    .with_local_tickets(sink.clone());
+    Fixture {
+        svc: Arc::new(svc),
+        clock,
+        sink,
+    }
 }
 
 fn fixture() -> Fixture {
@@ -95,21 +107,51 @@ impl Fixture {
 #[tokio::test]
 async fn login_checks_password_role_locale_and_name_forms() {
     let f = fixture();
-    let (id, us) = f.svc.login(&anon(), "admin@vsphere.local", "pw", None).await.unwrap();
+    let (id, us) = f
+        .svc
+        .login(&anon(), "admin@vsphere.local", "pw", None)
+        .await
+        .unwrap();
     assert_eq!(us.user_name, "admin@vsphere.local");
-    assert_ne!(us.key, id.expose(), "public key must differ from the secret id");
+    assert_ne!(
+        us.key,
+        id.expose(),
+        "public key must differ from the secret id"
+    );
     assert_eq!(us.locale, "en");
-    let (_, us2) = f.svc.login(&anon(), "VSPHERE.LOCAL\\Admin", "pw", Some("de")).await.unwrap();
+    let (_, us2) = f
+        .svc
+        .login(&anon(), "VSPHERE.LOCAL\\Admin", "pw", Some("de"))
+        .await
+        .unwrap();
     assert_eq!(us2.user_name, "admin@vsphere.local");
     assert_eq!(us2.locale, "de");
-    assert_eq!(f.svc.login(&anon(), "admin@vsphere.local", "nope", None).await.unwrap_err(), Fault::InvalidLogin);
-    assert_eq!(f.svc.login(&anon(), "ghost@vsphere.local", "pw", None).await.unwrap_err(), Fault::InvalidLogin);
+    assert_eq!(
+        f.svc
+            .login(&anon(), "admin@vsphere.local", "nope", None)
+            .await
+            .unwrap_err(),
+        Fault::InvalidLogin
+    );
+    assert_eq!(
+        f.svc
+            .login(&anon(), "ghost@vsphere.local", "pw", None)
+            .await
+            .unwrap_err(),
+        Fault::InvalidLogin
+    );
     assert!(matches!(
-        f.svc.login(&anon(), "nobody@vsphere.local", "pw", None).await.unwrap_err(),
+        f.svc
+            .login(&anon(), "nobody@vsphere.local", "pw", None)
+            .await
+            .unwrap_err(),
         Fault::NoPermission { .. }
     ));
     assert!(matches!(
-        f.svc.login(&anon(), "admin@vsphere.local", "pw", Some("xx_YY")).await.unwrap_err(),
+        f.svc
+            .login(&anon(), "admin@vsphere.local", "pw", Some("xx_YY"))
+            .await
+            .unwrap_err(),
         Fault::InvalidLocale(_)
     ));
 }
@@ -119,12 +161,21 @@ async fn idle_timeout_ends_sessions_and_activity_extends_them() {
     let f = fixture();
     let id = f.login("admin@vsphere.local").await;
     f.clock.advance(Duration::seconds(1799));
-    assert!(f.auth(&id).await.is_some(), "still alive just before the timeout");
+    assert!(
+        f.auth(&id).await.is_some(),
+        "still alive just before the timeout"
+    );
     f.clock.advance(Duration::seconds(1799));
-    assert!(f.auth(&id).await.is_some(), "the previous call reset the idle clock");
+    assert!(
+        f.auth(&id).await.is_some(),
+        "the previous call reset the idle clock"
+    );
     let other = f.login("reader@vsphere.local").await;
     f.clock.advance(Duration::seconds(1800));
-    assert!(f.auth(&id).await.is_none(), "idle for exactly the timeout: expired");
+    assert!(
+        f.auth(&id).await.is_none(),
+        "idle for exactly the timeout: expired"
+    );
     // The other one expired too, and is reaped from sessionList.
     let fresh = f.login("admin@vsphere.local").await;
     let me = f.auth(&fresh).await.unwrap();
@@ -135,37 +186,51 @@ async fn idle_timeout_ends_sessions_and_activity_extends_them() {
 
 #[tokio::test]
 async fn max_lifetime_ends_even_active_sessions() {
-    let mut p = Policy::default();
-    p.max_lifetime = Some(Duration::seconds(3600));
-    let f = fixture_with(p);
+    let f = fixture_with(Policy {
+        max_lifetime: Some(Duration::seconds(3600)),
+        ..Policy::default()
+    });
     let id = f.login("admin@vsphere.local").await;
     for _ in 0..5 {
         f.clock.advance(Duration::seconds(600));
         assert!(f.auth(&id).await.is_some());
     }
     f.clock.advance(Duration::seconds(600));
-    assert!(f.auth(&id).await.is_none(), "one hour after login it is gone");
+    assert!(
+        f.auth(&id).await.is_none(),
+        "one hour after login it is gone"
+    );
 }
 
 #[tokio::test]
 async fn session_limit_is_enforced_and_expired_sessions_free_slots() {
-    let mut p = Policy::default();
-    p.max_sessions = 2;
-    let f = fixture_with(p);
+    let f = fixture_with(Policy {
+        max_sessions: 2,
+        ..Policy::default()
+    });
     f.login("admin@vsphere.local").await;
     f.login("admin@vsphere.local").await;
-    let err = f.svc.login(&anon(), "admin@vsphere.local", "pw", None).await.unwrap_err();
+    let err = f
+        .svc
+        .login(&anon(), "admin@vsphere.local", "pw", None)
+        .await
+        .unwrap_err();
     assert_eq!(err, Fault::SessionLimit { limit: 2 });
     assert!(err.to_string().contains("maxSessionCount"));
     f.clock.advance(Duration::seconds(1800));
-    assert!(f.svc.login(&anon(), "admin@vsphere.local", "pw", None).await.is_ok());
+    assert!(f
+        .svc
+        .login(&anon(), "admin@vsphere.local", "pw", None)
+        .await
+        .is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_logins_never_exceed_the_limit() {
-    let mut p = Policy::default();
-    p.max_sessions = 7;
-    let f = fixture_with(p);
+    let f = fixture_with(Policy {
+        max_sessions: 7,
+        ..Policy::default()
+    });
     let mut tasks = Vec::new();
     for _ in 0..40 {
         let svc = f.svc.clone();
@@ -188,20 +253,44 @@ async fn concurrent_logins_never_exceed_the_limit() {
 async fn lockout_after_consecutive_failures_hides_itself_and_expires() {
     let f = fixture();
     for _ in 0..4 {
-        assert!(f.svc.login(&anon(), "admin@vsphere.local", "bad", None).await.is_err());
+        assert!(f
+            .svc
+            .login(&anon(), "admin@vsphere.local", "bad", None)
+            .await
+            .is_err());
     }
     // A success resets the count.
     f.login("admin@vsphere.local").await;
     for _ in 0..5 {
-        assert!(f.svc.login(&anon(), "admin@vsphere.local", "bad", None).await.is_err());
+        assert!(f
+            .svc
+            .login(&anon(), "admin@vsphere.local", "bad", None)
+            .await
+            .is_err());
     }
-    let locked = f.svc.login(&anon(), "admin@vsphere.local", "pw", None).await.unwrap_err();
-    assert_eq!(locked, Fault::InvalidLogin, "a lock looks like a wrong password");
+    let locked = f
+        .svc
+        .login(&anon(), "admin@vsphere.local", "pw", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        locked,
+        Fault::InvalidLogin,
+        "a lock looks like a wrong password"
+    );
     f.login("reader@vsphere.local").await; // other users are unaffected
     f.clock.advance(Duration::seconds(299));
-    assert!(f.svc.login(&anon(), "admin@vsphere.local", "pw", None).await.is_err());
+    assert!(f
+        .svc
+        .login(&anon(), "admin@vsphere.local", "pw", None)
+        .await
+        .is_err());
     f.clock.advance(Duration::seconds(1));
-    assert!(f.svc.login(&anon(), "admin@vsphere.local", "pw", None).await.is_ok());
+    assert!(f
+        .svc
+        .login(&anon(), "admin@vsphere.local", "pw", None)
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -219,13 +308,26 @@ async fn terminate_goes_in_order_and_refuses_self() {
         .await
         .unwrap_err();
     assert!(matches!(err, Fault::NotFound(_)));
-    assert!(f.auth(&a).await.is_none(), "sessions before the bad key stay terminated");
-    assert!(f.auth(&b).await.is_some(), "sessions after it are untouched");
-    let err = f.svc.terminate_sessions(Some(&me_rec), &[me_rec.key.0.clone()]).await.unwrap_err();
+    assert!(
+        f.auth(&a).await.is_none(),
+        "sessions before the bad key stay terminated"
+    );
+    assert!(
+        f.auth(&b).await.is_some(),
+        "sessions after it are untouched"
+    );
+    let err = f
+        .svc
+        .terminate_sessions(Some(&me_rec), std::slice::from_ref(&me_rec.key.0))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Fault::InvalidArgument { .. }));
     let reader = f.auth(&b).await.unwrap();
     assert!(matches!(
-        f.svc.terminate_sessions(Some(&reader), &[kb]).await.unwrap_err(),
+        f.svc
+            .terminate_sessions(Some(&reader), &[kb])
+            .await
+            .unwrap_err(),
         Fault::NoPermission { .. }
     ));
 }
@@ -236,22 +338,37 @@ async fn clone_tickets_are_one_time_die_with_their_session_and_are_not_ids() {
     let id = f.login("reader@vsphere.local").await;
     let rec = f.auth(&id).await.unwrap();
     let t = f.svc.acquire_clone_ticket(Some(&rec)).await.unwrap();
-    assert!(f.svc.authenticate(&with(&SessionId::parse(&t).unwrap())).await.unwrap().is_none());
+    assert!(f
+        .svc
+        .authenticate(&with(&SessionId::parse(&t).unwrap()))
+        .await
+        .unwrap()
+        .is_none());
     let (cid, cs) = f.svc.clone_session(&anon(), &t).await.unwrap();
     assert_eq!(cs.user_name, "reader@vsphere.local");
     assert_ne!(cs.key, rec.key.0);
     assert!(f.auth(&cid).await.is_some());
-    assert_eq!(f.svc.clone_session(&anon(), &t).await.unwrap_err(), Fault::InvalidLogin);
+    assert_eq!(
+        f.svc.clone_session(&anon(), &t).await.unwrap_err(),
+        Fault::InvalidLogin
+    );
 
     let t2 = f.svc.acquire_clone_ticket(Some(&rec)).await.unwrap();
     f.svc.logout(Some(&rec)).await.unwrap();
-    assert_eq!(f.svc.clone_session(&anon(), &t2).await.unwrap_err(), Fault::InvalidLogin);
+    assert_eq!(
+        f.svc.clone_session(&anon(), &t2).await.unwrap_err(),
+        Fault::InvalidLogin
+    );
 
     let rec2 = f.auth(&cid).await.unwrap();
     let t3 = f.svc.acquire_clone_ticket(Some(&rec2)).await.unwrap();
     f.clock.advance(Duration::seconds(601));
     f.auth(&cid).await.unwrap();
-    assert_eq!(f.svc.clone_session(&anon(), &t3).await.unwrap_err(), Fault::InvalidLogin, "expired");
+    assert_eq!(
+        f.svc.clone_session(&anon(), &t3).await.unwrap_err(),
+        Fault::InvalidLogin,
+        "expired"
+    );
     assert!(matches!(
         f.svc.acquire_clone_ticket(None).await.unwrap_err(),
         Fault::NotAuthenticated { .. }
@@ -264,18 +381,31 @@ async fn impersonation_needs_a_live_session_of_the_target() {
     let admin = f.login("admin@vsphere.local").await;
     let rec = f.auth(&admin).await.unwrap();
     assert_eq!(
-        f.svc.impersonate_user(Some(&rec), "reader@vsphere.local", None).await.unwrap_err(),
+        f.svc
+            .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+            .await
+            .unwrap_err(),
         Fault::InvalidLogin
     );
     let reader = f.login("reader@vsphere.local").await;
-    let us = f.svc.impersonate_user(Some(&rec), "reader@vsphere.local", None).await.unwrap();
+    let us = f
+        .svc
+        .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+        .await
+        .unwrap();
     assert_eq!(us.user_name, "reader@vsphere.local");
     assert_eq!(us.key, rec.key.0, "the session stays the same");
     let now_reader = f.auth(&admin).await.unwrap();
-    assert!(matches!(f.svc.session_list(Some(&now_reader)).await.unwrap_err(), Fault::NoPermission { .. }));
+    assert!(matches!(
+        f.svc.session_list(Some(&now_reader)).await.unwrap_err(),
+        Fault::NoPermission { .. }
+    ));
     let r = f.auth(&reader).await.unwrap();
     assert!(matches!(
-        f.svc.impersonate_user(Some(&r), "admin@vsphere.local", None).await.unwrap_err(),
+        f.svc
+            .impersonate_user(Some(&r), "admin@vsphere.local", None)
+            .await
+            .unwrap_err(),
         Fault::NoPermission { .. }
     ));
 }
@@ -283,36 +413,65 @@ async fn impersonation_needs_a_live_session_of_the_target() {
 #[tokio::test]
 async fn local_tickets_are_local_only_and_one_time() {
     let f = fixture();
-    let remote = Caller { ip: "192.0.2.1".parse().unwrap(), ..anon() };
+    let remote = Caller {
+        ip: "192.0.2.1".parse().unwrap(),
+        ..anon()
+    };
     assert!(matches!(
-        f.svc.acquire_local_ticket(&remote, "admin@vsphere.local").await.unwrap_err(),
+        f.svc
+            .acquire_local_ticket(&remote, "admin@vsphere.local")
+            .await
+            .unwrap_err(),
         Fault::InvalidRequest(_)
     ));
-    let lt = f.svc.acquire_local_ticket(&anon(), "admin@vsphere.local").await.unwrap();
+    let lt = f
+        .svc
+        .acquire_local_ticket(&anon(), "admin@vsphere.local")
+        .await
+        .unwrap();
     assert_eq!(lt.user_name, "admin@vsphere.local");
-    let lt2 = f.svc.acquire_local_ticket(&anon(), "admin@vsphere.local").await.unwrap();
+    let lt2 = f
+        .svc
+        .acquire_local_ticket(&anon(), "admin@vsphere.local")
+        .await
+        .unwrap();
     assert_ne!(lt2.password_file_path, lt.password_file_path);
     let secrets = f.sink.0.lock().unwrap().clone();
     let (user, pw) = &secrets[0];
     let (_, us) = f.svc.login(&anon(), user, pw, None).await.unwrap();
     assert_eq!(us.user_name, "admin@vsphere.local");
-    assert_eq!(f.svc.login(&anon(), user, pw, None).await.unwrap_err(), Fault::InvalidLogin);
+    assert_eq!(
+        f.svc.login(&anon(), user, pw, None).await.unwrap_err(),
+        Fault::InvalidLogin
+    );
     // A ticket of one user does not log in another.
     let (_, pw2) = &secrets[1];
     assert_eq!(
-        f.svc.login(&anon(), "reader@vsphere.local", pw2, None).await.unwrap_err(),
+        f.svc
+            .login(&anon(), "reader@vsphere.local", pw2, None)
+            .await
+            .unwrap_err(),
         Fault::InvalidLogin
     );
     assert_eq!(
-        f.svc.acquire_local_ticket(&anon(), "ghost@vsphere.local").await.unwrap_err(),
+        f.svc
+            .acquire_local_ticket(&anon(), "ghost@vsphere.local")
+            .await
+            .unwrap_err(),
         Fault::InvalidLogin
     );
     // Expired tickets do not log in.
-    f.svc.acquire_local_ticket(&anon(), "reader@vsphere.local").await.unwrap();
+    f.svc
+        .acquire_local_ticket(&anon(), "reader@vsphere.local")
+        .await
+        .unwrap();
     let pw3 = f.sink.0.lock().unwrap()[2].1.clone();
     f.clock.advance(Duration::seconds(301));
     assert_eq!(
-        f.svc.login(&anon(), "reader@vsphere.local", &pw3, None).await.unwrap_err(),
+        f.svc
+            .login(&anon(), "reader@vsphere.local", &pw3, None)
+            .await
+            .unwrap_err(),
         Fault::InvalidLogin
     );
 }
@@ -322,22 +481,51 @@ async fn service_tickets_are_bound_to_their_spec_and_used_once() {
     let f = fixture();
     let id = f.login("admin@vsphere.local").await;
     let rec = f.auth(&id).await.unwrap();
-    let spec = ServiceRequestSpec::Http { method: Some("httpGet".into()), url: "https://127.0.0.1:1/folder".into() };
-    let t = f.svc.acquire_generic_service_ticket(Some(&rec), spec.clone()).await.unwrap();
+    let spec = ServiceRequestSpec::Http {
+        method: Some("httpGet".into()),
+        url: "https://127.0.0.1:1/folder".into(),
+    };
+    let t = f
+        .svc
+        .acquire_generic_service_ticket(Some(&rec), spec.clone())
+        .await
+        .unwrap();
     assert_eq!(t.host_name.as_deref(), Some("127.0.0.1:1"));
-    let other = ServiceRequestSpec::Http { method: Some("httpGet".into()), url: "https://127.0.0.1:1/other".into() };
-    assert!(f.svc.redeem_service_ticket(&t.id, &other).await.is_err(), "wrong URL");
-    let t = f.svc.acquire_generic_service_ticket(Some(&rec), spec.clone()).await.unwrap();
+    let other = ServiceRequestSpec::Http {
+        method: Some("httpGet".into()),
+        url: "https://127.0.0.1:1/other".into(),
+    };
+    assert!(
+        f.svc.redeem_service_ticket(&t.id, &other).await.is_err(),
+        "wrong URL"
+    );
+    let t = f
+        .svc
+        .acquire_generic_service_ticket(Some(&rec), spec.clone())
+        .await
+        .unwrap();
     let us = f.svc.redeem_service_ticket(&t.id, &spec).await.unwrap();
     assert_eq!(us.user_name, "admin@vsphere.local");
-    assert!(f.svc.redeem_service_ticket(&t.id, &spec).await.is_err(), "used once");
+    assert!(
+        f.svc.redeem_service_ticket(&t.id, &spec).await.is_err(),
+        "used once"
+    );
     assert!(matches!(
-        f.svc.acquire_generic_service_ticket(None, spec.clone()).await.unwrap_err(),
+        f.svc
+            .acquire_generic_service_ticket(None, spec.clone())
+            .await
+            .unwrap_err(),
         Fault::NotAuthenticated { .. }
     ));
-    let bad = ServiceRequestSpec::Http { method: None, url: "ftp://x".into() };
+    let bad = ServiceRequestSpec::Http {
+        method: None,
+        url: "ftp://x".into(),
+    };
     assert!(matches!(
-        f.svc.acquire_generic_service_ticket(Some(&rec), bad).await.unwrap_err(),
+        f.svc
+            .acquire_generic_service_ticket(Some(&rec), bad)
+            .await
+            .unwrap_err(),
         Fault::InvalidArgument { .. }
     ));
 }
@@ -349,38 +537,76 @@ async fn session_is_active_checks_key_user_and_privilege() {
     let reader = f.login("reader@vsphere.local").await;
     let a = f.auth(&admin).await.unwrap();
     let r = f.auth(&reader).await.unwrap();
-    assert!(f.svc.session_is_active(Some(&a), r.key.as_str(), "reader@vsphere.local").await.unwrap());
-    assert!(f.svc.session_is_active(Some(&a), r.key.as_str(), "VSPHERE.LOCAL\\reader").await.unwrap());
-    assert!(!f.svc.session_is_active(Some(&a), r.key.as_str(), "admin@vsphere.local").await.unwrap());
-    assert!(!f.svc.session_is_active(Some(&a), "52nope", "reader@vsphere.local").await.unwrap());
+    assert!(f
+        .svc
+        .session_is_active(Some(&a), r.key.as_str(), "reader@vsphere.local")
+        .await
+        .unwrap());
+    assert!(f
+        .svc
+        .session_is_active(Some(&a), r.key.as_str(), "VSPHERE.LOCAL\\reader")
+        .await
+        .unwrap());
+    assert!(!f
+        .svc
+        .session_is_active(Some(&a), r.key.as_str(), "admin@vsphere.local")
+        .await
+        .unwrap());
+    assert!(!f
+        .svc
+        .session_is_active(Some(&a), "52nope", "reader@vsphere.local")
+        .await
+        .unwrap());
     assert!(matches!(
-        f.svc.session_is_active(Some(&r), a.key.as_str(), "admin@vsphere.local").await.unwrap_err(),
+        f.svc
+            .session_is_active(Some(&r), a.key.as_str(), "admin@vsphere.local")
+            .await
+            .unwrap_err(),
         Fault::NoPermission { .. }
     ));
     f.svc.logout(Some(&r)).await.unwrap();
-    assert!(!f.svc.session_is_active(Some(&a), r.key.as_str(), "reader@vsphere.local").await.unwrap());
+    assert!(!f
+        .svc
+        .session_is_active(Some(&a), r.key.as_str(), "reader@vsphere.local")
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
 async fn properties_follow_their_privileges() {
     let f = fixture();
     assert!(f.svc.current_session(None).is_none());
-    assert!(matches!(f.svc.message(None).await.unwrap_err(), Fault::NotAuthenticated { .. }));
-    assert!(matches!(f.svc.session_list(None).await.unwrap_err(), Fault::NotAuthenticated { .. }));
+    assert!(matches!(
+        f.svc.message(None).await.unwrap_err(),
+        Fault::NotAuthenticated { .. }
+    ));
+    assert!(matches!(
+        f.svc.session_list(None).await.unwrap_err(),
+        Fault::NotAuthenticated { .. }
+    ));
     let reader = f.login("reader@vsphere.local").await;
     let r = f.auth(&reader).await.unwrap();
     assert_eq!(f.svc.message(Some(&r)).await.unwrap(), "");
     assert!(matches!(
-        f.svc.update_service_message(Some(&r), "x").await.unwrap_err(),
+        f.svc
+            .update_service_message(Some(&r), "x")
+            .await
+            .unwrap_err(),
         Fault::NoPermission { .. }
     ));
     let admin = f.login("admin@vsphere.local").await;
     let a = f.auth(&admin).await.unwrap();
-    f.svc.update_service_message(Some(&a), "maintenance at 5").await.unwrap();
+    f.svc
+        .update_service_message(Some(&a), "maintenance at 5")
+        .await
+        .unwrap();
     assert_eq!(f.svc.message(Some(&r)).await.unwrap(), "maintenance at 5");
     f.svc.set_locale(Some(&r), "fr").await.unwrap();
     assert_eq!(f.auth(&reader).await.unwrap().locale, "fr");
-    assert!(matches!(f.svc.set_locale(Some(&r), "bogus").await.unwrap_err(), Fault::InvalidLocale(_)));
+    assert!(matches!(
+        f.svc.set_locale(Some(&r), "bogus").await.unwrap_err(),
+        Fault::InvalidLocale(_)
+    ));
     let cur = f.auth(&reader).await.unwrap();
     assert_eq!(cur.call_count, 3, "every authenticated call is counted");
 }

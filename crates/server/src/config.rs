@@ -136,7 +136,9 @@ impl Config {
         if let Some(soap) = f.config.map(|n| n.vmacore.soap) {
             if let Some(t) = soap.session_timeout {
                 if t < 1 {
-                    return Err("config.vmacore.soap.sessionTimeout must be at least 1 second".into());
+                    return Err(
+                        "config.vmacore.soap.sessionTimeout must be at least 1 second".into(),
+                    );
                 }
                 p.idle_timeout = Duration::seconds(t);
             }
@@ -210,7 +212,9 @@ mod tests {
 
     #[test]
     fn typos_and_bad_values_are_errors() {
-        assert!(Config::parse("config.vmacore.soap.sessionTimeOut = 60").unwrap_err().contains("sessionTimeOut"));
+        assert!(Config::parse("config.vmacore.soap.sessionTimeOut = 60")
+            .unwrap_err()
+            .contains("sessionTimeOut"));
         assert!(Config::parse("config.vmacore.soap.maxSessionCount = 0").is_err());
         assert!(Config::parse("[locale]\ndefault = \"xx\"").is_err());
         assert!(Config::parse("").is_ok());

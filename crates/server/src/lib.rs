@@ -259,9 +259,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 _ => (None, None),
             };
             let m = tls::load_or_generate(&opts.data_dir, cert, key).map_err(StartError::Tls)?;
-            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem(m.cert_pem.clone(), m.key_pem.clone())
-                .await
-                .map_err(|e| StartError::Tls(format!("{}: {e}", m.cert_path.display())))?;
+            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem(
+                m.cert_pem.clone(),
+                m.key_pem.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Tls(format!("{}: {e}", m.cert_path.display())))?;
             let handle = axum_server::Handle::new();
             let h2 = handle.clone();
             let mut rx2 = rx.clone();

@@ -94,24 +94,26 @@ async fn dispatch(
             let v = property(app, session, &obj, &prop).await?;
             ok(soap::fetch(v.as_ref()))
         }
-        VimCall::RetrieveProperties { specs } => {
-            ok(soap::retrieve_properties(&retrieve(app, session, &specs).await?))
-        }
-        VimCall::RetrievePropertiesEx { specs } => {
-            ok(soap::retrieve_properties_ex(&retrieve(app, session, &specs).await?))
-        }
-        VimCall::Login { user, password, locale } => {
-            match svc.login(caller, &user, &password, locale.as_deref()).await {
-                Ok((id, us)) => {
-                    tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), ip = %caller.ip, "login");
-                    Ok(with_cookie(soap::user_session("Login", &us), &id))
-                }
-                Err(f) => {
-                    tracing::info!(user = %user, ip = %caller.ip, fault = f.type_name(), "login failed");
-                    Err(f)
-                }
+        VimCall::RetrieveProperties { specs } => ok(soap::retrieve_properties(
+            &retrieve(app, session, &specs).await?,
+        )),
+        VimCall::RetrievePropertiesEx { specs } => ok(soap::retrieve_properties_ex(
+            &retrieve(app, session, &specs).await?,
+        )),
+        VimCall::Login {
+            user,
+            password,
+            locale,
+        } => match svc.login(caller, &user, &password, locale.as_deref()).await {
+            Ok((id, us)) => {
+                tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), ip = %caller.ip, "login");
+                Ok(with_cookie(soap::user_session("Login", &us), &id))
             }
-        }
+            Err(f) => {
+                tracing::info!(user = %user, ip = %caller.ip, fault = f.type_name(), "login failed");
+                Err(f)
+            }
+        },
         VimCall::Logout => {
             svc.logout(session).await?;
             if let Some(s) = session {
@@ -129,7 +131,12 @@ async fn dispatch(
         }
         VimCall::TerminateSession { keys } => {
             let r = svc.terminate_sessions(session, &keys).await;
-            tracing::info!(by = session.map(|s| s.user_name.as_str()).unwrap_or("-"), count = keys.len(), ok = r.is_ok(), "terminate sessions");
+            tracing::info!(
+                by = session.map(|s| s.user_name.as_str()).unwrap_or("-"),
+                count = keys.len(),
+                ok = r.is_ok(),
+                "terminate sessions"
+            );
             r?;
             ok(soap::empty("TerminateSession"))
         }
@@ -137,22 +144,25 @@ async fn dispatch(
             let b = svc.session_is_active(session, &key, &user).await?;
             ok(soap::boolean("SessionIsActive", b))
         }
-        VimCall::AcquireCloneTicket => {
-            ok(soap::string("AcquireCloneTicket", &svc.acquire_clone_ticket(session).await?))
-        }
+        VimCall::AcquireCloneTicket => ok(soap::string(
+            "AcquireCloneTicket",
+            &svc.acquire_clone_ticket(session).await?,
+        )),
         VimCall::CloneSession { ticket } => {
             let (id, us) = svc.clone_session(caller, &ticket).await?;
             tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), "clone session");
             Ok(with_cookie(soap::user_session("CloneSession", &us), &id))
         }
         VimCall::ImpersonateUser { user, locale } => {
-            let us = svc.impersonate_user(session, &user, locale.as_deref()).await?;
+            let us = svc
+                .impersonate_user(session, &user, locale.as_deref())
+                .await?;
             tracing::info!(user = %us.user_name, key = %us.key, "impersonate user");
             ok(soap::user_session("ImpersonateUser", &us))
         }
-        VimCall::AcquireLocalTicket { user } => {
-            ok(soap::local_ticket(&svc.acquire_local_ticket(caller, &user).await?))
-        }
+        VimCall::AcquireLocalTicket { user } => ok(soap::local_ticket(
+            &svc.acquire_local_ticket(caller, &user).await?,
+        )),
         VimCall::AcquireGenericServiceTicket { spec } => ok(soap::generic_service_ticket(
             &svc.acquire_generic_service_ticket(session, spec).await?,
         )),
@@ -179,13 +189,13 @@ async fn property<'a>(
 ) -> Result<Option<Value<'a>>, Fault> {
     let svc = &app.svc;
     Ok(match (obj.type_.as_str(), prop) {
-        ("SessionManager", "sessionList") => Some(Value::Sessions(svc.session_list(session).await?)),
+        ("SessionManager", "sessionList") => {
+            Some(Value::Sessions(svc.session_list(session).await?))
+        }
         ("SessionManager", "currentSession") => svc.current_session(session).map(Value::Session),
         ("SessionManager", "message") => Some(Value::Str(svc.message(session).await?)),
         ("SessionManager", "messageLocaleList") => Some(Value::Strs(svc.message_locale_list())),
-        ("SessionManager", "supportedLocaleList") => {
-            Some(Value::Strs(svc.supported_locale_list()))
-        }
+        ("SessionManager", "supportedLocaleList") => Some(Value::Strs(svc.supported_locale_list())),
         ("SessionManager", "defaultLocale") => Some(Value::Str(svc.default_locale())),
         ("ServiceInstance", "content") => Some(Value::Content(svc.about())),
         ("ServiceInstance", "serverClock") => Some(Value::Time(svc.current_time(session)?)),

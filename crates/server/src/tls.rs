@@ -49,8 +49,8 @@ pub fn load_or_generate(
         }
         _ => return Err("--cert and --key must be given together".into()),
     };
-    let cert_pem =
-        std::fs::read(&cert_path).map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
+    let cert_pem = std::fs::read(&cert_path)
+        .map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
     let key_pem =
         std::fs::read(&key_path).map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
     let der = CertificateDer::from_pem_slice(&cert_pem)

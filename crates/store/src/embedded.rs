@@ -100,11 +100,14 @@ impl EmbeddedStore {
             );
         }
         if report.torn_tail {
-            tracing::warn!("the session log ended in a torn write (a crash mid-append); it was dropped");
+            tracing::warn!(
+                "the session log ended in a torn write (a crash mid-append); it was dropped"
+            );
         }
         let log = open_log(&log_path)?;
         let sync = Mutex::new(Arc::new(
-            log.try_clone().map_err(|e| io("cannot open", &log_path, e))?,
+            log.try_clone()
+                .map_err(|e| io("cannot open", &log_path, e))?,
         ));
         let store = Self {
             dir: dir.to_owned(),
@@ -120,6 +123,11 @@ impl EmbeddedStore {
         };
         store.compact()?;
         Ok(store)
+    }
+
+    /// How many sessions the store holds (live or not yet reaped).
+    pub fn list_sessions_len(&self) -> usize {
+        self.lock().state.session_count()
     }
 
     pub fn users(&self) -> &UserFile {
@@ -358,7 +366,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn clear_login_failures(&self, user: &str) -> StoreResult<()> {
-        self.mutate(false, |s| ((), s.clear_failures(user).into_iter().collect()))
+        self.mutate(false, |s| {
+            ((), s.clear_failures(user).into_iter().collect())
+        })
     }
 }
 
@@ -403,7 +413,12 @@ mod tests {
             s.set_message("hi").await.unwrap();
             s.put_ticket(
                 ticket,
-                Ticket { kind: TicketKind::Clone { session: r.key.clone() }, expires: now },
+                Ticket {
+                    kind: TicketKind::Clone {
+                        session: r.key.clone(),
+                    },
+                    expires: now,
+                },
             )
             .await
             .unwrap();
@@ -426,7 +441,9 @@ mod tests {
             let s = EmbeddedStore::open(dir.path()).unwrap();
             s.insert_session(r.clone(), 10).await.unwrap();
             for _ in 0..3 {
-                s.touch_session(&id.digest(), now + Duration::seconds(5)).await.unwrap();
+                s.touch_session(&id.digest(), now + Duration::seconds(5))
+                    .await
+                    .unwrap();
             }
             s.flush().unwrap();
         }
@@ -459,7 +476,13 @@ mod tests {
         assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_some());
         let backups = fs::read_dir(dir.path())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("corrupt")
+            })
             .count();
         assert_eq!(backups, 1);
     }

@@ -7,7 +7,10 @@ use std::path::Path;
 /// Creates `dir` (and parents) with mode 0700 if it is missing; tightens an existing one.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let meta = fs::metadata(dir)?;
     if !meta.is_dir() {
@@ -26,10 +29,7 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// directory, fsync, rename, fsync of the directory.
 pub fn write_private_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     {
         let mut f = OpenOptions::new()

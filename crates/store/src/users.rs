@@ -129,7 +129,8 @@ impl UserFile {
         };
         let data = serde_json::to_vec_pretty(&doc)
             .map_err(|e| StoreError::Io(format!("cannot encode users: {e}")))?;
-        write_private_atomic(&self.path, &data).map_err(|e| io_err("cannot write", &self.path, e))?;
+        write_private_atomic(&self.path, &data)
+            .map_err(|e| io_err("cannot write", &self.path, e))?;
         drop(lock);
         self.refresh()?;
         Ok(out)
@@ -163,7 +164,10 @@ mod tests {
         })
         .unwrap();
         assert!(server.get("a@b").unwrap().is_some());
-        let mode = fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         cli.modify(|u| Ok(u.remove("a@b"))).unwrap();
         assert!(server.get("a@b").unwrap().is_none());

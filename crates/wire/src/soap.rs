@@ -12,8 +12,8 @@ use vsess_core::{
 /// The API versions vsess speaks, newest first; the first is `<version>`.
 pub const API_VERSIONS: &[&str] = &[
     "8.0.3.0", "8.0.2.0", "8.0.1.0", "8.0.0.2", "8.0.0.1", "8.0.0.0", "7.0.3.2", "7.0.3.1",
-    "7.0.3.0", "7.0.2.1", "7.0.2.0", "7.0.1.1", "7.0.1.0", "7.0.0.2", "7.0.0.0", "6.9.1",
-    "6.8.7", "6.7.3", "6.7.2", "6.7.1", "6.7", "6.5", "6.0", "5.5", "5.1", "5.0", "4.1", "4.0",
+    "7.0.3.0", "7.0.2.1", "7.0.2.0", "7.0.1.1", "7.0.1.0", "7.0.0.2", "7.0.0.0", "6.9.1", "6.8.7",
+    "6.7.3", "6.7.2", "6.7.1", "6.7", "6.5", "6.0", "5.5", "5.1", "5.0", "4.1", "4.0",
 ];
 
 /// `GET /sdk/vimServiceVersions.xml`.
@@ -21,7 +21,10 @@ pub fn vim_service_versions() -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<namespaces version=\"1.0\">\n <namespace>\n  <name>urn:vim25</name>\n",
     );
-    s.push_str(&format!("  <version>{}</version>\n  <priorVersions>\n", API_VERSIONS[0]));
+    s.push_str(&format!(
+        "  <version>{}</version>\n  <priorVersions>\n",
+        API_VERSIONS[0]
+    ));
     for v in &API_VERSIONS[1..] {
         s.push_str(&format!("   <version>{v}</version>\n"));
     }
@@ -48,22 +51,53 @@ pub struct PropertyFilterSpec {
 pub enum VimCall {
     RetrieveServiceContent,
     CurrentTime,
-    Fetch { obj: MoRef, prop: String },
-    RetrieveProperties { specs: Vec<PropertyFilterSpec> },
-    RetrievePropertiesEx { specs: Vec<PropertyFilterSpec> },
-    Login { user: String, password: String, locale: Option<String> },
+    Fetch {
+        obj: MoRef,
+        prop: String,
+    },
+    RetrieveProperties {
+        specs: Vec<PropertyFilterSpec>,
+    },
+    RetrievePropertiesEx {
+        specs: Vec<PropertyFilterSpec>,
+    },
+    Login {
+        user: String,
+        password: String,
+        locale: Option<String>,
+    },
     Logout,
-    SetLocale { locale: String },
-    UpdateServiceMessage { message: String },
-    TerminateSession { keys: Vec<String> },
-    SessionIsActive { key: String, user: String },
+    SetLocale {
+        locale: String,
+    },
+    UpdateServiceMessage {
+        message: String,
+    },
+    TerminateSession {
+        keys: Vec<String>,
+    },
+    SessionIsActive {
+        key: String,
+        user: String,
+    },
     AcquireCloneTicket,
-    CloneSession { ticket: String },
-    ImpersonateUser { user: String, locale: Option<String> },
-    AcquireLocalTicket { user: String },
-    AcquireGenericServiceTicket { spec: ServiceRequestSpec },
+    CloneSession {
+        ticket: String,
+    },
+    ImpersonateUser {
+        user: String,
+        locale: Option<String>,
+    },
+    AcquireLocalTicket {
+        user: String,
+    },
+    AcquireGenericServiceTicket {
+        spec: ServiceRequestSpec,
+    },
     /// LoginBySSPI, LoginByToken, LoginExtensionByCertificate, LoginExtensionBySubjectName.
-    UnsupportedLogin { method: &'static str },
+    UnsupportedLogin {
+        method: &'static str,
+    },
 }
 
 impl VimCall {
@@ -102,10 +136,21 @@ fn receiver_of(method: &str) -> Option<&'static str> {
     Some(match method {
         "RetrieveServiceContent" | "CurrentTime" => "ServiceInstance",
         "RetrieveProperties" | "RetrievePropertiesEx" => "PropertyCollector",
-        "Login" | "Logout" | "SetLocale" | "UpdateServiceMessage" | "TerminateSession"
-        | "SessionIsActive" | "AcquireCloneTicket" | "CloneSession" | "ImpersonateUser"
-        | "AcquireLocalTicket" | "AcquireGenericServiceTicket" | "LoginBySSPI" | "LoginByToken"
-        | "LoginExtensionByCertificate" | "LoginExtensionBySubjectName" => "SessionManager",
+        "Login"
+        | "Logout"
+        | "SetLocale"
+        | "UpdateServiceMessage"
+        | "TerminateSession"
+        | "SessionIsActive"
+        | "AcquireCloneTicket"
+        | "CloneSession"
+        | "ImpersonateUser"
+        | "AcquireLocalTicket"
+        | "AcquireGenericServiceTicket"
+        | "LoginBySSPI"
+        | "LoginByToken"
+        | "LoginExtensionByCertificate"
+        | "LoginExtensionBySubjectName" => "SessionManager",
         "Fetch" => "*",
         _ => return None,
     })
@@ -230,8 +275,12 @@ pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
         "AcquireGenericServiceTicket" => VimCall::AcquireGenericServiceTicket {
             spec: service_spec(required(call, "spec")?)?,
         },
-        "LoginBySSPI" => VimCall::UnsupportedLogin { method: "LoginBySSPI" },
-        "LoginByToken" => VimCall::UnsupportedLogin { method: "LoginByToken" },
+        "LoginBySSPI" => VimCall::UnsupportedLogin {
+            method: "LoginBySSPI",
+        },
+        "LoginByToken" => VimCall::UnsupportedLogin {
+            method: "LoginByToken",
+        },
         "LoginExtensionByCertificate" => VimCall::UnsupportedLogin {
             method: "LoginExtensionByCertificate",
         },
@@ -242,7 +291,9 @@ pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
 }
 
 fn service_spec(spec: &Element) -> Result<ServiceRequestSpec, Fault> {
-    let ty = spec.attr("type").unwrap_or("SessionManagerHttpServiceRequestSpec");
+    let ty = spec
+        .attr("type")
+        .unwrap_or("SessionManagerHttpServiceRequestSpec");
     match ty {
         "SessionManagerHttpServiceRequestSpec" => Ok(ServiceRequestSpec::Http {
             method: opt_text(spec, "method"),
@@ -267,7 +318,10 @@ fn spec_set(call: &Element) -> Result<Vec<PropertyFilterSpec>, Fault> {
                 Ok(PropertySpec {
                     type_: text(p, "type")?,
                     all: p.child("all").is_some_and(|a| a.text.trim() == "true"),
-                    paths: p.children_named("pathSet").map(|e| e.text.trim().to_owned()).collect(),
+                    paths: p
+                        .children_named("pathSet")
+                        .map(|e| e.text.trim().to_owned())
+                        .collect(),
                 })
             })
             .collect::<Result<Vec<_>, Fault>>()?;
@@ -377,7 +431,11 @@ fn user_session_fields(out: &mut String, s: &UserSession) {
     field(out, "lastActiveTime", &time(&s.last_active_time));
     field(out, "locale", &s.locale);
     field(out, "messageLocale", &s.message_locale);
-    field(out, "extensionSession", if s.extension_session { "true" } else { "false" });
+    field(
+        out,
+        "extensionSession",
+        if s.extension_session { "true" } else { "false" },
+    );
     field(out, "ipAddress", &s.ip_address);
     field(out, "userAgent", &s.user_agent);
     field(out, "callCount", &s.call_count.to_string());
@@ -388,30 +446,58 @@ fn user_session_fields(out: &mut String, s: &UserSession) {
 /// that clients which read ServiceContent find every field they expect.
 const CONTENT_BEFORE_ABOUT: &[(&str, &str, &str)] = &[
     ("rootFolder", "Folder", "group-d1"),
-    ("propertyCollector", "PropertyCollector", "propertyCollector"),
+    (
+        "propertyCollector",
+        "PropertyCollector",
+        "propertyCollector",
+    ),
     ("viewManager", "ViewManager", "ViewManager"),
 ];
 const CONTENT_AFTER_ABOUT: &[(&str, &str, &str)] = &[
     ("setting", "OptionManager", "VpxSettings"),
     ("userDirectory", "UserDirectory", "UserDirectory"),
     ("sessionManager", "SessionManager", "SessionManager"),
-    ("authorizationManager", "AuthorizationManager", "AuthorizationManager"),
+    (
+        "authorizationManager",
+        "AuthorizationManager",
+        "AuthorizationManager",
+    ),
     ("serviceManager", "ServiceManager", "ServiceMgr"),
     ("perfManager", "PerformanceManager", "PerfMgr"),
-    ("scheduledTaskManager", "ScheduledTaskManager", "ScheduledTaskManager"),
+    (
+        "scheduledTaskManager",
+        "ScheduledTaskManager",
+        "ScheduledTaskManager",
+    ),
     ("alarmManager", "AlarmManager", "AlarmManager"),
     ("eventManager", "EventManager", "EventManager"),
     ("taskManager", "TaskManager", "TaskManager"),
     ("extensionManager", "ExtensionManager", "ExtensionManager"),
-    ("customizationSpecManager", "CustomizationSpecManager", "CustomizationSpecManager"),
-    ("customFieldsManager", "CustomFieldsManager", "CustomFieldsManager"),
+    (
+        "customizationSpecManager",
+        "CustomizationSpecManager",
+        "CustomizationSpecManager",
+    ),
+    (
+        "customFieldsManager",
+        "CustomFieldsManager",
+        "CustomFieldsManager",
+    ),
     ("diagnosticManager", "DiagnosticManager", "DiagMgr"),
     ("licenseManager", "LicenseManager", "LicenseManager"),
     ("searchIndex", "SearchIndex", "SearchIndex"),
     ("fileManager", "FileManager", "FileManager"),
-    ("virtualDiskManager", "VirtualDiskManager", "virtualDiskManager"),
+    (
+        "virtualDiskManager",
+        "VirtualDiskManager",
+        "virtualDiskManager",
+    ),
     ("ovfManager", "OvfManager", "OvfManager"),
-    ("localizationManager", "LocalizationManager", "LocalizationManager"),
+    (
+        "localizationManager",
+        "LocalizationManager",
+        "LocalizationManager",
+    ),
 ];
 
 fn service_content_fields(out: &mut String, a: &AboutInfo) {
@@ -481,7 +567,9 @@ pub fn string(method: &str, s: &str) -> String {
 }
 
 pub fn boolean(method: &str, b: bool) -> String {
-    response(method, |o| field(o, "returnval", if b { "true" } else { "false" }))
+    response(method, |o| {
+        field(o, "returnval", if b { "true" } else { "false" })
+    })
 }
 
 pub fn current_time(t: &DateTime<Utc>) -> String {
@@ -545,7 +633,9 @@ fn object_contents(o: &mut String, tag: &str, objects: &[ObjectContent<'_>]) {
 }
 
 pub fn retrieve_properties(objects: &[ObjectContent<'_>]) -> String {
-    response("RetrieveProperties", |o| object_contents(o, "returnval", objects))
+    response("RetrieveProperties", |o| {
+        object_contents(o, "returnval", objects)
+    })
 }
 
 /// `RetrievePropertiesEx`: a `RetrieveResult`, or nothing when no object matched.
@@ -571,11 +661,14 @@ pub fn fault(f: &Fault) -> String {
         "<detail><{ty}Fault xmlns=\"urn:vim25\" xsi:type=\"{ty}\">"
     ));
     match f {
-        Fault::NoPermission { object, privilege } | Fault::NotAuthenticated { object, privilege } => {
+        Fault::NoPermission { object, privilege }
+        | Fault::NotAuthenticated { object, privilege } => {
             mo_field(&mut out, "object", &object.type_, &object.value);
             field(&mut out, "privilegeId", privilege.id());
         }
-        Fault::InvalidArgument { property: Some(p), .. } => field(&mut out, "invalidProperty", p),
+        Fault::InvalidArgument {
+            property: Some(p), ..
+        } => field(&mut out, "invalidProperty", p),
         Fault::MethodNotFound { receiver, method } => {
             mo_field(&mut out, "receiver", &receiver.type_, &receiver.value);
             field(&mut out, "method", method);
@@ -597,8 +690,7 @@ pub fn fault(f: &Fault) -> String {
 pub fn session_cookie(header: &str) -> Option<&str> {
     let mut rest = header;
     while let Some(i) = rest.find("vmware_soap_session=") {
-        let before_ok = i == 0
-            || matches!(rest.as_bytes()[i - 1], b' ' | b';' | b',' | b'\t');
+        let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b' ' | b';' | b',' | b'\t');
         let v = &rest[i + "vmware_soap_session=".len()..];
         if before_ok {
             let value = if let Some(q) = v.strip_prefix('"') {
@@ -629,26 +721,43 @@ mod tests {
     #[test]
     fn decodes_pyvmomi_login_ignoring_version_ids() {
         let c = decode(&env(r#"<Login xmlns="urn:vim25"><_this versionId="8.0.3.0" type="SessionManager">SessionManager</_this><userName versionId="8.0.3.0">u</userName><password versionId="8.0.3.0">p&amp;w</password></Login>"#)).unwrap();
-        assert_eq!(c, VimCall::Login { user: "u".into(), password: "p&w".into(), locale: None });
+        assert_eq!(
+            c,
+            VimCall::Login {
+                user: "u".into(),
+                password: "p&w".into(),
+                locale: None
+            }
+        );
     }
 
     #[test]
     fn decodes_terminate_session_keys_in_order() {
         let c = decode(&env(r#"<TerminateSession xmlns="urn:vim25"><_this type="SessionManager">SessionManager</_this><sessionId>a</sessionId><sessionId>b</sessionId></TerminateSession>"#)).unwrap();
-        assert_eq!(c, VimCall::TerminateSession { keys: vec!["a".into(), "b".into()] });
+        assert_eq!(
+            c,
+            VimCall::TerminateSession {
+                keys: vec!["a".into(), "b".into()]
+            }
+        );
     }
 
     #[test]
     fn decodes_govc_retrieve_properties() {
         let c = decode(&env(r#"<RetrieveProperties xmlns="urn:vim25"><_this type="PropertyCollector">propertyCollector</_this><specSet><propSet><type>SessionManager</type><pathSet>currentSession</pathSet><pathSet>sessionList</pathSet></propSet><objectSet><obj type="SessionManager">SessionManager</obj></objectSet></specSet></RetrieveProperties>"#)).unwrap();
-        let VimCall::RetrieveProperties { specs } = c else { panic!() };
+        let VimCall::RetrieveProperties { specs } = c else {
+            panic!()
+        };
         assert_eq!(specs[0].props[0].paths, ["currentSession", "sessionList"]);
         assert_eq!(specs[0].objects[0], MoRef::session_manager());
     }
 
     #[test]
     fn bad_requests_get_the_right_faults() {
-        let unknown = decode(&env(r#"<Frobnicate><_this type="SessionManager">SessionManager</_this></Frobnicate>"#)).unwrap_err();
+        let unknown = decode(&env(
+            r#"<Frobnicate><_this type="SessionManager">SessionManager</_this></Frobnicate>"#,
+        ))
+        .unwrap_err();
         assert!(matches!(unknown, Fault::MethodNotFound { .. }));
         let wrong_this = decode(&env(r#"<Login><_this type="SessionManager">Nope</_this><userName>u</userName><password>p</password></Login>"#)).unwrap_err();
         assert!(matches!(wrong_this, Fault::ManagedObjectNotFound(_)));
@@ -656,8 +765,14 @@ mod tests {
         assert!(matches!(wrong_type, Fault::ManagedObjectNotFound(_)));
         let missing = decode(&env(r#"<Login><_this type="SessionManager">SessionManager</_this><userName>u</userName></Login>"#)).unwrap_err();
         assert!(matches!(&missing, Fault::InvalidRequest(m) if m.contains("password")));
-        assert!(matches!(decode(b"<nope").unwrap_err(), Fault::InvalidRequest(_)));
-        assert!(matches!(decode(b"\xff\xfe").unwrap_err(), Fault::InvalidRequest(_)));
+        assert!(matches!(
+            decode(b"<nope").unwrap_err(),
+            Fault::InvalidRequest(_)
+        ));
+        assert!(matches!(
+            decode(b"\xff\xfe").unwrap_err(),
+            Fault::InvalidRequest(_)
+        ));
     }
 
     #[test]
@@ -671,9 +786,15 @@ mod tests {
 
     #[test]
     fn cookie_parsing_tolerates_what_clients_send() {
-        assert_eq!(session_cookie("vmware_soap_session=\"abc\"; Path=/; HttpOnly; Secure;"), Some("abc"));
+        assert_eq!(
+            session_cookie("vmware_soap_session=\"abc\"; Path=/; HttpOnly; Secure;"),
+            Some("abc")
+        );
         assert_eq!(session_cookie("vmware_soap_session=abc"), Some("abc"));
-        assert_eq!(session_cookie("a=b; vmware_soap_session=abc; c=d"), Some("abc"));
+        assert_eq!(
+            session_cookie("a=b; vmware_soap_session=abc; c=d"),
+            Some("abc")
+        );
         assert_eq!(session_cookie("x_vmware_soap_session=abc"), None);
         assert_eq!(session_cookie(""), None);
         assert_eq!(session_cookie("vmware_soap_session=\"\""), None);

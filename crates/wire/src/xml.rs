@@ -131,7 +131,9 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
                 match stack.last_mut() {
                     Some(el) => el.text.push_str(&t),
                     None if t.trim().is_empty() => {}
-                    None => return Err(XmlError::Malformed("text outside the root element".into())),
+                    None => {
+                        return Err(XmlError::Malformed("text outside the root element".into()))
+                    }
                 }
             }
             Event::CData(c) => {
@@ -214,12 +216,21 @@ mod tests {
             parse(b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>").unwrap_err(),
             XmlError::Dtd
         );
-        assert_eq!(parse(b"<a>&x;</a>").unwrap_err(), XmlError::Entity("x".into()));
+        assert_eq!(
+            parse(b"<a>&x;</a>").unwrap_err(),
+            XmlError::Entity("x".into())
+        );
         assert_eq!(parse(b"<a>\xff</a>").unwrap_err(), XmlError::NotUtf8);
         let deep = "<a>".repeat(MAX_DEPTH + 1);
         assert_eq!(parse(deep.as_bytes()).unwrap_err(), XmlError::TooDeep);
-        assert!(matches!(parse(b"<a><b></a>").unwrap_err(), XmlError::Malformed(_)));
-        assert!(matches!(parse(b"<a></a><b/>").unwrap_err(), XmlError::Malformed(_)));
+        assert!(matches!(
+            parse(b"<a><b></a>").unwrap_err(),
+            XmlError::Malformed(_)
+        ));
+        assert!(matches!(
+            parse(b"<a></a><b/>").unwrap_err(),
+            XmlError::Malformed(_)
+        ));
         assert_eq!(parse(b"  ").unwrap_err(), XmlError::Empty);
     }
 

@@ -1,0 +1,282 @@
+//! End-to-end tests of the `vsess` binary: crash durability, start-up errors, user commands.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vsess");
+
+fn add_user(dir: &Path, name: &str, role: &str, pw: &str) {
+    let out = user_add(dir, name, role, pw);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn user_add(dir: &Path, name: &str, role: &str, pw: &str) -> std::process::Output {
+    let mut c = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(c.stdin.take().unwrap(), "{pw}").unwrap();
+    c.wait_with_output().unwrap()
+}
+
+/// Starts `vsess serve` and returns it with the URL from its ready line.
+fn serve(dir: &Path, listen: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", listen, "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on https://") {
+                let url: String = line[i + 13..].split_whitespace().next().unwrap().to_owned();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not become ready");
+    (child, url)
+}
+
+fn client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+fn soap(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    inner: &str,
+    cookie: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let body = format!("<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>");
+    let mut req = c
+        .post(format!("{url}/sdk"))
+        .header("Content-Type", "text/xml")
+        .body(body);
+    if let Some(ck) = cookie {
+        req = req.header("Cookie", ck);
+    }
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, r.text().unwrap(), set)
+}
+
+const SM: &str = "<_this type=\"SessionManager\">SessionManager</_this>";
+
+#[test]
+fn sessions_tickets_and_message_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "admin@vsphere.local", "Admin", "pw-1");
+    let (mut child, url) = serve(dir.path(), "127.0.0.1:0");
+    let c = client();
+    let mut cookies = Vec::new();
+    for _ in 0..5 {
+        let (s, _, set) = soap(&c, &url, &format!("<Login>{SM}<userName>admin@vsphere.local</userName><password>pw-1</password></Login>"), None);
+        assert_eq!(s, 200);
+        cookies.push(set.unwrap());
+    }
+    let (s, _, _) = soap(
+        &c,
+        &url,
+        &format!("<UpdateServiceMessage>{SM}<message>kept</message></UpdateServiceMessage>"),
+        Some(&cookies[0]),
+    );
+    assert_eq!(s, 200);
+    let (_, body, _) = soap(
+        &c,
+        &url,
+        &format!("<AcquireCloneTicket>{SM}</AcquireCloneTicket>"),
+        Some(&cookies[1]),
+    );
+    let ticket = body
+        .split("<returnval>")
+        .nth(1)
+        .unwrap()
+        .split("</returnval>")
+        .next()
+        .unwrap()
+        .to_owned();
+    let (s, _, _) = soap(
+        &c,
+        &url,
+        &format!("<Logout>{SM}</Logout>"),
+        Some(&cookies[4]),
+    );
+    assert_eq!(s, 200);
+
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (mut child, url) = serve(dir.path(), "127.0.0.1:0");
+    for ck in &cookies[..4] {
+        let (s, body, _) = soap(
+            &c,
+            &url,
+            &format!("<Fetch>{SM}<prop>currentSession</prop></Fetch>"),
+            Some(ck),
+        );
+        assert_eq!(s, 200);
+        assert!(
+            body.contains("<userName>admin@vsphere.local</userName>"),
+            "session lost: {body}"
+        );
+    }
+    let (_, body, _) = soap(
+        &c,
+        &url,
+        &format!("<Fetch>{SM}<prop>currentSession</prop></Fetch>"),
+        Some(&cookies[4]),
+    );
+    assert!(
+        !body.contains("<userName>"),
+        "a logged-out session came back: {body}"
+    );
+    let (_, body, _) = soap(
+        &c,
+        &url,
+        &format!("<Fetch>{SM}<prop>message</prop></Fetch>"),
+        Some(&cookies[0]),
+    );
+    assert!(body.contains(">kept</returnval>"), "{body}");
+    let (s, _, _) = soap(
+        &c,
+        &url,
+        &format!("<CloneSession>{SM}<cloneTicket>{ticket}</cloneTicket></CloneSession>"),
+        None,
+    );
+    assert_eq!(s, 200, "clone ticket survived");
+    let (s, _, _) = soap(
+        &c,
+        &url,
+        &format!("<CloneSession>{SM}<cloneTicket>{ticket}</cloneTicket></CloneSession>"),
+        None,
+    );
+    assert_eq!(s, 500, "and is still one-time");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn start_up_errors_are_clear_and_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(dir.path().join("d"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen on") && err.contains("another process"),
+        "{err}"
+    );
+
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot use data directory"), "{err}");
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "config.vmacore.soap.sessionTimeOut = 5\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("d2"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sessionTimeOut"));
+}
+
+#[test]
+fn first_start_creates_an_administrator_with_a_private_password_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = serve(dir.path(), "127.0.0.1:0");
+    let pw_file = dir.path().join("administrator-password");
+    let mode = std::fs::metadata(&pw_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pw = std::fs::read_to_string(&pw_file).unwrap().trim().to_owned();
+    assert!(pw.len() >= 16);
+    let users = std::fs::read_to_string(dir.path().join("users.json")).unwrap();
+    assert!(!users.contains(&pw), "the password is stored hashed");
+    assert!(users.contains("$argon2id$"));
+    let (s, _, _) = soap(&client(), &url, &format!("<Login>{SM}<userName>administrator@vsphere.local</userName><password>{pw}</password></Login>"), None);
+    assert_eq!(s, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn user_commands_manage_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "VSPHERE.LOCAL\\Ops", "ReadOnly", "x");
+    let out = Command::new(BIN)
+        .args(["user", "list", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("\"name\":\"ops@vsphere.local\"") && list.contains("\"role\":\"ReadOnly\""),
+        "{list}"
+    );
+    let dup = user_add(dir.path(), "ops@vsphere.local", "Admin", "y");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let out = Command::new(BIN)
+        .args(["user", "rm", "ops@vsphere.local", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(BIN)
+        .args(["user", "rm", "ops@vsphere.local", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user ops@vsphere.local"));
+}

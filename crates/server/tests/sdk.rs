@@ -1,0 +1,307 @@
+//! Integration tests: a real server on 127.0.0.1:0 over TLS, driven with raw SOAP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest::StatusCode;
+use std::net::SocketAddr;
+use vsess_core::password::hash_password;
+use vsess_core::{Role, User, UserName};
+use vsess_server::{Config, Options, Running, Transport};
+use vsess_store::UserFile;
+
+struct Kit {
+    running: Option<Running>,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+    config: Config,
+}
+
+fn add_user(dir: &std::path::Path, name: &str, role: Role, pw: &str) {
+    let hash = hash_password(pw).unwrap();
+    let name = UserName::parse(name).unwrap();
+    UserFile::open(dir)
+        .unwrap()
+        .modify(|u| {
+            u.insert(
+                name.as_str().to_owned(),
+                User {
+                    name: name.clone(),
+                    full_name: String::new(),
+                    role,
+                    password_hash: hash,
+                },
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
+impl Kit {
+    async fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        add_user(dir.path(), "admin@vsphere.local", Role::Admin, "admin-pw");
+        add_user(
+            dir.path(),
+            "reader@vsphere.local",
+            Role::ReadOnly,
+            "reader-pw",
+        );
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .http1_only()
+            .build()
+            .unwrap();
+        let mut kit = Kit {
+            running: None,
+            dir,
+            http,
+            config: Config::parse(config).unwrap(),
+        };
+        kit.boot().await;
+        kit
+    }
+
+    async fn boot(&mut self) {
+        let opts = Options {
+            listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+            data_dir: self.dir.path().to_owned(),
+            config: self.config.clone(),
+            transport: Transport::SelfSigned,
+        };
+        self.running = Some(vsess_server::start(opts).await.unwrap());
+    }
+
+    async fn restart(&mut self) {
+        self.running.take().unwrap().shutdown().await.unwrap();
+        self.boot().await;
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.as_ref().unwrap().url)
+    }
+
+    async fn post_raw(
+        &self,
+        body: Vec<u8>,
+        cookie: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .http
+            .post(self.url("/sdk"))
+            .header("Content-Type", "text/xml; charset=UTF-8")
+            .header("SOAPAction", "\"urn:vim25/8.0.3.0\"")
+            .header("User-Agent", "vsess-it")
+            .body(body);
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        let r = req.send().await.unwrap();
+        let (s, h) = (r.status(), r.headers().clone());
+        (s, h, r.text().await.unwrap())
+    }
+
+    async fn call(
+        &self,
+        inner: &str,
+        cookie: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        self.post_raw(envelope(inner).into_bytes(), cookie).await
+    }
+
+    /// Logs in and returns the cookie header value exactly as pyVmomi echoes it back.
+    async fn login(&self, user: &str, pw: &str) -> String {
+        let (s, h, body) = self.call(&login_body(user, pw), None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let cookies: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies.len(), 1, "exactly one Set-Cookie");
+        cookies[0].to_str().unwrap().to_owned()
+    }
+}
+
+fn envelope(inner: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>")
+}
+
+fn login_body(user: &str, pw: &str) -> String {
+    format!("<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><userName>{user}</userName><password>{pw}</password></Login>")
+}
+
+fn fetch(prop: &str) -> String {
+    format!("<Fetch xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><prop>{prop}</prop></Fetch>")
+}
+
+const RSC: &str = "<RetrieveServiceContent xmlns=\"urn:vim25\"><_this type=\"ServiceInstance\">ServiceInstance</_this></RetrieveServiceContent>";
+
+fn fault_type(body: &str) -> &str {
+    let start = body.find("xsi:type=\"").map(|i| i + 10).unwrap_or(0);
+    let end = body[start..].find('"').map(|i| start + i).unwrap_or(start);
+    &body[start..end]
+}
+
+fn between<'a>(body: &'a str, open: &str, close: &str) -> &'a str {
+    let s = body.find(open).unwrap() + open.len();
+    let e = body[s..].find(close).unwrap() + s;
+    &body[s..e]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_faults_and_the_server_keeps_serving() {
+    let kit = Kit::start("[server]\nmax_body_bytes = 4096").await;
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (b"<soapenv:Envelope><soapenv:Body><Login>".to_vec(), "InvalidRequest", "malformed"),
+        (b"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaa\">]><x>&a;</x>".to_vec(), "InvalidRequest", "DTD"),
+        (envelope("<Login><_this type=\"SessionManager\">SessionManager</_this><userName>\u{1}</userName></Login>").replace('\u{1}', "\u{FFFD}").into_bytes().into_iter().chain(*b"\xff").collect(), "InvalidRequest", "UTF-8"),
+        (envelope("<Frobnicate xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Frobnicate>").into_bytes(), "MethodNotFound", "Frobnicate"),
+        (envelope("<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager2</_this></Logout>").into_bytes(), "ManagedObjectNotFound", "SessionManager2"),
+        (envelope("<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><userName>u</userName></Login>").into_bytes(), "InvalidRequest", "password"),
+        (envelope("<Login xmlns=\"urn:vim25\"><userName>u</userName></Login>").into_bytes(), "InvalidRequest", "_this"),
+        (b"".to_vec(), "InvalidRequest", "root element"),
+    ];
+    for (body, fault, needle) in cases {
+        let (s, _, text) = kit.post_raw(body, None).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+        assert_eq!(fault_type(&text), fault, "{text}");
+        assert!(
+            text.contains(needle),
+            "fault should mention {needle}: {text}"
+        );
+    }
+    let big = envelope(&format!("<Login>{}</Login>", "x".repeat(8192)));
+    let (s, _, _) = kit.post_raw(big.into_bytes(), None).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, _, text) = kit.call(RSC, None).await;
+    assert_eq!(s, StatusCode::OK, "still serving: {text}");
+    assert!(
+        text.contains("<sessionManager type=\"SessionManager\">SessionManager</sessionManager>")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_cookie_and_property_privileges() {
+    let kit = Kit::start("").await;
+    let set_cookie = kit.login("VSPHERE.LOCAL\\admin", "admin-pw").await;
+    assert!(set_cookie.starts_with("vmware_soap_session=\""));
+    assert!(
+        set_cookie.ends_with("\"; Path=/; HttpOnly; Secure;"),
+        "{set_cookie}"
+    );
+    let id = between(&set_cookie, "\"", "\"");
+    assert!(id.len() >= 32);
+    // pyVmomi sends the whole Set-Cookie value back.
+    let (s, _, body) = kit.call(&fetch("currentSession"), Some(&set_cookie)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("<returnval xsi:type=\"UserSession\">"));
+    let key = between(&body, "<key>", "</key>");
+    assert_ne!(key, id, "the public key is not the secret id");
+    assert!(body.contains("<userName>admin@vsphere.local</userName>"));
+    assert!(body.contains("<userAgent>vsess-it</userAgent>"));
+    // Anonymous currentSession is empty, not a fault; a stale cookie is anonymous.
+    for cookie in [None, Some("vmware_soap_session=\"deadbeef\"")] {
+        let (s, _, body) = kit.call(&fetch("currentSession"), cookie).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            body.contains("<FetchResponse xmlns=\"urn:vim25\"></FetchResponse>"),
+            "{body}"
+        );
+    }
+    let (s, _, body) = kit.call(&fetch("sessionList"), None).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(fault_type(&body), "NotAuthenticated");
+    assert!(body.contains("<privilegeId>Sessions.TerminateSession</privilegeId>"));
+    let reader = kit.login("reader@vsphere.local", "reader-pw").await;
+    let (_, _, body) = kit.call(&fetch("sessionList"), Some(&reader)).await;
+    assert_eq!(fault_type(&body), "NoPermission");
+    let (_, _, body) = kit.call(&fetch("sessionList"), Some(&set_cookie)).await;
+    assert!(body.contains("xsi:type=\"ArrayOfUserSession\""));
+    assert_eq!(
+        body.matches("<UserSession xsi:type=\"UserSession\">")
+            .count(),
+        2
+    );
+    // Login works with a stale cookie present, and sets a new one.
+    let (s, h, _) = kit
+        .call(
+            &login_body("admin@vsphere.local", "admin-pw"),
+            Some("vmware_soap_session=\"stale\""),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h.get_all("set-cookie").iter().count(), 1);
+    let (_, _, body) = kit
+        .call(&login_body("admin@vsphere.local", "wrong"), None)
+        .await;
+    assert_eq!(fault_type(&body), "InvalidLogin");
+    assert!(body.contains("<detail><InvalidLoginFault xmlns=\"urn:vim25\" xsi:type=\"InvalidLogin\"></InvalidLoginFault></detail>"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieve_properties_as_govc_sends_it() {
+    let kit = Kit::start("").await;
+    let c = kit.login("admin@vsphere.local", "admin-pw").await;
+    let rp = "<RetrieveProperties xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>SessionManager</type><pathSet>currentSession</pathSet><pathSet>sessionList</pathSet></propSet><objectSet><obj type=\"SessionManager\">SessionManager</obj></objectSet></specSet></RetrieveProperties>";
+    let (s, _, body) = kit.call(rp, Some(&c)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("<propSet><name>currentSession</name><val xsi:type=\"UserSession\">"));
+    assert!(body.contains("<propSet><name>sessionList</name><val xsi:type=\"ArrayOfUserSession\">"));
+    let rpx = rp
+        .replace("RetrieveProperties ", "RetrievePropertiesEx ")
+        .replace(
+            "</RetrieveProperties>",
+            "<options></options></RetrievePropertiesEx>",
+        );
+    let (s, _, body) = kit.call(&rpx, Some(&c)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects><obj type=\"SessionManager\">SessionManager</obj>"));
+    let (_, _, body) = kit.call("<CurrentTime xmlns=\"urn:vim25\"><_this type=\"ServiceInstance\">ServiceInstance</_this></CurrentTime>", Some(&c)).await;
+    assert!(body.contains("<CurrentTimeResponse xmlns=\"urn:vim25\"><returnval>20"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_never_exceed_max_session_count() {
+    let kit = std::sync::Arc::new(Kit::start("config.vmacore.soap.maxSessionCount = 5").await);
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let kit = kit.clone();
+        tasks.push(tokio::spawn(async move {
+            kit.call(&login_body("admin@vsphere.local", "admin-pw"), None)
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (s, _, body) = t.await.unwrap();
+        if s == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(fault_type(&body), "SystemError", "{body}");
+            assert!(body.contains("maxSessionCount"), "{body}");
+        }
+    }
+    assert_eq!(ok, 5);
+    assert_eq!(
+        kit.running.as_ref().unwrap().app.store.list_sessions_len(),
+        5
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_added_while_running_can_log_in_and_sessions_survive_restart() {
+    let mut kit = Kit::start("").await;
+    let (_, _, body) = kit
+        .call(&login_body("late@vsphere.local", "late-pw"), None)
+        .await;
+    assert_eq!(fault_type(&body), "InvalidLogin");
+    add_user(kit.dir.path(), "late@vsphere.local", Role::Admin, "late-pw");
+    let cookie = kit.login("late@vsphere.local", "late-pw").await;
+    let msg = "<UpdateServiceMessage xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><message>back at 5 &amp; later</message></UpdateServiceMessage>";
+    let (s, _, _) = kit.call(msg, Some(&cookie)).await;
+    assert_eq!(s, StatusCode::OK);
+    kit.restart().await;
+    let (_, _, body) = kit.call(&fetch("currentSession"), Some(&cookie)).await;
+    assert!(
+        body.contains("<userName>late@vsphere.local</userName>"),
+        "{body}"
+    );
+    let (_, _, body) = kit.call(&fetch("message"), Some(&cookie)).await;
+    assert!(body.contains("back at 5 &amp; later"), "{body}");
+}
