@@ -72,6 +72,10 @@ pub enum Fault {
         "Cannot create session: the server's limit of {limit} sessions (config.vmacore.soap.maxSessionCount) is reached. Log out unused sessions or ask the operator to raise the limit."
     )]
     SessionLimit { limit: usize },
+    #[error("An object named '{name}' already exists in {parent}.")]
+    DuplicateName { name: String, parent: MoRef },
+    #[error("The name '{name}' is not valid: it must be 1 to 80 characters.")]
+    InvalidName { name: String },
     /// Internal failure (for example the store is unavailable); the message is safe to show.
     #[error("{0}")]
     SystemError(String),
@@ -92,6 +96,8 @@ impl Fault {
             Fault::MethodNotFound { .. } => "MethodNotFound",
             Fault::ManagedObjectNotFound(_) => "ManagedObjectNotFound",
             Fault::InvalidProperty(_) => "InvalidProperty",
+            Fault::DuplicateName { .. } => "DuplicateName",
+            Fault::InvalidName { .. } => "InvalidName",
             Fault::SessionLimit { .. } | Fault::SystemError(_) => "SystemError",
         }
     }

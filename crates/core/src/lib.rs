@@ -9,7 +9,9 @@
 pub mod clock;
 pub mod fault;
 pub mod ids;
+pub mod inventory;
 pub mod memory;
+pub mod objects;
 pub mod password;
 pub mod policy;
 pub mod privilege;
@@ -18,6 +20,7 @@ pub mod session;
 pub mod store;
 pub mod ticket;
 pub mod user;
+pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use fault::{Fault, MoRef};
@@ -32,3 +35,4 @@ pub use session::{SessionRecord, UserSession};
 pub use store::{LockState, Store, StoreError, StoreResult};
 pub use ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
 pub use user::{User, UserName};
+pub use value::{ObjectContent, PropertyFilterSpec, PropertySpec, Value};

@@ -5,6 +5,7 @@
 //! durable embedded store in `vsess-store` also appends each mutation to its log and
 //! replays the log on start.
 use crate::ids::{IdDigest, SessionKey};
+use crate::inventory::{CreateError, CreateKind, Entity, EntityKind, FolderType, ROOT_FOLDER};
 use crate::session::SessionRecord;
 use crate::store::{LockState, Store, StoreResult};
 use crate::ticket::Ticket;
@@ -44,6 +45,9 @@ pub enum Mutation {
         user: String,
         state: LockState,
     },
+    PutEntity {
+        entity: Entity,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +57,9 @@ pub struct MemoryState {
     tickets: HashMap<IdDigest, Ticket>,
     message: String,
     locks: HashMap<String, LockState>,
+    entities: BTreeMap<String, Entity>,
+    /// The next number for an inventory id (`datacenter-N`, `group-vN`, …).
+    next_entity: u64,
     /// Only used by [`MemoryStore`]; the embedded store keeps users in their own file.
     pub users: BTreeMap<String, User>,
 }
@@ -86,6 +93,16 @@ impl MemoryState {
                 self.tickets.remove(digest);
             }
             Mutation::Message { text } => self.message.clone_from(text),
+            Mutation::PutEntity { entity } => {
+                let n = entity
+                    .id
+                    .rsplit(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .unwrap_or(0);
+                self.next_entity = self.next_entity.max(n + 1);
+                self.entities.insert(entity.id.clone(), entity.clone());
+            }
             Mutation::Lock { user, state } => {
                 if *state == LockState::default() {
                     self.locks.remove(user);
@@ -224,13 +241,120 @@ impl MemoryState {
         })
     }
 
+    /// An inventory entity; the root folder always exists.
+    pub fn entity(&self, id: &str) -> Option<Entity> {
+        match self.entities.get(id) {
+            Some(e) => Some(e.clone()),
+            None if id == ROOT_FOLDER => Some(Entity::root()),
+            None => None,
+        }
+    }
+
+    /// Every inventory entity, the root folder first, then in creation order.
+    pub fn entities(&self) -> Vec<Entity> {
+        let mut out: Vec<Entity> = self.entities.values().cloned().collect();
+        if !self.entities.contains_key(ROOT_FOLDER) {
+            out.push(Entity::root());
+        }
+        out.sort_by_key(|e| entity_order(&e.id));
+        out
+    }
+
+    /// Creates a datacenter (with its four folders) or a folder under `parent`.
+    pub fn create_entity(
+        &mut self,
+        parent: &str,
+        name: &str,
+        kind: CreateKind,
+    ) -> Result<(Entity, Vec<Mutation>), CreateError> {
+        let p = self.entity(parent).ok_or(CreateError::NoParent)?;
+        let parent_type = match (p.kind, p.folder_type) {
+            (EntityKind::Folder, Some(t)) => t,
+            _ => return Err(CreateError::NotAllowed),
+        };
+        if kind == CreateKind::Datacenter && parent_type != FolderType::Datacenter {
+            return Err(CreateError::NotAllowed);
+        }
+        if self
+            .entities
+            .values()
+            .any(|e| e.parent.as_deref() == Some(parent) && e.name == name)
+        {
+            return Err(CreateError::Duplicate);
+        }
+        let mut n = self.next_entity.max(2);
+        let mut next = |prefix: &str| {
+            let id = format!("{prefix}{n}");
+            n += 1;
+            id
+        };
+        let mut created = Vec::new();
+        let main = match kind {
+            CreateKind::Folder => Entity {
+                id: next(folder_prefix(parent_type)),
+                kind: EntityKind::Folder,
+                name: name.to_owned(),
+                parent: Some(parent.to_owned()),
+                folder_type: Some(parent_type),
+                dc_folders: Vec::new(),
+                tags: Vec::new(),
+            },
+            CreateKind::Datacenter => {
+                let dc_id = next("datacenter-");
+                let subs = [
+                    ("vm", FolderType::VirtualMachine),
+                    ("host", FolderType::Host),
+                    ("datastore", FolderType::Datastore),
+                    ("network", FolderType::Network),
+                ];
+                let mut ids = Vec::new();
+                for (sub_name, t) in subs {
+                    let id = next(folder_prefix(t));
+                    ids.push(id.clone());
+                    created.push(Entity {
+                        id,
+                        kind: EntityKind::Folder,
+                        name: sub_name.to_owned(),
+                        parent: Some(dc_id.clone()),
+                        folder_type: Some(t),
+                        dc_folders: Vec::new(),
+                        tags: Vec::new(),
+                    });
+                }
+                Entity {
+                    id: dc_id,
+                    kind: EntityKind::Datacenter,
+                    name: name.to_owned(),
+                    parent: Some(parent.to_owned()),
+                    folder_type: None,
+                    dc_folders: ids,
+                    tags: Vec::new(),
+                }
+            }
+        };
+        // The datacenter goes first, so that a replayed log never holds orphans.
+        let mut muts = vec![self.applied(Mutation::PutEntity {
+            entity: main.clone(),
+        })];
+        for e in created {
+            muts.push(self.applied(Mutation::PutEntity { entity: e }));
+        }
+        Ok((main, muts))
+    }
+
     /// The whole state as mutations, for compacting a log.
     pub fn snapshot(&self) -> Vec<Mutation> {
         let mut out: Vec<Mutation> = self
-            .sessions
-            .values()
-            .map(|rec| Mutation::PutSession { rec: rec.clone() })
+            .entities()
+            .into_iter()
+            .filter(|e| self.entities.contains_key(&e.id))
+            .map(|entity| Mutation::PutEntity { entity })
             .collect();
+        out.extend(
+            self.sessions
+                .values()
+                .map(|rec| Mutation::PutSession { rec: rec.clone() }),
+        );
         out.extend(self.tickets.iter().map(|(d, t)| Mutation::PutTicket {
             digest: *d,
             ticket: t.clone(),
@@ -246,6 +370,26 @@ impl MemoryState {
         }));
         out
     }
+}
+
+fn folder_prefix(t: FolderType) -> &'static str {
+    match t {
+        FolderType::Datacenter => "group-d",
+        FolderType::VirtualMachine => "group-v",
+        FolderType::Host => "group-h",
+        FolderType::Datastore => "group-s",
+        FolderType::Network => "group-n",
+    }
+}
+
+/// Orders ids by their number, so that listings follow creation order.
+fn entity_order(id: &str) -> (u64, String) {
+    let n = id
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    (n, id.to_owned())
 }
 
 /// A non-durable store: the state behind a mutex. For tests and `--dev` experiments.
@@ -329,5 +473,19 @@ impl Store for MemoryStore {
     async fn clear_login_failures(&self, user: &str) -> StoreResult<()> {
         self.with(|s| s.clear_failures(user));
         Ok(())
+    }
+    async fn entity(&self, id: &str) -> StoreResult<Option<Entity>> {
+        Ok(self.with(|s| s.entity(id)))
+    }
+    async fn entities(&self) -> StoreResult<Vec<Entity>> {
+        Ok(self.with(|s| s.entities()))
+    }
+    async fn create_entity(
+        &self,
+        parent: &str,
+        name: &str,
+        kind: CreateKind,
+    ) -> StoreResult<Result<Entity, CreateError>> {
+        Ok(self.with(|s| s.create_entity(parent, name, kind).map(|(e, _)| e)))
     }
 }

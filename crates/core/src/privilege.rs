@@ -12,6 +12,8 @@ pub enum Privilege {
     SessionsValidateSession,
     SessionsImpersonateUser,
     SessionsGlobalMessage,
+    DatacenterCreate,
+    FolderCreate,
 }
 
 impl Privilege {
@@ -24,6 +26,8 @@ impl Privilege {
             Self::SessionsValidateSession => "Sessions.ValidateSession",
             Self::SessionsImpersonateUser => "Sessions.ImpersonateUser",
             Self::SessionsGlobalMessage => "Sessions.GlobalMessage",
+            Self::DatacenterCreate => "Datacenter.Create",
+            Self::FolderCreate => "Folder.Create",
         }
     }
 }
@@ -62,6 +66,8 @@ impl Role {
             SessionsValidateSession,
             SessionsImpersonateUser,
             SessionsGlobalMessage,
+            DatacenterCreate,
+            FolderCreate,
         ]
         .into_iter()
         .filter(|p| self.has(*p))
@@ -108,7 +114,8 @@ mod tests {
         assert!(!Role::ReadOnly.has(Privilege::SessionsTerminateSession));
         assert!(!Role::ReadOnly.has(Privilege::SessionsGlobalMessage));
         assert!(!Role::NoAccess.has(Privilege::SystemAnonymous));
-        assert_eq!(Role::Admin.privileges().len(), 7);
+        assert_eq!(Role::Admin.privileges().len(), 9);
+        assert!(!Role::ReadOnly.has(Privilege::DatacenterCreate));
     }
 
     #[test]

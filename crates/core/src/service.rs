@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::fault::{Fault, MoRef};
 use crate::ids::{random_hex, IdDigest, SessionId, SessionKey};
+use crate::inventory::ComputePolicy;
 use crate::password::{dummy_hash, verify_password};
 use crate::policy::Policy;
 use crate::privilege::{Privilege, Role};
@@ -59,7 +60,7 @@ pub trait LocalTicketSink: Send + Sync + 'static {
 }
 
 /// `vim.AboutInfo`, as RetrieveServiceContent reports it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AboutInfo {
     pub name: String,
     pub full_name: String,
@@ -76,12 +77,13 @@ pub struct AboutInfo {
 }
 
 pub struct SessionService {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    policy: Policy,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) policy: Policy,
     verifier: Arc<dyn CredentialVerifier>,
     local_tickets: Option<Arc<dyn LocalTicketSink>>,
     about: AboutInfo,
+    pub(crate) compute_policies: Vec<ComputePolicy>,
 }
 
 impl SessionService {
@@ -99,7 +101,14 @@ impl SessionService {
             verifier,
             local_tickets: None,
             about,
+            compute_policies: Vec::new(),
         }
+    }
+
+    /// The compute policies `com.vmware.vcenter.compute.policies.list` reports.
+    pub fn with_compute_policies(mut self, policies: Vec<ComputePolicy>) -> Self {
+        self.compute_policies = policies;
+        self
     }
 
     pub fn with_local_tickets(mut self, sink: Arc<dyn LocalTicketSink>) -> Self {
@@ -123,7 +132,7 @@ impl SessionService {
         self.clock.now()
     }
 
-    fn expired(&self, rec: &SessionRecord, now: DateTime<Utc>) -> bool {
+    pub(crate) fn expired(&self, rec: &SessionRecord, now: DateTime<Utc>) -> bool {
         rec.expired(now, self.policy.idle_timeout, self.policy.max_lifetime)
     }
 
@@ -170,7 +179,11 @@ impl SessionService {
         }
     }
 
-    fn sm(&self, session: Option<&SessionRecord>, p: Privilege) -> Result<SessionRecord, Fault> {
+    pub(crate) fn sm(
+        &self,
+        session: Option<&SessionRecord>,
+        p: Privilege,
+    ) -> Result<SessionRecord, Fault> {
         self.require(session, MoRef::session_manager(), p).cloned()
     }
 

@@ -1,5 +1,6 @@
 //! The persistence boundary. Implementations live in `vsess-store`.
 use crate::ids::IdDigest;
+use crate::inventory::{CreateError, CreateKind, Entity};
 use crate::session::SessionRecord;
 use crate::ticket::Ticket;
 use crate::user::User;
@@ -80,4 +81,17 @@ pub trait Store: Send + Sync + 'static {
         lock_for: Duration,
     ) -> StoreResult<LockState>;
     async fn clear_login_failures(&self, user: &str) -> StoreResult<()>;
+
+    // inventory
+    /// An entity by id; the root folder always exists.
+    async fn entity(&self, id: &str) -> StoreResult<Option<Entity>>;
+    async fn entities(&self) -> StoreResult<Vec<Entity>>;
+    /// Creates a datacenter or folder named `name` under the folder `parent`; refuses a
+    /// duplicate sibling name atomically.
+    async fn create_entity(
+        &self,
+        parent: &str,
+        name: &str,
+        kind: CreateKind,
+    ) -> StoreResult<Result<Entity, CreateError>>;
 }

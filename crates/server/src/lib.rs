@@ -10,6 +10,7 @@ pub mod config;
 pub mod soap;
 pub mod tickets;
 pub mod tls;
+pub mod vim;
 
 use app::App;
 use async_trait::async_trait;

@@ -21,6 +21,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use vsess_core::inventory::{CreateError, CreateKind, Entity};
 use vsess_core::{
     IdDigest, LockState, MemoryState, Mutation, SessionKey, SessionRecord, Store, StoreError,
     StoreResult, Ticket, User,
@@ -368,6 +369,26 @@ impl Store for EmbeddedStore {
     async fn clear_login_failures(&self, user: &str) -> StoreResult<()> {
         self.mutate(false, |s| {
             ((), s.clear_failures(user).into_iter().collect())
+        })
+    }
+
+    async fn entity(&self, id: &str) -> StoreResult<Option<Entity>> {
+        Ok(self.lock().state.entity(id))
+    }
+
+    async fn entities(&self) -> StoreResult<Vec<Entity>> {
+        Ok(self.lock().state.entities())
+    }
+
+    async fn create_entity(
+        &self,
+        parent: &str,
+        name: &str,
+        kind: CreateKind,
+    ) -> StoreResult<Result<Entity, CreateError>> {
+        self.mutate(true, |s| match s.create_entity(parent, name, kind) {
+            Ok((e, m)) => (Ok(e), m),
+            Err(e) => (Err(e), vec![]),
         })
     }
 }

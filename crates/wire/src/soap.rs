@@ -3,10 +3,12 @@
 //! Decoding: an envelope becomes a [`VimCall`] (the method, its checked `_this`, and its
 //! typed arguments). `versionId` attributes and `SOAPAction` are ignored. Encoding: each
 //! response shape, and [`fault`], the one place a [`Fault`] becomes a SOAP fault.
+use crate::vim::{check_receiver, Outcome, VimCall};
 use crate::xml::{self, escape_into, Element, XmlError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use vsess_core::{
-    AboutInfo, Fault, GenericServiceTicket, LocalTicket, MoRef, ServiceRequestSpec, UserSession,
+    AboutInfo, Fault, GenericServiceTicket, LocalTicket, MoRef, ObjectContent, PropertyFilterSpec,
+    PropertySpec, ServiceRequestSpec, UserSession, Value,
 };
 
 /// The API versions vsess speaks, newest first; the first is `<version>`.
@@ -30,130 +32,6 @@ pub fn vim_service_versions() -> String {
     }
     s.push_str("  </priorVersions>\n </namespace>\n</namespaces>\n");
     s
-}
-
-/// A property read: which object, which property.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PropertySpec {
-    pub type_: String,
-    pub all: bool,
-    pub paths: Vec<String>,
-}
-
-/// PropertyCollector `specSet` entries, flattened to (object, properties).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PropertyFilterSpec {
-    pub props: Vec<PropertySpec>,
-    pub objects: Vec<MoRef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VimCall {
-    RetrieveServiceContent,
-    CurrentTime,
-    Fetch {
-        obj: MoRef,
-        prop: String,
-    },
-    RetrieveProperties {
-        specs: Vec<PropertyFilterSpec>,
-    },
-    RetrievePropertiesEx {
-        specs: Vec<PropertyFilterSpec>,
-    },
-    Login {
-        user: String,
-        password: String,
-        locale: Option<String>,
-    },
-    Logout,
-    SetLocale {
-        locale: String,
-    },
-    UpdateServiceMessage {
-        message: String,
-    },
-    TerminateSession {
-        keys: Vec<String>,
-    },
-    SessionIsActive {
-        key: String,
-        user: String,
-    },
-    AcquireCloneTicket,
-    CloneSession {
-        ticket: String,
-    },
-    ImpersonateUser {
-        user: String,
-        locale: Option<String>,
-    },
-    AcquireLocalTicket {
-        user: String,
-    },
-    AcquireGenericServiceTicket {
-        spec: ServiceRequestSpec,
-    },
-    /// LoginBySSPI, LoginByToken, LoginExtensionByCertificate, LoginExtensionBySubjectName.
-    UnsupportedLogin {
-        method: &'static str,
-    },
-}
-
-impl VimCall {
-    /// The SOAP method name, for responses and logs.
-    pub fn method(&self) -> &'static str {
-        match self {
-            VimCall::RetrieveServiceContent => "RetrieveServiceContent",
-            VimCall::CurrentTime => "CurrentTime",
-            VimCall::Fetch { .. } => "Fetch",
-            VimCall::RetrieveProperties { .. } => "RetrieveProperties",
-            VimCall::RetrievePropertiesEx { .. } => "RetrievePropertiesEx",
-            VimCall::Login { .. } => "Login",
-            VimCall::Logout => "Logout",
-            VimCall::SetLocale { .. } => "SetLocale",
-            VimCall::UpdateServiceMessage { .. } => "UpdateServiceMessage",
-            VimCall::TerminateSession { .. } => "TerminateSession",
-            VimCall::SessionIsActive { .. } => "SessionIsActive",
-            VimCall::AcquireCloneTicket => "AcquireCloneTicket",
-            VimCall::CloneSession { .. } => "CloneSession",
-            VimCall::ImpersonateUser { .. } => "ImpersonateUser",
-            VimCall::AcquireLocalTicket { .. } => "AcquireLocalTicket",
-            VimCall::AcquireGenericServiceTicket { .. } => "AcquireGenericServiceTicket",
-            VimCall::UnsupportedLogin { method } => method,
-        }
-    }
-}
-
-/// The managed objects vsess serves, by type, with their one instance's id.
-const OBJECTS: &[(&str, &str)] = &[
-    ("ServiceInstance", "ServiceInstance"),
-    ("SessionManager", "SessionManager"),
-    ("PropertyCollector", "propertyCollector"),
-];
-
-fn receiver_of(method: &str) -> Option<&'static str> {
-    Some(match method {
-        "RetrieveServiceContent" | "CurrentTime" => "ServiceInstance",
-        "RetrieveProperties" | "RetrievePropertiesEx" => "PropertyCollector",
-        "Login"
-        | "Logout"
-        | "SetLocale"
-        | "UpdateServiceMessage"
-        | "TerminateSession"
-        | "SessionIsActive"
-        | "AcquireCloneTicket"
-        | "CloneSession"
-        | "ImpersonateUser"
-        | "AcquireLocalTicket"
-        | "AcquireGenericServiceTicket"
-        | "LoginBySSPI"
-        | "LoginByToken"
-        | "LoginExtensionByCertificate"
-        | "LoginExtensionBySubjectName" => "SessionManager",
-        "Fetch" => "*",
-        _ => return None,
-    })
 }
 
 fn invalid(msg: impl Into<String>) -> Fault {
@@ -205,23 +83,7 @@ pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
         .ok_or_else(|| invalid("The SOAP Body names no method."))?;
     let this = mo_ref(required(call, "_this")?)?;
     let method = call.name.as_str();
-    let Some(receiver) = receiver_of(method) else {
-        return Err(Fault::MethodNotFound {
-            receiver: this,
-            method: method.to_owned(),
-        });
-    };
-    let known = OBJECTS.iter().find(|(t, _)| *t == this.type_);
-    match known {
-        Some((t, _)) if receiver != "*" && *t != receiver => {
-            return Err(Fault::MethodNotFound {
-                receiver: this,
-                method: method.to_owned(),
-            });
-        }
-        Some((_, id)) if *id == this.value => {}
-        _ => return Err(Fault::ManagedObjectNotFound(this)),
-    }
+    check_receiver(&this, method)?;
     Ok(match method {
         "RetrieveServiceContent" => VimCall::RetrieveServiceContent,
         "CurrentTime" => VimCall::CurrentTime,
@@ -284,9 +146,23 @@ pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
         "LoginExtensionByCertificate" => VimCall::UnsupportedLogin {
             method: "LoginExtensionByCertificate",
         },
-        _ => VimCall::UnsupportedLogin {
+        "LoginExtensionBySubjectName" => VimCall::UnsupportedLogin {
             method: "LoginExtensionBySubjectName",
         },
+        "CreateDatacenter" => VimCall::CreateDatacenter {
+            folder: this,
+            name: text(call, "name")?,
+        },
+        "CreateFolder" => VimCall::CreateFolder {
+            folder: this,
+            name: text(call, "name")?,
+        },
+        other => {
+            return Err(Fault::MethodNotFound {
+                receiver: this,
+                method: other.to_owned(),
+            })
+        }
     })
 }
 
@@ -342,64 +218,72 @@ fn spec_set(call: &Element) -> Result<Vec<PropertyFilterSpec>, Fault> {
 const ENVELOPE_START: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n<soapenv:Body>\n";
 const ENVELOPE_END: &str = "\n</soapenv:Body>\n</soapenv:Envelope>";
 
-/// A property value, typed as vim types it.
-#[derive(Debug, Clone)]
-pub enum Value<'a> {
-    Session(UserSession),
-    Sessions(Vec<UserSession>),
-    Str(String),
-    Strs(Vec<String>),
-    Time(DateTime<Utc>),
-    Content(&'a AboutInfo),
+fn xsi_type(v: &Value) -> &'static str {
+    match v {
+        Value::Session(_) => "UserSession",
+        Value::Sessions(_) => "ArrayOfUserSession",
+        Value::Str(_) => "xsd:string",
+        Value::Strs(_) => "ArrayOfString",
+        Value::Bool(_) => "xsd:boolean",
+        Value::Time(_) => "xsd:dateTime",
+        Value::Content(_) => "ServiceContent",
+        Value::Ref(_) => "ManagedObjectReference",
+        Value::Refs(_) => "ArrayOfManagedObjectReference",
+        Value::Tags(_) => "ArrayOfTag",
+    }
 }
 
-impl Value<'_> {
-    fn xsi_type(&self) -> &'static str {
-        match self {
-            Value::Session(_) => "UserSession",
-            Value::Sessions(_) => "ArrayOfUserSession",
-            Value::Str(_) => "xsd:string",
-            Value::Strs(_) => "ArrayOfString",
-            Value::Time(_) => "xsd:dateTime",
-            Value::Content(_) => "ServiceContent",
+fn write_inner(v: &Value, out: &mut String) {
+    match v {
+        Value::Session(s) => user_session_fields(out, s),
+        Value::Sessions(list) => {
+            for s in list {
+                out.push_str("<UserSession xsi:type=\"UserSession\">");
+                user_session_fields(out, s);
+                out.push_str("</UserSession>");
+            }
+        }
+        Value::Str(s) => escape_into(out, s),
+        Value::Strs(list) => {
+            for s in list {
+                field(out, "string", s);
+            }
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Time(t) => out.push_str(&time(t)),
+        Value::Content(about) => service_content_fields(out, about),
+        Value::Ref(r) => escape_into(out, &r.value),
+        Value::Refs(list) => {
+            for r in list {
+                mo_field(out, "ManagedObjectReference", &r.type_, &r.value);
+            }
+        }
+        Value::Tags(keys) => {
+            for k in keys {
+                out.push_str("<Tag xsi:type=\"Tag\">");
+                field(out, "key", k);
+                out.push_str("</Tag>");
+            }
         }
     }
+}
 
-    fn write_inner(&self, out: &mut String) {
-        match self {
-            Value::Session(s) => user_session_fields(out, s),
-            Value::Sessions(list) => {
-                for s in list {
-                    out.push_str("<UserSession xsi:type=\"UserSession\">");
-                    user_session_fields(out, s);
-                    out.push_str("</UserSession>");
-                }
-            }
-            Value::Str(s) => escape_into(out, s),
-            Value::Strs(list) => {
-                for s in list {
-                    out.push_str("<string>");
-                    escape_into(out, s);
-                    out.push_str("</string>");
-                }
-            }
-            Value::Time(t) => out.push_str(&time(t)),
-            Value::Content(about) => service_content_fields(out, about),
-        }
+/// `<tag xsi:type="T">…</tag>` (a MoRef also carries its `type` attribute).
+fn write_typed(v: &Value, out: &mut String, tag: &str) {
+    out.push('<');
+    out.push_str(tag);
+    if let Value::Ref(r) = v {
+        out.push_str(" type=\"");
+        escape_into(out, &r.type_);
+        out.push('"');
     }
-
-    /// `<tag xsi:type="T">…</tag>`.
-    fn write_typed(&self, out: &mut String, tag: &str) {
-        out.push('<');
-        out.push_str(tag);
-        out.push_str(" xsi:type=\"");
-        out.push_str(self.xsi_type());
-        out.push_str("\">");
-        self.write_inner(out);
-        out.push_str("</");
-        out.push_str(tag);
-        out.push('>');
-    }
+    out.push_str(" xsi:type=\"");
+    out.push_str(xsi_type(v));
+    out.push_str("\">");
+    write_inner(v, out);
+    out.push_str("</");
+    out.push_str(tag);
+    out.push('>');
 }
 
 /// vim's dateTime: RFC 3339, UTC, microseconds.
@@ -600,21 +484,15 @@ pub fn generic_service_ticket(t: &GenericServiceTicket) -> String {
 }
 
 /// `Fetch`: the value, or an empty response for an unset one.
-pub fn fetch(value: Option<&Value<'_>>) -> String {
+pub fn fetch(value: Option<&Value>) -> String {
     response("Fetch", |o| {
         if let Some(v) = value {
-            v.write_typed(o, "returnval");
+            write_typed(v, o, "returnval");
         }
     })
 }
 
-/// One object's properties, as `ObjectContent`.
-pub struct ObjectContent<'a> {
-    pub obj: MoRef,
-    pub props: Vec<(String, Value<'a>)>,
-}
-
-fn object_contents(o: &mut String, tag: &str, objects: &[ObjectContent<'_>]) {
+fn object_contents(o: &mut String, tag: &str, objects: &[ObjectContent]) {
     for oc in objects {
         o.push('<');
         o.push_str(tag);
@@ -623,7 +501,7 @@ fn object_contents(o: &mut String, tag: &str, objects: &[ObjectContent<'_>]) {
         for (name, v) in &oc.props {
             o.push_str("<propSet>");
             field(o, "name", name);
-            v.write_typed(o, "val");
+            write_typed(v, o, "val");
             o.push_str("</propSet>");
         }
         o.push_str("</");
@@ -632,14 +510,14 @@ fn object_contents(o: &mut String, tag: &str, objects: &[ObjectContent<'_>]) {
     }
 }
 
-pub fn retrieve_properties(objects: &[ObjectContent<'_>]) -> String {
+pub fn retrieve_properties(objects: &[ObjectContent]) -> String {
     response("RetrieveProperties", |o| {
         object_contents(o, "returnval", objects)
     })
 }
 
 /// `RetrievePropertiesEx`: a `RetrieveResult`, or nothing when no object matched.
-pub fn retrieve_properties_ex(objects: &[ObjectContent<'_>]) -> String {
+pub fn retrieve_properties_ex(objects: &[ObjectContent]) -> String {
     response("RetrievePropertiesEx", |o| {
         if !objects.is_empty() {
             o.push_str("<returnval>");
@@ -647,6 +525,29 @@ pub fn retrieve_properties_ex(objects: &[ObjectContent<'_>]) -> String {
             o.push_str("</returnval>");
         }
     })
+}
+
+/// Encodes a call's outcome as the SOAP response for `method`.
+pub fn outcome(method: &str, o: &Outcome) -> String {
+    match o {
+        Outcome::Empty => empty(method),
+        Outcome::Value(v) if method == "Fetch" => fetch(v.as_ref()),
+        Outcome::Value(Some(Value::Content(about))) => service_content(about),
+        Outcome::Value(Some(Value::Ref(r))) => {
+            response(method, |out| mo_field(out, "returnval", &r.type_, &r.value))
+        }
+        Outcome::Value(Some(v)) => response(method, |out| {
+            out.push_str("<returnval>");
+            write_inner(v, out);
+            out.push_str("</returnval>");
+        }),
+        Outcome::Value(None) => empty(method),
+        Outcome::NewSession(_, s) | Outcome::Session(s) => user_session(method, s),
+        Outcome::Objects { ex: false, objects } => retrieve_properties(objects),
+        Outcome::Objects { ex: true, objects } => retrieve_properties_ex(objects),
+        Outcome::LocalTicket(t) => local_ticket(t),
+        Outcome::ServiceTicket(t) => generic_service_ticket(t),
+    }
 }
 
 /// The one place a [`Fault`] becomes a SOAP fault (sent with HTTP 500): an unqualified
@@ -675,6 +576,11 @@ pub fn fault(f: &Fault) -> String {
         }
         Fault::ManagedObjectNotFound(obj) => mo_field(&mut out, "obj", &obj.type_, &obj.value),
         Fault::InvalidProperty(name) => field(&mut out, "name", name),
+        Fault::DuplicateName { name, parent } => {
+            field(&mut out, "name", name);
+            mo_field(&mut out, "object", &parent.type_, &parent.value);
+        }
+        Fault::InvalidName { name } => field(&mut out, "name", name),
         Fault::SessionLimit { .. } | Fault::SystemError(_) => {
             field(&mut out, "reason", &f.to_string())
         }
