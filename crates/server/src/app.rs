@@ -1,5 +1,5 @@
 //! The axum application: routes and shared state.
-use crate::soap;
+use crate::{soap, vapi, vijson};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -12,16 +12,44 @@ use vsess_store::EmbeddedStore;
 pub struct App {
     pub svc: SessionService,
     pub store: Arc<EmbeddedStore>,
+    /// Largest request body accepted, in bytes.
+    pub max_body: usize,
+    /// Whether the server speaks TLS (cookies are then `Secure`).
+    pub tls: bool,
 }
 
-pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/sdk/vimServiceVersions.xml", get(soap::version_file))
         .route("/sdk", post(soap::sdk))
         .route("/sdk/", post(soap::sdk))
+        .route(
+            "/sdk/vim25/{release}/{type}/{moid}/{name}",
+            get(vijson::get).post(vijson::post),
+        )
+        .route("/api", post(vapi::json_rpc))
+        .route(
+            "/api/session",
+            post(vapi::rest_create)
+                .get(vapi::rest_get)
+                .delete(vapi::rest_delete),
+        )
+        .route("/api/vcenter/folder", get(vapi::rest_folders))
+        .route(
+            "/api/vcenter/compute/policies",
+            get(vapi::rest_compute_policies),
+        )
+        .route(
+            "/rest/com/vmware/cis/session",
+            post(vapi::legacy_post)
+                .get(vapi::legacy_get)
+                .delete(vapi::legacy_delete),
+        )
         .route("/healthz", get(healthz))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Each handler reads its body with `auth::read_body`, which answers an oversized
+        // body in that protocol's own error shape.
+        .layer(DefaultBodyLimit::disable())
         .with_state(app)
 }
 
@@ -32,6 +60,6 @@ async fn healthz() -> impl IntoResponse {
 async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        "Not found. vsess serves SOAP at /sdk (and /sdk/vimServiceVersions.xml).\n",
+        "Not found. vsess serves SOAP at /sdk, VI/JSON at /sdk/vim25/{release}/{Type}/{moId}/{name}, vAPI JSON-RPC at /api, and REST at /api/session and /rest/com/vmware/cis/session.\n",
     )
 }

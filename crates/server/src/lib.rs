@@ -6,10 +6,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod soap;
 pub mod tickets;
 pub mod tls;
+pub mod vapi;
+pub mod vijson;
 pub mod vim;
 
 use app::App;
@@ -235,9 +238,13 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         about(uuid),
     )
     .with_local_tickets(ticket_dir.clone());
-    let app = Arc::new(App { svc, store });
-    let router = app::router(app.clone(), opts.config.max_body_bytes)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = Arc::new(App {
+        svc,
+        store,
+        max_body: opts.config.max_body_bytes,
+        tls: !matches!(opts.transport, Transport::PlainHttp),
+    });
+    let router = app::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
 
     let (tx, mut rx) = watch::channel(false);
     let (scheme, fingerprint, cert_generated, task) = match &opts.transport {

@@ -1,7 +1,8 @@
 //! The SOAP adapter: `/sdk`. Decode with `vsess_wire::soap`, call the core, encode.
 use crate::app::App;
+use crate::auth::{credential, read_body, Carrier};
 use crate::vim;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,13 @@ fn with_cookie(body: String, id: &SessionId) -> Response {
     r
 }
 
+/// The fault for a request body over the configured limit (sent with HTTP 413).
+pub fn too_large(limit: usize) -> Fault {
+    Fault::InvalidRequest(format!(
+        "The request body is larger than this server accepts ({limit} bytes; see server.max_body_bytes)."
+    ))
+}
+
 pub async fn version_file() -> Response {
     xml(StatusCode::OK, soap::vim_service_versions())
 }
@@ -52,14 +60,15 @@ pub async fn sdk(
     State(app): State<Arc<App>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(soap::session_cookie);
-    let caller = caller(addr, &headers, cookie);
+    let Some(body) = read_body(&headers, body, app.max_body).await else {
+        return xml(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            soap::fault(&too_large(app.max_body)),
+        );
+    };
+    let caller = caller(addr, &headers, credential(&headers, Carrier::Soap));
     let call = match soap::decode(&body) {
         Ok(c) => c,
         Err(f) => {

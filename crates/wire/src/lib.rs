@@ -6,5 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod soap;
+pub mod vapi;
+pub mod vijson;
 pub mod vim;
 pub mod xml;

@@ -328,7 +328,7 @@ fn user_session_fields(out: &mut String, s: &UserSession) {
 /// The managed objects a vCenter 8.0.3 ServiceContent names, in its order. vsess serves
 /// only ServiceInstance, SessionManager and PropertyCollector; the others are listed so
 /// that clients which read ServiceContent find every field they expect.
-const CONTENT_BEFORE_ABOUT: &[(&str, &str, &str)] = &[
+pub(crate) const CONTENT_BEFORE_ABOUT: &[(&str, &str, &str)] = &[
     ("rootFolder", "Folder", "group-d1"),
     (
         "propertyCollector",
@@ -337,7 +337,7 @@ const CONTENT_BEFORE_ABOUT: &[(&str, &str, &str)] = &[
     ),
     ("viewManager", "ViewManager", "ViewManager"),
 ];
-const CONTENT_AFTER_ABOUT: &[(&str, &str, &str)] = &[
+pub(crate) const CONTENT_AFTER_ABOUT: &[(&str, &str, &str)] = &[
     ("setting", "OptionManager", "VpxSettings"),
     ("userDirectory", "UserDirectory", "UserDirectory"),
     ("sessionManager", "SessionManager", "SessionManager"),
@@ -594,10 +594,16 @@ pub fn fault(f: &Fault) -> String {
 /// Finds the `vmware_soap_session` cookie value in a `Cookie` header, tolerating what
 /// pyVmomi sends back: quotes, and the whole `Set-Cookie` value with its attributes.
 pub fn session_cookie(header: &str) -> Option<&str> {
+    cookie(header, "vmware_soap_session")
+}
+
+/// Finds a cookie's value in a `Cookie` header; quoted values are unquoted.
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     let mut rest = header;
-    while let Some(i) = rest.find("vmware_soap_session=") {
+    let needle = format!("{name}=");
+    while let Some(i) = rest.find(&needle) {
         let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b' ' | b';' | b',' | b'\t');
-        let v = &rest[i + "vmware_soap_session=".len()..];
+        let v = &rest[i + needle.len()..];
         if before_ok {
             let value = if let Some(q) = v.strip_prefix('"') {
                 q.split('"').next()

@@ -1,0 +1,394 @@
+//! The vAPI adapters: JSON-RPC at `POST /api`, REST at `/api/session`,
+//! `/api/vcenter/folder`, `/api/vcenter/compute/policies`, and the legacy
+//! `/rest/com/vmware/cis/session`.
+use crate::app::App;
+use crate::auth::{credential, read_body, Carrier, API_SESSION_HEADER};
+use crate::soap::{caller, too_large};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value as Json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use vsess_core::inventory::{FolderFilter, FolderType};
+use vsess_core::{Caller, Fault, SessionRecord};
+use vsess_wire::vapi::{self, Invoke, RpcError, Security};
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+// ---- JSON-RPC --------------------------------------------------------------------------
+
+pub async fn json_rpc(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(body) = read_body(&headers, body, app.max_body).await else {
+        let e = RpcError {
+            id: Json::Null,
+            code: -32600,
+            message: too_large(app.max_body).to_string(),
+        };
+        return json_response(StatusCode::PAYLOAD_TOO_LARGE, &vapi::rpc_error(&e));
+    };
+    let invoke = match vapi::decode_invoke(&body) {
+        Ok(i) => i,
+        Err(e) => return json_response(StatusCode::OK, &vapi::rpc_error(&e)),
+    };
+    // As vAPI's own server does: a session header overrides the body's securityCtx.
+    let session_id =
+        credential(&headers, Carrier::Api)
+            .map(str::to_owned)
+            .or(match &invoke.security {
+                Security::SessionId(s) => Some(s.clone()),
+                _ => None,
+            });
+    let caller = caller(addr, &headers, session_id.as_deref());
+    let out = invoke_op(&app, &caller, &invoke).await;
+    let body = match out {
+        Ok(output) => vapi::rpc_output(&invoke.id, output),
+        Err(f) => vapi::rpc_fault(&invoke.id, &f),
+    };
+    json_response(StatusCode::OK, &body)
+}
+
+async fn invoke_op(app: &App, caller: &Caller, i: &Invoke) -> Result<Json, Fault> {
+    let svc = &app.svc;
+    match (i.service.as_str(), i.operation.as_str()) {
+        ("com.vmware.cis.session", "create") => {
+            let Security::UserPass { user, password } = &i.security else {
+                return Err(Fault::InvalidLogin);
+            };
+            let (id, us) = svc.login(caller, user, password, None).await?;
+            tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), "login (vAPI JSON-RPC)");
+            Ok(vapi::secret(id.expose()))
+        }
+        ("com.vmware.cis.session", "get") => {
+            let s = require_session(app, caller).await?;
+            Ok(vapi::session_info(&s.view()))
+        }
+        ("com.vmware.cis.session", "delete") => {
+            let s = require_session(app, caller).await?;
+            svc.logout(Some(&s)).await?;
+            tracing::info!(user = %s.user_name, key = %s.key, "logout (vAPI JSON-RPC)");
+            Ok(Json::Null)
+        }
+        ("com.vmware.vcenter.folder", "list") => {
+            let filter = vapi::folder_filter(&i.input)?;
+            let session = svc.authenticate(caller).await?;
+            Ok(vapi::folder_summaries(
+                &svc.folder_list(session.as_ref(), &filter).await?,
+            ))
+        }
+        ("com.vmware.vcenter.compute.policies", "list") => {
+            let session = svc.authenticate(caller).await?;
+            Ok(vapi::compute_policies(
+                &svc.compute_policies(session.as_ref())?,
+            ))
+        }
+        (service, operation) => Err(Fault::MethodNotFound {
+            receiver: vsess_core::MoRef::new("vapi.service", service),
+            method: operation.to_owned(),
+        }),
+    }
+}
+
+/// The caller's live session, or the Unauthenticated fault.
+async fn require_session(app: &App, caller: &Caller) -> Result<SessionRecord, Fault> {
+    app.svc
+        .authenticate(caller)
+        .await?
+        .ok_or(Fault::NotAuthenticated {
+            object: vsess_core::MoRef::session_manager(),
+            privilege: vsess_core::Privilege::SystemView,
+        })
+}
+
+// ---- REST /api -------------------------------------------------------------------------
+
+fn rest_fault(f: &Fault) -> Response {
+    let (code, body) = vapi::rest_error(f);
+    json_response(status(code), &body)
+}
+
+fn basic(headers: &HeaderMap) -> Result<(String, String), Fault> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(vapi::basic_auth)
+        .ok_or(Fault::InvalidLogin)
+}
+
+async fn rest_body_ok(app: &App, headers: &HeaderMap, body: Body) -> Result<(), Response> {
+    match read_body(headers, body, app.max_body).await {
+        Some(_) => Ok(()),
+        None => {
+            let (_, b) = vapi::rest_error(&too_large(app.max_body));
+            Err(json_response(StatusCode::PAYLOAD_TOO_LARGE, &b))
+        }
+    }
+}
+
+async fn login_basic(app: &App, addr: SocketAddr, headers: &HeaderMap) -> Result<String, Fault> {
+    let (user, password) = basic(headers)?;
+    let caller = caller(addr, headers, None);
+    let (id, us) = app.svc.login(&caller, &user, &password, None).await?;
+    tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), "login (REST)");
+    Ok(id.expose().to_owned())
+}
+
+pub async fn rest_create(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = rest_body_ok(&app, &headers, body).await {
+        return r;
+    }
+    match login_basic(&app, addr, &headers).await {
+        Ok(id) => json_response(StatusCode::CREATED, &json!(id)),
+        Err(f) => rest_fault(&f),
+    }
+}
+
+async fn current(
+    app: &App,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    carrier: Carrier,
+) -> Result<SessionRecord, Fault> {
+    let caller = caller(addr, headers, credential(headers, carrier));
+    require_session(app, &caller).await
+}
+
+pub async fn rest_get(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match current(&app, addr, &headers, Carrier::Api).await {
+        Ok(s) => json_response(StatusCode::OK, &vapi::rest_session_info(&s.view())),
+        Err(f) => rest_fault(&f),
+    }
+}
+
+pub async fn rest_delete(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        let s = current(&app, addr, &headers, Carrier::Api).await?;
+        app.svc.logout(Some(&s)).await?;
+        tracing::info!(user = %s.user_name, key = %s.key, "logout (REST)");
+        Ok::<_, Fault>(())
+    };
+    match r.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(f) => rest_fault(&f),
+    }
+}
+
+/// `name=a&name=b` pairs, percent-decoded.
+fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    q.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn rest_filter(q: Option<&str>) -> Result<FolderFilter, Fault> {
+    let mut f = FolderFilter::default();
+    for (k, v) in query_pairs(q) {
+        let key = k.strip_prefix("filter.").unwrap_or(&k);
+        match key {
+            "folders" => f.folders.push(v),
+            "names" => f.names.push(v),
+            "parent_folders" => f.parent_folders.push(v),
+            "datacenters" => f.datacenters.push(v),
+            "type" => {
+                f.type_ = Some(FolderType::from_vapi(&v).ok_or_else(|| {
+                    Fault::invalid_argument(
+                        "type",
+                        format!("Unknown folder type '{v}': expected DATACENTER, VIRTUAL_MACHINE, HOST, DATASTORE or NETWORK."),
+                    )
+                })?)
+            }
+            other => {
+                return Err(Fault::invalid_argument(
+                    other,
+                    format!("Unsupported query parameter '{other}'."),
+                ))
+            }
+        }
+    }
+    Ok(f)
+}
+
+pub async fn rest_folders(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        let filter = rest_filter(q.as_deref())?;
+        let caller = caller(addr, &headers, credential(&headers, Carrier::Api));
+        let s = require_session(&app, &caller).await?;
+        app.svc.folder_list(Some(&s), &filter).await
+    };
+    match r.await {
+        Ok(list) => json_response(StatusCode::OK, &vapi::rest_folders(&list)),
+        Err(f) => rest_fault(&f),
+    }
+}
+
+pub async fn rest_compute_policies(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        let s = current(&app, addr, &headers, Carrier::Api).await?;
+        app.svc.compute_policies(Some(&s))
+    };
+    match r.await {
+        Ok(list) => json_response(StatusCode::OK, &vapi::rest_compute_policies(&list)),
+        Err(f) => rest_fault(&f),
+    }
+}
+
+// ---- legacy /rest ----------------------------------------------------------------------
+
+fn legacy_fault(f: &Fault) -> Response {
+    let (code, body) = vapi::legacy_error(f);
+    json_response(status(code), &body)
+}
+
+fn legacy_get_response(s: &SessionRecord) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"value": vapi::rest_session_info(&s.view())}),
+    )
+}
+
+pub async fn legacy_post(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if read_body(&headers, body, app.max_body).await.is_none() {
+        let (_, b) = vapi::legacy_error(&too_large(app.max_body));
+        return json_response(StatusCode::PAYLOAD_TOO_LARGE, &b);
+    }
+    if query_pairs(q.as_deref())
+        .iter()
+        .any(|(k, v)| k == "~action" && v == "get")
+    {
+        return match current(&app, addr, &headers, Carrier::LegacyRest).await {
+            Ok(s) => legacy_get_response(&s),
+            Err(f) => legacy_fault(&f),
+        };
+    }
+    match login_basic(&app, addr, &headers).await {
+        Ok(id) => {
+            let mut r = json_response(StatusCode::OK, &json!({ "value": id }));
+            if !headers.contains_key("vmware-use-header-authn") {
+                let secure = if app.tls { "; Secure" } else { "" };
+                let cookie = format!("{API_SESSION_HEADER}={id}; Path=/rest; HttpOnly{secure}");
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    r.headers_mut().insert(header::SET_COOKIE, v);
+                }
+            }
+            r
+        }
+        Err(f) => legacy_fault(&f),
+    }
+}
+
+pub async fn legacy_get(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match current(&app, addr, &headers, Carrier::LegacyRest).await {
+        Ok(s) => legacy_get_response(&s),
+        Err(f) => legacy_fault(&f),
+    }
+}
+
+pub async fn legacy_delete(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        let s = current(&app, addr, &headers, Carrier::LegacyRest).await?;
+        app.svc.logout(Some(&s)).await?;
+        tracing::info!(user = %s.user_name, key = %s.key, "logout (legacy REST)");
+        Ok::<_, Fault>(())
+    };
+    match r.await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(f) => legacy_fault(&f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_filters_decode_repeated_keys_and_reject_unknowns() {
+        let f = rest_filter(Some("type=DATACENTER&names=a%20b&names=c&folders=group-d1")).unwrap();
+        assert_eq!(f.type_, Some(FolderType::Datacenter));
+        assert_eq!(f.names, ["a b", "c"]);
+        assert_eq!(f.folders, ["group-d1"]);
+        assert!(rest_filter(Some("type=BOGUS")).is_err());
+        assert!(rest_filter(Some("colour=red")).is_err());
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+}

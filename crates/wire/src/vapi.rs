@@ -1,0 +1,439 @@
+//! vAPI: JSON-RPC 2.0 at `POST /api` (what `create_vsphere_client` speaks), the REST
+//! session resources, and the one mapping from a [`Fault`] to a vAPI standard error.
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value as Json};
+use vsess_core::inventory::{ComputePolicy, FolderFilter, FolderType};
+use vsess_core::{Fault, UserSession};
+
+/// A vAPI standard error: its name, `error_type` and REST status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StdError {
+    pub name: &'static str,
+    pub error_type: &'static str,
+    pub status: u16,
+}
+
+const fn std_error(name: &'static str, error_type: &'static str, status: u16) -> StdError {
+    StdError {
+        name,
+        error_type,
+        status,
+    }
+}
+
+pub const UNAUTHENTICATED: StdError = std_error("unauthenticated", "UNAUTHENTICATED", 401);
+pub const UNAUTHORIZED: StdError = std_error("unauthorized", "UNAUTHORIZED", 403);
+pub const NOT_FOUND: StdError = std_error("not_found", "NOT_FOUND", 404);
+pub const OPERATION_NOT_FOUND: StdError =
+    std_error("operation_not_found", "OPERATION_NOT_FOUND", 404);
+pub const INVALID_ARGUMENT: StdError = std_error("invalid_argument", "INVALID_ARGUMENT", 400);
+pub const INVALID_REQUEST: StdError = std_error("invalid_request", "INVALID_REQUEST", 400);
+pub const ALREADY_EXISTS: StdError = std_error("already_exists", "ALREADY_EXISTS", 400);
+pub const UNSUPPORTED: StdError = std_error("unsupported", "UNSUPPORTED", 400);
+pub const SERVICE_UNAVAILABLE: StdError =
+    std_error("service_unavailable", "SERVICE_UNAVAILABLE", 503);
+pub const INTERNAL_SERVER_ERROR: StdError =
+    std_error("internal_server_error", "INTERNAL_SERVER_ERROR", 500);
+
+/// The one place a `Fault` becomes a vAPI standard error (JSON-RPC and REST alike).
+pub fn std_error_of(f: &Fault) -> StdError {
+    match f {
+        Fault::InvalidLogin | Fault::NotAuthenticated { .. } => UNAUTHENTICATED,
+        Fault::NoPermission { .. } => UNAUTHORIZED,
+        Fault::NotFound(_) | Fault::ManagedObjectNotFound(_) => NOT_FOUND,
+        Fault::MethodNotFound { .. } => OPERATION_NOT_FOUND,
+        Fault::InvalidArgument { .. }
+        | Fault::InvalidLocale(_)
+        | Fault::InvalidName { .. }
+        | Fault::InvalidProperty(_) => INVALID_ARGUMENT,
+        Fault::InvalidRequest(_) => INVALID_REQUEST,
+        Fault::DuplicateName { .. } => ALREADY_EXISTS,
+        Fault::NotSupported(_) => UNSUPPORTED,
+        Fault::SessionLimit { .. } => SERVICE_UNAVAILABLE,
+        Fault::SystemError(_) => INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn message_id(f: &Fault) -> String {
+    format!("vsess.fault.{}", f.type_name())
+}
+
+/// vAPI times: RFC 3339, UTC, milliseconds.
+pub fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+// ---- JSON-RPC --------------------------------------------------------------------------
+
+/// A decoded JSON-RPC `invoke`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoke {
+    pub id: Json,
+    pub service: String,
+    pub operation: String,
+    /// `params.input.STRUCTURE["operation-input"]`.
+    pub input: Map<String, Json>,
+    pub security: Security,
+}
+
+/// `params.ctx.securityCtx`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    None,
+    UserPass {
+        user: String,
+        password: String,
+    },
+    SessionId(String),
+    /// A scheme vsess does not accept (for example SAML tokens).
+    Other(String),
+}
+
+/// A request that is not a usable JSON-RPC invoke: the JSON-RPC error to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    pub id: Json,
+    pub code: i64,
+    pub message: String,
+}
+
+pub fn decode_invoke(body: &[u8]) -> Result<Invoke, RpcError> {
+    let v: Json = serde_json::from_slice(body).map_err(|e| RpcError {
+        id: Json::Null,
+        code: -32700,
+        message: format!("Parse error: {e}"),
+    })?;
+    let id = v.get("id").cloned().unwrap_or(Json::Null);
+    let invalid = |msg: &str| RpcError {
+        id: id.clone(),
+        code: -32600,
+        message: format!("Invalid request: {msg}"),
+    };
+    if v.get("jsonrpc").and_then(Json::as_str) != Some("2.0") {
+        return Err(invalid("\"jsonrpc\" must be \"2.0\""));
+    }
+    match v.get("method").and_then(Json::as_str) {
+        Some("invoke") => {}
+        Some(m) => {
+            return Err(RpcError {
+                id,
+                code: -32601,
+                message: format!("Method not found: {m}"),
+            })
+        }
+        None => return Err(invalid("no \"method\"")),
+    }
+    let params = v.get("params").ok_or_else(|| invalid("no \"params\""))?;
+    let service = params
+        .get("serviceId")
+        .and_then(Json::as_str)
+        .ok_or_else(|| invalid("no params.serviceId"))?
+        .to_owned();
+    let operation = params
+        .get("operationId")
+        .and_then(Json::as_str)
+        .ok_or_else(|| invalid("no params.operationId"))?
+        .to_owned();
+    let input = params
+        .get("input")
+        .and_then(|i| i.get("STRUCTURE"))
+        .and_then(|s| s.get("operation-input"))
+        .and_then(Json::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let sec = params.get("ctx").and_then(|c| c.get("securityCtx"));
+    let security = match sec.and_then(|s| s.get("schemeId")).and_then(Json::as_str) {
+        None => Security::None,
+        Some("com.vmware.vapi.std.security.user_pass") => {
+            let s = sec.unwrap_or(&Json::Null);
+            Security::UserPass {
+                user: string_field(s.get("userName")),
+                password: string_field(s.get("password")),
+            }
+        }
+        Some("com.vmware.vapi.std.security.session_id") => {
+            Security::SessionId(string_field(sec.and_then(|s| s.get("sessionId"))))
+        }
+        Some(other) => Security::Other(other.to_owned()),
+    };
+    Ok(Invoke {
+        id,
+        service,
+        operation,
+        input,
+        security,
+    })
+}
+
+/// A string, or a vAPI `{"SECRET": "…"}` string.
+fn string_field(v: Option<&Json>) -> String {
+    match v {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Object(o)) => o
+            .get("SECRET")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Unwraps `{"OPTIONAL": x}` (to `x`, or `None` for null).
+pub fn optional(v: Option<&Json>) -> Option<&Json> {
+    match v {
+        Some(Json::Object(o)) if o.contains_key("OPTIONAL") => {
+            o.get("OPTIONAL").filter(|x| !x.is_null())
+        }
+        Some(Json::Null) | None => None,
+        Some(x) => Some(x),
+    }
+}
+
+/// Unwraps `{"STRUCTURE": {"name": {...}}}` to the fields.
+pub fn structure(v: &Json) -> Option<&Map<String, Json>> {
+    v.get("STRUCTURE")?
+        .as_object()?
+        .values()
+        .next()?
+        .as_object()
+}
+
+fn strings(v: Option<&Json>) -> Vec<String> {
+    optional(v)
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Decodes the `filter` input of `com.vmware.vcenter.folder.list`.
+pub fn folder_filter(input: &Map<String, Json>) -> Result<FolderFilter, Fault> {
+    let Some(spec) = optional(input.get("filter")) else {
+        return Ok(FolderFilter::default());
+    };
+    let f = structure(spec).ok_or_else(|| {
+        Fault::invalid_argument("filter", "The folder filter is not a structure.")
+    })?;
+    let type_ = match optional(f.get("type")).and_then(Json::as_str) {
+        None => None,
+        Some(t) => Some(FolderType::from_vapi(t).ok_or_else(|| {
+            Fault::invalid_argument("filter.type", format!("Unknown folder type '{t}'."))
+        })?),
+    };
+    Ok(FolderFilter {
+        folders: strings(f.get("folders")),
+        names: strings(f.get("names")),
+        type_,
+        parent_folders: strings(f.get("parent_folders")),
+        datacenters: strings(f.get("datacenters")),
+    })
+}
+
+pub fn rpc_output(id: &Json, output: Json) -> Json {
+    json!({"jsonrpc": "2.0", "id": id, "result": {"output": output}})
+}
+
+/// A vAPI standard error inside `result.error` (sent with HTTP 200).
+pub fn rpc_fault(id: &Json, f: &Fault) -> Json {
+    rpc_std_error(id, std_error_of(f), &message_id(f), &f.to_string())
+}
+
+pub fn rpc_std_error(id: &Json, e: StdError, message_id: &str, message: &str) -> Json {
+    let msg = json!({"STRUCTURE": {"com.vmware.vapi.std.localizable_message": {
+        "id": message_id, "default_message": message, "args": [],
+        "params": {"OPTIONAL": null}, "localized": {"OPTIONAL": null}}}});
+    let mut fields = json!({"messages": [msg], "data": {"OPTIONAL": null},
+        "error_type": {"OPTIONAL": e.error_type}});
+    if e.name == "unauthenticated" || e.name == "unauthorized" {
+        fields["challenge"] = json!({"OPTIONAL": null});
+    }
+    let name = format!("com.vmware.vapi.std.errors.{}", e.name);
+    json!({"jsonrpc": "2.0", "id": id, "result": {"error": {"ERROR": {name: fields}}}})
+}
+
+/// A JSON-RPC protocol error (`error`, not `result`).
+pub fn rpc_error(e: &RpcError) -> Json {
+    json!({"jsonrpc": "2.0", "id": e.id, "error": {"code": e.code, "message": e.message}})
+}
+
+pub fn secret(s: &str) -> Json {
+    json!({"SECRET": s})
+}
+
+pub fn session_info(s: &UserSession) -> Json {
+    json!({"STRUCTURE": {"com.vmware.cis.session.info": {
+        "user": s.user_name,
+        "created_time": time(&s.login_time),
+        "last_accessed_time": time(&s.last_active_time)}}})
+}
+
+pub fn folder_summaries(list: &[(String, String, &str)]) -> Json {
+    Json::Array(
+        list.iter()
+            .map(|(folder, name, ty)| {
+                json!({"STRUCTURE": {"com.vmware.vcenter.folder.summary": {
+                    "folder": folder, "name": name, "type": ty}}})
+            })
+            .collect(),
+    )
+}
+
+pub fn compute_policies(list: &[ComputePolicy]) -> Json {
+    Json::Array(
+        list.iter()
+            .map(|p| {
+                json!({"STRUCTURE": {"com.vmware.vcenter.compute.policies.summary": {
+                    "policy": p.policy, "name": p.name, "description": p.description,
+                    "capability": p.capability}}})
+            })
+            .collect(),
+    )
+}
+
+// ---- REST ------------------------------------------------------------------------------
+
+/// `/api` error body: the error's fields, flattened.
+pub fn rest_error(f: &Fault) -> (u16, Json) {
+    let e = std_error_of(f);
+    (e.status, rest_error_body(e, &message_id(f), &f.to_string()))
+}
+
+pub fn rest_error_body(e: StdError, message_id: &str, message: &str) -> Json {
+    json!({"error_type": e.error_type,
+        "messages": [{"args": [], "default_message": message, "id": message_id}]})
+}
+
+/// Legacy `/rest` error body.
+pub fn legacy_error(f: &Fault) -> (u16, Json) {
+    let e = std_error_of(f);
+    (
+        e.status,
+        json!({"type": format!("com.vmware.vapi.std.errors.{}", e.name),
+            "value": {"messages": [{"args": [], "default_message": f.to_string(),
+                "id": message_id(f)}]}}),
+    )
+}
+
+pub fn rest_session_info(s: &UserSession) -> Json {
+    json!({"user": s.user_name, "created_time": time(&s.login_time),
+        "last_accessed_time": time(&s.last_active_time)})
+}
+
+pub fn rest_folders(list: &[(String, String, &str)]) -> Json {
+    Json::Array(
+        list.iter()
+            .map(|(folder, name, ty)| json!({"folder": folder, "name": name, "type": ty}))
+            .collect(),
+    )
+}
+
+pub fn rest_compute_policies(list: &[ComputePolicy]) -> Json {
+    Json::Array(
+        list.iter()
+            .map(|p| {
+                json!({"policy": p.policy, "name": p.name, "description": p.description,
+                "capability": p.capability})
+            })
+            .collect(),
+    )
+}
+
+/// Credentials from `Authorization: Basic …`.
+pub fn basic_auth(header: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let b64 = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_create_vsphere_client_login() {
+        let body = br#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"com.vmware.cis.session","operationId":"create","input":{"STRUCTURE":{"operation-input":{}}},"ctx":{"appCtx":{"opId":"x"},"securityCtx":{"schemeId":"com.vmware.vapi.std.security.user_pass","userName":"U","password":"P"}}},"id":"0"}"#;
+        let i = decode_invoke(body).unwrap();
+        assert_eq!(i.id, json!("0"));
+        assert_eq!(i.service, "com.vmware.cis.session");
+        assert_eq!(
+            i.security,
+            Security::UserPass {
+                user: "U".into(),
+                password: "P".into()
+            }
+        );
+    }
+
+    #[test]
+    fn protocol_errors_have_json_rpc_codes() {
+        assert_eq!(decode_invoke(b"{nope").unwrap_err().code, -32700);
+        assert_eq!(
+            decode_invoke(br#"{"jsonrpc":"1.0","id":"1"}"#)
+                .unwrap_err()
+                .code,
+            -32600
+        );
+        let e = decode_invoke(br#"{"jsonrpc":"2.0","method":"foo","id":"7"}"#).unwrap_err();
+        assert_eq!((e.code, e.id), (-32601, json!("7")));
+    }
+
+    #[test]
+    fn decodes_the_folder_filter_the_sdk_sends() {
+        let input: Map<String, Json> = serde_json::from_str(r#"{"filter":{"OPTIONAL":{"STRUCTURE":{"com.vmware.vcenter.folder.filter_spec":{"folders":{"OPTIONAL":["group-d1"]},"names":{"OPTIONAL":["Datacenters"]},"type":{"OPTIONAL":"DATACENTER"},"parent_folders":{"OPTIONAL":null},"datacenters":{"OPTIONAL":null}}}}}}"#).unwrap();
+        let f = folder_filter(&input).unwrap();
+        assert_eq!(f.folders, ["group-d1"]);
+        assert_eq!(f.names, ["Datacenters"]);
+        assert_eq!(f.type_, Some(FolderType::Datacenter));
+        assert!(f.parent_folders.is_empty());
+        let bad: Map<String, Json> = serde_json::from_str(
+            r#"{"filter":{"OPTIONAL":{"STRUCTURE":{"x":{"type":{"OPTIONAL":"BOGUS"}}}}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            folder_filter(&bad).unwrap_err(),
+            Fault::InvalidArgument { .. }
+        ));
+    }
+
+    #[test]
+    fn faults_map_to_the_std_errors_the_sdk_raises() {
+        let body = rpc_fault(&json!("3"), &Fault::InvalidLogin);
+        assert_eq!(body["id"], json!("3"));
+        let err = &body["result"]["error"]["ERROR"]["com.vmware.vapi.std.errors.unauthenticated"];
+        assert_eq!(err["error_type"]["OPTIONAL"], json!("UNAUTHENTICATED"));
+        assert!(
+            err["messages"][0]["STRUCTURE"]["com.vmware.vapi.std.localizable_message"]
+                ["default_message"]
+                .is_string()
+        );
+        assert_eq!(rest_error(&Fault::InvalidLogin).0, 401);
+        assert_eq!(
+            std_error_of(&Fault::DuplicateName {
+                name: "a".into(),
+                parent: vsess_core::MoRef::new("Folder", "group-d1")
+            })
+            .name,
+            "already_exists"
+        );
+    }
+
+    #[test]
+    fn basic_auth_parses() {
+        assert_eq!(
+            basic_auth("Basic dTpwOng="),
+            Some(("u".into(), "p:x".into()))
+        );
+        assert_eq!(basic_auth("Bearer x"), None);
+    }
+}
