@@ -128,6 +128,7 @@ pub struct FolderFilter {
 
 /// `com.vmware.vcenter.compute.policies.summary`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ComputePolicy {
     pub policy: String,
     pub name: String,

@@ -610,3 +610,182 @@ async fn properties_follow_their_privileges() {
     let cur = f.auth(&reader).await.unwrap();
     assert_eq!(cur.call_count, 3, "every authenticated call is counted");
 }
+
+mod inventory {
+    use super::*;
+    use crate::inventory::{CreateKind, FolderFilter, FolderType};
+    use crate::value::Value;
+
+    fn root() -> MoRef {
+        MoRef::new("Folder", "group-d1")
+    }
+
+    #[tokio::test]
+    async fn create_datacenter_makes_its_folders_and_refuses_bad_names() {
+        let f = fixture();
+        let admin = f.login("admin@vsphere.local").await;
+        let a = f.auth(&admin).await.unwrap();
+        let dc = f
+            .svc
+            .create_entity(Some(&a), &root(), "DC1", CreateKind::Datacenter)
+            .await
+            .unwrap();
+        assert_eq!(dc.type_, "Datacenter");
+        let vm = f.svc.property(Some(&a), &dc, "vmFolder").await.unwrap();
+        let Some(Value::Ref(vm)) = vm else {
+            panic!("no vmFolder")
+        };
+        assert_eq!(
+            f.svc.property(Some(&a), &vm, "name").await.unwrap(),
+            Some(Value::Str("vm".into()))
+        );
+        assert_eq!(
+            f.svc.property(Some(&a), &vm, "parent").await.unwrap(),
+            Some(Value::Ref(dc.clone()))
+        );
+        assert_eq!(
+            f.svc
+                .property(Some(&a), &root(), "childEntity")
+                .await
+                .unwrap(),
+            Some(Value::Refs(vec![dc.clone()]))
+        );
+        assert!(matches!(
+            f.svc
+                .create_entity(Some(&a), &root(), "DC1", CreateKind::Datacenter)
+                .await
+                .unwrap_err(),
+            Fault::DuplicateName { .. }
+        ));
+        for bad in ["", "   ", &"x".repeat(81)] {
+            assert!(matches!(
+                f.svc
+                    .create_entity(Some(&a), &root(), bad, CreateKind::Folder)
+                    .await
+                    .unwrap_err(),
+                Fault::InvalidName { .. }
+            ));
+        }
+        // Datacenters only go in datacenter folders.
+        assert!(matches!(
+            f.svc
+                .create_entity(Some(&a), &vm, "X", CreateKind::Datacenter)
+                .await
+                .unwrap_err(),
+            Fault::NotSupported(_)
+        ));
+        let sub = f
+            .svc
+            .create_entity(Some(&a), &vm, "templates", CreateKind::Folder)
+            .await
+            .unwrap();
+        assert!(sub.value.starts_with("group-v"));
+        let gone = MoRef::new("Folder", "group-d999");
+        assert!(matches!(
+            f.svc
+                .create_entity(Some(&a), &gone, "X", CreateKind::Folder)
+                .await
+                .unwrap_err(),
+            Fault::ManagedObjectNotFound(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn read_only_users_read_but_do_not_create() {
+        let f = fixture();
+        let reader = f.login("reader@vsphere.local").await;
+        let r = f.auth(&reader).await.unwrap();
+        assert_eq!(
+            f.svc.property(Some(&r), &root(), "name").await.unwrap(),
+            Some(Value::Str("Datacenters".into()))
+        );
+        assert_eq!(
+            f.svc.property(Some(&r), &root(), "tag").await.unwrap(),
+            Some(Value::Tags(vec![]))
+        );
+        assert_eq!(
+            f.svc.property(Some(&r), &root(), "parent").await.unwrap(),
+            None
+        );
+        let err = f
+            .svc
+            .create_entity(Some(&r), &root(), "DC", CreateKind::Datacenter)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Fault::NoPermission {
+                    privilege: Privilege::DatacenterCreate,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(matches!(
+            f.svc.property(None, &root(), "name").await.unwrap_err(),
+            Fault::NotAuthenticated { .. }
+        ));
+        assert!(matches!(
+            f.svc
+                .property(Some(&r), &root(), "colour")
+                .await
+                .unwrap_err(),
+            Fault::InvalidProperty(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn folder_list_filters_like_vapi() {
+        let f = fixture();
+        let admin = f.login("admin@vsphere.local").await;
+        let a = f.auth(&admin).await.unwrap();
+        let dc = f
+            .svc
+            .create_entity(Some(&a), &root(), "DC1", CreateKind::Datacenter)
+            .await
+            .unwrap();
+        f.svc
+            .create_entity(Some(&a), &root(), "Lab", CreateKind::Folder)
+            .await
+            .unwrap();
+        let all = f
+            .svc
+            .folder_list(Some(&a), &FolderFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            all.len(),
+            6,
+            "root, Lab and the datacenter's four folders: {all:?}"
+        );
+        let dcs = FolderFilter {
+            type_: Some(FolderType::Datacenter),
+            ..Default::default()
+        };
+        let names: Vec<_> = f
+            .svc
+            .folder_list(Some(&a), &dcs)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
+        assert_eq!(names, ["Datacenters", "Lab"]);
+        let in_dc = FolderFilter {
+            datacenters: vec![dc.value.clone()],
+            names: vec!["host".into()],
+            ..Default::default()
+        };
+        let host = f.svc.folder_list(Some(&a), &in_dc).await.unwrap();
+        assert_eq!(host.len(), 1);
+        assert_eq!(host[0].2, "HOST");
+        assert!(matches!(
+            f.svc
+                .folder_list(None, &FolderFilter::default())
+                .await
+                .unwrap_err(),
+            Fault::NotAuthenticated { .. }
+        ));
+    }
+}

@@ -17,10 +17,17 @@
 //!
 //! [server]
 //! max_body_bytes = 1048576
+//!
+//! [[compute_policy]]      # reported by com.vmware.vcenter.compute.policies.list
+//! policy = "policy-1"
+//! name = "anti-affinity"
+//! description = "keep replicas apart"
+//! capability = "com.vmware.vcenter.compute.policies.capabilities.vm_vm_anti_affinity"
 //! ```
 use chrono::Duration;
 use serde::Deserialize;
 use std::path::Path;
+use vsess_core::inventory::ComputePolicy;
 use vsess_core::Policy;
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +38,7 @@ struct File {
     lockout: Option<Lockout>,
     locale: Option<Locale>,
     server: Option<Server>,
+    compute_policy: Option<Vec<ComputePolicy>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +103,8 @@ struct Server {
 pub struct Config {
     pub policy: Policy,
     pub max_body_bytes: usize,
+    /// What `com.vmware.vcenter.compute.policies.list` reports.
+    pub compute_policies: Vec<ComputePolicy>,
 }
 
 impl Default for Config {
@@ -102,6 +112,7 @@ impl Default for Config {
         Self {
             policy: Policy::default(),
             max_body_bytes: 1024 * 1024,
+            compute_policies: Vec::new(),
         }
     }
 }
@@ -189,6 +200,7 @@ impl Config {
             }
             c.max_body_bytes = n;
         }
+        c.compute_policies = f.compute_policy.unwrap_or_default();
         Ok(c)
     }
 }
@@ -208,6 +220,12 @@ mod tests {
         assert_eq!(c.policy.max_lifetime, None);
         assert_eq!(c.policy.lockout.max_failures, 3);
         assert_eq!(c.policy.default_locale, "de");
+        let c = Config::parse(
+            "[[compute_policy]]\npolicy = \"p-1\"\nname = \"n\"\ncapability = \"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.compute_policies.len(), 1);
+        assert_eq!(c.compute_policies[0].name, "n");
     }
 
     #[test]

@@ -237,7 +237,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         Arc::new(BlockingVerifier),
         about(uuid),
     )
-    .with_local_tickets(ticket_dir.clone());
+    .with_local_tickets(ticket_dir.clone())
+    .with_compute_policies(opts.config.compute_policies.clone());
     let app = Arc::new(App {
         svc,
         store,

@@ -509,6 +509,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn inventory_survives_reopen_and_ids_keep_counting() {
+        use vsess_core::inventory::CreateKind;
+        let dir = tempfile::tempdir().unwrap();
+        let dc = {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.create_entity("group-d1", "DC1", CreateKind::Datacenter)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let got = s.entity(&dc.id).await.unwrap().unwrap();
+        assert_eq!(got.name, "DC1");
+        assert_eq!(got.dc_folders.len(), 4);
+        for f in &got.dc_folders {
+            assert!(s.entity(f).await.unwrap().is_some(), "{f} lost");
+        }
+        assert!(s
+            .create_entity("group-d1", "DC1", CreateKind::Datacenter)
+            .await
+            .unwrap()
+            .is_err());
+        let next = s
+            .create_entity("group-d1", "DC2", CreateKind::Datacenter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            s.entities()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.id == next.id)
+                .count()
+                == 1
+        );
+        assert_ne!(next.id, dc.id);
+    }
+
+    #[tokio::test]
     async fn a_second_store_on_the_same_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _a = EmbeddedStore::open(dir.path()).unwrap();

@@ -1,0 +1,468 @@
+//! Integration tests of unified sessions: one id on SOAP, VI/JSON, vAPI JSON-RPC, REST
+//! and legacy REST, each answering errors in its own shape.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const VI: &str = "/sdk/vim25/8.0.3.0";
+
+fn rpc(service: &str, op: &str, sid: Option<&str>, id: &str) -> Value {
+    let ctx = match sid {
+        Some(s) => {
+            json!({"securityCtx": {"schemeId": "com.vmware.vapi.std.security.session_id", "sessionId": s}})
+        }
+        None => json!({}),
+    };
+    json!({"jsonrpc": "2.0", "method": "invoke", "id": id, "params": {
+        "serviceId": service, "operationId": op,
+        "input": {"STRUCTURE": {"operation-input": {}}}, "ctx": ctx}})
+}
+
+impl Kit {
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        sid: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(s) = sid {
+            req = req.header("vmware-api-session-id", s);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let (s, h) = (r.status(), r.headers().clone());
+        (s, h, r.text().await.unwrap())
+    }
+
+    /// Logs in on one endpoint and returns the bare session id.
+    async fn login_via(&self, how: &str) -> String {
+        let (user, pw) = ("admin@vsphere.local", "admin-pw");
+        match how {
+            "soap" => {
+                let c = self.login(user, pw).await;
+                between(&c, "\"", "\"").to_owned()
+            }
+            "vijson" => {
+                let (s, h, body) = self
+                    .json(
+                        reqwest::Method::POST,
+                        &format!("{VI}/SessionManager/SessionManager/Login"),
+                        None,
+                        Some(json!({"userName": user, "password": pw})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{body}");
+                let us: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(us["_typeName"], "UserSession");
+                h["vmware-api-session-id"].to_str().unwrap().to_owned()
+            }
+            "api" => {
+                let r = self
+                    .http
+                    .post(self.url("/api/session"))
+                    .basic_auth(user, Some(pw))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED);
+                r.json::<String>().await.unwrap()
+            }
+            "rest" => {
+                let r = self
+                    .http
+                    .post(self.url("/rest/com/vmware/cis/session"))
+                    .basic_auth(user, Some(pw))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+                assert!(cookie.contains("Path=/rest"), "{cookie}");
+                let v: Value = r.json().await.unwrap();
+                v["value"].as_str().unwrap().to_owned()
+            }
+            "jsonrpc" => {
+                let mut body = rpc("com.vmware.cis.session", "create", None, "0");
+                body["params"]["ctx"] = json!({"securityCtx": {"schemeId": "com.vmware.vapi.std.security.user_pass", "userName": user, "password": pw}});
+                let (s, _, text) = self
+                    .json(reqwest::Method::POST, "/api", None, Some(body))
+                    .await;
+                assert_eq!(s, StatusCode::OK);
+                let v: Value = serde_json::from_str(&text).unwrap();
+                v["result"]["output"]["SECRET"].as_str().unwrap().to_owned()
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    /// Whether `sid` is a live session for admin on each of the five transports.
+    async fn alive_on_all(&self, sid: &str) -> [bool; 5] {
+        let soap_cookie = format!("vmware_soap_session=\"{sid}\"");
+        let (_, _, soap) = self
+            .call(&fetch("currentSession"), Some(&soap_cookie))
+            .await;
+        let (s1, _, vj) = self
+            .json(
+                reqwest::Method::GET,
+                &format!("{VI}/SessionManager/SessionManager/currentSession"),
+                Some(sid),
+                None,
+            )
+            .await;
+        let (s2, _, _) = self
+            .json(reqwest::Method::GET, "/api/session", Some(sid), None)
+            .await;
+        let legacy = self
+            .http
+            .get(self.url("/rest/com/vmware/cis/session"))
+            .header("Cookie", format!("vmware-api-session-id={sid}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let (_, _, r) = self
+            .json(
+                reqwest::Method::POST,
+                "/api",
+                None,
+                Some(rpc("com.vmware.cis.session", "get", Some(sid), "9")),
+            )
+            .await;
+        let r: Value = serde_json::from_str(&r).unwrap();
+        [
+            soap.contains("<userName>admin@vsphere.local</userName>"),
+            s1 == StatusCode::OK && vj.contains("admin@vsphere.local"),
+            s2 == StatusCode::OK,
+            legacy == StatusCode::OK,
+            r["result"]["output"]["STRUCTURE"]["com.vmware.cis.session.info"]["user"]
+                == "admin@vsphere.local",
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_works_everywhere_and_every_end_ends_it_everywhere() {
+    let kit = Kit::start("").await;
+    for how in ["soap", "vijson", "api", "rest", "jsonrpc"] {
+        let sid = kit.login_via(how).await;
+        assert_eq!(kit.alive_on_all(&sid).await, [true; 5], "{how} session");
+    }
+    for end in ["soap", "vijson", "api", "rest", "jsonrpc"] {
+        let sid = kit.login_via("api").await;
+        match end {
+            "soap" => {
+                let (s, _, _) = kit.call("<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>", Some(&format!("vmware_soap_session={sid}"))).await;
+                assert_eq!(s, StatusCode::OK);
+            }
+            "vijson" => {
+                let (s, _, _) = kit
+                    .json(
+                        reqwest::Method::POST,
+                        &format!("{VI}/SessionManager/SessionManager/Logout"),
+                        Some(&sid),
+                        None,
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::NO_CONTENT);
+            }
+            "api" => {
+                let (s, _, _) = kit
+                    .json(reqwest::Method::DELETE, "/api/session", Some(&sid), None)
+                    .await;
+                assert_eq!(s, StatusCode::NO_CONTENT);
+            }
+            "rest" => {
+                let (s, _, _) = kit
+                    .json(
+                        reqwest::Method::DELETE,
+                        "/rest/com/vmware/cis/session",
+                        Some(&sid),
+                        None,
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK);
+            }
+            _ => {
+                let (_, _, r) = kit
+                    .json(
+                        reqwest::Method::POST,
+                        "/api",
+                        None,
+                        Some(rpc("com.vmware.cis.session", "delete", Some(&sid), "1")),
+                    )
+                    .await;
+                assert_eq!(
+                    serde_json::from_str::<Value>(&r).unwrap()["result"]["output"],
+                    Value::Null
+                );
+            }
+        }
+        assert_eq!(kit.alive_on_all(&sid).await, [false; 5], "ended via {end}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_come_in_each_protocols_own_shape() {
+    let kit = Kit::start("[server]\nmax_body_bytes = 2048").await;
+    // Wrong password.
+    let (s, _, body) = kit
+        .json(
+            reqwest::Method::POST,
+            &format!("{VI}/SessionManager/SessionManager/Login"),
+            None,
+            Some(json!({"userName": "admin@vsphere.local", "password": "x"})),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (s, v["_typeName"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("InvalidLogin"))
+    );
+    let r = kit
+        .http
+        .post(kit.url("/api/session"))
+        .basic_auth("admin@vsphere.local", Some("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error_type"],
+        "UNAUTHENTICATED"
+    );
+    let r = kit
+        .http
+        .post(kit.url("/rest/com/vmware/cis/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["type"],
+        "com.vmware.vapi.std.errors.unauthenticated"
+    );
+    let mut create = rpc("com.vmware.cis.session", "create", None, "4");
+    create["params"]["ctx"] = json!({"securityCtx": {"schemeId": "com.vmware.vapi.std.security.user_pass", "userName": "admin@vsphere.local", "password": "x"}});
+    let (s, _, body) = kit
+        .json(reqwest::Method::POST, "/api", None, Some(create))
+        .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s, StatusCode::OK, "vAPI errors are HTTP 200");
+    assert_eq!(v["id"], "4");
+    assert!(
+        v["result"]["error"]["ERROR"]["com.vmware.vapi.std.errors.unauthenticated"].is_object(),
+        "{v}"
+    );
+    // Malformed JSON.
+    let r = kit
+        .http
+        .post(kit.url(&format!("{VI}/SessionManager/SessionManager/Login")))
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["_typeName"],
+        "InvalidRequest"
+    );
+    let r = kit
+        .http
+        .post(kit.url("/api"))
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_i64(), &v["id"]),
+        (Some(-32700), &Value::Null)
+    );
+    // Unknown method, property, operation and release.
+    let sid = kit.login_via("api").await;
+    let (_, _, body) = kit
+        .json(
+            reqwest::Method::POST,
+            &format!("{VI}/SessionManager/SessionManager/Frobnicate"),
+            Some(&sid),
+            None,
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["_typeName"],
+        "MethodNotFound"
+    );
+    let (_, _, body) = kit
+        .json(
+            reqwest::Method::GET,
+            &format!("{VI}/SessionManager/SessionManager/colour"),
+            Some(&sid),
+            None,
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["_typeName"],
+        "InvalidProperty"
+    );
+    let (_, _, body) = kit
+        .json(
+            reqwest::Method::POST,
+            "/api",
+            None,
+            Some(rpc("com.vmware.nope", "list", Some(&sid), "2")),
+        )
+        .await;
+    assert!(
+        serde_json::from_str::<Value>(&body).unwrap()["result"]["error"]["ERROR"]
+            ["com.vmware.vapi.std.errors.operation_not_found"]
+            .is_object()
+    );
+    let (s, _, body) = kit
+        .json(
+            reqwest::Method::GET,
+            "/sdk/vim25/5.1.0.0/Folder/group-d1/tag",
+            Some(&sid),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        body.contains("8.0.3.0"),
+        "names the supported releases: {body}"
+    );
+    // Oversized bodies.
+    let big = "x".repeat(4096);
+    for path in [
+        format!("{VI}/SessionManager/SessionManager/Login"),
+        "/api".into(),
+        "/api/session".into(),
+        "/rest/com/vmware/cis/session".into(),
+        "/sdk".into(),
+    ] {
+        let r = kit
+            .http
+            .post(kit.url(&path))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    // Still serving, and odd tokens are just unauthenticated.
+    for token in ["x".repeat(3000), "y".repeat(5000)] {
+        let (s, _, _) = kit
+            .json(reqwest::Method::GET, "/api/session", Some(&token), None)
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(kit.alive_on_all(&sid).await, [true; 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_over_vijson_and_rest_persists() {
+    let mut kit = Kit::start("").await;
+    let sid = kit.login_via("vijson").await;
+    let (s, _, body) = kit
+        .json(
+            reqwest::Method::POST,
+            &format!("{VI}/Folder/group-d1/CreateDatacenter"),
+            Some(&sid),
+            Some(json!({"name": "TEST"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let dc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(dc["_typeName"], "ManagedObjectReference");
+    assert_eq!(dc["type"], "Datacenter");
+    let (_, _, body) = kit
+        .json(
+            reqwest::Method::POST,
+            &format!("{VI}/Folder/group-d1/CreateDatacenter"),
+            Some(&sid),
+            Some(json!({"name": "TEST"})),
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["_typeName"],
+        "DuplicateName"
+    );
+    let reader = kit
+        .http
+        .post(kit.url("/api/session"))
+        .basic_auth("reader@vsphere.local", Some("reader-pw"))
+        .send()
+        .await
+        .unwrap()
+        .json::<String>()
+        .await
+        .unwrap();
+    let (_, _, body) = kit
+        .json(
+            reqwest::Method::POST,
+            &format!("{VI}/Folder/group-d1/CreateFolder"),
+            Some(&reader),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["_typeName"],
+        "NoPermission"
+    );
+    kit.restart().await;
+    let (_, _, body) = kit
+        .json(
+            reqwest::Method::GET,
+            &format!("{VI}/Folder/group-d1/childEntity"),
+            Some(&sid),
+            None,
+        )
+        .await;
+    let kids: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(kids[0]["value"], dc["value"], "{body}");
+    let (_, _, body) = kit
+        .json(
+            reqwest::Method::GET,
+            "/api/vcenter/folder?type=DATACENTER&names=Datacenters",
+            Some(&sid),
+            None,
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!([{"folder": "group-d1", "name": "Datacenters", "type": "DATACENTER"}])
+    );
+    let (s, _, body) = kit
+        .json(
+            reqwest::Method::GET,
+            "/api/vcenter/folder?type=BOGUS",
+            Some(&sid),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error_type"],
+        "INVALID_ARGUMENT"
+    );
+    let (s, h, body) = kit
+        .json(
+            reqwest::Method::GET,
+            &format!("{VI}/Folder/group-d1/parent"),
+            Some(&sid),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body.as_str()),
+        (StatusCode::OK, ""),
+        "unset property: 200 with no body"
+    );
+    assert_eq!(h["content-length"], "0");
+}
