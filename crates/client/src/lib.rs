@@ -1,1 +1,13 @@
-//! vsess-client: the SDK (vSphere and OpenStack clients). Grows in a later issue.
+//! vsess-client: the SDK.
+//!
+//! - [`vsphere`]: a vCenter-compatible client (vsess, vcsim, a real vCenter): SOAP
+//!   SessionManager calls, vAPI REST sessions, TLS pinning, relogin with single-flight.
+//! - [`cache`]: govmomi's on-disk session cache, made safe (0700/0600, atomic writes,
+//!   a file lock across processes).
+//! - [`openstack`]: Keystone v3 in gophercloud's provider → service → resource shape.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod error;
+pub mod openstack;
+
+pub use error::{Error, Result};

@@ -1,0 +1,105 @@
+//! One error type for the whole SDK, with variants a caller can act on.
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server could not be reached (DNS, refused, reset, timeout).
+    #[error("cannot connect to {url}: {message}")]
+    Connection { url: String, message: String },
+    /// TLS failed: an untrusted or mismatched certificate, or a bad CA bundle.
+    #[error("TLS error talking to {url}: {message} (pin the certificate with a thumbprint, pass a CA bundle, or use the insecure flag for testing)")]
+    Tls { url: String, message: String },
+    /// The credentials were refused, or the session is not (or no longer) valid.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
+    /// The server answered with a fault (SOAP or VI/JSON) or a vAPI error.
+    #[error("{kind}: {message}")]
+    Fault { kind: String, message: String },
+    /// An HTTP status the call did not expect.
+    #[error("HTTP {status} from {url}: {body}")]
+    Http {
+        status: u16,
+        url: String,
+        body: String,
+    },
+    /// The server's answer could not be decoded.
+    #[error("cannot decode the answer from {url}: {message}")]
+    Decode { url: String, message: String },
+    /// Bad input from the caller (a malformed URL, missing options).
+    #[error("{0}")]
+    Config(String),
+    /// The local session cache failed (permissions, disk).
+    #[error("session cache {path}: {message}")]
+    Cache { path: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A fault of the given kind (vim fault type name or vAPI error type).
+    pub fn is_fault(&self, kind: &str) -> bool {
+        matches!(self, Error::Fault { kind: k, .. } if k == kind)
+    }
+
+    /// Whether the error means the session is not valid (SOAP NotAuthenticated, HTTP 401,
+    /// vAPI UNAUTHENTICATED): the cue to log in again.
+    pub fn is_unauthenticated(&self) -> bool {
+        match self {
+            Error::Fault { kind, .. } => {
+                kind == "NotAuthenticated" || kind == "UNAUTHENTICATED" || kind == "unauthenticated"
+            }
+            Error::Http { status, .. } => *status == 401,
+            _ => false,
+        }
+    }
+
+    /// Classifies a transport error from reqwest.
+    pub fn from_reqwest(url: &str, e: &reqwest::Error) -> Self {
+        let message = chain(e);
+        let lower = message.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            Error::Tls {
+                url: url.to_owned(),
+                message,
+            }
+        } else if e.is_decode() {
+            Error::Decode {
+                url: url.to_owned(),
+                message,
+            }
+        } else {
+            Error::Connection {
+                url: url.to_owned(),
+                message,
+            }
+        }
+    }
+}
+
+/// An error with its sources, joined with ": ".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// A redacting wrapper for secrets in Debug output.
+pub struct Redacted<'a>(pub &'a str);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"<redacted>\"")
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! OpenStack (Keystone v3), in gophercloud's shape.
