@@ -7,7 +7,10 @@
 //! - [`openstack`]: Keystone v3 in gophercloud's provider → service → resource shape.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod cache;
 pub mod error;
 pub mod openstack;
+pub mod tls;
+pub mod vsphere;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod soap;
+pub mod soap_client;
 pub mod vapi;
 pub mod vijson;
 pub mod vim;

@@ -446,20 +446,6 @@ pub fn user_session(method: &str, s: &UserSession) -> String {
     })
 }
 
-pub fn string(method: &str, s: &str) -> String {
-    response(method, |o| field(o, "returnval", s))
-}
-
-pub fn boolean(method: &str, b: bool) -> String {
-    response(method, |o| {
-        field(o, "returnval", if b { "true" } else { "false" })
-    })
-}
-
-pub fn current_time(t: &DateTime<Utc>) -> String {
-    response("CurrentTime", |o| field(o, "returnval", &time(t)))
-}
-
 pub fn local_ticket(t: &LocalTicket) -> String {
     response("AcquireLocalTicket", |o| {
         o.push_str("<returnval>");

@@ -1,0 +1,573 @@
+//! govmomi's on-disk session cache (`session/cache`), compatible both ways with govc, and
+//! safer.
+//!
+//! Layout: `$GOVMOMI_HOME` (default `~/.govmomi`) with `sessions/` (SOAP) and
+//! `rest_sessions/` (vAPI). A file is named by the hash of
+//! `"<scheme>://<user>@<host><path>#insecure=<bool>"` (the password, query and fragment
+//! stripped): SHA-256 (64 hex) in current govmomi, SHA-1 (40 hex) in older releases such
+//! as govc 0.24. vsess reads both names and writes both, so old and new govc and vsess
+//! share one session. The file holds govc's JSON: the cookie, the URL and the
+//! ServiceContent; never a password.
+//!
+//! Beyond govmomi: directories are 0700 and files 0600; writes go to a temp file and are
+//! renamed into place; a per-endpoint lock file serialises processes, so many processes
+//! started at once create one session; a corrupt file is ignored with a warning and
+//! replaced. With a server that has unified sessions (vsess, vCenter 8.0U3), the SOAP
+//! session also serves vAPI, so [`Session::login_rest`] reuses it instead of logging in
+//! twice.
+use crate::error::{Error, Result};
+use crate::tls::Tls;
+use crate::vsphere::{url_credentials, Client};
+use serde_json::{json, Map, Value};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use url::Url;
+use vsess_core::UserSession;
+use vsess_store::{ensure_private_dir, write_private_atomic};
+use vsess_wire::xml::Element;
+
+pub const SOAP_PATH: &str = "/sdk";
+pub const REST_PATH: &str = "/rest";
+
+/// `$GOVMOMI_HOME`, or `~/.govmomi`.
+pub fn home() -> PathBuf {
+    match std::env::var_os("GOVMOMI_HOME") {
+        Some(h) if !h.is_empty() => PathBuf::from(h),
+        _ => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".govmomi"),
+    }
+}
+
+/// govmomi's `session/cache.Session`.
+#[derive(Clone)]
+pub struct Session {
+    /// The endpoint, with `user:password@` when a login may be needed.
+    pub url: Url,
+    /// Defaults to `$GOVMOMI_HOME/sessions`.
+    pub dir_soap: Option<PathBuf>,
+    /// Defaults to `$GOVMOMI_HOME/rest_sessions`.
+    pub dir_rest: Option<PathBuf>,
+    /// Skip certificate verification (part of the cache key, as in govmomi).
+    pub insecure: bool,
+    /// Do not cache at all.
+    pub passthrough: bool,
+    /// Ignore a cached session and log in again (the new one is cached).
+    pub reauth: bool,
+    /// TLS settings when not insecure (default: verify).
+    pub tls: Tls,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("endpoint", &self.endpoint().map(|u| u.to_string()))
+            .field("insecure", &self.insecure)
+            .field("passthrough", &self.passthrough)
+            .field("reauth", &self.reauth)
+            .finish()
+    }
+}
+
+/// The result of a cached login.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub client: Client,
+    /// True when a cached session was valid and reused (no Login was sent).
+    pub reused: bool,
+    pub session: UserSession,
+}
+
+/// Go's `url.User(name).String()` escaping of a user name.
+fn go_escape_user(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b',' | b';' | b'='
+            );
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Session {
+    /// A cache session for `url` (`https://user:pass@host:port/sdk`), govmomi's defaults.
+    pub fn new(url: &str, insecure: bool) -> Result<Self> {
+        let with_scheme = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("https://{url}")
+        };
+        let mut u = Url::parse(&with_scheme)
+            .map_err(|e| Error::Config(format!("'{url}' is not a valid URL: {e}")))?;
+        if u.path() == "/" || u.path().is_empty() {
+            u.set_path(SOAP_PATH);
+        }
+        Ok(Self {
+            url: u,
+            dir_soap: None,
+            dir_rest: None,
+            insecure,
+            passthrough: false,
+            reauth: false,
+            tls: if insecure { Tls::Insecure } else { Tls::Verify },
+        })
+    }
+
+    /// The URL without password, query and fragment (govmomi's `Endpoint()`).
+    pub fn endpoint(&self) -> Option<Url> {
+        let mut p = self.url.clone();
+        let _ = p.set_password(None);
+        p.set_query(None);
+        p.set_fragment(None);
+        Some(p)
+    }
+
+    fn user(&self) -> String {
+        url_credentials(&self.url)
+            .map(|(u, _)| u)
+            .unwrap_or_default()
+    }
+
+    /// `host[:port]`, as in the URL.
+    fn host(&self) -> String {
+        match (self.url.host_str(), self.url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// The string govmomi hashes for `path` (`/sdk` or `/rest`).
+    pub fn key_string(&self, path: &str) -> String {
+        let host = self.host();
+        let user = self.user();
+        let userinfo = if user.is_empty() {
+            String::new()
+        } else {
+            format!("{}@", go_escape_user(&user))
+        };
+        format!(
+            "{}://{userinfo}{host}{path}#insecure={}",
+            self.url.scheme(),
+            self.insecure
+        )
+    }
+
+    /// The cache file names for `path`: current govmomi's (SHA-256) first, then older
+    /// releases' (SHA-1).
+    pub fn file_names(&self, path: &str) -> [String; 2] {
+        let key = self.key_string(path);
+        [
+            hex::encode(Sha256::digest(key.as_bytes())),
+            hex::encode(Sha1::digest(key.as_bytes())),
+        ]
+    }
+
+    fn dir(&self, path: &str) -> PathBuf {
+        match path {
+            REST_PATH => self
+                .dir_rest
+                .clone()
+                .unwrap_or_else(|| home().join("rest_sessions")),
+            _ => self
+                .dir_soap
+                .clone()
+                .unwrap_or_else(|| home().join("sessions")),
+        }
+    }
+
+    fn files(&self, path: &str) -> Vec<PathBuf> {
+        let dir = self.dir(path);
+        self.file_names(path).iter().map(|n| dir.join(n)).collect()
+    }
+
+    fn cache_err(path: &Path, e: impl std::fmt::Display) -> Error {
+        Error::Cache {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Takes the per-endpoint lock (a separate file, so govc never sees it).
+    async fn lock(&self, path: &str) -> Result<File> {
+        let dir = self.dir(path);
+        ensure_private_dir(&dir).map_err(|e| Self::cache_err(&dir, e))?;
+        let lock_path = dir.join(format!(".{}.lock", self.file_names(path)[0]));
+        tokio::task::spawn_blocking(move || {
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&lock_path)
+                .map_err(|e| Self::cache_err(&lock_path, e))?;
+            f.lock().map_err(|e| Self::cache_err(&lock_path, e))?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| Error::Cache {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?
+    }
+
+    /// Reads the first cache file for `path` that parses; corrupt files are reported and
+    /// skipped (a later save replaces them).
+    fn read(&self, path: &str) -> Option<Value> {
+        for file in self.files(path) {
+            let data = match std::fs::read(&file) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), "cannot read the session cache: {e}");
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<Value>(&data) {
+                Ok(v) if v.is_object() => return Some(v),
+                _ => tracing::warn!(
+                    file = %file.display(),
+                    "ignoring a corrupt session cache file; it will be replaced"
+                ),
+            }
+        }
+        None
+    }
+
+    fn write(&self, path: &str, doc: &Value) -> Result<()> {
+        let data = serde_json::to_vec(doc).map_err(|e| Error::Cache {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let dir = self.dir(path);
+        ensure_private_dir(&dir).map_err(|e| Self::cache_err(&dir, e))?;
+        for file in self.files(path) {
+            write_private_atomic(&file, &data).map_err(|e| Self::cache_err(&file, e))?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, path: &str) {
+        for f in self.files(path) {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    fn tls(&self) -> Tls {
+        if self.insecure {
+            Tls::Insecure
+        } else {
+            self.tls.clone()
+        }
+    }
+
+    fn soap_client_json(&self, path: &str, version: &str, cookies: Value) -> Value {
+        json!({
+            "Cookies": cookies,
+            "URL": {"Scheme": self.url.scheme(), "Host": self.host(), "Path": path},
+            "Insecure": self.insecure,
+            "Version": version,
+        })
+    }
+
+    /// `Login`: the cached session if it is valid (one round trip), otherwise a new login
+    /// that is then cached. Concurrent processes wait for each other.
+    pub async fn login(&self) -> Result<Login> {
+        let client = Client::connect(self.url.as_str(), self.tls()).await?;
+        let creds = url_credentials(&self.url);
+        if let Some((u, p)) = &creds {
+            client.set_password(u, p);
+        }
+        if self.passthrough {
+            return self.fresh_login(client, creds).await;
+        }
+        let _lock = self.lock(SOAP_PATH).await?;
+        if !self.reauth {
+            if let Some(login) = self.load(&client).await? {
+                return Ok(login);
+            }
+        }
+        let login = self.fresh_login(client, creds).await?;
+        self.save(&login.client).await?;
+        Ok(login)
+    }
+
+    async fn fresh_login(&self, client: Client, creds: Option<(String, String)>) -> Result<Login> {
+        let Some((user, password)) = creds else {
+            return Err(Error::Authentication(format!(
+                "no valid cached session for {} and no credentials to log in with: put user:password in the URL",
+                self.endpoint().map(|u| u.to_string()).unwrap_or_default()
+            )));
+        };
+        let session = client.login(&user, &password).await?;
+        Ok(Login {
+            client,
+            reused: false,
+            session,
+        })
+    }
+
+    /// Loads and validates a cached SOAP session (`currentSession`, one round trip).
+    pub async fn load(&self, client: &Client) -> Result<Option<Login>> {
+        let Some(doc) = self.read(SOAP_PATH) else {
+            return Ok(None);
+        };
+        let Some(cookie) = soap_cookie(&doc) else {
+            tracing::warn!(
+                "the cached session has no vmware_soap_session cookie; logging in again"
+            );
+            return Ok(None);
+        };
+        client.set_session_id(Some(cookie));
+        match client.current_session().await? {
+            Some(session) => Ok(Some(Login {
+                client: client.clone(),
+                reused: true,
+                session,
+            })),
+            None => {
+                client.set_session_id(None);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Saves the client's SOAP session (both file names), in govc's format.
+    pub async fn save(&self, client: &Client) -> Result<()> {
+        if self.passthrough {
+            return Ok(());
+        }
+        let Some(id) = client.session_id() else {
+            return Err(Error::Config("the client has no session to save".into()));
+        };
+        let content = client.service_content().await?;
+        let doc = json!({
+            "SoapClient": self.soap_client_json(
+                SOAP_PATH,
+                client.version(),
+                json!([{"Name": "vmware_soap_session", "Value": id, "Path": "/", "Secure": !self.url.scheme().eq("http"), "HttpOnly": true}]),
+            ),
+            "ServiceContent": element_json(&content),
+        });
+        self.write(SOAP_PATH, &doc)
+    }
+
+    /// Logs out and removes the cached files.
+    pub async fn logout(&self, client: &Client) -> Result<()> {
+        let r = client.logout().await;
+        self.remove(SOAP_PATH);
+        r
+    }
+
+    /// The vAPI session: the cached one if valid; else, when the server has unified
+    /// sessions, the SOAP session of `soap`; else a new legacy REST login. Returns the id
+    /// and whether it was reused from the cache.
+    pub async fn login_rest(&self, soap: Option<&Client>) -> Result<(String, bool)> {
+        let client = match soap {
+            Some(c) => c.clone(),
+            None => Client::connect(self.url.as_str(), self.tls()).await?,
+        };
+        let _lock = if self.passthrough {
+            None
+        } else {
+            Some(self.lock(REST_PATH).await?)
+        };
+        if !self.passthrough && !self.reauth {
+            if let Some(id) = self.read(REST_PATH).as_ref().and_then(rest_session_id) {
+                if client.legacy_rest_session(&id).await?.is_some() {
+                    return Ok((id, true));
+                }
+            }
+        }
+        let id = match soap {
+            Some(c) if c.supports_unified_sessions().await? => c.session_id().unwrap_or_default(),
+            _ => {
+                let (user, password) = url_credentials(&self.url).ok_or_else(|| {
+                    Error::Authentication(
+                        "no valid cached REST session and no credentials in the URL".into(),
+                    )
+                })?;
+                client.legacy_rest_login(&user, &password).await?
+            }
+        };
+        if !self.passthrough {
+            let doc = json!({
+                "SoapClient": self.soap_client_json(REST_PATH, client.version(), json!([])),
+                "SessionID": id,
+            });
+            self.write(REST_PATH, &doc)?;
+        }
+        Ok((id, false))
+    }
+
+    /// Ends the vAPI session and removes its cache files.
+    pub async fn logout_rest(&self, client: &Client, id: &str) -> Result<()> {
+        let r = client.legacy_rest_logout(id).await;
+        self.remove(REST_PATH);
+        r
+    }
+}
+
+/// Field lookup that ignores case, as Go's JSON decoding does.
+fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn soap_cookie(doc: &Value) -> Option<String> {
+    let cookies = get_ci(get_ci(doc, "SoapClient")?, "Cookies")?.as_array()?;
+    cookies.iter().find_map(|c| {
+        (get_ci(c, "Name")?.as_str()? == "vmware_soap_session")
+            .then(|| {
+                get_ci(c, "Value")?
+                    .as_str()
+                    .map(|s| s.trim_matches('"').to_owned())
+            })
+            .flatten()
+    })
+}
+
+fn rest_session_id(doc: &Value) -> Option<String> {
+    get_ci(doc, "SessionID")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// A SOAP data object as JSON with its WSDL field names (Go's JSON decoding matches them
+/// to govmomi's fields case-insensitively). A MoRef becomes `{"Type", "Value"}`.
+fn element_json(el: &Element) -> Value {
+    if let Some(t) = el.attr("type") {
+        return json!({"Type": t, "Value": el.text.trim()});
+    }
+    if el.children.is_empty() {
+        return Value::String(el.text.clone());
+    }
+    let mut m = Map::new();
+    for c in &el.children {
+        m.insert(c.name.clone(), element_json(c));
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Expected names computed with Go's net/url and crypto/sha1, crypto/sha256, exactly as
+    // govmomi's session/cache key() does.
+    #[test]
+    fn file_names_match_govmomi() {
+        let s = Session::new(
+            "https://administrator%40vsphere.local:S3cret!@127.0.0.1:8989/sdk",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            s.key_string(SOAP_PATH),
+            "https://administrator%40vsphere.local@127.0.0.1:8989/sdk#insecure=true"
+        );
+        assert_eq!(
+            s.file_names(SOAP_PATH),
+            [
+                "84d132243e28e71cad12031920012bbb9110c18665b83344c6f680a8ef331a63".to_owned(),
+                "ab77f4e1ce0d565312d2ae960f1a407124bfdd8e".to_owned(),
+            ]
+        );
+        let s = Session::new(
+            "https://administrator%40vsphere.local:S3cret!@127.0.0.1:8989/sdk",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            s.file_names(REST_PATH)[0],
+            "3c90d7bee8ed2bf40b756f47f9a4a08360bb030d57fe3a67a9703f4247482441"
+        );
+        assert_eq!(
+            s.file_names(REST_PATH)[1],
+            "6d2209fa2435abe6408bc8fb3d77518758679866"
+        );
+        let s = Session::new(
+            "https://VSPHERE.LOCAL%5Cops:x@vc.example.com/sdk?a=b#frag",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            s.file_names(SOAP_PATH)[1],
+            "0a4794cc9923b7476e2f664371088698bfea3dac"
+        );
+        let s = Session::new("https://127.0.0.1:8989/sdk", true).unwrap();
+        assert_eq!(
+            s.file_names(SOAP_PATH)[0],
+            "7aa6d1e52761b4da052709ffe6df181aa1fd69ad9bd5e55a208a1636ef7cd094"
+        );
+    }
+
+    #[test]
+    fn endpoint_strips_password_query_and_fragment() {
+        let s = Session::new("https://u:p@h:1/sdk?x=1#y", false).unwrap();
+        assert_eq!(s.endpoint().unwrap().as_str(), "https://u@h:1/sdk");
+        assert!(!format!("{s:?}").contains(":p@"));
+    }
+
+    #[test]
+    fn reads_govc_files_and_skips_corrupt_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Session::new("https://u:p@127.0.0.1:1/sdk", true).unwrap();
+        s.dir_soap = Some(dir.path().to_owned());
+        let [new, old] = s.file_names(SOAP_PATH);
+        std::fs::write(dir.path().join(&new), b"{corrupt").unwrap();
+        // govc 0.24 writes this shape under the SHA-1 name.
+        std::fs::write(dir.path().join(&old), br#"{"SoapClient":{"Cookies":[{"Name":"vmware_soap_session","Value":"abc","Path":""}],"URL":{"Scheme":"https"},"Insecure":true,"Version":"7.0"},"ServiceContent":{"SessionManager":{"Type":"SessionManager","Value":"SessionManager"}}}"#).unwrap();
+        let doc = s.read(SOAP_PATH).unwrap();
+        assert_eq!(soap_cookie(&doc).as_deref(), Some("abc"));
+        // Current govmomi's lower-case keys work too.
+        let v: Value = serde_json::from_str(
+            r#"{"soapClient":{"cookies":[{"name":"vmware_soap_session","value":"\"q\""}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(soap_cookie(&v).as_deref(), Some("q"));
+    }
+
+    #[test]
+    fn writes_are_private_and_carry_no_password() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Session::new("https://u:secret-pw@127.0.0.1:1/sdk", true).unwrap();
+        s.dir_rest = Some(dir.path().join("rest"));
+        s.write(REST_PATH, &json!({"SoapClient": s.soap_client_json(REST_PATH, "8.0.3.0", json!([])), "SessionID": "id"})).unwrap();
+        for f in s.files(REST_PATH) {
+            let meta = std::fs::metadata(&f).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(!text.contains("secret-pw"));
+            assert!(text.contains("\"SessionID\":\"id\""));
+        }
+        let mode = std::fs::metadata(dir.path().join("rest"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn go_escaping_of_user_names() {
+        assert_eq!(go_escape_user("a@b.c"), "a%40b.c");
+        assert_eq!(go_escape_user("D\\u"), "D%5Cu");
+        assert_eq!(go_escape_user("x:y/z?"), "x%3Ay%2Fz%3F");
+        assert_eq!(go_escape_user("a+b=c;d"), "a+b=c;d");
+    }
+}

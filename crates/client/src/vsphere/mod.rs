@@ -1,0 +1,833 @@
+//! A client for vCenter-compatible endpoints (vsess, vcsim, a real vCenter).
+//!
+//! [`Client`] speaks SOAP at `/sdk` through the `wire` crate, after negotiating the API
+//! version from `vimServiceVersions.xml`, and the vAPI session resources (`/api/session`
+//! and the legacy `/rest/com/vmware/cis/session`). It is cheap to clone and can be shared
+//! across tasks. When it holds a password, a call that fails with NotAuthenticated logs in
+//! once and is retried once; concurrent callers wait for that one login (single-flight).
+mod keepalive;
+
+pub use keepalive::{KeepAlive, Ping};
+
+use crate::error::{Error, Result};
+use crate::tls::{http_builder, Tls};
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use url::Url;
+use vsess_core::UserSession;
+use vsess_wire::soap_client::{self, Arg};
+use vsess_wire::xml::Element;
+
+/// The versions this client knows, newest first; it uses the newest the server offers.
+const KNOWN_VERSIONS: &[&str] = &[
+    "8.0.3.0", "8.0.2.0", "8.0.1.0", "8.0.0.0", "7.0.3.0", "7.0.2.0", "7.0.1.0", "7.0", "6.7",
+    "6.5", "6.0", "5.5",
+];
+
+const SM: (&str, &str) = ("SessionManager", "SessionManager");
+const SI: (&str, &str) = ("ServiceInstance", "ServiceInstance");
+
+/// How to log in again when a session dies.
+#[derive(Clone)]
+enum Credentials {
+    Password { user: String, password: String },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Password { user, .. } => {
+                write!(f, "Password {{ user: {user:?}, password: <redacted> }}")
+            }
+        }
+    }
+}
+
+/// `vim.SessionManager.LocalTicket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTicket {
+    pub user_name: String,
+    pub password_file_path: String,
+}
+
+/// The vAPI session info (`/api/session`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct RestSession {
+    pub user: String,
+    pub created_time: String,
+    pub last_accessed_time: String,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// `https://host:port`
+    base: Url,
+    sdk: Url,
+    version: String,
+    tls: Tls,
+    session: RwLock<Option<String>>,
+    credentials: RwLock<Option<Credentials>>,
+    relogin: tokio::sync::Mutex<()>,
+    logins: AtomicU64,
+}
+
+/// A vSphere client. `Clone` shares the connection pool and the session.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.inner.sdk.as_str())
+            .field("version", &self.inner.version)
+            .field("session", &self.session_id().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Parses `https://host[:port][/sdk]` (user and password are ignored here).
+pub fn sdk_url(raw: &str) -> Result<Url> {
+    let with_scheme = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("https://{raw}")
+    };
+    let mut u = Url::parse(&with_scheme)
+        .map_err(|e| Error::Config(format!("'{raw}' is not a valid URL: {e}")))?;
+    if u.scheme() != "https" && u.scheme() != "http" {
+        return Err(Error::Config(format!(
+            "'{raw}': the scheme must be https or http"
+        )));
+    }
+    if u.host_str().is_none() {
+        return Err(Error::Config(format!("'{raw}' names no host")));
+    }
+    if u.path() == "/" || u.path().is_empty() {
+        u.set_path("/sdk");
+    }
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    Ok(u)
+}
+
+/// Percent-decoded user and password from a URL's userinfo.
+pub fn url_credentials(u: &Url) -> Option<(String, String)> {
+    let dec = |s: &str| {
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let user = dec(u.username());
+    if user.is_empty() {
+        return None;
+    }
+    Some((user, dec(u.password().unwrap_or_default())))
+}
+
+impl Client {
+    /// Connects to `url` (`https://host[:port]/sdk`), negotiating the API version.
+    pub async fn connect(url: &str, tls: Tls) -> Result<Self> {
+        let sdk = sdk_url(url)?;
+        let http = http_builder(&tls)?
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let mut base = sdk.clone();
+        base.set_path("");
+        let versions_url = format!(
+            "{}/vimServiceVersions.xml",
+            sdk.as_str().trim_end_matches('/')
+        );
+        let resp = http
+            .get(&versions_url)
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(sdk.as_str(), &e))?;
+        let offered = if resp.status().is_success() {
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| Error::from_reqwest(&versions_url, &e))?;
+            soap_client::service_versions(&body)
+        } else {
+            Vec::new()
+        };
+        let version = KNOWN_VERSIONS
+            .iter()
+            .find(|v| offered.iter().any(|o| o == *v))
+            .map(|v| v.to_string())
+            .or_else(|| offered.first().cloned())
+            .unwrap_or_else(|| "6.5".to_owned());
+        tracing::debug!(url = %sdk, %version, "connected");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                sdk,
+                version,
+                tls,
+                session: RwLock::new(None),
+                credentials: RwLock::new(None),
+                relogin: tokio::sync::Mutex::new(()),
+                logins: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The negotiated vim25 version.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.inner.sdk
+    }
+
+    pub fn tls(&self) -> &Tls {
+        &self.inner.tls
+    }
+
+    /// The current session id (the `vmware_soap_session` cookie value), if any.
+    pub fn session_id(&self) -> Option<String> {
+        self.inner
+            .session
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Uses an existing session id (from a cache, another tool, or another endpoint).
+    pub fn set_session_id(&self, id: Option<String>) {
+        let mut g = self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *g = id;
+    }
+
+    /// How many Logins this client has sent (relogins included); for tests and metrics.
+    pub fn login_count(&self) -> u64 {
+        self.inner.logins.load(Ordering::SeqCst)
+    }
+
+    /// Remembers a password so that a dead session is replaced by one new login.
+    pub fn set_password(&self, user: &str, password: &str) {
+        let mut g = self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *g = Some(Credentials::Password {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        });
+    }
+
+    async fn post_soap(
+        &self,
+        body: String,
+        session: Option<&str>,
+    ) -> Result<(Element, Option<String>)> {
+        let url = self.inner.sdk.as_str();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("urn:vim25/{}", self.inner.version)) {
+            headers.insert("SOAPAction", v);
+        }
+        if let Some(s) = session {
+            if let Ok(v) = HeaderValue::from_str(&format!("vmware_soap_session=\"{s}\"")) {
+                headers.insert(COOKIE, v);
+            }
+        }
+        let resp = self
+            .inner
+            .http
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(url, &e))?;
+        let status = resp.status().as_u16();
+        let cookie = resp
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| vsess_wire::soap::session_cookie(c).map(str::to_owned));
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::from_reqwest(url, &e))?;
+        if status != 200 && status != 500 {
+            return Err(Error::Http {
+                status,
+                url: url.to_owned(),
+                body: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+            });
+        }
+        match soap_client::parse_response(&bytes) {
+            Ok(Ok(el)) => Ok((el, cookie)),
+            Ok(Err(f)) => Err(Error::Fault {
+                kind: f.kind,
+                message: f.message,
+            }),
+            Err(message) => Err(Error::Decode {
+                url: url.to_owned(),
+                message,
+            }),
+        }
+    }
+
+    /// Calls a method with the current session; on NotAuthenticated, logs in once (shared
+    /// by concurrent callers) and retries once.
+    async fn call(
+        &self,
+        method: &str,
+        this: (&str, &str),
+        args: &[(&str, Arg<'_>)],
+    ) -> Result<Element> {
+        let body = soap_client::request(method, this.0, this.1, args);
+        let used = self.session_id();
+        match self.post_soap(body.clone(), used.as_deref()).await {
+            Err(e) if e.is_unauthenticated() && self.has_credentials() => {
+                self.relogin(used.as_deref()).await?;
+                let (el, _) = self.post_soap(body, self.session_id().as_deref()).await?;
+                Ok(el)
+            }
+            r => r.map(|(el, _)| el),
+        }
+    }
+
+    fn has_credentials(&self) -> bool {
+        self.inner
+            .credentials
+            .read()
+            .map(|g| g.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Logs in again unless another caller already replaced the session `failed`.
+    async fn relogin(&self, failed: Option<&str>) -> Result<()> {
+        let _guard = self.inner.relogin.lock().await;
+        if self.session_id().as_deref() != failed {
+            return Ok(());
+        }
+        let creds = self
+            .inner
+            .credentials
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or(None);
+        match creds {
+            Some(Credentials::Password { user, password }) => {
+                tracing::info!(%user, "session expired; logging in again");
+                self.login_inner(&user, &password, None).await.map(|_| ())
+            }
+            None => Err(Error::Authentication(
+                "the session is not valid and no credentials are known".into(),
+            )),
+        }
+    }
+
+    fn returnval(el: &Element) -> Option<&Element> {
+        el.child("returnval")
+    }
+
+    fn session_from(el: &Element, url: &str) -> Result<UserSession> {
+        Self::returnval(el)
+            .and_then(soap_client::user_session)
+            .ok_or_else(|| Error::Decode {
+                url: url.to_owned(),
+                message: "the response holds no UserSession".into(),
+            })
+    }
+
+    async fn login_inner(
+        &self,
+        user: &str,
+        password: &str,
+        locale: Option<&str>,
+    ) -> Result<UserSession> {
+        let mut args = vec![
+            ("userName", Arg::Str(user)),
+            ("password", Arg::Str(password)),
+        ];
+        if let Some(l) = locale {
+            args.push(("locale", Arg::Str(l)));
+        }
+        let body = soap_client::request("Login", SM.0, SM.1, &args);
+        self.inner.logins.fetch_add(1, Ordering::SeqCst);
+        let (el, cookie) = self.post_soap(body, None).await.map_err(|e| match e {
+            Error::Fault { kind, message } if kind == "InvalidLogin" => {
+                Error::Authentication(format!("{message} (user {user})"))
+            }
+            e => e,
+        })?;
+        let us = Self::session_from(&el, self.inner.sdk.as_str())?;
+        let cookie = cookie.ok_or_else(|| Error::Decode {
+            url: self.inner.sdk.to_string(),
+            message: "Login succeeded but the server set no vmware_soap_session cookie".into(),
+        })?;
+        self.set_session_id(Some(cookie));
+        Ok(us)
+    }
+
+    // ---- SessionManager methods ---------------------------------------------------
+
+    /// `Login`; the password is kept in memory for relogin.
+    pub async fn login(&self, user: &str, password: &str) -> Result<UserSession> {
+        let us = self.login_inner(user, password, None).await?;
+        self.set_password(user, password);
+        Ok(us)
+    }
+
+    /// `Login` with a locale.
+    pub async fn login_with_locale(
+        &self,
+        user: &str,
+        password: &str,
+        locale: &str,
+    ) -> Result<UserSession> {
+        let us = self.login_inner(user, password, Some(locale)).await?;
+        self.set_password(user, password);
+        Ok(us)
+    }
+
+    /// `CloneSession`: logs in with a clone ticket from another session.
+    pub async fn login_by_ticket(&self, ticket: &str) -> Result<UserSession> {
+        let body = soap_client::request(
+            "CloneSession",
+            SM.0,
+            SM.1,
+            &[("cloneTicket", Arg::Str(ticket))],
+        );
+        let (el, cookie) = self.post_soap(body, None).await.map_err(|e| match e {
+            Error::Fault { kind, message } if kind == "InvalidLogin" => {
+                Error::Authentication(format!("the clone ticket was refused: {message}"))
+            }
+            e => e,
+        })?;
+        let us = Self::session_from(&el, self.inner.sdk.as_str())?;
+        self.set_session_id(cookie);
+        Ok(us)
+    }
+
+    /// `Logout`. Forgets the session and the password.
+    pub async fn logout(&self) -> Result<()> {
+        let body = soap_client::request("Logout", SM.0, SM.1, &[]);
+        let r = self.post_soap(body, self.session_id().as_deref()).await;
+        self.set_session_id(None);
+        *self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        r.map(|_| ())
+    }
+
+    async fn fetch(&self, this: (&str, &str), prop: &str) -> Result<Option<Element>> {
+        let el = self
+            .call("Fetch", this, &[("prop", Arg::Str(prop))])
+            .await?;
+        Ok(Self::returnval(&el).cloned())
+    }
+
+    /// `currentSession`: `None` when the session is not valid. One round trip; never
+    /// logs in again (this is how a cached session is validated).
+    pub async fn current_session(&self) -> Result<Option<UserSession>> {
+        let body =
+            soap_client::request("Fetch", SM.0, SM.1, &[("prop", Arg::Str("currentSession"))]);
+        match self.post_soap(body, self.session_id().as_deref()).await {
+            Ok((el, _)) => Ok(Self::returnval(&el).and_then(soap_client::user_session)),
+            Err(e) if e.is_unauthenticated() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `sessionList`.
+    pub async fn session_list(&self) -> Result<Vec<UserSession>> {
+        let el = self.fetch(SM, "sessionList").await?;
+        Ok(el
+            .map(|v| {
+                v.children_named("UserSession")
+                    .filter_map(soap_client::user_session)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn string_prop(&self, prop: &str) -> Result<String> {
+        Ok(self
+            .fetch(SM, prop)
+            .await?
+            .map(|e| e.text)
+            .unwrap_or_default())
+    }
+
+    async fn strings_prop(&self, prop: &str) -> Result<Vec<String>> {
+        Ok(self
+            .fetch(SM, prop)
+            .await?
+            .map(|e| e.children.into_iter().map(|c| c.text).collect())
+            .unwrap_or_default())
+    }
+
+    /// `message`.
+    pub async fn message(&self) -> Result<String> {
+        self.string_prop("message").await
+    }
+
+    /// `defaultLocale`.
+    pub async fn default_locale(&self) -> Result<String> {
+        self.string_prop("defaultLocale").await
+    }
+
+    /// `supportedLocaleList`.
+    pub async fn supported_locale_list(&self) -> Result<Vec<String>> {
+        self.strings_prop("supportedLocaleList").await
+    }
+
+    /// `messageLocaleList`.
+    pub async fn message_locale_list(&self) -> Result<Vec<String>> {
+        self.strings_prop("messageLocaleList").await
+    }
+
+    /// `SetLocale`.
+    pub async fn set_locale(&self, locale: &str) -> Result<()> {
+        self.call("SetLocale", SM, &[("locale", Arg::Str(locale))])
+            .await
+            .map(|_| ())
+    }
+
+    /// `UpdateServiceMessage`.
+    pub async fn update_service_message(&self, message: &str) -> Result<()> {
+        self.call(
+            "UpdateServiceMessage",
+            SM,
+            &[("message", Arg::Str(message))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `TerminateSession` (by `UserSession.key`).
+    pub async fn terminate_session(&self, keys: &[String]) -> Result<()> {
+        self.call("TerminateSession", SM, &[("sessionId", Arg::Strs(keys))])
+            .await
+            .map(|_| ())
+    }
+
+    /// `SessionIsActive`.
+    pub async fn session_is_active(&self, key: &str, user: &str) -> Result<bool> {
+        let el = self
+            .call(
+                "SessionIsActive",
+                SM,
+                &[("sessionID", Arg::Str(key)), ("userName", Arg::Str(user))],
+            )
+            .await?;
+        Ok(Self::returnval(&el).is_some_and(|v| v.text.trim() == "true"))
+    }
+
+    /// `AcquireCloneTicket`.
+    pub async fn acquire_clone_ticket(&self) -> Result<String> {
+        let el = self.call("AcquireCloneTicket", SM, &[]).await?;
+        Ok(Self::returnval(&el)
+            .map(|v| v.text.clone())
+            .unwrap_or_default())
+    }
+
+    /// `ImpersonateUser`.
+    pub async fn impersonate_user(&self, user: &str) -> Result<UserSession> {
+        let el = self
+            .call("ImpersonateUser", SM, &[("userName", Arg::Str(user))])
+            .await?;
+        Self::session_from(&el, self.inner.sdk.as_str())
+    }
+
+    /// `AcquireLocalTicket`.
+    pub async fn acquire_local_ticket(&self, user: &str) -> Result<LocalTicket> {
+        let el = self
+            .call("AcquireLocalTicket", SM, &[("userName", Arg::Str(user))])
+            .await?;
+        let rv = Self::returnval(&el).ok_or_else(|| Error::Decode {
+            url: self.inner.sdk.to_string(),
+            message: "AcquireLocalTicket returned nothing".into(),
+        })?;
+        Ok(LocalTicket {
+            user_name: rv
+                .child("userName")
+                .map(|e| e.text.clone())
+                .unwrap_or_default(),
+            password_file_path: rv
+                .child("passwordFilePath")
+                .map(|e| e.text.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `AcquireGenericServiceTicket` for an HTTP request; returns the ticket id.
+    pub async fn acquire_generic_service_ticket(&self, method: &str, url: &str) -> Result<String> {
+        let spec = format!(
+            "<method>{}</method><url>{}</url>",
+            vsess_wire::xml::escape(method),
+            vsess_wire::xml::escape(url)
+        );
+        let el = self
+            .call(
+                "AcquireGenericServiceTicket",
+                SM,
+                &[(
+                    "spec",
+                    Arg::Typed("SessionManagerHttpServiceRequestSpec", spec),
+                )],
+            )
+            .await?;
+        Ok(Self::returnval(&el)
+            .and_then(|r| r.child("id"))
+            .map(|e| e.text.clone())
+            .unwrap_or_default())
+    }
+
+    /// `LoginBySSPI`, `LoginByToken`, `LoginExtensionByCertificate`,
+    /// `LoginExtensionBySubjectName`: sent as is; servers that do not support them fault.
+    pub async fn login_unsupported(&self, method: &str) -> Result<UserSession> {
+        let el = self.call(method, SM, &[]).await?;
+        Self::session_from(&el, self.inner.sdk.as_str())
+    }
+
+    /// `ServiceInstance.CurrentTime`.
+    pub async fn current_time(&self) -> Result<DateTime<Utc>> {
+        let el = self.call("CurrentTime", SI, &[]).await?;
+        Self::returnval(&el)
+            .and_then(|v| DateTime::parse_from_rfc3339(v.text.trim()).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| Error::Decode {
+                url: self.inner.sdk.to_string(),
+                message: "CurrentTime returned no time".into(),
+            })
+    }
+
+    /// `RetrieveServiceContent`, as raw XML elements (for the session cache).
+    pub async fn service_content(&self) -> Result<Element> {
+        let el = self.call("RetrieveServiceContent", SI, &[]).await?;
+        Self::returnval(&el).cloned().ok_or_else(|| Error::Decode {
+            url: self.inner.sdk.to_string(),
+            message: "RetrieveServiceContent returned nothing".into(),
+        })
+    }
+
+    // ---- vAPI REST ----------------------------------------------------------------
+
+    fn rest_url(&self, path: &str) -> String {
+        format!("{}{}", self.inner.base.as_str().trim_end_matches('/'), path)
+    }
+
+    async fn rest(&self, req: reqwest::RequestBuilder, url: &str) -> Result<(u16, Vec<u8>)> {
+        let resp = req.send().await.map_err(|e| Error::from_reqwest(url, &e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::from_reqwest(url, &e))?;
+        Ok((status, body.to_vec()))
+    }
+
+    fn rest_error(status: u16, url: &str, body: &[u8]) -> Error {
+        let text = String::from_utf8_lossy(body).into_owned();
+        if status == 401 {
+            Error::Authentication(format!(
+                "{url}: {}",
+                text.chars().take(300).collect::<String>()
+            ))
+        } else {
+            Error::Http {
+                status,
+                url: url.to_owned(),
+                body: text.chars().take(300).collect(),
+            }
+        }
+    }
+
+    /// `POST /api/session` with Basic auth; returns the new session id.
+    pub async fn rest_login(&self, user: &str, password: &str) -> Result<String> {
+        let url = self.rest_url("/api/session");
+        let (status, b) = self
+            .rest(
+                self.inner.http.post(&url).basic_auth(user, Some(password)),
+                &url,
+            )
+            .await?;
+        if status != 201 && status != 200 {
+            return Err(Self::rest_error(status, &url, &b));
+        }
+        serde_json::from_slice::<String>(&b)
+            .or_else(|_| {
+                serde_json::from_slice::<serde_json::Value>(&b)
+                    .map(|v| v["value"].as_str().unwrap_or_default().to_owned())
+            })
+            .map_err(|e| Error::Decode {
+                url,
+                message: e.to_string(),
+            })
+    }
+
+    /// `GET /api/session` with `id`; `None` when the id is not a valid session.
+    pub async fn rest_session(&self, id: &str) -> Result<Option<RestSession>> {
+        let url = self.rest_url("/api/session");
+        let (status, b) = self
+            .rest(
+                self.inner
+                    .http
+                    .get(&url)
+                    .header("vmware-api-session-id", id),
+                &url,
+            )
+            .await?;
+        match status {
+            200 => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Decode {
+                    url,
+                    message: e.to_string(),
+                }),
+            401 | 404 => Ok(None),
+            _ => Err(Self::rest_error(status, &url, &b)),
+        }
+    }
+
+    /// `DELETE /api/session`.
+    pub async fn rest_logout(&self, id: &str) -> Result<()> {
+        let url = self.rest_url("/api/session");
+        let (status, b) = self
+            .rest(
+                self.inner
+                    .http
+                    .delete(&url)
+                    .header("vmware-api-session-id", id),
+                &url,
+            )
+            .await?;
+        if status == 204 || status == 200 {
+            Ok(())
+        } else {
+            Err(Self::rest_error(status, &url, &b))
+        }
+    }
+
+    /// Legacy `POST /rest/com/vmware/cis/session`; returns the new session id.
+    pub async fn legacy_rest_login(&self, user: &str, password: &str) -> Result<String> {
+        let url = self.rest_url("/rest/com/vmware/cis/session");
+        let req = self
+            .inner
+            .http
+            .post(&url)
+            .basic_auth(user, Some(password))
+            .header("vmware-use-header-authn", "true");
+        let (status, b) = self.rest(req, &url).await?;
+        if status != 200 {
+            return Err(Self::rest_error(status, &url, &b));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| Error::Decode {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        v["value"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Decode {
+                url,
+                message: "no value".into(),
+            })
+    }
+
+    /// Legacy `POST /rest/com/vmware/cis/session?~action=get`.
+    pub async fn legacy_rest_session(&self, id: &str) -> Result<Option<RestSession>> {
+        let url = self.rest_url("/rest/com/vmware/cis/session?~action=get");
+        let (status, b) = self
+            .rest(
+                self.inner
+                    .http
+                    .post(&url)
+                    .header("vmware-api-session-id", id),
+                &url,
+            )
+            .await?;
+        match status {
+            200 => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&b).map_err(|e| Error::Decode {
+                        url: url.clone(),
+                        message: e.to_string(),
+                    })?;
+                serde_json::from_value(v["value"].clone())
+                    .map(Some)
+                    .map_err(|e| Error::Decode {
+                        url,
+                        message: e.to_string(),
+                    })
+            }
+            401 | 404 => Ok(None),
+            _ => Err(Self::rest_error(status, &url, &b)),
+        }
+    }
+
+    /// Legacy `DELETE /rest/com/vmware/cis/session`.
+    pub async fn legacy_rest_logout(&self, id: &str) -> Result<()> {
+        let url = self.rest_url("/rest/com/vmware/cis/session");
+        let (status, b) = self
+            .rest(
+                self.inner
+                    .http
+                    .delete(&url)
+                    .header("vmware-api-session-id", id),
+                &url,
+            )
+            .await?;
+        if status == 200 || status == 204 {
+            Ok(())
+        } else {
+            Err(Self::rest_error(status, &url, &b))
+        }
+    }
+
+    /// Whether the server accepts this client's SOAP session on `/api/session` (vCenter
+    /// 8.0U3 and vsess do; vcsim and older vCenters do not).
+    pub async fn supports_unified_sessions(&self) -> Result<bool> {
+        match self.session_id() {
+            Some(id) => Ok(self.rest_session(&id).await?.is_some()),
+            None => Ok(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_urls_are_normalised_and_credentials_decoded() {
+        let u = sdk_url("https://a%40b:p%3Ass@127.0.0.1:8989/sdk?x=1#f").unwrap();
+        assert_eq!(u.as_str(), "https://127.0.0.1:8989/sdk");
+        assert_eq!(
+            sdk_url("vc.local").unwrap().as_str(),
+            "https://vc.local/sdk"
+        );
+        assert!(sdk_url("ftp://x").is_err());
+        let raw = Url::parse("https://a%40b:p%3Ass%2B@h/sdk").unwrap();
+        assert_eq!(url_credentials(&raw), Some(("a@b".into(), "p:ss+".into())));
+        assert_eq!(url_credentials(&Url::parse("https://h/sdk").unwrap()), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! The vSphere client and the session cache against a real vsess server (in process, on
+//! 127.0.0.1:0, TLS with its self-signed certificate).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use vsess_client::cache::Session;
+use vsess_client::tls::Tls;
+use vsess_client::vsphere::{Client, KeepAlive, Ping};
+use vsess_client::Error;
+use vsess_core::password::hash_password;
+use vsess_core::{Role, User, UserName};
+use vsess_server::{Config, Options, Running, Transport};
+use vsess_store::UserFile;
+
+struct Server {
+    running: Running,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let name = UserName::parse("admin@vsphere.local").unwrap();
+        let hash = hash_password("admin-pw").unwrap();
+        UserFile::open(dir.path())
+            .unwrap()
+            .modify(|u| {
+                u.insert(
+                    name.as_str().into(),
+                    User {
+                        name: name.clone(),
+                        full_name: String::new(),
+                        role: Role::Admin,
+                        password_hash: hash,
+                    },
+                );
+                Ok(())
+            })
+            .unwrap();
+        let running = vsess_server::start(Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            config: Config::default(),
+            transport: Transport::SelfSigned,
+        })
+        .await
+        .unwrap();
+        Server { running, dir }
+    }
+
+    fn url(&self, creds: bool) -> String {
+        let port = self.running.addr.port();
+        if creds {
+            format!("https://admin%40vsphere.local:admin-pw@127.0.0.1:{port}/sdk")
+        } else {
+            format!("https://127.0.0.1:{port}/sdk")
+        }
+    }
+
+    fn live_sessions(&self) -> usize {
+        self.running.app.store.list_sessions_len()
+    }
+}
+
+fn cache(server: &Server, home: &std::path::Path) -> Session {
+    let mut s = Session::new(&server.url(true), true).unwrap();
+    s.dir_soap = Some(home.join("sessions"));
+    s.dir_rest = Some(home.join("rest_sessions"));
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_reuses_a_valid_session_and_replaces_a_dead_one() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let first = cache(&server, home.path()).login().await.unwrap();
+    assert!(!first.reused);
+    assert_eq!(first.client.login_count(), 1);
+    let second = cache(&server, home.path()).login().await.unwrap();
+    assert!(second.reused, "a valid cached session is reused");
+    assert_eq!(second.client.login_count(), 0, "and no Login is sent");
+    assert_eq!(second.session.key, first.session.key);
+    assert_eq!(server.live_sessions(), 1);
+    // Both govmomi file names exist, private, without the password.
+    let names = cache(&server, home.path()).file_names("/sdk");
+    for n in &names {
+        let text = std::fs::read_to_string(home.path().join("sessions").join(n)).unwrap();
+        assert!(!text.contains("admin-pw"));
+        assert!(text.contains("vmware_soap_session"));
+        assert!(
+            text.contains("\"sessionManager\":{\"Type\":\"SessionManager\""),
+            "{text}"
+        );
+    }
+    // The session dies: the next login makes a new one and caches it.
+    first.client.logout().await.unwrap();
+    let third = cache(&server, home.path()).login().await.unwrap();
+    assert!(!third.reused);
+    assert_ne!(third.session.key, first.session.key);
+    // A corrupt cache file is ignored and replaced.
+    for n in &names {
+        std::fs::write(home.path().join("sessions").join(n), b"{not json").unwrap();
+    }
+    let fourth = cache(&server, home.path()).login().await.unwrap();
+    assert!(!fourth.reused);
+    let fifth = cache(&server, home.path()).login().await.unwrap();
+    assert!(fifth.reused, "the corrupt file was replaced by a good one");
+    // reauth skips the cache; passthrough never writes it.
+    let mut re = cache(&server, home.path());
+    re.reauth = true;
+    assert!(!re.login().await.unwrap().reused);
+    let other = tempfile::tempdir().unwrap();
+    let mut pass = cache(&server, other.path());
+    pass.passthrough = true;
+    pass.login().await.unwrap();
+    assert!(!other.path().join("sessions").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_calls_after_expiry_log_in_exactly_once() {
+    let server = Server::start().await;
+    let client = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    client
+        .login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    let admin = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    admin
+        .login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    let key = client.current_session().await.unwrap().unwrap().key;
+    admin
+        .terminate_session(std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    let before = client.login_count();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { c.current_time().await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(client.login_count() - before, 1, "single-flight relogin");
+    assert_eq!(
+        server.live_sessions(),
+        2,
+        "the admin's session and one new one"
+    );
+    assert_ne!(client.current_session().await.unwrap().unwrap().key, key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_calls_clone_tickets_and_unified_rest() {
+    let server = Server::start().await;
+    let c = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    assert_eq!(c.version(), "8.0.3.0");
+    let err = c.login("admin@vsphere.local", "nope").await.unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err}");
+    let me = c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+    assert!(c
+        .supported_locale_list()
+        .await
+        .unwrap()
+        .contains(&"de".to_owned()));
+    assert_eq!(c.default_locale().await.unwrap(), "en");
+    c.set_locale("de").await.unwrap();
+    c.update_service_message("hello").await.unwrap();
+    assert_eq!(c.message().await.unwrap(), "hello");
+    assert!(c
+        .session_is_active(&me.key, "admin@vsphere.local")
+        .await
+        .unwrap());
+    let err = c
+        .terminate_session(std::slice::from_ref(&me.key))
+        .await
+        .unwrap_err();
+    assert!(err.is_fault("InvalidArgument"), "{err}");
+    let ticket = c.acquire_clone_ticket().await.unwrap();
+    let c2 = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    let cloned = c2.login_by_ticket(&ticket).await.unwrap();
+    assert_eq!(cloned.user_name, "admin@vsphere.local");
+    assert!(c2.login_by_ticket(&ticket).await.is_err(), "one-time");
+    assert_eq!(c.session_list().await.unwrap().len(), 2);
+    let t = c
+        .acquire_generic_service_ticket("httpGet", "https://127.0.0.1/folder")
+        .await
+        .unwrap();
+    assert!(!t.is_empty());
+    let lt = c.acquire_local_ticket("admin@vsphere.local").await.unwrap();
+    assert!(lt
+        .password_file_path
+        .starts_with(server.dir.path().to_str().unwrap()));
+    assert!(c
+        .login_unsupported("LoginBySSPI")
+        .await
+        .unwrap_err()
+        .is_fault("NotSupported"));
+    // Unified sessions: the SOAP session serves vAPI, so the cache makes no second login.
+    assert!(c.supports_unified_sessions().await.unwrap());
+    let home = tempfile::tempdir().unwrap();
+    let s = cache(&server, home.path());
+    let login = s.login().await.unwrap();
+    let before = server.live_sessions();
+    let (rest_id, reused) = s.login_rest(Some(&login.client)).await.unwrap();
+    assert!(!reused);
+    assert_eq!(Some(rest_id.clone()), login.client.session_id());
+    assert_eq!(server.live_sessions(), before, "no second session");
+    let (again, reused) = s.login_rest(Some(&login.client)).await.unwrap();
+    assert!(reused);
+    assert_eq!(again, rest_id);
+    // REST login, then logout ends it everywhere.
+    let id = c
+        .rest_login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    assert_eq!(
+        c.rest_session(&id).await.unwrap().unwrap().user,
+        "admin@vsphere.local"
+    );
+    c.rest_logout(&id).await.unwrap();
+    assert!(c.rest_session(&id).await.unwrap().is_none());
+    c.logout().await.unwrap();
+    assert!(c.current_session().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_by_default_and_can_be_pinned() {
+    let server = Server::start().await;
+    let err = Client::connect(&server.url(false), Tls::Verify)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Tls { .. }),
+        "self-signed is refused by default: {err}"
+    );
+    let fp = server.running.fingerprint.clone().unwrap();
+    let c = Client::connect(&server.url(false), Tls::Thumbprint(fp.clone()))
+        .await
+        .unwrap();
+    c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+    let wrong = "00".repeat(32);
+    let err = Client::connect(&server.url(false), Tls::Thumbprint(wrong))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    let ca = server.dir.path().join("server.crt");
+    let c = Client::connect(&server.url(false), Tls::CaBundle(ca))
+        .await
+        .unwrap();
+    c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+    let err = Client::connect("https://127.0.0.1:1/sdk", Tls::Insecure)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_reports_failures_instead_of_dying_silently() {
+    let server = Server::start().await;
+    let c = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    let id = c
+        .rest_login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    c.set_session_id(Some(id.clone()));
+    let mut ka = KeepAlive::start(c.clone(), Ping::Soap, std::time::Duration::from_millis(20));
+    assert_eq!(ka.last_error(), None);
+    c.rest_logout(&id).await.unwrap();
+    // The ping after the session ended fails, and the failure is delivered, not dropped.
+    let err = tokio::time::timeout(std::time::Duration::from_secs(10), ka.next_error())
+        .await
+        .expect("the keepalive reported its failure")
+        .unwrap();
+    assert!(err.is_unauthenticated(), "{err}");
+    assert!(ka.last_error().unwrap().contains("NotAuthenticated"));
+}
