@@ -15,6 +15,7 @@ pub mod objects;
 pub mod password;
 pub mod policy;
 pub mod privilege;
+pub mod selfservice;
 pub mod service;
 pub mod session;
 pub mod store;
@@ -31,6 +32,7 @@ pub use privilege::{Privilege, Role};
 pub use service::{
     AboutInfo, Caller, CredentialVerifier, InlineVerifier, LocalTicketSink, SessionService,
 };
+pub use selfservice::TokenRecord;
 pub use session::{SessionRecord, UserSession};
 pub use store::{LockState, Store, StoreError, StoreResult};
 pub use ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};

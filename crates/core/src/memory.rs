@@ -6,6 +6,7 @@
 //! replays the log on start.
 use crate::ids::{IdDigest, SessionKey};
 use crate::inventory::{CreateError, CreateKind, Entity, EntityKind, FolderType, ROOT_FOLDER};
+use crate::selfservice::TokenRecord;
 use crate::session::SessionRecord;
 use crate::store::{LockState, Store, StoreResult};
 use crate::ticket::Ticket;
@@ -48,6 +49,13 @@ pub enum Mutation {
     PutEntity {
         entity: Entity,
     },
+    PutToken {
+        digest: IdDigest,
+        token: TokenRecord,
+    },
+    RevokeToken {
+        digest: IdDigest,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +66,7 @@ pub struct MemoryState {
     message: String,
     locks: HashMap<String, LockState>,
     entities: BTreeMap<String, Entity>,
+    tokens: HashMap<IdDigest, TokenRecord>,
     /// The next number for an inventory id (`datacenter-N`, `group-vN`, …).
     next_entity: u64,
     /// Only used by [`MemoryStore`]; the embedded store keeps users in their own file.
@@ -93,6 +102,12 @@ impl MemoryState {
                 self.tickets.remove(digest);
             }
             Mutation::Message { text } => self.message.clone_from(text),
+            Mutation::PutToken { digest, token } => {
+                self.tokens.insert(*digest, token.clone());
+            }
+            Mutation::RevokeToken { digest } => {
+                self.tokens.remove(digest);
+            }
             Mutation::PutEntity { entity } => {
                 let n = entity
                     .id
@@ -190,9 +205,36 @@ impl MemoryState {
             .filter(|(_, t)| t.expires <= now)
             .map(|(d, _)| *d)
             .collect();
-        dead.into_iter()
+        let dead_tokens: Vec<IdDigest> = self
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.expires <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        let mut out: Vec<Mutation> = dead
+            .into_iter()
             .map(|digest| self.applied(Mutation::TakeTicket { digest }))
-            .collect()
+            .collect();
+        out.extend(
+            dead_tokens
+                .into_iter()
+                .map(|digest| self.applied(Mutation::RevokeToken { digest })),
+        );
+        out
+    }
+
+    pub fn put_token(&mut self, digest: IdDigest, token: TokenRecord) -> Mutation {
+        self.applied(Mutation::PutToken { digest, token })
+    }
+
+    pub fn get_token(&self, digest: &IdDigest) -> Option<TokenRecord> {
+        self.tokens.get(digest).cloned()
+    }
+
+    pub fn revoke_token(&mut self, digest: &IdDigest) -> Option<Mutation> {
+        self.tokens
+            .contains_key(digest)
+            .then(|| self.applied(Mutation::RevokeToken { digest: *digest }))
     }
 
     pub fn message(&self) -> String {
@@ -364,6 +406,10 @@ impl MemoryState {
                 text: self.message.clone(),
             });
         }
+        out.extend(self.tokens.iter().map(|(d, t)| Mutation::PutToken {
+            digest: *d,
+            token: t.clone(),
+        }));
         out.extend(self.locks.iter().map(|(u, s)| Mutation::Lock {
             user: u.clone(),
             state: s.clone(),
@@ -472,6 +518,17 @@ impl Store for MemoryStore {
     }
     async fn clear_login_failures(&self, user: &str) -> StoreResult<()> {
         self.with(|s| s.clear_failures(user));
+        Ok(())
+    }
+    async fn put_token(&self, d: IdDigest, t: TokenRecord) -> StoreResult<()> {
+        self.with(|s| s.put_token(d, t));
+        Ok(())
+    }
+    async fn get_token(&self, d: &IdDigest) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.with(|s| s.get_token(d)))
+    }
+    async fn revoke_token(&self, d: &IdDigest) -> StoreResult<()> {
+        self.with(|s| s.revoke_token(d));
         Ok(())
     }
     async fn entity(&self, id: &str) -> StoreResult<Option<Entity>> {

@@ -266,6 +266,18 @@ impl SessionService {
                 return self.login_as(caller, &user, locale).await;
             }
         }
+        let user = self.check_password(&name, password, now).await?;
+        self.login_as(caller, &user, locale).await
+    }
+
+    /// Checks a user's password under the lockout policy. Every failure (unknown user,
+    /// locked account, wrong password) is `InvalidLogin` and costs one argon2 verification.
+    pub(crate) async fn check_password(
+        &self,
+        name: &UserName,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User, Fault> {
         let lock = self.store.lock_state(name.as_str()).await?;
         let Some(user) = self.store.get_user(name.as_str()).await? else {
             self.burn(password).await;
@@ -291,7 +303,7 @@ impl SessionService {
         if lock.failures > 0 || lock.locked_until.is_some() {
             self.store.clear_login_failures(name.as_str()).await?;
         }
-        self.login_as(caller, &user, locale).await
+        Ok(user)
     }
 
     async fn login_as(

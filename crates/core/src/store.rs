@@ -1,6 +1,7 @@
 //! The persistence boundary. Implementations live in `vsess-store`.
 use crate::ids::IdDigest;
 use crate::inventory::{CreateError, CreateKind, Entity};
+use crate::selfservice::TokenRecord;
 use crate::session::SessionRecord;
 use crate::ticket::Ticket;
 use crate::user::User;
@@ -63,8 +64,13 @@ pub trait Store: Send + Sync + 'static {
     async fn put_ticket(&self, digest: IdDigest, ticket: Ticket) -> StoreResult<()>;
     /// Removes and returns a ticket; a ticket is returned to at most one caller.
     async fn take_ticket(&self, digest: &IdDigest) -> StoreResult<Option<Ticket>>;
-    /// Drops expired tickets; returns how many.
+    /// Drops expired tickets and API tokens; returns how many.
     async fn purge_tickets(&self, now: DateTime<Utc>) -> StoreResult<usize>;
+
+    // self-service API tokens (dropped by `purge_tickets` once expired)
+    async fn put_token(&self, digest: IdDigest, token: TokenRecord) -> StoreResult<()>;
+    async fn get_token(&self, digest: &IdDigest) -> StoreResult<Option<TokenRecord>>;
+    async fn revoke_token(&self, digest: &IdDigest) -> StoreResult<()>;
 
     // service message
     async fn message(&self) -> StoreResult<String>;

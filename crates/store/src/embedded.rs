@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use vsess_core::inventory::{CreateError, CreateKind, Entity};
 use vsess_core::{
-    IdDigest, LockState, MemoryState, Mutation, SessionKey, SessionRecord, Store, StoreError,
+    IdDigest, LockState, MemoryState, TokenRecord, Mutation, SessionKey, SessionRecord, Store, StoreError,
     StoreResult, Ticket, User,
 };
 
@@ -370,6 +370,18 @@ impl Store for EmbeddedStore {
         self.mutate(false, |s| {
             ((), s.clear_failures(user).into_iter().collect())
         })
+    }
+
+    async fn put_token(&self, digest: IdDigest, token: TokenRecord) -> StoreResult<()> {
+        self.mutate(true, |s| ((), vec![s.put_token(digest, token)]))
+    }
+
+    async fn get_token(&self, digest: &IdDigest) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.lock().state.get_token(digest))
+    }
+
+    async fn revoke_token(&self, digest: &IdDigest) -> StoreResult<()> {
+        self.mutate(true, |s| ((), s.revoke_token(digest).into_iter().collect()))
     }
 
     async fn entity(&self, id: &str) -> StoreResult<Option<Entity>> {

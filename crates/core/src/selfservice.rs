@@ -1,0 +1,211 @@
+//! Self-service: bearer tokens for the `/v2/session` API, with which any user lists,
+//! inspects and ends their own sessions (and holders of Sessions.TerminateSession, all).
+use crate::fault::{Fault, MoRef};
+use crate::ids::{random_hex, IdDigest};
+use crate::privilege::{Privilege, Role};
+use crate::service::SessionService;
+use crate::session::SessionRecord;
+use crate::user::UserName;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Bearer tokens carry this prefix, so they are never mistaken for session ids.
+pub const TOKEN_PREFIX: &str = "vst-";
+
+/// What a store keeps per API token (the token itself only as its digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub user: String,
+    pub role: Role,
+    pub created: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+impl SessionService {
+    /// `POST /auth/request-token`: checks the password (under the lockout policy) and
+    /// issues a bearer token valid for `lifetime`. A token is not a session id.
+    pub async fn request_token(
+        &self,
+        user: &str,
+        password: &str,
+        lifetime: Duration,
+    ) -> Result<(String, TokenRecord), Fault> {
+        let now = self.clock.now();
+        let Some(name) = UserName::parse(user) else {
+            return Err(Fault::InvalidLogin);
+        };
+        let u = self.check_password(&name, password, now).await?;
+        if !u.role.has(Privilege::SystemView) {
+            return Err(Fault::NoPermission {
+                object: MoRef::session_manager(),
+                privilege: Privilege::SystemView,
+            });
+        }
+        let token = format!("{TOKEN_PREFIX}{}", random_hex(24));
+        let rec = TokenRecord {
+            user: u.name.as_str().to_owned(),
+            role: u.role,
+            created: now,
+            expires: now + lifetime,
+        };
+        self.store.put_token(IdDigest::of(&token), rec.clone()).await?;
+        Ok((token, rec))
+    }
+
+    /// Resolves a bearer token; unknown, revoked and expired tokens are NotAuthenticated.
+    pub async fn token(&self, token: &str) -> Result<TokenRecord, Fault> {
+        let unauth = || Fault::not_authenticated(Privilege::SystemView);
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
+            return Err(unauth());
+        }
+        match self.store.get_token(&IdDigest::of(token)).await? {
+            Some(t) if t.expires > self.clock.now() => Ok(t),
+            _ => Err(unauth()),
+        }
+    }
+
+    /// `DELETE /auth/request-token`: revokes the token.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), Fault> {
+        self.token(token).await?;
+        self.store.revoke_token(&IdDigest::of(token)).await?;
+        Ok(())
+    }
+
+    /// The live sessions a token may see: its user's own, or with `all` (which needs
+    /// Sessions.TerminateSession) everyone's. Expired sessions are reaped, not listed.
+    pub async fn sessions_for(
+        &self,
+        token: &TokenRecord,
+        all: bool,
+    ) -> Result<Vec<SessionRecord>, Fault> {
+        if all && !token.role.has(Privilege::SessionsTerminateSession) {
+            return Err(Fault::NoPermission {
+                object: MoRef::session_manager(),
+                privilege: Privilege::SessionsTerminateSession,
+            });
+        }
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for rec in self.store.list_sessions().await? {
+            if self.expired(&rec, now) {
+                self.store.remove_session(rec.key.as_str()).await?;
+            } else if all || rec.user_name == token.user {
+                out.push(rec);
+            }
+        }
+        out.sort_by(|a, b| a.login_time.cmp(&b.login_time).then(a.key.cmp(&b.key)));
+        Ok(out)
+    }
+
+    /// One session the token may see; another user's session is NotFound, exactly like a
+    /// key that does not exist.
+    pub async fn session_for(
+        &self,
+        token: &TokenRecord,
+        key: &str,
+        all: bool,
+    ) -> Result<SessionRecord, Fault> {
+        let not_found = || Fault::NotFound(format!("No session '{key}'."));
+        let may_all = all && token.role.has(Privilege::SessionsTerminateSession);
+        match self.store.session_by_key(key).await? {
+            Some(r) if !self.expired(&r, self.clock.now()) && (may_all || r.user_name == token.user) => {
+                Ok(r)
+            }
+            _ => Err(not_found()),
+        }
+    }
+
+    /// Ends one session the token may see.
+    pub async fn end_session_for(
+        &self,
+        token: &TokenRecord,
+        key: &str,
+        all: bool,
+    ) -> Result<SessionRecord, Fault> {
+        self.session_for(token, key, all).await?;
+        self.store
+            .remove_session(key)
+            .await?
+            .ok_or_else(|| Fault::NotFound(format!("No session '{key}'.")))
+    }
+}
+
+/// Parses a duration such as `30m`, `1h30m`, `45s`, `2d` or `90` (seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return (n >= 0).then(|| Duration::seconds(n));
+    }
+    let mut total = 0i64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    num.is_empty().then(|| Duration::seconds(total))
+}
+
+/// A delta as Python's `str(timedelta)` writes it (the reference's format):
+/// `0:13:59.079416`, `24 days, 0:00:51.439527`.
+pub fn format_delta(d: Duration) -> String {
+    let d = if d < Duration::zero() { Duration::zero() } else { d };
+    let days = d.num_days();
+    let rest = d - Duration::days(days);
+    let secs = rest.num_seconds();
+    let micros = (rest - Duration::seconds(secs)).num_microseconds().unwrap_or(0);
+    let hms = format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+    let hms = if micros > 0 { format!("{hms}.{micros:06}") } else { hms };
+    match days {
+        0 => hms,
+        1 => format!("1 day, {hms}"),
+        n => format!("{n} days, {hms}"),
+    }
+}
+
+/// A time as the reference writes it: `2016-05-09 10:58:21` (UTC).
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_the_cli_takes_them() {
+        assert_eq!(parse_duration("30m"), Some(Duration::minutes(30)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::minutes(90)));
+        assert_eq!(parse_duration("0s"), Some(Duration::zero()));
+        assert_eq!(parse_duration("90"), Some(Duration::seconds(90)));
+        assert_eq!(parse_duration("2d"), Some(Duration::days(2)));
+        for bad in ["", "m", "5x", "-5", "1h30", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn deltas_and_times_use_the_reference_formats() {
+        assert_eq!(format_delta(Duration::seconds(839) + Duration::microseconds(79416)), "0:13:59.079416");
+        assert_eq!(format_delta(Duration::days(24) + Duration::seconds(51) + Duration::microseconds(439527)), "24 days, 0:00:51.439527");
+        assert_eq!(format_delta(Duration::days(1)), "1 day, 0:00:00");
+        assert_eq!(format_delta(Duration::seconds(-5)), "0:00:00");
+        let t = DateTime::parse_from_rfc3339("2016-05-09T10:58:21.5Z").unwrap().with_timezone(&Utc);
+        assert_eq!(format_time(t), "2016-05-09 10:58:21");
+    }
+}
