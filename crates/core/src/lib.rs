@@ -29,10 +29,10 @@ pub use ids::{IdDigest, SessionId, SessionKey};
 pub use memory::{MemoryState, MemoryStore, Mutation};
 pub use policy::{LockoutPolicy, Policy};
 pub use privilege::{Privilege, Role};
+pub use selfservice::TokenRecord;
 pub use service::{
     AboutInfo, Caller, CredentialVerifier, InlineVerifier, LocalTicketSink, SessionService,
 };
-pub use selfservice::TokenRecord;
 pub use session::{SessionRecord, UserSession};
 pub use store::{LockState, Store, StoreError, StoreResult};
 pub use ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};

@@ -48,7 +48,9 @@ impl SessionService {
             created: now,
             expires: now + lifetime,
         };
-        self.store.put_token(IdDigest::of(&token), rec.clone()).await?;
+        self.store
+            .put_token(IdDigest::of(&token), rec.clone())
+            .await?;
         Ok((token, rec))
     }
 
@@ -108,7 +110,10 @@ impl SessionService {
         let not_found = || Fault::NotFound(format!("No session '{key}'."));
         let may_all = all && token.role.has(Privilege::SessionsTerminateSession);
         match self.store.session_by_key(key).await? {
-            Some(r) if !self.expired(&r, self.clock.now()) && (may_all || r.user_name == token.user) => {
+            Some(r)
+                if !self.expired(&r, self.clock.now())
+                    && (may_all || r.user_name == token.user) =>
+            {
                 Ok(r)
             }
             _ => Err(not_found()),
@@ -164,13 +169,23 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// A delta as Python's `str(timedelta)` writes it (the reference's format):
 /// `0:13:59.079416`, `24 days, 0:00:51.439527`.
 pub fn format_delta(d: Duration) -> String {
-    let d = if d < Duration::zero() { Duration::zero() } else { d };
+    let d = if d < Duration::zero() {
+        Duration::zero()
+    } else {
+        d
+    };
     let days = d.num_days();
     let rest = d - Duration::days(days);
     let secs = rest.num_seconds();
-    let micros = (rest - Duration::seconds(secs)).num_microseconds().unwrap_or(0);
+    let micros = (rest - Duration::seconds(secs))
+        .num_microseconds()
+        .unwrap_or(0);
     let hms = format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
-    let hms = if micros > 0 { format!("{hms}.{micros:06}") } else { hms };
+    let hms = if micros > 0 {
+        format!("{hms}.{micros:06}")
+    } else {
+        hms
+    };
     match days {
         0 => hms,
         1 => format!("1 day, {hms}"),
@@ -201,11 +216,21 @@ mod tests {
 
     #[test]
     fn deltas_and_times_use_the_reference_formats() {
-        assert_eq!(format_delta(Duration::seconds(839) + Duration::microseconds(79416)), "0:13:59.079416");
-        assert_eq!(format_delta(Duration::days(24) + Duration::seconds(51) + Duration::microseconds(439527)), "24 days, 0:00:51.439527");
+        assert_eq!(
+            format_delta(Duration::seconds(839) + Duration::microseconds(79416)),
+            "0:13:59.079416"
+        );
+        assert_eq!(
+            format_delta(
+                Duration::days(24) + Duration::seconds(51) + Duration::microseconds(439527)
+            ),
+            "24 days, 0:00:51.439527"
+        );
         assert_eq!(format_delta(Duration::days(1)), "1 day, 0:00:00");
         assert_eq!(format_delta(Duration::seconds(-5)), "0:00:00");
-        let t = DateTime::parse_from_rfc3339("2016-05-09T10:58:21.5Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2016-05-09T10:58:21.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(format_time(t), "2016-05-09 10:58:21");
     }
 }

@@ -142,16 +142,9 @@ impl SessionService {
         let Some(id) = &caller.session else {
             return Ok(None);
         };
-        let now = self.clock.now();
-        let Some(mut rec) = self.store.touch_session(&id.digest(), now).await? else {
+        let Some(mut rec) = self.lookup(id).await? else {
             return Ok(None);
         };
-        if self.expired(&rec, now) {
-            self.store.remove_session(rec.key.as_str()).await?;
-            return Ok(None);
-        }
-        rec.last_active_time = now;
-        rec.call_count += 1;
         let ip = caller.ip.to_string();
         if rec.ip_address != ip
             || (!caller.user_agent.is_empty() && rec.user_agent != caller.user_agent)
@@ -162,6 +155,22 @@ impl SessionService {
             }
             self.store.update_session(&rec).await?;
         }
+        Ok(Some(rec))
+    }
+
+    /// Resolves a session id to its live session and records one call, without changing
+    /// the session's recorded client (`ipAddress`, `userAgent`).
+    pub async fn lookup(&self, id: &SessionId) -> Result<Option<SessionRecord>, Fault> {
+        let now = self.clock.now();
+        let Some(mut rec) = self.store.touch_session(&id.digest(), now).await? else {
+            return Ok(None);
+        };
+        if self.expired(&rec, now) {
+            self.store.remove_session(rec.key.as_str()).await?;
+            return Ok(None);
+        }
+        rec.last_active_time = now;
+        rec.call_count += 1;
         Ok(Some(rec))
     }
 

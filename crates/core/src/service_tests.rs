@@ -797,23 +797,43 @@ mod self_service {
     async fn tokens_expire_can_be_revoked_and_are_not_session_ids() {
         let f = fixture();
         assert_eq!(
-            f.svc.request_token("admin@vsphere.local", "nope", Duration::hours(1)).await.unwrap_err(),
+            f.svc
+                .request_token("admin@vsphere.local", "nope", Duration::hours(1))
+                .await
+                .unwrap_err(),
             Fault::InvalidLogin
         );
-        let (tok, rec) = f.svc.request_token("VSPHERE.LOCAL\\reader", "pw", Duration::hours(1)).await.unwrap();
+        let (tok, rec) = f
+            .svc
+            .request_token("VSPHERE.LOCAL\\reader", "pw", Duration::hours(1))
+            .await
+            .unwrap();
         assert_eq!(rec.user, "reader@vsphere.local");
         assert_eq!(f.svc.token(&tok).await.unwrap(), rec);
-        let as_session = Caller { session: SessionId::parse(&tok), ..anon() };
-        assert!(f.svc.authenticate(&as_session).await.unwrap().is_none(), "a token is not a session id");
+        let as_session = Caller {
+            session: SessionId::parse(&tok),
+            ..anon()
+        };
+        assert!(
+            f.svc.authenticate(&as_session).await.unwrap().is_none(),
+            "a token is not a session id"
+        );
         f.clock.advance(Duration::hours(1));
         assert!(f.svc.token(&tok).await.is_err(), "expired");
-        let (tok2, _) = f.svc.request_token("reader@vsphere.local", "pw", Duration::hours(1)).await.unwrap();
+        let (tok2, _) = f
+            .svc
+            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
+            .await
+            .unwrap();
         f.svc.revoke_token(&tok2).await.unwrap();
         assert!(f.svc.token(&tok2).await.is_err(), "revoked");
         assert!(f.svc.token("vst-garbage").await.is_err());
         assert!(f.svc.token("").await.is_err());
         assert!(matches!(
-            f.svc.request_token("nobody@vsphere.local", "pw", Duration::hours(1)).await.unwrap_err(),
+            f.svc
+                .request_token("nobody@vsphere.local", "pw", Duration::hours(1))
+                .await
+                .unwrap_err(),
             Fault::NoPermission { .. }
         ));
     }
@@ -825,18 +845,46 @@ mod self_service {
         let a1 = f.login("admin@vsphere.local").await;
         let rk = f.auth(&r1).await.unwrap().key.0;
         let ak = f.auth(&a1).await.unwrap().key.0;
-        let (rt, reader) = f.svc.request_token("reader@vsphere.local", "pw", Duration::hours(1)).await.unwrap();
+        let (rt, reader) = f
+            .svc
+            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
+            .await
+            .unwrap();
         let _ = rt;
-        let (_, admin) = f.svc.request_token("admin@vsphere.local", "pw", Duration::hours(1)).await.unwrap();
-        let mine: Vec<_> = f.svc.sessions_for(&reader, false).await.unwrap().into_iter().map(|s| s.key.0).collect();
+        let (_, admin) = f
+            .svc
+            .request_token("admin@vsphere.local", "pw", Duration::hours(1))
+            .await
+            .unwrap();
+        let mine: Vec<_> = f
+            .svc
+            .sessions_for(&reader, false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.key.0)
+            .collect();
         assert_eq!(mine, [rk.clone()]);
-        assert!(matches!(f.svc.sessions_for(&reader, true).await.unwrap_err(), Fault::NoPermission { .. }));
+        assert!(matches!(
+            f.svc.sessions_for(&reader, true).await.unwrap_err(),
+            Fault::NoPermission { .. }
+        ));
         assert_eq!(f.svc.sessions_for(&admin, true).await.unwrap().len(), 2);
         // Another user's key looks exactly like a missing one.
         let other = f.svc.session_for(&reader, &ak, false).await.unwrap_err();
-        let missing = f.svc.session_for(&reader, "52nope", false).await.unwrap_err();
-        assert_eq!(std::mem::discriminant(&other), std::mem::discriminant(&missing));
-        assert!(f.svc.end_session_for(&reader, &ak, true).await.is_err(), "all=true needs the privilege");
+        let missing = f
+            .svc
+            .session_for(&reader, "52nope", false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            std::mem::discriminant(&other),
+            std::mem::discriminant(&missing)
+        );
+        assert!(
+            f.svc.end_session_for(&reader, &ak, true).await.is_err(),
+            "all=true needs the privilege"
+        );
         assert!(f.auth(&a1).await.is_some());
         f.svc.end_session_for(&reader, &rk, false).await.unwrap();
         assert!(f.auth(&r1).await.is_none());

@@ -1,5 +1,5 @@
 //! The axum application: routes and shared state.
-use crate::{soap, vapi, vijson};
+use crate::{soap, v2, vapi, vijson};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -16,6 +16,8 @@ pub struct App {
     pub max_body: usize,
     /// Whether the server speaks TLS (cookies are then `Secure`).
     pub tls: bool,
+    /// Lifetime of self-service bearer tokens.
+    pub token_lifetime: chrono::Duration,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -44,6 +46,25 @@ pub fn router(app: Arc<App>) -> Router {
             post(vapi::legacy_post)
                 .get(vapi::legacy_get)
                 .delete(vapi::legacy_delete),
+        )
+        .route(
+            "/auth/request-token",
+            post(v2::request_token).delete(v2::revoke_token),
+        )
+        .route("/v2", get(v2::root))
+        .route("/v2/", get(v2::root))
+        .route("/v2/openapi.json", get(v2::openapi))
+        .route(
+            "/v2/session",
+            get(v2::list)
+                .delete(v2::delete_idle)
+                .options(v2::options_list),
+        )
+        .route(
+            "/v2/session/{key}",
+            get(v2::get_one)
+                .delete(v2::delete_one)
+                .options(v2::options_one),
         )
         .route("/healthz", get(healthz))
         .fallback(not_found)

@@ -18,6 +18,9 @@
 //! [server]
 //! max_body_bytes = 1048576
 //!
+//! [api]
+//! token_lifetime = 3600   # seconds a /auth/request-token bearer token lives
+//!
 //! [[compute_policy]]      # reported by com.vmware.vcenter.compute.policies.list
 //! policy = "policy-1"
 //! name = "anti-affinity"
@@ -39,6 +42,13 @@ struct File {
     locale: Option<Locale>,
     server: Option<Server>,
     compute_policy: Option<Vec<ComputePolicy>>,
+    api: Option<Api>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Api {
+    token_lifetime: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +115,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// What `com.vmware.vcenter.compute.policies.list` reports.
     pub compute_policies: Vec<ComputePolicy>,
+    /// Lifetime of `/auth/request-token` bearer tokens.
+    pub token_lifetime: chrono::Duration,
 }
 
 impl Default for Config {
@@ -113,6 +125,7 @@ impl Default for Config {
             policy: Policy::default(),
             max_body_bytes: 1024 * 1024,
             compute_policies: Vec::new(),
+            token_lifetime: Duration::seconds(3600),
         }
     }
 }
@@ -201,6 +214,12 @@ impl Config {
             c.max_body_bytes = n;
         }
         c.compute_policies = f.compute_policy.unwrap_or_default();
+        if let Some(t) = f.api.and_then(|a| a.token_lifetime) {
+            if t < 1 {
+                return Err("api.token_lifetime must be at least 1 second".into());
+            }
+            c.token_lifetime = Duration::seconds(t);
+        }
         Ok(c)
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod soap;
 pub mod tickets;
 pub mod tls;
+pub mod v2;
 pub mod vapi;
 pub mod vijson;
 pub mod vim;
@@ -244,6 +245,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         store,
         max_body: opts.config.max_body_bytes,
         tls: !matches!(opts.transport, Transport::PlainHttp),
+        token_lifetime: opts.config.token_lifetime,
     });
     let router = app::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
 

@@ -1,0 +1,694 @@
+//! The self-service API: `/auth/request-token` and `/v2/session`, in the shape of the
+//! public `/v2/session` reference (`_links`, `data`, `meta`), plus ending your own
+//! sessions, filters, sorting, paging, `OPTIONS` and an OpenAPI document.
+use crate::app::App;
+use crate::auth::read_body;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value as Json};
+use std::sync::Arc;
+use std::time::Instant;
+use vsess_core::selfservice::{format_delta, format_time, parse_duration};
+use vsess_core::{Fault, SessionRecord, TokenRecord};
+use vsess_wire::vapi::basic_auth;
+
+pub const MAX_PER_PAGE: usize = 100;
+pub const DEFAULT_PER_PAGE: usize = 20;
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The one place a `Fault` becomes a `/v2` error: 401, 403, 404, 400 or 503/500.
+fn error(f: &Fault) -> Response {
+    let (status, title) = match f {
+        Fault::InvalidLogin | Fault::NotAuthenticated { .. } => {
+            (StatusCode::UNAUTHORIZED, "Unauthorized")
+        }
+        Fault::NoPermission { .. } => (StatusCode::FORBIDDEN, "Forbidden"),
+        Fault::NotFound(_) => (StatusCode::NOT_FOUND, "Not Found"),
+        Fault::InvalidArgument { .. } | Fault::InvalidRequest(_) => {
+            (StatusCode::BAD_REQUEST, "Bad Request")
+        }
+        Fault::SessionLimit { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    };
+    let message = match f {
+        Fault::NotAuthenticated { .. } => {
+            "A valid bearer token is required: get one with POST /auth/request-token (HTTP Basic auth) and send it as 'Authorization: Bearer <token>'.".to_owned()
+        }
+        f => f.to_string(),
+    };
+    let mut r = json_response(
+        status,
+        &json!({"status": status.as_u16(), "error": title, "message": message}),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"vsess\""),
+        );
+    }
+    r
+}
+
+fn bad(message: impl Into<String>) -> Fault {
+    Fault::InvalidRequest(message.into())
+}
+
+fn base_url(app: &App, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}", if app.tls { "https" } else { "http" })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// The caller: a bearer token, or else a live session id in `vmware-api-session-id`
+/// (so that tools holding a session, like `vsess ls`, need no second credential).
+async fn authorize(app: &App, headers: &HeaderMap) -> Result<TokenRecord, Fault> {
+    if let Some(token) = bearer(headers) {
+        return app.svc.token(token).await;
+    }
+    let unauth = || Fault::not_authenticated(vsess_core::Privilege::SystemView);
+    let id = headers
+        .get(crate::auth::API_SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(vsess_core::SessionId::parse)
+        .ok_or_else(unauth)?;
+    let s = app.svc.lookup(&id).await?.ok_or_else(unauth)?;
+    Ok(TokenRecord {
+        user: s.user_name,
+        role: s.role,
+        created: s.login_time,
+        expires: s.login_time,
+    })
+}
+
+/// `DOMAIN\user` (the reference's form) for `user@domain`.
+fn display_user(name: &str) -> String {
+    match name.split_once('@') {
+        Some((u, d)) => format!("{}\\{u}", d.to_uppercase()),
+        None => name.to_owned(),
+    }
+}
+
+fn short_user(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
+}
+
+fn meta(count: usize, started: Instant, token: &TokenRecord) -> Json {
+    json!({
+        "count": count,
+        "time": format!("{:.5}s", started.elapsed().as_secs_f64()),
+        "user": short_user(&token.user),
+    })
+}
+
+// ---- tokens -----------------------------------------------------------------------------
+
+pub async fn request_token(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if read_body(&headers, body, app.max_body).await.is_none() {
+        return error(&bad("The request body is too large."));
+    }
+    let Some((user, password)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(basic_auth)
+    else {
+        let mut r = error(&Fault::InvalidLogin);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"vsess\""),
+        );
+        return r;
+    };
+    match app
+        .svc
+        .request_token(&user, &password, app.token_lifetime)
+        .await
+    {
+        Ok((token, rec)) => {
+            tracing::info!(user = %rec.user, "API token issued");
+            json_response(
+                StatusCode::OK,
+                &json!({"token": token, "expires": rec.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+            )
+        }
+        Err(f) => error(&f),
+    }
+}
+
+pub async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return error(&Fault::not_authenticated(vsess_core::Privilege::SystemView));
+    };
+    match app.svc.revoke_token(token).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(f) => error(&f),
+    }
+}
+
+// ---- query -----------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Query {
+    idle_gt: Option<Duration>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    sort: Option<(String, bool)>,
+    page: usize,
+    per_page: usize,
+    all: bool,
+    exclude: Vec<String>,
+}
+
+fn parse_query(q: Option<&str>) -> Result<Query, Fault> {
+    let mut out = Query {
+        page: 1,
+        per_page: DEFAULT_PER_PAGE,
+        ..Default::default()
+    };
+    for pair in q.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = url_decode(v);
+        match k {
+            "idle_gt" => {
+                out.idle_gt = Some(parse_duration(&v).ok_or_else(|| {
+                    bad(format!(
+                        "idle_gt '{v}' is not a duration: use e.g. 30m, 1h, 45s or 0s"
+                    ))
+                })?)
+            }
+            "user_agent" => out.user_agent = Some(v),
+            "ip" => out.ip = Some(v),
+            "sort" => {
+                let (field, desc) = match v.strip_prefix('-') {
+                    Some(f) => (f.to_owned(), true),
+                    None => (v.clone(), false),
+                };
+                if field != "loginTime" && field != "lastActiveTime" {
+                    return Err(bad(format!("sort '{v}' is not supported: use loginTime or lastActiveTime, with '-' for descending")));
+                }
+                out.sort = Some((field, desc));
+            }
+            "page" => {
+                out.page = v
+                    .parse()
+                    .ok()
+                    .filter(|p| *p >= 1)
+                    .ok_or_else(|| bad(format!("page '{v}' must be a whole number from 1")))?
+            }
+            "per_page" => {
+                out.per_page = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (1..=MAX_PER_PAGE).contains(p))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "per_page '{v}' must be a whole number from 1 to {MAX_PER_PAGE}"
+                        ))
+                    })?
+            }
+            "all" => {
+                out.all = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad(format!("all '{v}' must be true or false"))),
+                }
+            }
+            "exclude" => out.exclude.push(v),
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter '{other}': see OPTIONS /v2/session for the parameters"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn filtered(sessions: Vec<SessionRecord>, q: &Query, now: DateTime<Utc>) -> Vec<SessionRecord> {
+    let mut v: Vec<SessionRecord> = sessions
+        .into_iter()
+        .filter(|s| q.idle_gt.is_none_or(|d| now - s.last_active_time > d))
+        .filter(|s| {
+            q.user_agent
+                .as_ref()
+                .is_none_or(|ua| s.user_agent.to_lowercase().contains(&ua.to_lowercase()))
+        })
+        .filter(|s| q.ip.as_ref().is_none_or(|ip| &s.ip_address == ip))
+        .filter(|s| !q.exclude.contains(&s.key.0))
+        .collect();
+    if let Some((field, desc)) = &q.sort {
+        v.sort_by(|a, b| {
+            let o = if field == "loginTime" {
+                a.login_time.cmp(&b.login_time)
+            } else {
+                a.last_active_time.cmp(&b.last_active_time)
+            };
+            if *desc {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    v
+}
+
+fn with_page(base: &str, q: Option<&str>, page: usize) -> String {
+    let mut parts: Vec<String> = q
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("page="))
+        .map(str::to_owned)
+        .collect();
+    parts.push(format!("page={page}"));
+    format!("{base}/v2/session?{}", parts.join("&"))
+}
+
+// ---- handlers ----------------------------------------------------------------------------
+
+pub async fn root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let base = base_url(&app, &headers);
+    json_response(
+        StatusCode::OK,
+        &json!({"_links": {"self": format!("{base}/v2/"), "session": format!("{base}/v2/session"),
+            "openapi": format!("{base}/v2/openapi.json"), "token": format!("{base}/auth/request-token")}}),
+    )
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let r = async {
+        let q = parse_query(raw.as_deref())?;
+        let token = authorize(&app, &headers).await?;
+        let sessions = app.svc.sessions_for(&token, q.all).await?;
+        Ok::<_, Fault>((q, token, sessions))
+    };
+    let (q, token, sessions) = match r.await {
+        Ok(x) => x,
+        Err(f) => return error(&f),
+    };
+    let base = base_url(&app, &headers);
+    let all = filtered(sessions, &q, app.svc.now());
+    let total = all.len();
+    let pages = total.div_ceil(q.per_page).max(1);
+    let data: Vec<Json> = all
+        .iter()
+        .skip((q.page - 1) * q.per_page)
+        .take(q.per_page)
+        .map(|s| {
+            json!({"key": s.key.0, "username": display_user(&s.user_name),
+                "_links": {"self": format!("{base}/v2/session/{}", s.key.0)}})
+        })
+        .collect();
+    let self_link = match raw.as_deref() {
+        Some(r) if !r.is_empty() => format!("{base}/v2/session?{r}"),
+        _ => format!("{base}/v2/session"),
+    };
+    let mut links = json!({"api": format!("{base}/v2/"), "self": self_link});
+    if q.page < pages {
+        links["next"] = json!(with_page(&base, raw.as_deref(), q.page + 1));
+    }
+    if q.page > 1 {
+        links["prev"] = json!(with_page(&base, raw.as_deref(), (q.page - 1).min(pages)));
+    }
+    let mut m = meta(total, started, &token);
+    m["page"] = json!(q.page);
+    m["per_page"] = json!(q.per_page);
+    m["pages"] = json!(pages);
+    json_response(
+        StatusCode::OK,
+        &json!({"_links": links, "data": data, "meta": m}),
+    )
+}
+
+fn detail(s: &SessionRecord, now: DateTime<Utc>) -> Json {
+    json!({
+        "key": s.key.0,
+        "domain": s.user_name.split_once('@').map(|(_, d)| d.to_uppercase()).unwrap_or_default(),
+        "ip": s.ip_address,
+        "lastActiveTime": format_time(s.last_active_time),
+        "lastActiveTimeDelta": format_delta(now - s.last_active_time),
+        "loginTime": format_time(s.login_time),
+        "loginTimeDelta": format_delta(now - s.login_time),
+        "userAgent": s.user_agent,
+        "username": display_user(&s.user_name),
+    })
+}
+
+pub async fn get_one(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let r = async {
+        let q = parse_query(raw.as_deref())?;
+        let token = authorize(&app, &headers).await?;
+        let s = app.svc.session_for(&token, &key, q.all).await?;
+        Ok::<_, Fault>((token, s))
+    };
+    match r.await {
+        Ok((token, s)) => {
+            let base = base_url(&app, &headers);
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "_links": {"self": format!("{base}/v2/session/{key}"), "session": format!("{base}/v2/session")},
+                    "data": [detail(&s, app.svc.now())],
+                    "meta": meta(1, started, &token),
+                }),
+            )
+        }
+        Err(f) => error(&f),
+    }
+}
+
+pub async fn delete_one(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let r = async {
+        let q = parse_query(raw.as_deref())?;
+        let token = authorize(&app, &headers).await?;
+        let s = app.svc.end_session_for(&token, &key, q.all).await?;
+        Ok::<_, Fault>((token, s))
+    };
+    match r.await {
+        Ok((token, s)) => {
+            tracing::info!(by = %token.user, user = %s.user_name, key = %s.key, "session ended (self-service)");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(f) => error(&f),
+    }
+}
+
+/// `DELETE /v2/session?idle_gt=…`: ends the caller's sessions idle longer than that.
+pub async fn delete_idle(
+    State(app): State<Arc<App>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let r = async {
+        let q = parse_query(raw.as_deref())?;
+        if q.idle_gt.is_none() {
+            return Err(bad("DELETE /v2/session needs idle_gt, e.g. ?idle_gt=30m (use ?idle_gt=0s for all of them)"));
+        }
+        let token = authorize(&app, &headers).await?;
+        let sessions = app.svc.sessions_for(&token, q.all).await?;
+        let mut ended = Vec::new();
+        for s in filtered(sessions, &q, app.svc.now()) {
+            if app
+                .svc
+                .end_session_for(&token, &s.key.0, q.all)
+                .await
+                .is_ok()
+            {
+                ended.push(s.key.0);
+            }
+        }
+        Ok::<_, Fault>((token, ended))
+    };
+    match r.await {
+        Ok((token, ended)) => {
+            tracing::info!(by = %token.user, count = ended.len(), "idle sessions ended (self-service)");
+            json_response(
+                StatusCode::OK,
+                &json!({"data": {"ended": ended.len(), "keys": ended}, "meta": meta(ended.len(), started, &token)}),
+            )
+        }
+        Err(f) => error(&f),
+    }
+}
+
+const LIST_PARAMS: &[(&str, &str)] = &[
+    (
+        "idle_gt",
+        "only sessions idle longer than this duration (30m, 1h, 45s, 0s)",
+    ),
+    (
+        "user_agent",
+        "only sessions whose user agent contains this text (case-insensitive)",
+    ),
+    ("ip", "only sessions from this IP address"),
+    (
+        "sort",
+        "loginTime or lastActiveTime; prefix '-' for descending",
+    ),
+    ("page", "page number, from 1"),
+    ("per_page", "sessions per page, 1 to 100 (default 20)"),
+    (
+        "all",
+        "true: everyone's sessions (needs Sessions.TerminateSession)",
+    ),
+    ("exclude", "a session key to leave out (repeatable)"),
+];
+
+fn options(allow: &'static str, body: Json) -> Response {
+    let mut r = json_response(StatusCode::OK, &body);
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+pub async fn options_list() -> Response {
+    let params: serde_json::Map<String, Json> = LIST_PARAMS
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    options(
+        "GET, DELETE, OPTIONS",
+        json!({
+            "name": "Session",
+            "description": "The live vCenter sessions of the user making the request, on every endpoint (SOAP, VI/JSON, vAPI).",
+            "methods": {
+                "GET": {"description": "List your sessions.", "parameters": params},
+                "DELETE": {"description": "End your sessions idle longer than idle_gt; reports how many ended.",
+                    "parameters": {"idle_gt": "required", "user_agent": "optional", "ip": "optional", "all": "optional", "exclude": "optional"}},
+                "OPTIONS": {"description": "This description."}
+            },
+            "authentication": "Authorization: Bearer <token from POST /auth/request-token>"
+        }),
+    )
+}
+
+pub async fn options_one() -> Response {
+    options(
+        "GET, DELETE, OPTIONS",
+        json!({
+            "name": "Session",
+            "description": "One of your sessions.",
+            "methods": {
+                "GET": {"description": "Details: domain, ip, lastActiveTime, lastActiveTimeDelta, loginTime, loginTimeDelta, userAgent, username.", "parameters": {"all": "true: any user's session (needs Sessions.TerminateSession)"}},
+                "DELETE": {"description": "End this session (204).", "parameters": {"all": "true: any user's session (needs Sessions.TerminateSession)"}},
+                "OPTIONS": {"description": "This description."}
+            },
+            "authentication": "Authorization: Bearer <token from POST /auth/request-token>"
+        }),
+    )
+}
+
+pub async fn openapi() -> Response {
+    json_response(StatusCode::OK, &openapi_doc())
+}
+
+fn openapi_doc() -> Json {
+    let param = |name: &str, desc: &str, schema: Json| json!({"name": name, "in": "query", "required": false, "description": desc, "schema": schema});
+    let list_params: Vec<Json> = vec![
+        param(
+            "idle_gt",
+            "only sessions idle longer than this duration (30m, 1h, 45s, 0s)",
+            json!({"type": "string", "pattern": "^([0-9]+[smhdw]?)+$"}),
+        ),
+        param(
+            "user_agent",
+            "user agent contains (case-insensitive)",
+            json!({"type": "string"}),
+        ),
+        param("ip", "client IP address", json!({"type": "string"})),
+        param(
+            "sort",
+            "sort order",
+            json!({"type": "string", "enum": ["loginTime", "-loginTime", "lastActiveTime", "-lastActiveTime"]}),
+        ),
+        param(
+            "page",
+            "page number",
+            json!({"type": "integer", "minimum": 1, "default": 1}),
+        ),
+        param(
+            "per_page",
+            "page size",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}),
+        ),
+        param(
+            "all",
+            "everyone's sessions (Sessions.TerminateSession)",
+            json!({"type": "boolean", "default": false}),
+        ),
+        param(
+            "exclude",
+            "session key to leave out",
+            json!({"type": "string"}),
+        ),
+    ];
+    let err = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "vsess self-service sessions", "version": env!("CARGO_PKG_VERSION"),
+            "description": "List, inspect and end your own vCenter sessions on every endpoint."},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"}
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["status", "error", "message"], "properties": {
+                    "status": {"type": "integer"}, "error": {"type": "string"}, "message": {"type": "string"}}},
+                "Token": {"type": "object", "required": ["token", "expires"], "properties": {
+                    "token": {"type": "string"}, "expires": {"type": "string", "format": "date-time"}}},
+                "Meta": {"type": "object", "required": ["count", "time", "user"], "properties": {
+                    "count": {"type": "integer"}, "time": {"type": "string"}, "user": {"type": "string"},
+                    "page": {"type": "integer"}, "per_page": {"type": "integer"}, "pages": {"type": "integer"}}},
+                "SessionRef": {"type": "object", "required": ["key", "username", "_links"], "properties": {
+                    "key": {"type": "string"}, "username": {"type": "string"},
+                    "_links": {"type": "object", "properties": {"self": {"type": "string"}}}}},
+                "SessionList": {"type": "object", "required": ["_links", "data", "meta"], "properties": {
+                    "_links": {"type": "object", "properties": {"api": {"type": "string"}, "self": {"type": "string"},
+                        "next": {"type": "string"}, "prev": {"type": "string"}}},
+                    "data": {"type": "array", "items": {"$ref": "#/components/schemas/SessionRef"}},
+                    "meta": {"$ref": "#/components/schemas/Meta"}}},
+                "SessionDetail": {"type": "object", "required": ["domain", "ip", "lastActiveTime", "lastActiveTimeDelta", "loginTime", "loginTimeDelta", "userAgent", "username"], "properties": {
+                    "key": {"type": "string"}, "domain": {"type": "string"}, "ip": {"type": "string"},
+                    "lastActiveTime": {"type": "string"}, "lastActiveTimeDelta": {"type": "string"},
+                    "loginTime": {"type": "string"}, "loginTimeDelta": {"type": "string"},
+                    "userAgent": {"type": "string"}, "username": {"type": "string"}}},
+                "SessionOne": {"type": "object", "required": ["_links", "data", "meta"], "properties": {
+                    "_links": {"type": "object"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/SessionDetail"}},
+                    "meta": {"$ref": "#/components/schemas/Meta"}}},
+                "Ended": {"type": "object", "required": ["data", "meta"], "properties": {
+                    "data": {"type": "object", "properties": {"ended": {"type": "integer"}, "keys": {"type": "array", "items": {"type": "string"}}}},
+                    "meta": {"$ref": "#/components/schemas/Meta"}}}
+            }
+        },
+        "paths": {
+            "/auth/request-token": {
+                "post": {"summary": "Issue a bearer token", "security": [{"basic": []}],
+                    "responses": {"200": {"description": "token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Token"}}}}, "401": err}},
+                "delete": {"summary": "Revoke the bearer token", "security": [{"bearer": []}],
+                    "responses": {"204": {"description": "revoked"}, "401": err}}
+            },
+            "/v2/session": {
+                "get": {"summary": "List your sessions", "security": [{"bearer": []}], "parameters": list_params,
+                    "responses": {"200": {"description": "sessions", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionList"}}}}, "400": err, "401": err, "403": err}},
+                "delete": {"summary": "End your idle sessions", "security": [{"bearer": []}],
+                    "parameters": [param("idle_gt", "required: idle longer than", json!({"type": "string"})), param("all", "everyone's", json!({"type": "boolean"})), param("exclude", "key to keep", json!({"type": "string"}))],
+                    "responses": {"200": {"description": "ended", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ended"}}}}, "400": err, "401": err, "403": err}},
+                "options": {"summary": "Describe this resource", "responses": {"200": {"description": "description"}}}
+            },
+            "/v2/session/{key}": {
+                "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "One of your sessions", "security": [{"bearer": []}],
+                    "parameters": [param("all", "any user's", json!({"type": "boolean"}))],
+                    "responses": {"200": {"description": "session", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionOne"}}}}, "401": err, "404": err}},
+                "delete": {"summary": "End one of your sessions", "security": [{"bearer": []}],
+                    "parameters": [param("all", "any user's", json!({"type": "boolean"}))],
+                    "responses": {"204": {"description": "ended"}, "401": err, "404": err}},
+                "options": {"summary": "Describe this resource", "responses": {"200": {"description": "description"}}}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_parse_and_reject_bad_values() {
+        let q = parse_query(Some("idle_gt=30m&user_agent=py%20vmomi&sort=-loginTime&page=2&per_page=10&all=true&exclude=k")).unwrap();
+        assert_eq!(q.idle_gt, Some(Duration::minutes(30)));
+        assert_eq!(q.user_agent.as_deref(), Some("py vmomi"));
+        assert_eq!(q.sort, Some(("loginTime".into(), true)));
+        assert_eq!((q.page, q.per_page, q.all), (2, 10, true));
+        for bad in [
+            "idle_gt=soon",
+            "sort=name",
+            "page=0",
+            "per_page=101",
+            "all=maybe",
+            "colour=red",
+        ] {
+            assert!(parse_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_links_replace_the_page() {
+        assert_eq!(
+            with_page("https://h", Some("per_page=2&page=1"), 2),
+            "https://h/v2/session?per_page=2&page=2"
+        );
+        assert_eq!(display_user("josem@vskey5"), "VSKEY5\\josem");
+    }
+}
