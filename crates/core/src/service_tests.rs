@@ -864,7 +864,7 @@ mod self_service {
             .into_iter()
             .map(|s| s.key.0)
             .collect();
-        assert_eq!(mine, [rk.clone()]);
+        assert_eq!(mine, std::slice::from_ref(&rk));
         assert!(matches!(
             f.svc.sessions_for(&reader, true).await.unwrap_err(),
             Fault::NoPermission { .. }
