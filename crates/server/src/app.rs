@@ -1,5 +1,5 @@
 //! The axum application: routes and shared state.
-use crate::{soap, v2, vapi, vijson};
+use crate::{soap, ui, v2, vapi, vijson};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -66,6 +66,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(v2::delete_one)
                 .options(v2::options_one),
         )
+        .nest("/ui", ui::router())
         .route("/healthz", get(healthz))
         .fallback(not_found)
         // Each handler reads its body with `auth::read_body`, which answers an oversized

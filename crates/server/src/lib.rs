@@ -11,6 +11,7 @@ pub mod config;
 pub mod soap;
 pub mod tickets;
 pub mod tls;
+pub mod ui;
 pub mod v2;
 pub mod vapi;
 pub mod vijson;
