@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod serve;
+mod session;
 mod user;
 
 use clap::{Parser, Subcommand};
@@ -13,7 +14,11 @@ use std::process::ExitCode;
 /// ./vsess-data. On first start it creates administrator@vsphere.local, prints its
 /// password once and writes it to ./vsess-data/administrator-password (mode 0600).
 ///
-/// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+/// Then `vsess login https://USER@127.0.0.1:8989 -k`, `vsess ls`, `vsess rm --idle 30m`:
+/// your sessions on vsess, vcsim or vCenter, cached like govc's.
+///
+/// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 cannot
+/// connect, 4 TLS verification failed, 5 authentication failed or not logged in.
 #[derive(Parser)]
 #[command(name = "vsess", version, propagate_version = true)]
 struct Cli {
@@ -28,6 +33,8 @@ enum Command {
     /// Manage the users in a data directory (works while a server runs).
     #[command(subcommand)]
     User(user::UserCommand),
+    #[command(flatten)]
+    Session(session::SessionCommand),
 }
 
 /// A failure with its exit code.
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::User(cmd) => user::run(cmd),
+        Command::Session(cmd) => session::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,5 +72,14 @@ fn main() -> ExitCode {
             eprintln!("vsess: error: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -16,6 +16,14 @@ fn truthy(v: &str) -> bool {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Warnings (a corrupt cache file, for one) go to stderr; RUST_LOG overrides.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let Ok(raw) = std::env::var("GOVC_URL") else {
         eprintln!("cached_login: set GOVC_URL=https://user:pass@host:port/sdk");
         return ExitCode::from(2);

@@ -17,8 +17,8 @@
 //! twice.
 use crate::error::{Error, Result};
 use crate::tls::Tls;
-use crate::vsphere::{url_credentials, Client};
-use serde_json::{json, Map, Value};
+use crate::vsphere::{Client, url_credentials};
+use serde_json::{Map, Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -225,6 +225,13 @@ impl Session {
     /// Reads the first cache file for `path` that parses; corrupt files are reported and
     /// skipped (a later save replaces them).
     fn read(&self, path: &str) -> Option<Value> {
+        self.read_all(path).into_iter().next()
+    }
+
+    /// Every cache file for `path` that parses, current govmomi's name first. They can
+    /// differ: govc 0.24 rewrites only the SHA-1 file when it logs in again.
+    fn read_all(&self, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
         for file in self.files(path) {
             let data = match std::fs::read(&file) {
                 Ok(d) => d,
@@ -235,14 +242,14 @@ impl Session {
                 }
             };
             match serde_json::from_slice::<Value>(&data) {
-                Ok(v) if v.is_object() => return Some(v),
+                Ok(v) if v.is_object() => out.push(v),
                 _ => tracing::warn!(
                     file = %file.display(),
                     "ignoring a corrupt session cache file; it will be replaced"
                 ),
             }
         }
-        None
+        out
     }
 
     fn write(&self, path: &str, doc: &Value) -> Result<()> {
@@ -304,7 +311,7 @@ impl Session {
     }
 
     async fn fresh_login(&self, client: Client, creds: Option<(String, String)>) -> Result<Login> {
-        let Some((user, password)) = creds else {
+        let Some((user, password)) = creds.filter(|(_, p)| !p.is_empty()) else {
             return Err(Error::Authentication(format!(
                 "no valid cached session for {} and no credentials to log in with: put user:password in the URL",
                 self.endpoint().map(|u| u.to_string()).unwrap_or_default()
@@ -318,29 +325,31 @@ impl Session {
         })
     }
 
-    /// Loads and validates a cached SOAP session (`currentSession`, one round trip).
+    /// Loads and validates a cached SOAP session (`currentSession`, one round trip per
+    /// distinct cached cookie: usually one). Both file names are tried: govc 0.24 rewrites
+    /// only the SHA-1 file when it logs in again.
     pub async fn load(&self, client: &Client) -> Result<Option<Login>> {
-        let Some(doc) = self.read(SOAP_PATH) else {
-            return Ok(None);
-        };
-        let Some(cookie) = soap_cookie(&doc) else {
-            tracing::warn!(
-                "the cached session has no vmware_soap_session cookie; logging in again"
-            );
-            return Ok(None);
-        };
-        client.set_session_id(Some(cookie));
-        match client.current_session().await? {
-            Some(session) => Ok(Some(Login {
-                client: client.clone(),
-                reused: true,
-                session,
-            })),
-            None => {
-                client.set_session_id(None);
-                Ok(None)
+        let mut tried: Vec<String> = Vec::new();
+        for doc in self.read_all(SOAP_PATH) {
+            let Some(cookie) = soap_cookie(&doc) else {
+                tracing::warn!("a cached session has no vmware_soap_session cookie; ignoring it");
+                continue;
+            };
+            if tried.contains(&cookie) {
+                continue;
+            }
+            tried.push(cookie.clone());
+            client.set_session_id(Some(cookie));
+            if let Some(session) = client.current_session().await? {
+                return Ok(Some(Login {
+                    client: client.clone(),
+                    reused: true,
+                    session,
+                }));
             }
         }
+        client.set_session_id(None);
+        Ok(None)
     }
 
     /// Saves the client's SOAP session (both file names), in govc's format.

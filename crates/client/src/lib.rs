@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod error;
 pub mod openstack;
+pub mod selfservice;
 pub mod tls;
 pub mod vsphere;
 

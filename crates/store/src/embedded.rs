@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use vsess_core::inventory::{CreateError, CreateKind, Entity};
 use vsess_core::{
-    IdDigest, LockState, MemoryState, TokenRecord, Mutation, SessionKey, SessionRecord, Store, StoreError,
-    StoreResult, Ticket, User,
+    IdDigest, LockState, MemoryState, Mutation, SessionKey, SessionRecord, Store, StoreError,
+    StoreResult, Ticket, TokenRecord, User,
 };
 
 const LOG: &str = "sessions.log";

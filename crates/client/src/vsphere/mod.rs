@@ -10,9 +10,9 @@ mod keepalive;
 pub use keepalive::{KeepAlive, Ping};
 
 use crate::error::{Error, Result};
-use crate::tls::{http_builder, Tls};
+use crate::tls::{Tls, http_builder};
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE};
+use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -631,7 +631,13 @@ impl Client {
 
     // ---- vAPI REST ----------------------------------------------------------------
 
-    fn rest_url(&self, path: &str) -> String {
+    /// The underlying HTTP client (same TLS settings and connection pool).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// `https://host:port` + `path`.
+    pub fn rest_url(&self, path: &str) -> String {
         format!("{}{}", self.inner.base.as_str().trim_end_matches('/'), path)
     }
 

@@ -1,0 +1,600 @@
+//! `vsess login|ls|rm|logout|whoami`: your sessions on vsess, vcsim or vCenter, built on
+//! the client SDK and govmomi's session cache (so govc and vsess share sessions).
+use crate::Failure;
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use vsess_client::Error;
+use vsess_client::cache::Session;
+use vsess_client::selfservice::{ListQuery, SelfService};
+use vsess_client::tls::Tls;
+use vsess_client::vsphere::{Client, url_credentials};
+
+/// Exit codes, distinct per kind of failure.
+pub const EXIT_CONNECTION: u8 = 3;
+pub const EXIT_TLS: u8 = 4;
+pub const EXIT_AUTH: u8 = 5;
+
+#[derive(Args, Clone, Default)]
+pub struct Conn {
+    /// Server URL: https://[user[:password]@]host[:port][/sdk]. Defaults to $VSESS_URL,
+    /// then $GOVC_URL, then the server of your last `vsess login`.
+    #[arg(long)]
+    url: Option<String>,
+    /// User name (user@domain or DOMAIN\user). Defaults to $VSESS_USERNAME, then
+    /// $GOVC_USERNAME, then the URL's user.
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// Read the password from standard input instead of $VSESS_PASSWORD, $GOVC_PASSWORD,
+    /// the URL, or a prompt.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Skip TLS verification, like govc -k (also $VSESS_INSECURE, $GOVC_INSECURE).
+    #[arg(long, short = 'k')]
+    insecure: bool,
+    /// Accept only the certificate with this SHA-256 (or SHA-1) thumbprint, as printed by
+    /// `vsess serve` (also $VSESS_TLS_THUMBPRINT).
+    #[arg(long)]
+    thumbprint: Option<String>,
+    /// Trust the CA certificates in this PEM file (also $VSESS_TLS_CA_CERTS,
+    /// $GOVC_TLS_CA_CERTS).
+    #[arg(long)]
+    ca_certs: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+#[command(after_long_help = "\
+Sessions are cached in govc's format under $GOVMOMI_HOME (default ~/.govmomi), so govc
+and vsess reuse each other's sessions and repeated runs do not leak new ones.
+
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 TLS verification failed,
+5 authentication failed or not logged in.
+
+Examples:
+  vsess login https://administrator@vsphere.local@127.0.0.1:8989 -k
+  vsess ls                      # your sessions (table); --json for JSON
+  vsess rm --idle 30m           # end your sessions idle for more than 30 minutes
+  vsess rm 52d8f0c4-...         # end one session by key
+  vsess whoami
+  vsess logout")]
+pub enum SessionCommand {
+    /// Log in (or reuse a valid cached session) and remember the server.
+    Login {
+        /// Server URL (or use --url / $VSESS_URL / $GOVC_URL).
+        #[arg(value_name = "URL")]
+        server: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List your sessions on every endpoint (SOAP, VI/JSON, vAPI).
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Everyone's sessions (needs Sessions.TerminateSession).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// End sessions: by key, or all of yours idle longer than --idle.
+    Rm {
+        /// Session keys (UserSession.key, as `vsess ls` shows).
+        keys: Vec<String>,
+        /// End your sessions idle longer than this (30m, 1h, 0s); never the current one.
+        #[arg(long, conflicts_with = "keys")]
+        idle: Option<String>,
+        /// Anyone's sessions (needs Sessions.TerminateSession).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// End the cached session and forget it.
+    Logout {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show who the cached session belongs to.
+    Whoami {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// The server of the last `vsess login` (no secrets).
+#[derive(Serialize, Deserialize)]
+struct Current {
+    url: String,
+    insecure: bool,
+    thumbprint: Option<String>,
+    ca_certs: Option<PathBuf>,
+}
+
+fn current_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".config")
+        });
+    base.join("vsess").join("current.json")
+}
+
+fn env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// Maps an SDK error to a one-line message and its exit code.
+pub fn failure(e: Error) -> Failure {
+    let (code, hint) = match &e {
+        Error::Connection { .. } => (
+            EXIT_CONNECTION,
+            " (is the server running and the URL right?)",
+        ),
+        Error::Tls { .. } => (EXIT_TLS, ""),
+        Error::Authentication(_) => (
+            EXIT_AUTH,
+            " (run `vsess login URL` or check the credentials)",
+        ),
+        Error::Config(_) => (2, ""),
+        _ => (1, ""),
+    };
+    Failure {
+        code,
+        message: format!("{e}{hint}"),
+    }
+}
+
+struct Resolved {
+    session: Session,
+    tls_desc: Current,
+}
+
+impl Conn {
+    fn resolve(&self, positional: Option<&str>) -> Result<Resolved, Failure> {
+        let saved: Option<Current> = std::fs::read(current_path())
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok());
+        let raw = positional
+            .map(str::to_owned)
+            .or_else(|| self.url.clone())
+            .or_else(|| env(&["VSESS_URL", "GOVC_URL"]))
+            .or_else(|| saved.as_ref().map(|c| c.url.clone()))
+            .ok_or_else(|| {
+                Failure::usage("no server: pass a URL, set VSESS_URL or GOVC_URL, or run `vsess login URL` first")
+            })?;
+        let from_saved =
+            positional.is_none() && self.url.is_none() && env(&["VSESS_URL", "GOVC_URL"]).is_none();
+        let insecure = self.insecure
+            || env(&["VSESS_INSECURE", "GOVC_INSECURE"]).is_some_and(|v| truthy(&v))
+            || (from_saved && saved.as_ref().is_some_and(|c| c.insecure));
+        let thumbprint = self
+            .thumbprint
+            .clone()
+            .or_else(|| env(&["VSESS_TLS_THUMBPRINT"]))
+            .or_else(|| {
+                saved
+                    .as_ref()
+                    .filter(|_| from_saved)
+                    .and_then(|c| c.thumbprint.clone())
+            });
+        let ca_certs = self
+            .ca_certs
+            .clone()
+            .or_else(|| env(&["VSESS_TLS_CA_CERTS", "GOVC_TLS_CA_CERTS"]).map(PathBuf::from))
+            .or_else(|| {
+                saved
+                    .as_ref()
+                    .filter(|_| from_saved)
+                    .and_then(|c| c.ca_certs.clone())
+            });
+        let mut session = Session::new(&raw, insecure).map_err(failure)?;
+        if let Some(user) = self
+            .user
+            .clone()
+            .or_else(|| env(&["VSESS_USERNAME", "GOVC_USERNAME"]))
+        {
+            let _ = session.url.set_username(&user);
+        }
+        if !insecure {
+            session.tls = match (&thumbprint, &ca_certs) {
+                (Some(t), _) => Tls::Thumbprint(t.clone()),
+                (None, Some(p)) => Tls::CaBundle(p.clone()),
+                _ => Tls::Verify,
+            };
+        }
+        let endpoint = session
+            .endpoint()
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        Ok(Resolved {
+            session,
+            tls_desc: Current {
+                url: endpoint,
+                insecure,
+                thumbprint,
+                ca_certs,
+            },
+        })
+    }
+
+    /// Fills in the password from stdin, the environment or a prompt (only when needed).
+    fn add_password(&self, session: &mut Session) -> Result<(), Failure> {
+        if url_credentials(&session.url).is_none_or(|(_, p)| p.is_empty()) {
+            let user = url_credentials(&session.url).map(|(u, _)| u);
+            let password = if self.password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| Failure::runtime(format!("cannot read the password: {e}")))?;
+                Some(line.trim_end_matches(['\n', '\r']).to_owned())
+            } else if let Some(p) = env(&["VSESS_PASSWORD", "GOVC_PASSWORD"]) {
+                Some(p)
+            } else if user.is_some() && std::io::stdin().is_terminal() {
+                Some(
+                    rpassword::prompt_password(format!(
+                        "Password for {}: ",
+                        user.unwrap_or_default()
+                    ))
+                    .map_err(|e| Failure::runtime(format!("cannot read the password: {e}")))?,
+                )
+            } else {
+                None
+            };
+            if let Some(p) = password {
+                let _ = session.url.set_password(Some(&p));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cached session, logging in (with a prompt if needed) when it is not valid.
+async fn connect(
+    conn: &Conn,
+    positional: Option<&str>,
+    login: bool,
+) -> Result<(vsess_client::cache::Login, Resolved), Failure> {
+    let mut r = conn.resolve(positional)?;
+    if login {
+        conn.add_password(&mut r.session)?;
+    }
+    match r.session.login().await {
+        Ok(l) => Ok((l, r)),
+        Err(Error::Authentication(m)) if !login && m.contains("no valid cached session") => {
+            conn.add_password(&mut r.session)?;
+            if url_credentials(&r.session.url).is_some_and(|(_, p)| !p.is_empty()) {
+                let l = r.session.login().await.map_err(failure)?;
+                Ok((l, r))
+            } else {
+                Err(Failure {
+                    code: EXIT_AUTH,
+                    message: format!(
+                        "not logged in to {}: run `vsess login` (or give a user and password)",
+                        r.tls_desc.url
+                    ),
+                })
+            }
+        }
+        Err(e) => Err(failure(e)),
+    }
+}
+
+fn save_current(c: &Current) {
+    let path = current_path();
+    if let Some(dir) = path.parent() {
+        if vsess_store::ensure_private_dir(dir).is_err() {
+            return;
+        }
+    }
+    if let Ok(data) = serde_json::to_vec_pretty(c) {
+        let _ = vsess_store::write_private_atomic(&path, &data);
+    }
+}
+
+/// Compact idle time: `42s`, `5m03s`, `2h01m`, `3d04h`.
+fn compact(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+        _ => format!("{}d{:02}h", s / 86_400, (s / 3600) % 24),
+    }
+}
+
+/// Seconds in a Python-style delta (`0:13:59.079416`, `24 days, 0:00:51`).
+fn delta_secs(d: &str) -> i64 {
+    let (days, rest) = match d.split_once(", ") {
+        Some((days, rest)) => (
+            days.split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            rest,
+        ),
+        None => (0i64, d),
+    };
+    let mut parts = rest.split(':');
+    let h: i64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let m: i64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let s: i64 = parts
+        .next()
+        .and_then(|p| p.split('.').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    days * 86_400 + h * 3600 + m * 60 + s
+}
+
+/// One row of `vsess ls`.
+#[derive(Serialize)]
+struct Row {
+    key: String,
+    #[serde(rename = "userName")]
+    user_name: String,
+    #[serde(rename = "loginTime")]
+    login_time: String,
+    #[serde(rename = "idleSeconds")]
+    idle_seconds: i64,
+    #[serde(rename = "ipAddress")]
+    ip_address: String,
+    #[serde(rename = "userAgent")]
+    user_agent: String,
+    current: bool,
+}
+
+async fn rows(client: &Client, me: &str, all: bool) -> Result<Vec<Row>, Failure> {
+    let ss = SelfService::with_session(client);
+    if ss.available().await.map_err(failure)? {
+        let list = ss
+            .list(&ListQuery {
+                all,
+                ..Default::default()
+            })
+            .await
+            .map_err(failure)?;
+        return Ok(list
+            .into_iter()
+            .map(|d| Row {
+                current: d.key == me,
+                key: d.key,
+                user_name: d.username,
+                login_time: d.login_time,
+                idle_seconds: delta_secs(&d.last_active_time_delta),
+                ip_address: d.ip,
+                user_agent: d.user_agent,
+            })
+            .collect());
+    }
+    // vcsim or vCenter: SessionManager.sessionList (needs Sessions.TerminateSession).
+    let now = client.current_time().await.map_err(failure)?;
+    let who = client.current_session().await.map_err(failure)?;
+    let mine = who.map(|s| s.user_name).unwrap_or_default();
+    Ok(client
+        .session_list()
+        .await
+        .map_err(failure)?
+        .into_iter()
+        .filter(|s| all || s.user_name == mine)
+        .map(|s| Row {
+            current: s.key == me,
+            idle_seconds: (now - s.last_active_time).num_seconds(),
+            login_time: s.login_time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            key: s.key,
+            user_name: s.user_name,
+            ip_address: s.ip_address,
+            user_agent: s.user_agent,
+        })
+        .collect())
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<37} {:<28} {:<17} {:>7}  {:<15} Agent",
+        "Key", "Name", "Created", "Idle", "Host"
+    );
+    for r in rows {
+        let idle = if r.current {
+            ".".to_owned()
+        } else {
+            compact(r.idle_seconds)
+        };
+        let created: String = r.login_time.chars().take(16).collect();
+        println!(
+            "{:<37} {:<28} {:<17} {:>7}  {:<15} {}",
+            r.key, r.user_name, created, idle, r.ip_address, r.user_agent
+        );
+    }
+}
+
+pub fn run(cmd: SessionCommand) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(run_async(cmd))
+}
+
+async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
+    match cmd {
+        SessionCommand::Login { server, conn } => {
+            let (login, r) = connect(&conn, server.as_deref(), true).await?;
+            save_current(&r.tls_desc);
+            println!(
+                "Logged in to {} as {} (session {}, {})",
+                r.tls_desc.url,
+                login.session.user_name,
+                login.session.key,
+                if login.reused {
+                    "cached session reused"
+                } else {
+                    "new session"
+                }
+            );
+            Ok(())
+        }
+        SessionCommand::Ls { json, all, conn } => {
+            let (login, _) = connect(&conn, None, false).await?;
+            let rows = rows(&login.client, &login.session.key, all).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
+                );
+            } else {
+                print_table(&rows);
+            }
+            Ok(())
+        }
+        SessionCommand::Rm {
+            keys,
+            idle,
+            all,
+            conn,
+        } => {
+            if keys.is_empty() && idle.is_none() {
+                return Err(Failure::usage(
+                    "nothing to end: give session keys, or --idle DURATION (e.g. --idle 30m)",
+                ));
+            }
+            if let Some(d) = &idle {
+                if vsess_core::selfservice::parse_duration(d).is_none() {
+                    return Err(Failure::usage(format!(
+                        "--idle '{d}' is not a duration: use e.g. 30m, 1h, 45s or 0s"
+                    )));
+                }
+            }
+            let (login, _) = connect(&conn, None, false).await?;
+            let me = login.session.key.clone();
+            let client = &login.client;
+            let ss = SelfService::with_session(client);
+            let v2 = ss.available().await.map_err(failure)?;
+            let ended: Vec<String> = match (&idle, v2) {
+                (Some(d), true) => ss
+                    .end_idle(d, std::slice::from_ref(&me), all)
+                    .await
+                    .map_err(failure)?,
+                (Some(d), false) => {
+                    let limit = vsess_core::selfservice::parse_duration(d)
+                        .unwrap_or_default()
+                        .num_seconds();
+                    let victims: Vec<String> = rows(client, &me, all)
+                        .await?
+                        .into_iter()
+                        .filter(|r| !r.current && r.idle_seconds > limit)
+                        .map(|r| r.key)
+                        .collect();
+                    if !victims.is_empty() {
+                        client.terminate_session(&victims).await.map_err(failure)?;
+                    }
+                    victims
+                }
+                (None, true) => {
+                    for k in &keys {
+                        if *k == me {
+                            return Err(Failure::usage(
+                                "that is the current session: use `vsess logout`",
+                            ));
+                        }
+                        ss.end(k, all).await.map_err(|e| match e {
+                            Error::Http { status: 404, .. } => {
+                                Failure::runtime(format!("no session {k} (or not yours)"))
+                            }
+                            e => failure(e),
+                        })?;
+                    }
+                    keys
+                }
+                (None, false) => {
+                    client.terminate_session(&keys).await.map_err(failure)?;
+                    keys
+                }
+            };
+            println!(
+                "ended {} session{}",
+                ended.len(),
+                if ended.len() == 1 { "" } else { "s" }
+            );
+            for k in ended {
+                println!("  {k}");
+            }
+            Ok(())
+        }
+        SessionCommand::Logout { conn } => {
+            let r = conn.resolve(None)?;
+            let client = Client::connect(
+                r.session.url.as_str(),
+                if r.session.insecure {
+                    Tls::Insecure
+                } else {
+                    r.session.tls.clone()
+                },
+            )
+            .await
+            .map_err(failure)?;
+            match r.session.load(&client).await.map_err(failure)? {
+                Some(l) => {
+                    r.session.logout(&l.client).await.map_err(failure)?;
+                    println!(
+                        "Logged out of {} (session {} ended)",
+                        r.tls_desc.url, l.session.key
+                    );
+                }
+                None => println!(
+                    "No valid cached session for {}; nothing to end",
+                    r.tls_desc.url
+                ),
+            }
+            Ok(())
+        }
+        SessionCommand::Whoami { json, conn } => {
+            let (login, r) = connect(&conn, None, false).await?;
+            let s = login.session;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"server": r.tls_desc.url, "userName": s.user_name, "key": s.key,
+                        "loginTime": s.login_time.to_rfc3339(), "ipAddress": s.ip_address, "locale": s.locale})
+                );
+            } else {
+                println!(
+                    "{} on {} (session {}, logged in {})",
+                    s.user_name,
+                    r.tls_desc.url,
+                    s.key,
+                    s.login_time.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_formats() {
+        assert_eq!(compact(42), "42s");
+        assert_eq!(compact(303), "5m03s");
+        assert_eq!(compact(7260), "2h01m");
+        assert_eq!(delta_secs("0:13:59.079416"), 839);
+        assert_eq!(delta_secs("24 days, 0:00:51.439527"), 24 * 86_400 + 51);
+    }
+}

@@ -1,0 +1,270 @@
+//! The vsess self-service API (`/v2/session`): your own sessions on every endpoint.
+//!
+//! Authorised by a live session id (the client's own SOAP session), or by a bearer token
+//! from `POST /auth/request-token`.
+use crate::error::{Error, Result};
+use crate::vsphere::Client;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One session, as `GET /v2/session/{key}` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDetail {
+    #[serde(default)]
+    pub key: String,
+    pub domain: String,
+    pub ip: String,
+    pub last_active_time: String,
+    pub last_active_time_delta: String,
+    pub login_time: String,
+    pub login_time_delta: String,
+    pub user_agent: String,
+    pub username: String,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub idle_gt: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub sort: Option<String>,
+    pub all: bool,
+    pub exclude: Vec<String>,
+}
+
+impl ListQuery {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if let Some(v) = &self.idle_gt {
+            p.push(("idle_gt", v.clone()));
+        }
+        if let Some(v) = &self.user_agent {
+            p.push(("user_agent", v.clone()));
+        }
+        if let Some(v) = &self.ip {
+            p.push(("ip", v.clone()));
+        }
+        if let Some(v) = &self.sort {
+            p.push(("sort", v.clone()));
+        }
+        if self.all {
+            p.push(("all", "true".into()));
+        }
+        for k in &self.exclude {
+            p.push(("exclude", k.clone()));
+        }
+        p
+    }
+}
+
+/// How requests are authorised.
+#[derive(Clone)]
+enum Auth {
+    Session,
+    Bearer(String),
+}
+
+/// A self-service client over a [`Client`]'s connection.
+#[derive(Clone)]
+pub struct SelfService {
+    client: Client,
+    auth: Auth,
+}
+
+impl SelfService {
+    /// Uses the client's current session as the credential.
+    pub fn with_session(client: &Client) -> Self {
+        Self {
+            client: client.clone(),
+            auth: Auth::Session,
+        }
+    }
+
+    /// Gets a bearer token with a password.
+    pub async fn with_password(client: &Client, user: &str, password: &str) -> Result<Self> {
+        let url = client.rest_url("/auth/request-token");
+        let resp = client
+            .http()
+            .post(&url)
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(&url, &e))?;
+        let v = Self::json(resp, &url).await?;
+        let token = v["token"].as_str().ok_or_else(|| Error::Decode {
+            url,
+            message: "no token in the answer".into(),
+        })?;
+        Ok(Self {
+            client: client.clone(),
+            auth: Auth::Bearer(token.to_owned()),
+        })
+    }
+
+    fn req(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder> {
+        let r = self.client.http().request(method, url);
+        Ok(match &self.auth {
+            Auth::Bearer(t) => r.bearer_auth(t),
+            Auth::Session => {
+                let id = self.client.session_id().ok_or_else(|| {
+                    Error::Authentication("not logged in: no session to authorise with".into())
+                })?;
+                r.header("vmware-api-session-id", id)
+            }
+        })
+    }
+
+    async fn json(resp: reqwest::Response, url: &str) -> Result<Value> {
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::from_reqwest(url, &e))?;
+        let v: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).map_err(|e| Error::Decode {
+                url: url.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        let message = || {
+            v["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect())
+        };
+        match status {
+            200..=299 => Ok(v),
+            401 => Err(Error::Authentication(message())),
+            _ => Err(Error::Http {
+                status,
+                url: url.to_owned(),
+                body: message(),
+            }),
+        }
+    }
+
+    /// Whether the server offers `/v2/session` (vsess does; vcsim and vCenter do not).
+    pub async fn available(&self) -> Result<bool> {
+        let url = self.client.rest_url("/v2/session");
+        let resp = self
+            .client
+            .http()
+            .request(reqwest::Method::OPTIONS, &url)
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(&url, &e))?;
+        Ok(resp.status().is_success())
+    }
+
+    /// Every matching session (all pages), with details.
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<SessionDetail>> {
+        let mut url = reqwest::Url::parse(&self.client.rest_url("/v2/session"))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        {
+            let mut qp = url.query_pairs_mut();
+            for (k, v) in q.params() {
+                qp.append_pair(k, &v);
+            }
+            qp.append_pair("per_page", "100");
+        }
+        let mut keys = Vec::new();
+        let mut next = Some(url.to_string());
+        while let Some(u) = next.take() {
+            let resp = self
+                .req(reqwest::Method::GET, &u)?
+                .send()
+                .await
+                .map_err(|e| Error::from_reqwest(&u, &e))?;
+            let v = Self::json(resp, &u).await?;
+            for d in v["data"].as_array().into_iter().flatten() {
+                if let Some(k) = d["key"].as_str() {
+                    keys.push(k.to_owned());
+                }
+            }
+            next = v["_links"]["next"].as_str().map(str::to_owned);
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            match self.get(&k, q.all).await {
+                Ok(d) => out.push(d),
+                // Ended between the list and the detail: skip it.
+                Err(Error::Http { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One session's details.
+    pub async fn get(&self, key: &str, all: bool) -> Result<SessionDetail> {
+        let url = self.key_url(key, all);
+        let resp = self
+            .req(reqwest::Method::GET, &url)?
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(&url, &e))?;
+        let v = Self::json(resp, &url).await?;
+        let mut d: SessionDetail =
+            serde_json::from_value(v["data"][0].clone()).map_err(|e| Error::Decode {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        if d.key.is_empty() {
+            d.key = key.to_owned();
+        }
+        Ok(d)
+    }
+
+    fn key_url(&self, key: &str, all: bool) -> String {
+        let enc: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        let mut u = self.client.rest_url(&format!("/v2/session/{enc}"));
+        if all {
+            u.push_str("?all=true");
+        }
+        u
+    }
+
+    /// Ends one session (yours, or anyone's with `all`).
+    pub async fn end(&self, key: &str, all: bool) -> Result<()> {
+        let url = self.key_url(key, all);
+        let resp = self
+            .req(reqwest::Method::DELETE, &url)?
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(&url, &e))?;
+        Self::json(resp, &url).await.map(|_| ())
+    }
+
+    /// Ends your sessions idle longer than `idle` (e.g. `30m`), except `exclude`.
+    pub async fn end_idle(&self, idle: &str, exclude: &[String], all: bool) -> Result<Vec<String>> {
+        let mut url = reqwest::Url::parse(&self.client.rest_url("/v2/session"))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        {
+            let mut qp = url.query_pairs_mut();
+            qp.append_pair("idle_gt", idle);
+            for k in exclude {
+                qp.append_pair("exclude", k);
+            }
+            if all {
+                qp.append_pair("all", "true");
+            }
+        }
+        let u = url.to_string();
+        let resp = self
+            .req(reqwest::Method::DELETE, &u)?
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(&u, &e))?;
+        let v = Self::json(resp, &u).await?;
+        Ok(v["data"]["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect())
+    }
+}
