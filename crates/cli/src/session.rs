@@ -356,6 +356,9 @@ struct Row {
     #[serde(rename = "userAgent")]
     user_agent: String,
     current: bool,
+    /// Exact idle time, for `rm --idle` (the JSON shows whole seconds).
+    #[serde(skip)]
+    idle: chrono::Duration,
 }
 
 async fn rows(client: &Client, me: &str, all: bool) -> Result<Vec<Row>, Failure> {
@@ -375,6 +378,7 @@ async fn rows(client: &Client, me: &str, all: bool) -> Result<Vec<Row>, Failure>
                 key: d.key,
                 user_name: d.username,
                 login_time: d.login_time,
+                idle: chrono::Duration::seconds(delta_secs(&d.last_active_time_delta)),
                 idle_seconds: delta_secs(&d.last_active_time_delta),
                 ip_address: d.ip,
                 user_agent: d.user_agent,
@@ -393,6 +397,7 @@ async fn rows(client: &Client, me: &str, all: bool) -> Result<Vec<Row>, Failure>
         .filter(|s| all || s.user_name == mine)
         .map(|s| Row {
             current: s.key == me,
+            idle: now - s.last_active_time,
             idle_seconds: (now - s.last_active_time).num_seconds(),
             login_time: s.login_time.format("%Y-%m-%d %H:%M:%S").to_string(),
             key: s.key,
@@ -484,19 +489,22 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             let client = &login.client;
             let ss = SelfService::with_session(client);
             let v2 = ss.available().await.map_err(failure)?;
+            if keys.contains(&me) {
+                return Err(Failure::usage(
+                    "that is the current session: use `vsess logout`",
+                ));
+            }
             let ended: Vec<String> = match (&idle, v2) {
                 (Some(d), true) => ss
                     .end_idle(d, std::slice::from_ref(&me), all)
                     .await
                     .map_err(failure)?,
                 (Some(d), false) => {
-                    let limit = vsess_core::selfservice::parse_duration(d)
-                        .unwrap_or_default()
-                        .num_seconds();
+                    let limit = vsess_core::selfservice::parse_duration(d).unwrap_or_default();
                     let victims: Vec<String> = rows(client, &me, all)
                         .await?
                         .into_iter()
-                        .filter(|r| !r.current && r.idle_seconds > limit)
+                        .filter(|r| !r.current && r.idle > limit)
                         .map(|r| r.key)
                         .collect();
                     if !victims.is_empty() {
@@ -521,7 +529,13 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                     keys
                 }
                 (None, false) => {
-                    client.terminate_session(&keys).await.map_err(failure)?;
+                    client.terminate_session(&keys).await.map_err(|e| match e {
+                        Error::Fault { kind, .. } if kind == "NotFound" => Failure::runtime(format!(
+                            "NotFound: no session {} (unknown or already ended; keys before it were ended)",
+                            keys.join(", ")
+                        )),
+                        e => failure(e),
+                    })?;
                     keys
                 }
             };

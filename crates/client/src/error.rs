@@ -7,13 +7,15 @@ pub enum Error {
     #[error("cannot connect to {url}: {message}")]
     Connection { url: String, message: String },
     /// TLS failed: an untrusted or mismatched certificate, or a bad CA bundle.
-    #[error("TLS error talking to {url}: {message} (pin the certificate with a thumbprint, pass a CA bundle, or use the insecure flag for testing)")]
+    #[error(
+        "TLS error talking to {url}: {message} (pin the certificate with a thumbprint, pass a CA bundle, or use the insecure flag for testing)"
+    )]
     Tls { url: String, message: String },
     /// The credentials were refused, or the session is not (or no longer) valid.
     #[error("authentication failed: {0}")]
     Authentication(String),
     /// The server answered with a fault (SOAP or VI/JSON) or a vAPI error.
-    #[error("{kind}: {message}")]
+    #[error("{kind}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Fault { kind: String, message: String },
     /// An HTTP status the call did not expect.
     #[error("HTTP {status} from {url}: {body}")]
