@@ -5,11 +5,11 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use vsess_client::Error;
 use vsess_client::cache::Session;
 use vsess_client::selfservice::{ListQuery, SelfService};
 use vsess_client::tls::Tls;
-use vsess_client::vsphere::{Client, url_credentials};
+use vsess_client::vsphere::{url_credentials, Client};
+use vsess_client::Error;
 
 /// Exit codes, distinct per kind of failure.
 pub const EXIT_CONNECTION: u8 = 3;

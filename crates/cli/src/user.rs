@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use vsess_core::password::hash_password;
 use vsess_core::{Role, User, UserName};
-use vsess_store::{UserFile, ensure_private_dir};
+use vsess_store::{ensure_private_dir, UserFile};
 
 #[derive(Args)]
 pub struct DataDir {

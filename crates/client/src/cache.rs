@@ -17,8 +17,8 @@
 //! twice.
 use crate::error::{Error, Result};
 use crate::tls::Tls;
-use crate::vsphere::{Client, url_credentials};
-use serde_json::{Map, Value, json};
+use crate::vsphere::{url_credentials, Client};
+use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};

@@ -14,10 +14,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-use vsess_client::Error;
 use vsess_client::cache::Session;
 use vsess_client::tls::Tls;
 use vsess_client::vsphere::Client;
+use vsess_client::Error;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const USER: &str = "user";

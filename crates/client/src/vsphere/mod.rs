@@ -10,9 +10,9 @@ mod keepalive;
 pub use keepalive::{KeepAlive, Ping};
 
 use crate::error::{Error, Result};
-use crate::tls::{Tls, http_builder};
+use crate::tls::{http_builder, Tls};
 use chrono::{DateTime, Utc};
-use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
