@@ -295,17 +295,42 @@ async fn options_and_openapi_describe_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_session_id_also_authorizes_its_own_user() {
     let kit = Kit::start("").await;
-    let cookie = kit.soap_login_as("reader@vsphere.local", "reader-pw", "pyvmomi-like").await;
-    kit.soap_login_as("admin@vsphere.local", "admin-pw", "a").await;
+    let cookie = kit
+        .soap_login_as("reader@vsphere.local", "reader-pw", "pyvmomi-like")
+        .await;
+    kit.soap_login_as("admin@vsphere.local", "admin-pw", "a")
+        .await;
     let sid = between(&cookie, "\"", "\"").to_owned();
-    let r = kit.http.get(kit.url("/v2/session")).header("vmware-api-session-id", &sid).header("User-Agent", "other").send().await.unwrap();
+    let r = kit
+        .http
+        .get(kit.url("/v2/session"))
+        .header("vmware-api-session-id", &sid)
+        .header("User-Agent", "other")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["meta"]["count"], 1);
     let key = v["data"][0]["key"].as_str().unwrap().to_owned();
-    let r = kit.http.get(kit.url(&format!("/v2/session/{key}"))).header("vmware-api-session-id", &sid).send().await.unwrap();
+    let r = kit
+        .http
+        .get(kit.url(&format!("/v2/session/{key}")))
+        .header("vmware-api-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
     let d: Value = r.json().await.unwrap();
-    assert_eq!(d["data"][0]["userAgent"], "pyvmomi-like", "reading /v2 does not rewrite the session's client");
-    let r = kit.http.get(kit.url("/v2/session")).header("vmware-api-session-id", "deadbeef").send().await.unwrap();
+    assert_eq!(
+        d["data"][0]["userAgent"], "pyvmomi-like",
+        "reading /v2 does not rewrite the session's client"
+    );
+    let r = kit
+        .http
+        .get(kit.url("/v2/session"))
+        .header("vmware-api-session-id", "deadbeef")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
