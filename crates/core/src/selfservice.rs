@@ -135,6 +135,42 @@ impl SessionService {
     }
 }
 
+impl SessionService {
+    /// The service message, for the web page (any token holder may read it, as any
+    /// session with System.View may read `SessionManager.message`).
+    pub async fn message_for(&self, token: &TokenRecord) -> Result<String, Fault> {
+        if !token.role.has(Privilege::SystemView) {
+            return Err(Fault::NoPermission {
+                object: MoRef::session_manager(),
+                privilege: Privilege::SystemView,
+            });
+        }
+        Ok(self.store.message().await?)
+    }
+
+    /// Sets the service message from the web page: UpdateServiceMessage's rules (the
+    /// Sessions.GlobalMessage privilege, at most `MAX_MESSAGE_LEN` bytes) for a token.
+    pub async fn set_message_for(&self, token: &TokenRecord, message: &str) -> Result<(), Fault> {
+        if !token.role.has(Privilege::SessionsGlobalMessage) {
+            return Err(Fault::NoPermission {
+                object: MoRef::session_manager(),
+                privilege: Privilege::SessionsGlobalMessage,
+            });
+        }
+        if message.len() > crate::service::MAX_MESSAGE_LEN {
+            return Err(Fault::invalid_argument(
+                "message",
+                format!(
+                    "The message is longer than {} bytes.",
+                    crate::service::MAX_MESSAGE_LEN
+                ),
+            ));
+        }
+        self.store.set_message(message).await?;
+        Ok(())
+    }
+}
+
 /// Parses a duration such as `30m`, `1h30m`, `45s`, `2d` or `90` (seconds).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();

@@ -892,3 +892,63 @@ mod self_service {
         assert!(f.auth(&a1).await.is_none());
     }
 }
+
+mod ui_support {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_global_message_holders_set_the_message_from_a_token() {
+        let f = fixture();
+        let (_, reader) = f
+            .svc
+            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
+            .await
+            .unwrap();
+        let (_, admin) = f
+            .svc
+            .request_token("admin@vsphere.local", "pw", Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(f.svc.message_for(&reader).await.unwrap(), "");
+        assert!(matches!(
+            f.svc.set_message_for(&reader, "hi").await.unwrap_err(),
+            Fault::NoPermission {
+                privilege: Privilege::SessionsGlobalMessage,
+                ..
+            }
+        ));
+        assert_eq!(f.svc.message_for(&admin).await.unwrap(), "");
+        f.svc
+            .set_message_for(&admin, "Maintenance at 18:00")
+            .await
+            .unwrap();
+        assert_eq!(
+            f.svc.message_for(&reader).await.unwrap(),
+            "Maintenance at 18:00"
+        );
+        // The same message the SOAP property shows.
+        let id = f.login("reader@vsphere.local").await;
+        let s = f.auth(&id).await;
+        assert_eq!(
+            f.svc.message(s.as_ref()).await.unwrap(),
+            "Maintenance at 18:00"
+        );
+        let long = "x".repeat(MAX_MESSAGE_LEN + 1);
+        assert!(matches!(
+            f.svc.set_message_for(&admin, &long).await.unwrap_err(),
+            Fault::InvalidArgument { .. }
+        ));
+        assert_eq!(
+            f.svc.message_for(&admin).await.unwrap(),
+            "Maintenance at 18:00",
+            "a rejected message changes nothing"
+        );
+        let noaccess = crate::selfservice::TokenRecord {
+            user: "nobody@vsphere.local".into(),
+            role: Role::NoAccess,
+            created: f.svc.now(),
+            expires: f.svc.now() + Duration::hours(1),
+        };
+        assert!(f.svc.message_for(&noaccess).await.is_err());
+    }
+}

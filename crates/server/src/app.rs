@@ -67,6 +67,10 @@ pub fn router(app: Arc<App>) -> Router {
                 .options(v2::options_one),
         )
         .nest("/ui", ui::router())
+        .route(
+            "/ui/",
+            get(|| async { axum::response::Redirect::permanent("/ui") }),
+        )
         .route("/healthz", get(healthz))
         .fallback(not_found)
         // Each handler reads its body with `auth::read_body`, which answers an oversized
