@@ -2,7 +2,7 @@
 //! public `/v2/session` reference (`_links`, `data`, `meta`), plus ending your own
 //! sessions, filters, sorting, paging, `OPTIONS` and an OpenAPI document.
 use crate::app::App;
-use crate::auth::read_body;
+use crate::auth::{read_body, url_decode};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -252,29 +252,6 @@ fn parse_query(q: Option<&str>) -> Result<Query, Fault> {
         }
     }
     Ok(out)
-}
-
-fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn filtered(sessions: Vec<SessionRecord>, q: &Query, now: DateTime<Utc>) -> Vec<SessionRecord> {

@@ -2,7 +2,7 @@
 //! `/api/vcenter/folder`, `/api/vcenter/compute/policies`, and the legacy
 //! `/rest/com/vmware/cis/session`.
 use crate::app::App;
-use crate::auth::{credential, read_body, Carrier, API_SESSION_HEADER};
+use crate::auth::{credential, read_body, url_decode, Carrier, API_SESSION_HEADER};
 use crate::soap::{caller, too_large};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -210,32 +210,9 @@ fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
+            (url_decode(k), url_decode(v))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn rest_filter(q: Option<&str>) -> Result<FolderFilter, Fault> {
@@ -389,6 +366,6 @@ mod tests {
         assert_eq!(f.folders, ["group-d1"]);
         assert!(rest_filter(Some("type=BOGUS")).is_err());
         assert!(rest_filter(Some("colour=red")).is_err());
-        assert_eq!(percent_decode("%zz%41"), "%zzA");
+        assert_eq!(url_decode("%zz%41+x"), "%zzA x");
     }
 }
