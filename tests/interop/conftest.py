@@ -273,3 +273,91 @@ def vsess(vsess_factory):
 def connect_fixture():
     """``connect(server, role="admin")`` -> SmartConnect ServiceInstance."""
     return connect
+
+
+# ------------------------------------------------------------------ govmomi peers (govc, vcsim)
+
+VCSIM_URL = re.compile(r"GOVC_URL=(https://\S*@127\.0\.0\.1:(\d+)/sdk)")
+
+
+def _peer(env_var, name):
+    explicit = os.environ.get(env_var)
+    if explicit:
+        path = pathlib.Path(explicit)
+    else:
+        peers = os.environ.get("VSESS_PEERS_DIR") or os.path.expanduser("~/.cache/vsess-peers")
+        path = pathlib.Path(peers) / "govmomi" / "bin" / name
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        source = f"${env_var}" if explicit else "${VSESS_PEERS_DIR:-~/.cache/vsess-peers}"
+        pytest.fail(f"{name} not found or not executable at {path} (from {source}); "
+                    "build it with scripts/peers/govmomi.sh (scripts/test does this first) "
+                    f"or set {env_var}", pytrace=False)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def govc_bin():
+    return _peer("GOVC_BIN", "govc")
+
+
+@pytest.fixture(scope="session")
+def vcsim_bin():
+    return _peer("VCSIM_BIN", "vcsim")
+
+
+class Vcsim:
+    """One `vcsim -l 127.0.0.1:0` process."""
+
+    def __init__(self, binary, log_path):
+        self.binary = binary
+        self.log_path = log_path
+        self.proc = None
+        self.port = None
+        self.host = HOST
+
+    def start(self):
+        cmd = [self.binary, "-l", f"{HOST}:0"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=log, text=True, errors="replace", bufsize=1)
+        found = {}
+        ready = threading.Event()
+        lines = []
+        proc = self.proc
+
+        def reader():
+            for line in proc.stdout:
+                lines.append(line)
+                m = VCSIM_URL.search(line)
+                if m and not ready.is_set():
+                    found["port"] = int(m.group(2))
+                    ready.set()
+            ready.set()  # EOF: vcsim is gone
+
+        threading.Thread(target=reader, name=f"vcsim-{proc.pid}", daemon=True).start()
+        if not ready.wait(START_TIMEOUT) or "port" not in found:
+            self.stop()
+            pytest.fail(f"`{' '.join(cmd)}` printed no GOVC_URL on 127.0.0.1 within "
+                        f"{START_TIMEOUT}s (exit {proc.returncode})\nstdout: {''.join(lines)}\n"
+                        f"stderr: {self.log_path.read_text(errors='replace')[-4000:]}",
+                        pytrace=False)
+        self.port = found["port"]
+        return self
+
+    def stop(self):
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
+@pytest.fixture
+def vcsim(vcsim_bin, tmp_path):
+    sim = Vcsim(vcsim_bin, tmp_path / "vcsim.log").start()
+    yield sim
+    sim.stop()

@@ -40,11 +40,9 @@ import json
 import os
 import pathlib
 import re
-import signal
 import socket
 import ssl
 import subprocess
-import threading
 import urllib.parse
 
 import pytest
@@ -60,15 +58,12 @@ VSESS_BIN = os.environ.get("VSESS_BIN", str(REPO / "target" / "debug" / "vsess")
 HOST = "127.0.0.1"
 RUN_TIMEOUT = 120
 HTTP_TIMEOUT = 30
-START_TIMEOUT = 30
-STOP_TIMEOUT = 15
 SCRUB_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "RUST_LOG")
 SCRUB_PREFIXES = ("GOVC_", "GOVMOMI_", "VSESS_")
 LS_HEADER = ["Key", "Name", "Created", "Idle", "Host", "Agent"]
 LOGIN_LINE = re.compile(r"^Logged in to (\S+) as (\S+) \(session (\S+), "
                         r"(new session|cached session reused)\)$")
 FINGERPRINT_LINE = re.compile(r"TLS certificate SHA-256 fingerprint: ([0-9A-Fa-f:]+)")
-VCSIM_URL = re.compile(r"GOVC_URL=(https://\S*@127\.0\.0\.1:(\d+)/sdk)")
 UNKNOWN_KEY = "52a1b2c3-dead-beef-0000-000000000000"
 SESSION_HEADER = "vmware-api-session-id"
 LEAK_SOAP = 25
@@ -81,31 +76,6 @@ READER = "reader@vsphere.local"
 # ------------------------------------------------------------------ binaries
 
 
-def _peer(env_var, name):
-    explicit = os.environ.get(env_var)
-    if explicit:
-        path = pathlib.Path(explicit)
-    else:
-        peers = os.environ.get("VSESS_PEERS_DIR") or os.path.expanduser("~/.cache/vsess-peers")
-        path = pathlib.Path(peers) / "govmomi" / "bin" / name
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        source = f"${env_var}" if explicit else "${VSESS_PEERS_DIR:-~/.cache/vsess-peers}"
-        pytest.fail(f"{name} not found or not executable at {path} (from {source}); "
-                    "build it with scripts/peers/govmomi.sh (scripts/test does this first) "
-                    f"or set {env_var}", pytrace=False)
-    return str(path)
-
-
-@pytest.fixture(scope="session")
-def govc_bin():
-    return _peer("GOVC_BIN", "govc")
-
-
-@pytest.fixture(scope="session")
-def vcsim_bin():
-    return _peer("VCSIM_BIN", "vcsim")
-
-
 @pytest.fixture(scope="session")
 def vsess_bin():
     if not os.access(VSESS_BIN, os.X_OK):
@@ -115,64 +85,6 @@ def vsess_bin():
 
 
 # ------------------------------------------------------------------ vcsim
-
-
-class Vcsim:
-    """One `vcsim -l 127.0.0.1:0` process."""
-
-    def __init__(self, binary, log_path):
-        self.binary = binary
-        self.log_path = log_path
-        self.proc = None
-        self.port = None
-        self.host = HOST
-
-    def start(self):
-        cmd = [self.binary, "-l", f"{HOST}:0"]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=log, text=True, errors="replace", bufsize=1)
-        found = {}
-        ready = threading.Event()
-        lines = []
-        proc = self.proc
-
-        def reader():
-            for line in proc.stdout:
-                lines.append(line)
-                m = VCSIM_URL.search(line)
-                if m and not ready.is_set():
-                    found["port"] = int(m.group(2))
-                    ready.set()
-            ready.set()  # EOF: vcsim is gone
-
-        threading.Thread(target=reader, name=f"vcsim-{proc.pid}", daemon=True).start()
-        if not ready.wait(START_TIMEOUT) or "port" not in found:
-            self.stop()
-            pytest.fail(f"`{' '.join(cmd)}` printed no GOVC_URL on 127.0.0.1 within "
-                        f"{START_TIMEOUT}s (exit {proc.returncode})\nstdout: {''.join(lines)}\n"
-                        f"stderr: {self.log_path.read_text(errors='replace')[-4000:]}",
-                        pytrace=False)
-        self.port = found["port"]
-        return self
-
-    def stop(self):
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-
-
-@pytest.fixture
-def vcsim(vcsim_bin, tmp_path):
-    sim = Vcsim(vcsim_bin, tmp_path / "vcsim.log").start()
-    yield sim
-    sim.stop()
 
 
 # ------------------------------------------------------------------ the CLI

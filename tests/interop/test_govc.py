@@ -26,7 +26,6 @@ which that script unpacks: govc/session/*.go, session/cache/session.go.
 import datetime
 import json
 import os
-import pathlib
 import re
 import subprocess
 import urllib.parse
@@ -46,23 +45,6 @@ XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 
 
 # ------------------------------------------------------------------ govc runner
-
-
-@pytest.fixture(scope="session")
-def govc_bin():
-    """Path to the govc binary; fails (never skips) when it is missing."""
-    explicit = os.environ.get("GOVC_BIN")
-    if explicit:
-        path = pathlib.Path(explicit)
-    else:
-        peers = os.environ.get("VSESS_PEERS_DIR") or os.path.expanduser("~/.cache/vsess-peers")
-        path = pathlib.Path(peers) / "govmomi" / "bin" / "govc"
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        source = "$GOVC_BIN" if explicit else "${VSESS_PEERS_DIR:-~/.cache/vsess-peers}"
-        pytest.fail(f"govc not found or not executable at {path} (from {source}); "
-                    "build it with scripts/peers/govmomi.sh (scripts/test does this first) "
-                    "or set GOVC_BIN", pytrace=False)
-    return str(path)
 
 
 class Govc:
