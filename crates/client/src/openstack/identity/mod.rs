@@ -1,0 +1,2 @@
+//! The Identity service (Keystone).
+pub mod v3;

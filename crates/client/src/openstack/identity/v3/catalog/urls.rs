@@ -1,0 +1,7 @@
+use crate::error::Result;
+use crate::openstack::service::ServiceClient;
+use url::Url;
+
+pub(super) fn catalog_url(client: &ServiceClient) -> Result<Url> {
+    client.service_url(&["auth", "catalog"])
+}
