@@ -451,6 +451,16 @@ impl MemoryStore {
         Self(Mutex::new(s))
     }
 
+    /// Adds or replaces a user (the embedded store's users live in their own file).
+    pub fn put_user(&self, user: User) {
+        self.with(|s| s.users.insert(user.name.as_str().to_owned(), user));
+    }
+
+    /// Removes a user.
+    pub fn remove_user(&self, name: &str) {
+        self.with(|s| s.users.remove(name));
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> T {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g)

@@ -60,10 +60,16 @@ impl SessionService {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
             return Err(unauth());
         }
-        match self.store.get_token(&IdDigest::of(token)).await? {
-            Some(t) if t.expires > self.clock.now() => Ok(t),
-            _ => Err(unauth()),
+        let mut t = match self.store.get_token(&IdDigest::of(token)).await? {
+            Some(t) if t.expires > self.clock.now() => t,
+            _ => return Err(unauth()),
+        };
+        // The user's current role applies; a removed user's tokens stop working.
+        match self.store.get_user(&t.user).await? {
+            Some(u) => t.role = u.role,
+            None => return Err(unauth()),
         }
+        Ok(t)
     }
 
     /// `DELETE /auth/request-token`: revokes the token.

@@ -169,6 +169,18 @@ impl SessionService {
             self.store.remove_session(rec.key.as_str()).await?;
             return Ok(None);
         }
+        // The user's current role applies, and a removed user's sessions end.
+        match self.store.get_user(&rec.user_name).await? {
+            None => {
+                self.store.remove_session(rec.key.as_str()).await?;
+                return Ok(None);
+            }
+            Some(u) if u.role != rec.role => {
+                rec.role = u.role;
+                self.store.update_session(&rec).await?;
+            }
+            Some(_) => {}
+        }
         rec.last_active_time = now;
         rec.call_count += 1;
         Ok(Some(rec))

@@ -10,6 +10,7 @@ struct Fixture {
     svc: Arc<SessionService>,
     clock: Arc<ManualClock>,
     sink: Arc<FakeSink>,
+    store: Arc<MemoryStore>,
 }
 
 fn user(name: &str, role: Role) -> User {
@@ -32,7 +33,7 @@ fn fixture_with(policy: Policy) -> Fixture {
     ]));
     let sink = Arc::new(FakeSink::default());
     let svc = SessionService::new(
-        store,
+        store.clone(),
         clock.clone(),
         policy,
         Arc::new(InlineVerifier),
@@ -43,6 +44,7 @@ fn fixture_with(policy: Policy) -> Fixture {
         svc: Arc::new(svc),
         clock,
         sink,
+        store,
     }
 }
 
@@ -950,5 +952,51 @@ mod ui_support {
             expires: f.svc.now() + Duration::hours(1),
         };
         assert!(f.svc.message_for(&noaccess).await.is_err());
+    }
+}
+
+mod user_changes {
+    use super::*;
+
+    #[tokio::test]
+    async fn role_changes_apply_to_live_sessions_and_removed_users_lose_them() {
+        let f = fixture();
+        let id = f.login("reader@vsphere.local").await;
+        let (tok, _) = f
+            .svc
+            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
+            .await
+            .unwrap();
+        let r = f.auth(&id).await.unwrap();
+        assert!(matches!(
+            f.svc.session_list(Some(&r)).await.unwrap_err(),
+            Fault::NoPermission { .. }
+        ));
+        f.store.put_user(user("reader@vsphere.local", Role::Admin));
+        let r = f.auth(&id).await.unwrap();
+        assert_eq!(
+            r.role,
+            Role::Admin,
+            "the new role applies without a new login"
+        );
+        assert!(f.svc.session_list(Some(&r)).await.is_ok());
+        assert!(f
+            .svc
+            .sessions_for(&f.svc.token(&tok).await.unwrap(), true)
+            .await
+            .is_ok());
+        f.store.remove_user("reader@vsphere.local");
+        assert!(f.auth(&id).await.is_none(), "a removed user's session ends");
+        assert!(f
+            .svc
+            .store()
+            .session_by_key(r.key.as_str())
+            .await
+            .unwrap()
+            .is_none());
+        assert!(
+            f.svc.token(&tok).await.is_err(),
+            "and their tokens stop working"
+        );
     }
 }
