@@ -25,6 +25,7 @@ Configuration (TOML; every key optional):
   [lockout]
   max_failures = 5                            # consecutive failures that lock a user
   lock_seconds = 300
+  credential_cache_seconds = 300              # remember verified passwords; 0 = off
   [locale]
   supported = [\"en\", \"de\", \"fr\", \"es\", \"it\", \"ja\", \"ko\", \"zh_CN\", \"zh_TW\"]
   default = \"en\"

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod clock;
+pub mod credcache;
 pub mod fault;
 pub mod ids;
 pub mod inventory;

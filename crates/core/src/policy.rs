@@ -22,6 +22,8 @@ pub struct Policy {
     pub clone_ticket_ttl: Duration,
     pub local_ticket_ttl: Duration,
     pub service_ticket_ttl: Duration,
+    /// How long a verified password is remembered (see `credcache`); zero disables.
+    pub credential_cache_ttl: Duration,
 }
 
 impl Default for Policy {
@@ -39,6 +41,7 @@ impl Default for Policy {
             clone_ticket_ttl: Duration::seconds(600),
             local_ticket_ttl: Duration::seconds(300),
             service_ticket_ttl: Duration::seconds(300),
+            credential_cache_ttl: Duration::seconds(300),
         }
     }
 }

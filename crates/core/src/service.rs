@@ -2,6 +2,7 @@
 //! protocol-neutral. Adapters call [`SessionService::authenticate`] once per request and
 //! pass the result to the method they dispatch to.
 use crate::clock::Clock;
+use crate::credcache::CredentialCache;
 use crate::fault::{Fault, MoRef};
 use crate::ids::{random_hex, IdDigest, SessionId, SessionKey};
 use crate::inventory::ComputePolicy;
@@ -84,6 +85,7 @@ pub struct SessionService {
     local_tickets: Option<Arc<dyn LocalTicketSink>>,
     about: AboutInfo,
     pub(crate) compute_policies: Vec<ComputePolicy>,
+    credentials: CredentialCache,
 }
 
 impl SessionService {
@@ -94,6 +96,7 @@ impl SessionService {
         verifier: Arc<dyn CredentialVerifier>,
         about: AboutInfo,
     ) -> Self {
+        let credentials = CredentialCache::new(policy.credential_cache_ttl);
         Self {
             store,
             clock,
@@ -102,6 +105,7 @@ impl SessionService {
             local_tickets: None,
             about,
             compute_policies: Vec::new(),
+            credentials,
         }
     }
 
@@ -308,18 +312,30 @@ impl SessionService {
             self.burn(password).await;
             return Err(Fault::InvalidLogin);
         }
-        if !self
-            .verifier
-            .verify(user.password_hash.clone(), password.to_owned())
-            .await
+        let cached = self
+            .credentials
+            .hit(name.as_str(), password, &user.password_hash, now);
+        if !cached
+            && !self
+                .verifier
+                .verify(user.password_hash.clone(), password.to_owned())
+                .await
         {
             let l = &self.policy.lockout;
             if l.max_failures > 0 {
-                self.store
+                let state = self
+                    .store
                     .record_login_failure(name.as_str(), now, l.max_failures, l.lock_duration)
                     .await?;
+                if state.locked_until.is_some() {
+                    self.credentials.forget(name.as_str());
+                }
             }
             return Err(Fault::InvalidLogin);
+        }
+        if !cached {
+            self.credentials
+                .insert(name.as_str(), password, &user.password_hash, now);
         }
         if lock.failures > 0 || lock.locked_until.is_some() {
             self.store.clear_login_failures(name.as_str()).await?;

@@ -1000,3 +1000,88 @@ mod user_changes {
         );
     }
 }
+
+mod credential_cache {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts argon2 verifications.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl CredentialVerifier for Counting {
+        async fn verify(&self, phc: String, password: String) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            verify_password(&phc, &password)
+        }
+    }
+
+    #[tokio::test]
+    async fn repeated_logins_skip_argon2_but_failures_and_changes_do_not() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        ));
+        let store = Arc::new(MemoryStore::new([user("admin@vsphere.local", Role::Admin)]));
+        let counting = Arc::new(Counting::default());
+        let svc = SessionService::new(
+            store.clone(),
+            clock.clone(),
+            Policy::default(),
+            counting.clone(),
+            about(),
+        );
+        let n = || counting.0.load(Ordering::SeqCst);
+        svc.login(&anon(), "admin@vsphere.local", "pw", None)
+            .await
+            .unwrap();
+        assert_eq!(n(), 1, "a cold login pays argon2");
+        for _ in 0..5 {
+            svc.login(&anon(), "admin@vsphere.local", "pw", None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(n(), 1, "recently verified credentials are not hashed again");
+        assert!(svc
+            .login(&anon(), "admin@vsphere.local", "bad", None)
+            .await
+            .is_err());
+        assert_eq!(n(), 2, "a wrong password always pays argon2");
+        clock.advance(Duration::seconds(301));
+        svc.login(&anon(), "admin@vsphere.local", "pw", None)
+            .await
+            .unwrap();
+        assert_eq!(n(), 3, "entries expire");
+        // A password change invalidates the entry: the old password no longer works.
+        let mut changed = user("admin@vsphere.local", Role::Admin);
+        changed.password_hash = hash_password("new-pw").unwrap();
+        store.put_user(changed);
+        assert!(svc
+            .login(&anon(), "admin@vsphere.local", "pw", None)
+            .await
+            .is_err());
+        svc.login(&anon(), "admin@vsphere.local", "new-pw", None)
+            .await
+            .unwrap();
+        // Lockout wins over the cache, and clears it.
+        for _ in 0..5 {
+            let _ = svc.login(&anon(), "admin@vsphere.local", "bad", None).await;
+        }
+        assert_eq!(
+            svc.login(&anon(), "admin@vsphere.local", "new-pw", None)
+                .await
+                .unwrap_err(),
+            Fault::InvalidLogin
+        );
+        clock.advance(Duration::seconds(300));
+        let before = n();
+        svc.login(&anon(), "admin@vsphere.local", "new-pw", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            n(),
+            before + 1,
+            "after a lockout the password is verified again"
+        );
+    }
+}

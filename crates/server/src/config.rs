@@ -10,6 +10,7 @@
 //! [lockout]
 //! max_failures = 5        # consecutive failures; 0 disables lockout
 //! lock_seconds = 300
+//! credential_cache_seconds = 300   # remember verified passwords (0: always argon2id)
 //!
 //! [locale]
 //! supported = ["en", "de", "fr", "es", "it", "ja", "ko", "zh_CN", "zh_TW"]
@@ -93,6 +94,8 @@ struct Sts {
 struct Lockout {
     max_failures: Option<u32>,
     lock_seconds: Option<i64>,
+    /// Seconds a verified password is remembered, so repeated logins skip argon2id.
+    credential_cache_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +191,14 @@ impl Config {
                     return Err("lockout.lock_seconds must be at least 1".into());
                 }
                 p.lockout.lock_duration = Duration::seconds(s);
+            }
+            if let Some(s) = l.credential_cache_seconds {
+                if s < 0 {
+                    return Err(
+                        "lockout.credential_cache_seconds must be 0 (off) or positive".into(),
+                    );
+                }
+                p.credential_cache_ttl = Duration::seconds(s);
             }
         }
         if let Some(l) = f.locale {
