@@ -1,0 +1,133 @@
+//! Hot path of every authenticated request: resolving a session id to a live session
+//! ([`SessionService::authenticate`]: digest, lookup, expiry and role checks, and the
+//! touch), against the memory store holding 10,000 sessions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::{TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+use vsess_core::{
+    AboutInfo, Caller, IdDigest, InlineVerifier, ManualClock, MemoryStore, Policy, Role, SessionId,
+    SessionKey, SessionRecord, SessionService, Store, User, UserName,
+};
+
+const SESSIONS: usize = 10_000;
+const USER: &str = "administrator@vsphere.local";
+const USER_AGENT: &str = "pyvmomi 9.1.1.0 OSS Python/3.11.7 (Linux; 6.18.44-fc-v669; x86_64)";
+
+fn about() -> AboutInfo {
+    AboutInfo {
+        name: "VMware vCenter Server".into(),
+        full_name: "VMware vCenter Server 8.0.3".into(),
+        vendor: "VMware, Inc.".into(),
+        version: "8.0.3".into(),
+        build: "1".into(),
+        os_type: "linux-x64".into(),
+        product_line_id: "vpx".into(),
+        api_type: "VirtualCenter".into(),
+        api_version: "8.0.3.0".into(),
+        instance_uuid: "u".into(),
+        license_product_name: "VMware VirtualCenter Server".into(),
+        license_product_version: "8.0".into(),
+    }
+}
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    svc: SessionService,
+    /// One caller per stored session, as a client presents it (same address and agent,
+    /// so authenticate only touches and never rewrites the record).
+    callers: Vec<Caller>,
+}
+
+fn fixture() -> Fixture {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    // The hash is never checked: sessions are inserted directly, without Login (argon2id
+    // would take minutes for 10,000 logins).
+    let store = Arc::new(MemoryStore::new([User {
+        name: UserName::parse(USER).unwrap(),
+        full_name: String::new(),
+        role: Role::Admin,
+        password_hash: String::new(),
+    }]));
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut callers = Vec::with_capacity(SESSIONS);
+    rt.block_on(async {
+        for _ in 0..SESSIONS {
+            let id = SessionId::generate();
+            let rec = SessionRecord {
+                digest: id.digest(),
+                key: SessionKey::generate(),
+                user_name: USER.into(),
+                full_name: USER.into(),
+                role: Role::Admin,
+                login_user: USER.into(),
+                login_time: now,
+                last_active_time: now,
+                locale: "en".into(),
+                message_locale: "en".into(),
+                extension_session: false,
+                ip_address: ip.to_string(),
+                user_agent: USER_AGENT.into(),
+                call_count: 0,
+            };
+            assert!(store.insert_session(rec, usize::MAX).await.unwrap());
+            callers.push(Caller {
+                session: Some(id),
+                ip,
+                user_agent: USER_AGENT.into(),
+            });
+        }
+    });
+    // The clock never moves, so no session expires however long the benchmark runs.
+    let svc = SessionService::new(
+        store,
+        Arc::new(ManualClock::new(now)),
+        Policy::default(),
+        Arc::new(InlineVerifier),
+        about(),
+    );
+    Fixture { rt, svc, callers }
+}
+
+fn authenticate(c: &mut Criterion) {
+    let f = fixture();
+    let unknown = Caller {
+        session: Some(SessionId::generate()),
+        ..f.callers[0].clone()
+    };
+    f.rt.block_on(async {
+        assert!(f.svc.authenticate(&f.callers[0]).await.unwrap().is_some());
+        assert!(f.svc.authenticate(&unknown).await.unwrap().is_none());
+    });
+
+    let mut g = c.benchmark_group("authenticate_10k_sessions");
+    let mut i = 0;
+    g.bench_function("live_session", |b| {
+        b.iter(|| {
+            // A different session each time, as under real load.
+            i = (i + 1) % f.callers.len();
+            f.rt.block_on(f.svc.authenticate(black_box(&f.callers[i])))
+        })
+    });
+    g.bench_function("unknown_id", |b| {
+        b.iter(|| f.rt.block_on(f.svc.authenticate(black_box(&unknown))))
+    });
+    g.finish();
+}
+
+fn digest(c: &mut Criterion) {
+    let id = SessionId::generate();
+    let secret = id.expose();
+    c.bench_function("id_digest_of_40_hex", |b| {
+        b.iter(|| IdDigest::of(black_box(secret)))
+    });
+}
+
+criterion_group!(benches, authenticate, digest);
+criterion_main!(benches);
