@@ -384,6 +384,16 @@ impl MemoryState {
         Ok((main, muts))
     }
 
+    /// How many records [`MemoryState::snapshot`] would write.
+    pub fn snapshot_len(&self) -> usize {
+        self.entities.len()
+            + self.sessions.len()
+            + self.tickets.len()
+            + usize::from(!self.message.is_empty())
+            + self.tokens.len()
+            + self.locks.len()
+    }
+
     /// The whole state as mutations, for compacting a log.
     pub fn snapshot(&self) -> Vec<Mutation> {
         let mut out: Vec<Mutation> = self
@@ -554,5 +564,23 @@ impl Store for MemoryStore {
         kind: CreateKind,
     ) -> StoreResult<Result<Entity, CreateError>> {
         Ok(self.with(|s| s.create_entity(parent, name, kind).map(|(e, _)| e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::CreateKind;
+
+    #[test]
+    fn snapshot_len_counts_what_snapshot_writes() {
+        let mut s = MemoryState::default();
+        assert_eq!(s.snapshot_len(), s.snapshot().len());
+        s.set_message("m");
+        s.create_entity("group-d1", "DC", CreateKind::Datacenter)
+            .unwrap();
+        s.record_failure("u", Utc::now(), 5, Duration::seconds(1));
+        assert_eq!(s.snapshot_len(), s.snapshot().len());
+        assert_eq!(s.snapshot_len(), 1 + 5 + 1);
     }
 }
