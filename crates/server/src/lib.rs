@@ -256,6 +256,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             let l = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| StartError::DataDir(e.to_string()))?;
             let mut rx2 = rx.clone();
+            let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let task = tokio::spawn(async move {
                 axum::serve(l, router)
                     .with_graceful_shutdown(async move {
@@ -284,8 +287,13 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 let _ = rx2.wait_for(|s| *s).await;
                 h2.graceful_shutdown(Some(Duration::from_secs(10)));
             });
-            let server = axum_server::from_tcp_rustls(listener, cfg)
+            // TCP_NODELAY: small request/response exchanges must not wait on Nagle's
+            // algorithm (it cost ~40 ms stalls on keep-alive connections).
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let server = axum_server::from_tcp(listener)
                 .map_err(|e| StartError::DataDir(e.to_string()))?
+                .acceptor(acceptor)
                 .handle(handle);
             let task = tokio::spawn(async move { server.serve(router).await });
             ("https", Some(m.fingerprint), m.generated, task)
