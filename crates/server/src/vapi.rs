@@ -191,16 +191,23 @@ pub async fn rest_delete(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let r = async {
-        let s = current(&app, addr, &headers, Carrier::Api).await?;
-        app.svc.logout(Some(&s)).await?;
-        tracing::info!(user = %s.user_name, key = %s.key, "logout (REST)");
-        Ok::<_, Fault>(())
-    };
-    match r.await {
+    match end_current(&app, addr, &headers, Carrier::Api).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(f) => rest_fault(&f),
     }
+}
+
+/// Ends the caller's session (REST and legacy REST DELETE).
+async fn end_current(
+    app: &App,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    carrier: Carrier,
+) -> Result<(), Fault> {
+    let s = current(app, addr, headers, carrier).await?;
+    app.svc.logout(Some(&s)).await?;
+    tracing::info!(user = %s.user_name, key = %s.key, ?carrier, "logout (REST)");
+    Ok(())
 }
 
 /// `name=a&name=b` pairs, percent-decoded.
@@ -342,13 +349,7 @@ pub async fn legacy_delete(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let r = async {
-        let s = current(&app, addr, &headers, Carrier::LegacyRest).await?;
-        app.svc.logout(Some(&s)).await?;
-        tracing::info!(user = %s.user_name, key = %s.key, "logout (legacy REST)");
-        Ok::<_, Fault>(())
-    };
-    match r.await {
+    match end_current(&app, addr, &headers, Carrier::LegacyRest).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(f) => legacy_fault(&f),
     }
