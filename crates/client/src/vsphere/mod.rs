@@ -716,7 +716,12 @@ impl Client {
 
     /// `DELETE /api/session`.
     pub async fn rest_logout(&self, id: &str) -> Result<()> {
-        let url = self.rest_url("/api/session");
+        self.delete_session("/api/session", id).await
+    }
+
+    /// `DELETE` of a session resource with `id`; 200 and 204 both mean ended.
+    async fn delete_session(&self, path: &str, id: &str) -> Result<()> {
+        let url = self.rest_url(path);
         let (status, b) = self
             .rest(
                 self.inner
@@ -792,21 +797,8 @@ impl Client {
 
     /// Legacy `DELETE /rest/com/vmware/cis/session`.
     pub async fn legacy_rest_logout(&self, id: &str) -> Result<()> {
-        let url = self.rest_url("/rest/com/vmware/cis/session");
-        let (status, b) = self
-            .rest(
-                self.inner
-                    .http
-                    .delete(&url)
-                    .header("vmware-api-session-id", id),
-                &url,
-            )
-            .await?;
-        if status == 200 || status == 204 {
-            Ok(())
-        } else {
-            Err(Self::rest_error(status, &url, &b))
-        }
+        self.delete_session("/rest/com/vmware/cis/session", id)
+            .await
     }
 
     /// Whether the server accepts this client's SOAP session on `/api/session` (vCenter
