@@ -79,6 +79,9 @@ pub enum Fault {
     /// Internal failure (for example the store is unavailable); the message is safe to show.
     #[error("{0}")]
     SystemError(String),
+    /// The session store cannot be reached (Redis down); retry later. REST answers 503.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Fault {
@@ -98,7 +101,9 @@ impl Fault {
             Fault::InvalidProperty(_) => "InvalidProperty",
             Fault::DuplicateName { .. } => "DuplicateName",
             Fault::InvalidName { .. } => "InvalidName",
-            Fault::SessionLimit { .. } | Fault::SystemError(_) => "SystemError",
+            Fault::SessionLimit { .. } | Fault::SystemError(_) | Fault::Unavailable(_) => {
+                "SystemError"
+            }
         }
     }
 
@@ -119,6 +124,11 @@ impl Fault {
 
 impl From<crate::store::StoreError> for Fault {
     fn from(e: crate::store::StoreError) -> Self {
-        Fault::SystemError(format!("The session store is unavailable: {e}"))
+        match e {
+            crate::store::StoreError::Unavailable(m) => Fault::Unavailable(format!(
+                "The session store is unavailable: {m}. The request was not carried out; retry when the store is back."
+            )),
+            e => Fault::SystemError(format!("The session store failed: {e}")),
+        }
     }
 }

@@ -123,7 +123,7 @@ fn fault(f: &Fault) -> Response {
         Fault::NoPermission { .. } => StatusCode::FORBIDDEN,
         Fault::NotFound(_) => StatusCode::NOT_FOUND,
         Fault::InvalidArgument { .. } | Fault::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-        Fault::SessionLimit { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Fault::SessionLimit { .. } | Fault::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let message = match f {

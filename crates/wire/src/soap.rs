@@ -567,7 +567,7 @@ pub fn fault(f: &Fault) -> String {
             mo_field(&mut out, "object", &parent.type_, &parent.value);
         }
         Fault::InvalidName { name } => field(&mut out, "name", name),
-        Fault::SessionLimit { .. } | Fault::SystemError(_) => {
+        Fault::SessionLimit { .. } | Fault::SystemError(_) | Fault::Unavailable(_) => {
             field(&mut out, "reason", &f.to_string())
         }
         _ => {}

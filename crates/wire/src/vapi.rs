@@ -49,7 +49,7 @@ pub fn std_error_of(f: &Fault) -> StdError {
         Fault::InvalidRequest(_) => INVALID_REQUEST,
         Fault::DuplicateName { .. } => ALREADY_EXISTS,
         Fault::NotSupported(_) => UNSUPPORTED,
-        Fault::SessionLimit { .. } => SERVICE_UNAVAILABLE,
+        Fault::SessionLimit { .. } | Fault::Unavailable(_) => SERVICE_UNAVAILABLE,
         Fault::SystemError(_) => INTERNAL_SERVER_ERROR,
     }
 }
