@@ -749,14 +749,10 @@ impl SessionService {
     /// Ends every expired session and drops expired tickets; returns how many sessions ended.
     pub async fn reap(&self) -> Result<usize, Fault> {
         let now = self.clock.now();
-        let mut n = 0;
-        for rec in self.store.list_sessions().await? {
-            if self.expired(&rec, now)
-                && self.store.remove_session(rec.key.as_str()).await?.is_some()
-            {
-                n += 1;
-            }
-        }
+        let n = self
+            .store
+            .reap_sessions(now, self.policy.idle_timeout, self.policy.max_lifetime)
+            .await?;
         self.store.purge_tickets(now).await?;
         Ok(n)
     }

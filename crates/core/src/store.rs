@@ -59,6 +59,25 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a session; returns it if it was live.
     async fn remove_session(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
+    /// Ends every session expired at `now` (idle for `idle`, or older than `lifetime`);
+    /// returns how many ended. This default walks [`Store::list_sessions`]; a store with an
+    /// expiry index (or with expiry of its own, like Redis TTLs) overrides it.
+    async fn reap_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle: Duration,
+        lifetime: Option<Duration>,
+    ) -> StoreResult<usize> {
+        let mut n = 0;
+        for rec in self.list_sessions().await? {
+            if rec.expired(now, idle, lifetime)
+                && self.remove_session(rec.key.as_str()).await?.is_some()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 
     // one-time tickets
     async fn put_ticket(&self, digest: IdDigest, ticket: Ticket) -> StoreResult<()>;
