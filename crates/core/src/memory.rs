@@ -74,6 +74,35 @@ pub struct MemoryState {
 }
 
 impl MemoryState {
+    /// An empty state with room for `sessions` sessions, so that replaying a large log
+    /// does not grow (and leave slack behind) as it goes.
+    pub fn with_capacity(sessions: usize) -> Self {
+        Self {
+            sessions: HashMap::with_capacity(sessions),
+            by_digest: HashMap::with_capacity(sessions),
+            ..Self::default()
+        }
+    }
+
+    /// Ends every session expired at `now` (exactly as [`SessionRecord::expired`] decides)
+    /// and returns the `EndSession` mutations it applied.
+    pub fn reap(
+        &mut self,
+        now: DateTime<Utc>,
+        idle: Duration,
+        lifetime: Option<Duration>,
+    ) -> Vec<Mutation> {
+        let dead: Vec<SessionKey> = self
+            .sessions
+            .values()
+            .filter(|r| r.expired(now, idle, lifetime))
+            .map(|r| r.key.clone())
+            .collect();
+        dead.into_iter()
+            .map(|key| self.applied(Mutation::EndSession { key }))
+            .collect()
+    }
+
     /// Applies a mutation (from an operation or from a log being replayed).
     pub fn apply(&mut self, m: &Mutation) {
         match m {
@@ -506,6 +535,14 @@ impl Store for MemoryStore {
     }
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
         Ok(self.with(|s| s.sessions()))
+    }
+    async fn reap_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle: Duration,
+        lifetime: Option<Duration>,
+    ) -> StoreResult<usize> {
+        Ok(self.with(|s| s.reap(now, idle, lifetime).len()))
     }
     async fn put_ticket(&self, d: IdDigest, t: Ticket) -> StoreResult<()> {
         self.with(|s| s.put_ticket(d, t));
