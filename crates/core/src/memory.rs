@@ -9,13 +9,16 @@ use crate::inventory::{CreateError, CreateKind, Entity, EntityKind, FolderType, 
 use crate::selfservice::TokenRecord;
 use crate::session::SessionRecord;
 use crate::store::{LockState, Store, StoreResult};
-use crate::ticket::Ticket;
+use crate::ticket::{Ticket, TicketKind};
 use crate::user::User;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use sessions::Sessions;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
+
+mod sessions;
 
 /// One change to the state. The embedded store's log is a sequence of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,8 +63,8 @@ pub enum Mutation {
 
 #[derive(Debug, Default)]
 pub struct MemoryState {
-    sessions: HashMap<SessionKey, SessionRecord>,
-    by_digest: HashMap<IdDigest, SessionKey>,
+    /// Live sessions, compact (see [`sessions`]).
+    sessions: Sessions,
     tickets: HashMap<IdDigest, Ticket>,
     message: String,
     locks: HashMap<String, LockState>,
@@ -78,8 +81,7 @@ impl MemoryState {
     /// does not grow (and leave slack behind) as it goes.
     pub fn with_capacity(sessions: usize) -> Self {
         Self {
-            sessions: HashMap::with_capacity(sessions),
-            by_digest: HashMap::with_capacity(sessions),
+            sessions: Sessions::with_capacity(sessions),
             ..Self::default()
         }
     }
@@ -92,37 +94,32 @@ impl MemoryState {
         idle: Duration,
         lifetime: Option<Duration>,
     ) -> Vec<Mutation> {
-        let dead: Vec<SessionKey> = self
-            .sessions
-            .values()
-            .filter(|r| r.expired(now, idle, lifetime))
-            .map(|r| r.key.clone())
-            .collect();
+        let dead = self.sessions.reap(now, idle, lifetime);
+        if !dead.is_empty() && !self.tickets.is_empty() {
+            // As `EndSession` does for each, in one pass.
+            let ended: HashSet<&SessionKey> = dead.iter().collect();
+            self.tickets.retain(|_, t| match &t.kind {
+                TicketKind::Clone { session } | TicketKind::Service { session, .. } => {
+                    !ended.contains(session)
+                }
+                TicketKind::Local { .. } => true,
+            });
+        }
         dead.into_iter()
-            .map(|key| self.applied(Mutation::EndSession { key }))
+            .map(|key| Mutation::EndSession { key })
             .collect()
     }
 
     /// Applies a mutation (from an operation or from a log being replayed).
     pub fn apply(&mut self, m: &Mutation) {
         match m {
-            Mutation::PutSession { rec } => {
-                self.by_digest.insert(rec.digest, rec.key.clone());
-                self.sessions.insert(rec.key.clone(), rec.clone());
-            }
+            Mutation::PutSession { rec } => self.sessions.put(rec),
             Mutation::EndSession { key } => {
-                if let Some(rec) = self.sessions.remove(key) {
-                    self.by_digest.remove(&rec.digest);
-                }
+                self.sessions.remove(key.as_str());
                 self.tickets.retain(|_, t| !t.belongs_to(key));
             }
             Mutation::Touch { key, at, calls } => {
-                if let Some(rec) = self.sessions.get_mut(key) {
-                    if *at > rec.last_active_time {
-                        rec.last_active_time = *at;
-                    }
-                    rec.call_count = rec.call_count.max(*calls);
-                }
+                self.sessions.touch_key(key.as_str(), *at, *calls);
             }
             Mutation::PutTicket { digest, ticket } => {
                 self.tickets.insert(*digest, ticket.clone());
@@ -177,32 +174,21 @@ impl MemoryState {
         digest: &IdDigest,
         now: DateTime<Utc>,
     ) -> Option<(SessionRecord, Mutation)> {
-        let key = self.by_digest.get(digest)?;
-        let rec = self.sessions.get_mut(key)?;
-        let before = rec.clone();
-        if now > rec.last_active_time {
-            rec.last_active_time = now;
-        }
-        rec.call_count += 1;
-        let m = Mutation::Touch {
-            key: rec.key.clone(),
-            at: rec.last_active_time,
-            calls: rec.call_count,
-        };
-        Some((before, m))
+        let (before, key, at, calls) = self.sessions.touch(digest, now)?;
+        Some((before, Mutation::Touch { key, at, calls }))
     }
 
     pub fn session_by_key(&self, key: &str) -> Option<SessionRecord> {
-        self.sessions.get(&SessionKey(key.to_owned())).cloned()
+        self.sessions.get(key)
     }
 
     pub fn update_session(&mut self, rec: &SessionRecord) -> Option<Mutation> {
-        let cur = self.sessions.get(&rec.key)?;
+        let (last_active, calls, digest) = self.sessions.activity(rec.key.as_str())?;
         let mut rec = rec.clone();
         // Never move activity backwards: the stored record may have newer touches.
-        rec.last_active_time = rec.last_active_time.max(cur.last_active_time);
-        rec.call_count = rec.call_count.max(cur.call_count);
-        rec.digest = cur.digest;
+        rec.last_active_time = rec.last_active_time.max(last_active);
+        rec.call_count = rec.call_count.max(calls);
+        rec.digest = digest;
         Some(self.applied(Mutation::PutSession { rec }))
     }
 
@@ -215,7 +201,7 @@ impl MemoryState {
     }
 
     pub fn sessions(&self) -> Vec<SessionRecord> {
-        self.sessions.values().cloned().collect()
+        self.sessions.records().collect()
     }
 
     pub fn put_ticket(&mut self, digest: IdDigest, ticket: Ticket) -> Mutation {
@@ -433,8 +419,8 @@ impl MemoryState {
             .collect();
         out.extend(
             self.sessions
-                .values()
-                .map(|rec| Mutation::PutSession { rec: rec.clone() }),
+                .records()
+                .map(|rec| Mutation::PutSession { rec }),
         );
         out.extend(self.tickets.iter().map(|(d, t)| Mutation::PutTicket {
             digest: *d,
@@ -619,5 +605,88 @@ mod tests {
         s.record_failure("u", Utc::now(), 5, Duration::seconds(1));
         assert_eq!(s.snapshot_len(), s.snapshot().len());
         assert_eq!(s.snapshot_len(), 1 + 5 + 1);
+    }
+
+    fn rec(at: DateTime<Utc>) -> SessionRecord {
+        let id = crate::SessionId::generate();
+        SessionRecord {
+            digest: id.digest(),
+            key: SessionKey::generate(),
+            user_name: "u".into(),
+            full_name: "U".into(),
+            role: crate::Role::Admin,
+            login_user: "u".into(),
+            login_time: at,
+            last_active_time: at,
+            locale: "en".into(),
+            message_locale: "en".into(),
+            extension_session: false,
+            ip_address: "::1".into(),
+            user_agent: "ua".into(),
+            call_count: 0,
+        }
+    }
+
+    #[test]
+    fn reap_ends_what_expired_and_its_mutations_replay() {
+        let t0 = Utc::now();
+        let mut s = MemoryState::with_capacity(8);
+        let mut log = Vec::new();
+        let (old, young) = (rec(t0), rec(t0 + Duration::seconds(20)));
+        log.push(s.insert_session(old.clone(), 10).unwrap());
+        log.push(s.insert_session(young.clone(), 10).unwrap());
+        let ticket = Ticket {
+            kind: TicketKind::Clone {
+                session: old.key.clone(),
+            },
+            expires: t0 + Duration::days(1),
+        };
+        log.push(s.put_ticket(IdDigest::of("t"), ticket));
+        // A touch keeps `old` alive past its first deadline.
+        log.push(s.touch(&old.digest, t0 + Duration::seconds(15)).unwrap().1);
+        let idle = Duration::seconds(30);
+        assert!(s.reap(t0 + Duration::seconds(40), idle, None).is_empty());
+        let ended = s.reap(t0 + Duration::seconds(45), idle, None);
+        assert_eq!(
+            ended,
+            vec![Mutation::EndSession {
+                key: old.key.clone()
+            }]
+        );
+        assert!(s.take_ticket(&IdDigest::of("t")).is_none());
+        log.extend(ended);
+        let mut replayed = MemoryState::default();
+        for m in &log {
+            replayed.apply(m);
+        }
+        assert_eq!(replayed.sessions(), s.sessions());
+        assert_eq!(s.session_count(), 1);
+        assert_eq!(
+            s.session_by_key(young.key.as_str()).map(|r| r.login_time),
+            Some(young.login_time)
+        );
+        let lifetime = Some(Duration::seconds(25));
+        assert_eq!(
+            s.reap(t0 + Duration::seconds(45), Duration::days(1), lifetime)
+                .len(),
+            1
+        );
+        assert_eq!(s.session_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn memory_store_reaps_through_the_index() {
+        let t0 = Utc::now();
+        let store = MemoryStore::default();
+        for i in 0..10 {
+            let r = rec(t0 + Duration::seconds(i));
+            assert!(store.insert_session(r, 100).await.unwrap());
+        }
+        let n = store
+            .reap_sessions(t0 + Duration::seconds(34), Duration::seconds(30), None)
+            .await
+            .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(store.list_sessions().await.unwrap().len(), 5);
     }
 }

@@ -1,0 +1,855 @@
+//! The live sessions inside [`MemoryState`](super::MemoryState), kept compact.
+//!
+//! A million sessions must fit in well under a KiB each, so a session is not kept as a
+//! [`SessionRecord`] (eight heap strings) but as a [`Slot`] of about 100 bytes with no heap
+//! allocation of its own:
+//! - the slots live in one `Vec`; two hash tables of `u32` slot numbers find them by the
+//!   digest of the secret id and by the public key;
+//! - the key is 16 bytes when it is a lowercase hyphenated UUID (every key vsess makes);
+//!   any other key is kept as text;
+//! - everything a user's sessions usually share (user, full and login names, role, locales,
+//!   address, user agent) is one interned [`Profile`], and its strings are interned too;
+//! - two ordered sets index the sessions by the second of their last activity and of their
+//!   login, so that reaping visits only sessions that may have expired.
+//!
+//! Records are converted to and from [`SessionRecord`] at this module's boundary.
+//!
+//! The expiry index is updated lazily: a touch (the hot path) only writes the slot. Each
+//! slot has exactly one entry in each index, at a second no later than its real activity
+//! (or login) time; when an entry comes due, the slot's real times decide, and a session
+//! that is still live is re-indexed at its current activity time.
+use crate::ids::{IdDigest, SessionKey};
+use crate::privilege::Role;
+use crate::session::SessionRecord;
+use chrono::{DateTime, Duration, Utc};
+use hashbrown::HashTable;
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::Arc;
+
+/// A public session key: 16 bytes when the text is a canonical (lowercase, hyphenated)
+/// UUID, so that converting back gives the same text; otherwise the text itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+impl Key {
+    fn new(s: &str) -> Self {
+        if s.len() == uuid::fmt::Hyphenated::LENGTH {
+            if let Ok(u) = uuid::Uuid::try_parse(s) {
+                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                if u.hyphenated().encode_lower(&mut buf) == s {
+                    return Key::Uuid(u.into_bytes());
+                }
+            }
+        }
+        Key::Text(s.into())
+    }
+
+    fn to_key(&self) -> SessionKey {
+        SessionKey(match self {
+            Key::Uuid(b) => uuid::Uuid::from_bytes(*b).hyphenated().to_string(),
+            Key::Text(s) => s.to_string(),
+        })
+    }
+}
+
+/// What sessions of one user from one client share; interned.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Profile {
+    user_name: Arc<str>,
+    full_name: Arc<str>,
+    login_user: Arc<str>,
+    locale: Arc<str>,
+    message_locale: Arc<str>,
+    ip_address: Arc<str>,
+    user_agent: Arc<str>,
+    role: Role,
+    extension_session: bool,
+}
+
+/// Interned profiles and strings. Each entry lives as long as some slot refers to it.
+#[derive(Debug, Default)]
+struct Interner {
+    strings: HashSet<Arc<str>>,
+    profiles: HashSet<Arc<Profile>>,
+}
+
+impl Interner {
+    fn string(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.strings.insert(a.clone());
+        a
+    }
+
+    fn profile(&mut self, r: &SessionRecord) -> Arc<Profile> {
+        let p = Profile {
+            user_name: self.string(&r.user_name),
+            full_name: self.string(&r.full_name),
+            login_user: self.string(&r.login_user),
+            locale: self.string(&r.locale),
+            message_locale: self.string(&r.message_locale),
+            ip_address: self.string(&r.ip_address),
+            user_agent: self.string(&r.user_agent),
+            role: r.role,
+            extension_session: r.extension_session,
+        };
+        if let Some(a) = self.profiles.get(&p) {
+            return a.clone();
+        }
+        let a = Arc::new(p);
+        self.profiles.insert(a.clone());
+        a
+    }
+
+    /// Drops one slot's reference; forgets the profile (and its strings) if it was the last.
+    /// The interner's own sets hold the only other references: none leave this module.
+    fn release(&mut self, p: Arc<Profile>) {
+        if Arc::strong_count(&p) > 2 {
+            return;
+        }
+        self.profiles.remove(&*p);
+        let Ok(p) = Arc::try_unwrap(p) else {
+            return;
+        };
+        let fields = [
+            p.user_name,
+            p.full_name,
+            p.login_user,
+            p.locale,
+            p.message_locale,
+            p.ip_address,
+            p.user_agent,
+        ];
+        // A string used twice by this profile is still held by the fields after it.
+        for f in fields {
+            if Arc::strong_count(&f) == 2 {
+                self.strings.remove(&*f);
+            }
+        }
+    }
+}
+
+/// One live session.
+#[derive(Debug)]
+struct Slot {
+    digest: IdDigest,
+    key: Key,
+    login_time: DateTime<Utc>,
+    last_active_time: DateTime<Utc>,
+    call_count: u64,
+    profile: Arc<Profile>,
+    /// The second under which the idle index holds this slot.
+    idle_at: u32,
+}
+
+impl Slot {
+    fn record(&self) -> SessionRecord {
+        let p = &*self.profile;
+        SessionRecord {
+            digest: self.digest,
+            key: self.key.to_key(),
+            user_name: p.user_name.to_string(),
+            full_name: p.full_name.to_string(),
+            role: p.role,
+            login_user: p.login_user.to_string(),
+            login_time: self.login_time,
+            last_active_time: self.last_active_time,
+            locale: p.locale.to_string(),
+            message_locale: p.message_locale.to_string(),
+            extension_session: p.extension_session,
+            ip_address: p.ip_address.to_string(),
+            user_agent: p.user_agent.to_string(),
+            call_count: self.call_count,
+        }
+    }
+
+    /// Exactly [`SessionRecord::expired`].
+    fn expired(&self, now: DateTime<Utc>, idle: Duration, lifetime: Option<Duration>) -> bool {
+        now - self.last_active_time >= idle || lifetime.is_some_and(|l| now - self.login_time >= l)
+    }
+}
+
+/// The index second of a time: whole seconds since 1970, clamped to `u32`. Never later
+/// than the time itself, and ordered like it.
+fn stamp(t: DateTime<Utc>) -> u32 {
+    u32::try_from(t.timestamp().clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX)
+}
+
+/// An index entry: the second, then the slot.
+fn entry(at: u32, slot: u32) -> u64 {
+    (u64::from(at) << 32) | u64::from(slot)
+}
+
+fn entry_slot(e: u64) -> u32 {
+    // The low half is the slot number.
+    (e & u64::from(u32::MAX)) as u32
+}
+
+/// Removes and returns the entries of `index` at or before the second `at`.
+fn take_due(index: &mut BTreeSet<u64>, at: u32) -> BTreeSet<u64> {
+    match at.checked_add(1) {
+        Some(next) => {
+            let bound = entry(next, 0);
+            if index.first().is_none_or(|f| *f >= bound) {
+                return BTreeSet::new();
+            }
+            let later = index.split_off(&bound);
+            std::mem::replace(index, later)
+        }
+        None => std::mem::take(index),
+    }
+}
+
+/// SHA-256 outputs are uniform already: their first eight bytes are a good hash.
+fn digest_hash(d: &IdDigest) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.0[..8]);
+    u64::from_le_bytes(b)
+}
+
+#[derive(Default)]
+pub(super) struct Sessions {
+    slots: Vec<Option<Slot>>,
+    /// Empty slots, reused first.
+    free: Vec<u32>,
+    len: usize,
+    by_digest: HashTable<u32>,
+    by_key: HashTable<u32>,
+    /// Keys come from clients in lookups, so their hash is keyed.
+    key_hasher: RandomState,
+    /// `entry(idle_at, slot)` for every slot.
+    idle: BTreeSet<u64>,
+    /// `entry(stamp(login_time), slot)` for every slot.
+    login: BTreeSet<u64>,
+    interner: Interner,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("len", &self.len)
+            .field("slots", &self.slots.len())
+            .field("profiles", &self.interner.profiles.len())
+            .finish()
+    }
+}
+
+impl Sessions {
+    pub(super) fn with_capacity(n: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(n),
+            by_digest: HashTable::with_capacity(n),
+            by_key: HashTable::with_capacity(n),
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn slot(&self, s: u32) -> Option<&Slot> {
+        self.slots.get(s as usize).and_then(Option::as_ref)
+    }
+
+    fn slot_mut(&mut self, s: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(s as usize).and_then(Option::as_mut)
+    }
+
+    fn find_digest(&self, d: &IdDigest) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_digest
+            .find(digest_hash(d), |&s| {
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|x| x.digest == *d)
+            })
+            .copied()
+    }
+
+    fn find_key(&self, k: &Key) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_key
+            .find(self.key_hasher.hash_one(k), |&s| {
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|x| x.key == *k)
+            })
+            .copied()
+    }
+
+    /// Points the digest at slot `s` (replacing whatever it pointed at).
+    fn link_digest(&mut self, d: &IdDigest, s: u32) {
+        let slots = &self.slots;
+        let rehash = |&x: &u32| {
+            slots
+                .get(x as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |x| digest_hash(&x.digest))
+        };
+        let h = digest_hash(d);
+        match self.by_digest.find_mut(h, |&x| {
+            slots
+                .get(x as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|x| x.digest == *d)
+        }) {
+            Some(x) => *x = s,
+            None => {
+                self.by_digest.insert_unique(h, s, rehash);
+            }
+        }
+    }
+
+    /// Removes the digest's entry if it points at slot `s`.
+    fn unlink_digest(&mut self, d: &IdDigest, s: u32) {
+        if let Ok(e) = self.by_digest.find_entry(digest_hash(d), |&x| x == s) {
+            e.remove();
+        }
+    }
+
+    /// Stores a session, replacing the one with the same key (`PutSession`).
+    pub(super) fn put(&mut self, rec: &SessionRecord) {
+        let key = Key::new(rec.key.as_str());
+        let profile = self.interner.profile(rec);
+        match self.find_key(&key) {
+            Some(s) => self.replace(s, rec, profile),
+            None => self.insert_new(key, rec, profile),
+        }
+    }
+
+    fn replace(&mut self, s: u32, rec: &SessionRecord, profile: Arc<Profile>) {
+        let Some(slot) = self.slot_mut(s) else {
+            return;
+        };
+        let old_digest = std::mem::replace(&mut slot.digest, rec.digest);
+        let old_login = std::mem::replace(&mut slot.login_time, rec.login_time);
+        let old_profile = std::mem::replace(&mut slot.profile, profile);
+        slot.last_active_time = rec.last_active_time;
+        slot.call_count = rec.call_count;
+        let old_idle = slot.idle_at;
+        let new_idle = stamp(rec.last_active_time);
+        // Activity may only move back here; the index must not be later than it.
+        if new_idle < old_idle {
+            slot.idle_at = new_idle;
+            self.idle.remove(&entry(old_idle, s));
+            self.idle.insert(entry(new_idle, s));
+        }
+        if stamp(old_login) != stamp(rec.login_time) {
+            self.login.remove(&entry(stamp(old_login), s));
+            self.login.insert(entry(stamp(rec.login_time), s));
+        }
+        if old_digest != rec.digest {
+            self.unlink_digest(&old_digest, s);
+            self.link_digest(&rec.digest, s);
+        }
+        self.interner.release(old_profile);
+    }
+
+    fn insert_new(&mut self, key: Key, rec: &SessionRecord, profile: Arc<Profile>) {
+        let s = match self.free.pop() {
+            Some(s) => s,
+            // More than 2^32 sessions would need terabytes; such a session is not kept.
+            None => match u32::try_from(self.slots.len()) {
+                Ok(s) => {
+                    self.slots.push(None);
+                    s
+                }
+                Err(_) => {
+                    self.interner.release(profile);
+                    return;
+                }
+            },
+        };
+        let idle_at = stamp(rec.last_active_time);
+        let kh = self.key_hasher.hash_one(&key);
+        if let Some(x) = self.slots.get_mut(s as usize) {
+            *x = Some(Slot {
+                digest: rec.digest,
+                key,
+                login_time: rec.login_time,
+                last_active_time: rec.last_active_time,
+                call_count: rec.call_count,
+                profile,
+                idle_at,
+            });
+        }
+        self.len += 1;
+        let (slots, hasher) = (&self.slots, &self.key_hasher);
+        self.by_key.insert_unique(kh, s, |&x| {
+            slots
+                .get(x as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |x| hasher.hash_one(&x.key))
+        });
+        self.link_digest(&rec.digest, s);
+        self.idle.insert(entry(idle_at, s));
+        self.login.insert(entry(stamp(rec.login_time), s));
+    }
+
+    /// Removes slot `s`; returns its record.
+    fn remove_slot(&mut self, s: u32) -> Option<SessionRecord> {
+        let slot = self.slots.get_mut(s as usize)?.take()?;
+        let rec = slot.record();
+        self.unlink_digest(&slot.digest, s);
+        let kh = self.key_hasher.hash_one(&slot.key);
+        if let Ok(e) = self.by_key.find_entry(kh, |&x| x == s) {
+            e.remove();
+        }
+        self.idle.remove(&entry(slot.idle_at, s));
+        self.login.remove(&entry(stamp(slot.login_time), s));
+        self.interner.release(slot.profile);
+        self.len -= 1;
+        if self.len == 0 {
+            // Nothing live: start numbering again (keeps the capacity).
+            self.slots.clear();
+            self.free.clear();
+        } else {
+            self.free.push(s);
+        }
+        Some(rec)
+    }
+
+    /// Ends the session with this key (`EndSession`); returns it.
+    pub(super) fn remove(&mut self, key: &str) -> Option<SessionRecord> {
+        let s = self.find_key(&Key::new(key))?;
+        self.remove_slot(s)
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<SessionRecord> {
+        self.slot(self.find_key(&Key::new(key))?).map(Slot::record)
+    }
+
+    /// The activity figures and digest of a session: what `update_session` keeps.
+    pub(super) fn activity(&self, key: &str) -> Option<(DateTime<Utc>, u64, IdDigest)> {
+        self.slot(self.find_key(&Key::new(key))?)
+            .map(|x| (x.last_active_time, x.call_count, x.digest))
+    }
+
+    /// Applies a `Touch`: activity only moves forward.
+    pub(super) fn touch_key(&mut self, key: &str, at: DateTime<Utc>, calls: u64) {
+        let Some(s) = self.find_key(&Key::new(key)) else {
+            return;
+        };
+        if let Some(x) = self.slot_mut(s) {
+            if at > x.last_active_time {
+                x.last_active_time = at;
+            }
+            x.call_count = x.call_count.max(calls);
+        }
+    }
+
+    /// Records one call at `now` on the session with this digest; returns the record as it
+    /// was before and the `Touch` that describes the change. The index is left alone.
+    pub(super) fn touch(
+        &mut self,
+        digest: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> Option<(SessionRecord, SessionKey, DateTime<Utc>, u64)> {
+        let s = self.find_digest(digest)?;
+        let x = self.slot_mut(s)?;
+        let before = x.record();
+        if now > x.last_active_time {
+            x.last_active_time = now;
+        }
+        x.call_count += 1;
+        let key = before.key.clone();
+        Some((before, key, x.last_active_time, x.call_count))
+    }
+
+    /// Every session's record, in slot order.
+    pub(super) fn records(&self) -> impl Iterator<Item = SessionRecord> + '_ {
+        self.slots.iter().flatten().map(Slot::record)
+    }
+
+    /// Ends every session expired at `now`, exactly as [`SessionRecord::expired`] decides;
+    /// returns their keys.
+    pub(super) fn reap(
+        &mut self,
+        now: DateTime<Utc>,
+        idle: Duration,
+        lifetime: Option<Duration>,
+    ) -> Vec<SessionKey> {
+        let idle_before = now.checked_sub_signed(idle);
+        let life_before = lifetime.map(|l| now.checked_sub_signed(l));
+        let mut dead: Vec<u32> = Vec::new();
+        match (idle_before, life_before) {
+            (Some(idle_before), None | Some(Some(_))) => {
+                // `now - t >= idle` exactly when `t <= now - idle`.
+                for e in take_due(&mut self.idle, stamp(idle_before)) {
+                    let s = entry_slot(e);
+                    let Some(x) = self.slots.get_mut(s as usize).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    if x.last_active_time <= idle_before {
+                        dead.push(s);
+                    } else {
+                        x.idle_at = stamp(x.last_active_time);
+                        self.idle.insert(entry(x.idle_at, s));
+                    }
+                }
+                if let Some(Some(life_before)) = life_before {
+                    for e in take_due(&mut self.login, stamp(life_before)) {
+                        let s = entry_slot(e);
+                        let Some(x) = self.slot(s) else {
+                            continue;
+                        };
+                        if x.login_time <= life_before {
+                            dead.push(s);
+                        } else {
+                            // The same second as the limit, but not yet past it.
+                            self.login.insert(e);
+                        }
+                    }
+                }
+                dead.sort_unstable();
+                dead.dedup();
+            }
+            // A limit so large (or so negative) that `now` minus it is not a time: too
+            // rare to index for, so look at every session.
+            _ => {
+                dead = self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.as_ref().is_some_and(|x| x.expired(now, idle, lifetime)))
+                    .filter_map(|(s, _)| u32::try_from(s).ok())
+                    .collect();
+            }
+        }
+        dead.into_iter()
+            .filter_map(|s| self.remove_slot(s).map(|r| r.key))
+            .collect()
+    }
+
+    /// Checks every internal invariant; for tests.
+    #[cfg(test)]
+    pub(super) fn check(&self) {
+        let live: Vec<(u32, &Slot)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(s, x)| Some((u32::try_from(s).ok()?, x.as_ref()?)))
+            .collect();
+        assert_eq!(live.len(), self.len);
+        assert_eq!(self.by_key.len(), self.len);
+        assert_eq!(self.idle.len(), self.len);
+        assert_eq!(self.login.len(), self.len);
+        assert_eq!(self.free.len() + self.len, self.slots.len());
+        for &(s, x) in &live {
+            assert_eq!(self.find_key(&x.key), Some(s));
+            assert_eq!(self.find_digest(&x.digest), Some(s));
+            assert!(self.idle.contains(&entry(x.idle_at, s)));
+            assert!(x.idle_at <= stamp(x.last_active_time));
+            assert!(self.login.contains(&entry(stamp(x.login_time), s)));
+        }
+        let profiles: HashSet<*const Profile> =
+            live.iter().map(|(_, x)| Arc::as_ptr(&x.profile)).collect();
+        assert_eq!(profiles.len(), self.interner.profiles.len());
+        for p in &self.interner.profiles {
+            assert!(profiles.contains(&Arc::as_ptr(p)));
+        }
+        let strings: HashSet<&str> = self
+            .interner
+            .profiles
+            .iter()
+            .flat_map(|p| {
+                [
+                    &p.user_name,
+                    &p.full_name,
+                    &p.login_user,
+                    &p.locale,
+                    &p.message_locale,
+                    &p.ip_address,
+                    &p.user_agent,
+                ]
+            })
+            .map(|s| &**s)
+            .collect();
+        assert_eq!(strings.len(), self.interner.strings.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn rec(key: &str, user: &str, at: DateTime<Utc>) -> SessionRecord {
+        SessionRecord {
+            digest: IdDigest::of(key),
+            key: SessionKey(key.to_owned()),
+            user_name: user.to_owned(),
+            full_name: user.to_owned(),
+            role: Role::Admin,
+            login_user: user.to_owned(),
+            login_time: at,
+            last_active_time: at,
+            locale: "en".into(),
+            message_locale: "en".into(),
+            extension_session: false,
+            ip_address: "127.0.0.1".into(),
+            user_agent: "pyvmomi".into(),
+            call_count: 0,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_exactly() {
+        let mut s = Sessions::default();
+        let mut odd = rec("not a uuid", "", t0());
+        odd.ip_address = "somewhere, not an address".into();
+        odd.extension_session = true;
+        odd.role = Role::ReadOnly;
+        odd.locale = "de".into();
+        odd.full_name = "Full Name".into();
+        odd.login_time = t0() - Duration::nanoseconds(1);
+        odd.call_count = u64::MAX;
+        let keys = [
+            SessionKey::generate().0,
+            "52A1B2C3-0000-4000-8000-000000000000".to_owned(),
+            "{52a1b2c3-0000-4000-8000-000000000001}".to_owned(),
+            "52a1b2c300004000800000000000000a".to_owned(),
+            String::new(),
+        ];
+        let mut all = vec![odd];
+        for k in &keys {
+            all.push(rec(k, "administrator@vsphere.local", t0()));
+        }
+        for r in &all {
+            s.put(r);
+        }
+        assert!(matches!(
+            s.slot(s.find_key(&Key::new(&keys[0])).unwrap())
+                .unwrap()
+                .key,
+            Key::Uuid(_)
+        ));
+        assert!(matches!(Key::new(&keys[1]), Key::Text(_)));
+        for r in &all {
+            assert_eq!(s.get(r.key.as_str()).as_ref(), Some(r));
+        }
+        let mut listed: Vec<SessionRecord> = s.records().collect();
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(listed, all);
+        assert_eq!(s.get(&keys[1].to_lowercase()), None);
+        s.check();
+    }
+
+    #[test]
+    fn a_users_sessions_share_one_profile_until_the_last_ends() {
+        let mut s = Sessions::default();
+        for i in 0..100 {
+            s.put(&rec(&format!("k{i}"), "alice@vsphere.local", t0()));
+        }
+        s.put(&rec("b", "bob@vsphere.local", t0()));
+        // alice's and bob's profiles; strings: two names, "en", address, agent.
+        assert_eq!(s.interner.profiles.len(), 2);
+        assert_eq!(s.interner.strings.len(), 5);
+        let p0 = &s
+            .slot(s.find_key(&Key::new("k0")).unwrap())
+            .unwrap()
+            .profile;
+        let p9 = &s
+            .slot(s.find_key(&Key::new("k99")).unwrap())
+            .unwrap()
+            .profile;
+        assert!(Arc::ptr_eq(p0, p9));
+        // A locale change gives that session a profile of its own.
+        let mut changed = rec("k5", "alice@vsphere.local", t0());
+        changed.locale = "fr".into();
+        s.put(&changed);
+        assert_eq!(s.interner.profiles.len(), 3);
+        s.check();
+        for i in 0..100 {
+            assert!(s.remove(&format!("k{i}")).is_some());
+        }
+        assert_eq!(s.interner.profiles.len(), 1);
+        assert_eq!(s.interner.strings.len(), 4);
+        s.check();
+        s.remove("b");
+        assert!(s.interner.profiles.is_empty() && s.interner.strings.is_empty());
+        assert_eq!(s.len(), 0);
+        s.check();
+    }
+
+    #[test]
+    fn touches_leave_the_index_alone_and_still_count() {
+        let mut s = Sessions::default();
+        let r = rec("k", "u", t0());
+        s.put(&r);
+        let index = s.idle.clone();
+        let (before, key, at, calls) = s.touch(&r.digest, t0() + Duration::seconds(50)).unwrap();
+        assert_eq!(before, r);
+        assert_eq!(key, r.key);
+        assert_eq!((at, calls), (t0() + Duration::seconds(50), 1));
+        assert_eq!(s.idle, index);
+        // Due by its indexed second, but active since: re-indexed, not ended.
+        let idle = Duration::seconds(30);
+        assert!(s.reap(t0() + Duration::seconds(60), idle, None).is_empty());
+        assert_ne!(s.idle, index);
+        s.check();
+        assert_eq!(
+            s.reap(t0() + Duration::seconds(80), idle, None),
+            vec![r.key]
+        );
+        s.check();
+    }
+
+    #[test]
+    fn reap_is_exact_within_a_second() {
+        let mut s = Sessions::default();
+        let at = t0() + Duration::milliseconds(500);
+        s.put(&rec("k", "u", at));
+        let idle = Duration::seconds(10);
+        let limit = at + idle;
+        assert!(s
+            .reap(limit - Duration::nanoseconds(1), idle, None)
+            .is_empty());
+        s.check();
+        assert_eq!(s.reap(limit, idle, None).len(), 1);
+        s.put(&rec("k", "u", at));
+        let life = Some(Duration::seconds(20));
+        let day = Duration::days(1);
+        s.touch(&IdDigest::of("k"), at + Duration::seconds(19));
+        assert!(s
+            .reap(
+                at + Duration::seconds(20) - Duration::nanoseconds(1),
+                day,
+                life
+            )
+            .is_empty());
+        s.check();
+        assert_eq!(s.reap(at + Duration::seconds(20), day, life).len(), 1);
+    }
+
+    /// Random operations against a plain map of records: after each reap the sessions
+    /// ended are exactly those `SessionRecord::expired` picks, and everything else agrees.
+    #[test]
+    fn reap_matches_expired_under_random_operations() {
+        for seed in 0..40 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut s = Sessions::default();
+            let mut model: HashMap<SessionKey, SessionRecord> = HashMap::new();
+            let mut now = t0();
+            let jitter = |rng: &mut StdRng| {
+                Duration::milliseconds(rng.gen_range(-3_000..3_000))
+                    + Duration::nanoseconds(rng.gen_range(0..1_000_000))
+            };
+            let users = ["a", "b", "c"];
+            for step in 0..400 {
+                now += Duration::milliseconds(rng.gen_range(0..700));
+                let keys: Vec<SessionKey> = model.keys().cloned().collect();
+                let pick =
+                    |rng: &mut StdRng| keys.get(rng.gen_range(0..keys.len().max(1))).cloned();
+                match rng.gen_range(0..10) {
+                    0..=2 => {
+                        let key = if rng.gen_bool(0.8) {
+                            SessionKey::generate()
+                        } else {
+                            SessionKey(format!("text-{seed}-{step}"))
+                        };
+                        let mut r = rec(
+                            key.as_str(),
+                            users[rng.gen_range(0..3)],
+                            now + jitter(&mut rng),
+                        );
+                        r.last_active_time = r.login_time + jitter(&mut rng);
+                        s.put(&r);
+                        model.insert(key, r);
+                    }
+                    3 | 4 => {
+                        if let Some(k) = pick(&mut rng) {
+                            let m = model.get_mut(&k).unwrap();
+                            let at = now + jitter(&mut rng);
+                            let (before, ..) = s.touch(&m.digest, at).unwrap();
+                            assert_eq!(&before, m);
+                            m.last_active_time = m.last_active_time.max(at);
+                            m.call_count += 1;
+                        }
+                    }
+                    5 => {
+                        if let Some(k) = pick(&mut rng) {
+                            let m = model.get_mut(&k).unwrap();
+                            let at = now + jitter(&mut rng);
+                            let calls = rng.gen_range(0..5);
+                            s.touch_key(k.as_str(), at, calls);
+                            m.last_active_time = m.last_active_time.max(at);
+                            m.call_count = m.call_count.max(calls);
+                        }
+                    }
+                    6 => {
+                        // A raw PutSession may move either time anywhere, and the digest.
+                        if let Some(k) = pick(&mut rng) {
+                            let m = model.get_mut(&k).unwrap();
+                            m.last_active_time = now + jitter(&mut rng) - Duration::seconds(5);
+                            m.login_time = now + jitter(&mut rng) - Duration::seconds(5);
+                            m.user_name = users[rng.gen_range(0..3)].to_owned();
+                            if rng.gen_bool(0.3) {
+                                m.digest = IdDigest::of(&format!("{seed}-{step}"));
+                            }
+                            s.put(m);
+                        }
+                    }
+                    7 => {
+                        if let Some(k) = pick(&mut rng) {
+                            assert_eq!(s.remove(k.as_str()), model.remove(&k));
+                        }
+                    }
+                    _ => {
+                        let idle = match rng.gen_range(0..20) {
+                            0 => Duration::MAX,
+                            1 => Duration::MIN,
+                            2 => Duration::seconds(-2),
+                            _ => Duration::milliseconds(rng.gen_range(0..8_000)),
+                        };
+                        let lifetime = match rng.gen_range(0..4) {
+                            0 => None,
+                            1 if rng.gen_bool(0.1) => Some(Duration::MAX),
+                            _ => Some(Duration::milliseconds(rng.gen_range(0..20_000))),
+                        };
+                        let at = now + jitter(&mut rng);
+                        let mut want: Vec<SessionKey> = model
+                            .values()
+                            .filter(|r| r.expired(at, idle, lifetime))
+                            .map(|r| r.key.clone())
+                            .collect();
+                        let mut got = s.reap(at, idle, lifetime);
+                        want.sort();
+                        got.sort();
+                        assert_eq!(got, want, "seed {seed} step {step}");
+                        for k in &want {
+                            model.remove(k);
+                        }
+                    }
+                }
+                s.check();
+                assert_eq!(s.len(), model.len());
+            }
+            for (k, r) in &model {
+                assert_eq!(s.get(k.as_str()).as_ref(), Some(r));
+                assert_eq!(
+                    s.activity(k.as_str()),
+                    Some((r.last_active_time, r.call_count, r.digest))
+                );
+            }
+        }
+    }
+}
