@@ -3,6 +3,7 @@
 
 mod serve;
 mod session;
+mod store;
 mod user;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ enum Command {
     /// Manage the users in a data directory (works while a server runs).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Move state between the embedded store and Redis.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     #[command(flatten)]
     Session(session::SessionCommand),
 }
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Store(cmd) => store::run(cmd),
         Command::User(cmd) => user::run(cmd),
         Command::Session(cmd) => session::run(cmd),
     };

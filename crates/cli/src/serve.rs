@@ -14,6 +14,8 @@ Examples:
   vsess serve --listen 127.0.0.1:9443 --data-dir /var/lib/vsess --config /etc/vsess.toml
   vsess serve --cert server.crt --key server.key
   vsess serve --http --listen 127.0.0.1:8080      (plain HTTP: testing only)
+  vsess serve --store redis://127.0.0.1:6379/0 --listen 127.0.0.1:9001 --data-dir r1
+      one replica of several sharing Redis: any replica accepts any session
 
 Clients: pyVmomi SmartConnect(host='127.0.0.1', port=8989, ...), or
   GOVC_URL=https://USER:PASS@127.0.0.1:8989/sdk GOVC_INSECURE=1 govc about
@@ -31,6 +33,11 @@ Configuration (TOML; every key optional):
   default = \"en\"
   [server]
   max_body_bytes = 1048576                    # larger requests get 413
+  [store]                                     # default: the embedded store in --data-dir
+  kind = \"redis\"
+  url = \"redis://127.0.0.1:6379/0\"            # rediss:// for TLS
+  password_file = \"/etc/vsess/redis-password\" # AUTH, kept out of the URL
+  cluster = false                             # Redis Cluster (url: seeds split by \",\")
 
 SIGINT or SIGTERM stops the server gracefully. Sessions survive restarts and crashes.")]
 pub struct ServeArgs {
@@ -53,6 +60,11 @@ pub struct ServeArgs {
     /// text: use only for local testing.
     #[arg(long)]
     http: bool,
+    /// Keep sessions and users in Redis instead of the data directory, so that several
+    /// replicas share them: redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS.
+    /// Overrides [store] in --config. The data directory still holds the certificate.
+    #[arg(long, env = "VSESS_STORE", value_name = "URL")]
+    store: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -64,10 +76,13 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(p) => Config::load(p).map_err(|e| Failure::usage(e.to_string()))?,
         None => Config::default(),
     };
+    if let Some(url) = &args.store {
+        config.store = config.store.with_url(url).map_err(Failure::usage)?;
+    }
     let transport = match (args.http, args.cert, args.key) {
         (true, _, _) => Transport::PlainHttp,
         (false, Some(cert), Some(key)) => Transport::Files { cert, key },
@@ -91,6 +106,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             StartError::Bind { .. } | StartError::DataDir(_) | StartError::Tls(_) => {
                 Failure::runtime(e.to_string())
             }
+            StartError::Store(m) => Failure {
+                code: 3,
+                message: m,
+            },
         })?;
         if let Some(fp) = &running.fingerprint {
             if running.cert_generated {

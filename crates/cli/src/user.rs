@@ -1,17 +1,174 @@
-//! `vsess user add|passwd|rm|list`: the user directory of a data directory.
+//! `vsess user add|passwd|rm|list`: the user directory of a data directory, or of Redis.
 use crate::Failure;
 use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use vsess_core::password::hash_password;
-use vsess_core::{Role, User, UserName};
-use vsess_store::{ensure_private_dir, UserFile};
+use vsess_core::{Role, Store, User, UserName};
+use vsess_server::{Config, StoreConfig};
+use vsess_store::{ensure_private_dir, RedisStore, UserFile};
 
 #[derive(Args)]
 pub struct DataDir {
     /// Data directory of the server whose users to manage.
     #[arg(long, default_value = "vsess-data", env = "VSESS_DATA_DIR")]
     data_dir: PathBuf,
+    /// Manage the users in Redis instead (what replicas started with `serve --store`
+    /// share): redis://[:PASSWORD@]HOST:PORT/DB or rediss://…
+    #[arg(long, env = "VSESS_STORE", value_name = "URL")]
+    store: Option<String>,
+    /// Read [store] (Redis URL, password_file, prefix, TLS) from this server config.
+    #[arg(long, env = "VSESS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Where the users live, and a runtime for Redis calls.
+pub enum Directory {
+    File(UserFile),
+    Redis(RedisStore, tokio::runtime::Runtime),
+}
+
+/// The store a `--data-dir`/`--store`/`--config` triple names.
+pub fn store_config(dir: &DataDir) -> Result<StoreConfig, Failure> {
+    let mut store = match &dir.config {
+        Some(p) => {
+            Config::load(p)
+                .map_err(|e| Failure::usage(e.to_string()))?
+                .store
+        }
+        None => StoreConfig::Embedded,
+    };
+    if let Some(url) = &dir.store {
+        store = store.with_url(url).map_err(Failure::usage)?;
+    }
+    Ok(store)
+}
+
+/// Connects to Redis on a runtime of its own (the CLI is synchronous).
+pub fn connect_redis(
+    o: vsess_store::RedisOptions,
+) -> Result<(RedisStore, tokio::runtime::Runtime), Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
+    let store = rt.block_on(RedisStore::connect(o)).map_err(|e| Failure {
+        code: 3,
+        message: e.to_string(),
+    })?;
+    Ok((store, rt))
+}
+
+impl Directory {
+    fn open(dir: &DataDir) -> Result<Self, Failure> {
+        match store_config(dir)? {
+            StoreConfig::Embedded => open(dir).map(Directory::File),
+            StoreConfig::Redis(o) => {
+                let (store, rt) = connect_redis(o)?;
+                Ok(Directory::Redis(store, rt))
+            }
+        }
+    }
+
+    fn get(&self, name: &str) -> Result<Option<User>, Failure> {
+        match self {
+            Directory::File(f) => f.get(name),
+            Directory::Redis(s, rt) => rt.block_on(s.get_user(name)),
+        }
+        .map_err(|e| Failure::runtime(e.to_string()))
+    }
+
+    fn list(&self) -> Result<Vec<User>, Failure> {
+        match self {
+            Directory::File(f) => f.list(),
+            Directory::Redis(s, rt) => rt.block_on(s.list_users()),
+        }
+        .map_err(|e| Failure::runtime(e.to_string()))
+    }
+
+    /// Adds `user`; an error if the name exists.
+    fn add(&self, user: User) -> Result<(), Failure> {
+        let n = user.name.clone();
+        let exists = || {
+            format!(
+                "user {n} already exists; change it with `vsess user passwd` or remove it with `vsess user rm`"
+            )
+        };
+        match self {
+            Directory::File(f) => f
+                .modify(move |u| {
+                    if u.contains_key(user.name.as_str()) {
+                        return Err(exists());
+                    }
+                    u.insert(user.name.as_str().to_owned(), user);
+                    Ok(())
+                })
+                .map_err(|e| Failure::runtime(e.to_string())),
+            Directory::Redis(s, rt) => {
+                let added = rt
+                    .block_on(s.add_user(&user, false))
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                if added {
+                    Ok(())
+                } else {
+                    Err(Failure::runtime(exists()))
+                }
+            }
+        }
+    }
+
+    /// Changes an existing user's password hash and, optionally, role.
+    fn update(&self, name: &UserName, hash: String, role: Option<Role>) -> Result<(), Failure> {
+        let missing = || format!("no user {name}; add it with `vsess user add`");
+        match self {
+            Directory::File(f) => f
+                .modify(|u| {
+                    let user = u.get_mut(name.as_str()).ok_or_else(missing)?;
+                    user.password_hash = hash;
+                    if let Some(r) = role {
+                        user.role = r;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| Failure::runtime(e.to_string())),
+            Directory::Redis(s, rt) => {
+                let mut user = self
+                    .get(name.as_str())?
+                    .ok_or_else(|| Failure::runtime(missing()))?;
+                user.password_hash = hash;
+                if let Some(r) = role {
+                    user.role = r;
+                }
+                let done = rt
+                    .block_on(s.update_user(&user))
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                if done {
+                    Ok(())
+                } else {
+                    Err(Failure::runtime(missing()))
+                }
+            }
+        }
+    }
+
+    fn remove(&self, name: &UserName) -> Result<(), Failure> {
+        let missing = || format!("no user {name}");
+        match self {
+            Directory::File(f) => f
+                .modify(|u| u.remove(name.as_str()).map(|_| ()).ok_or_else(missing))
+                .map_err(|e| Failure::runtime(e.to_string())),
+            Directory::Redis(s, rt) => {
+                let removed = rt
+                    .block_on(s.remove_user(name.as_str()))
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                if removed {
+                    Ok(())
+                } else {
+                    Err(Failure::runtime(missing()))
+                }
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -26,12 +183,14 @@ pub struct PasswordInput {
 Names: user@domain or DOMAIN\\user (the same account); stored in lower case.
 Roles: Admin (every privilege), ReadOnly (System.Anonymous, System.View, System.Read),
        NoAccess (cannot log in).
-A running server picks up changes on the next login; no restart needed.
+A running server picks up changes on the next login; no restart needed. With --store
+(Redis), every replica sharing it does, and a removed user's sessions end on their next call.
 
 Examples:
   printf '%s\\n' \"$PW\" | vsess user add ops@vsphere.local --role ReadOnly --password-stdin
   vsess user passwd ops@vsphere.local
-  vsess user list --json")]
+  vsess user list --json
+  vsess user add ops@vsphere.local --role Admin --store redis://127.0.0.1:6379/0")]
 pub enum UserCommand {
     /// Add a user.
     Add {
@@ -131,29 +290,15 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             dir,
         } => {
             let name = parse_name(&name)?;
+            let users = Directory::open(&dir)?;
             let pw = read_password(&password)?;
             let hash = hash_password(&pw).map_err(Failure::runtime)?;
-            let users = open(&dir)?;
-            let n = name.clone();
-            users
-                .modify(move |u| {
-                    if u.contains_key(n.as_str()) {
-                        return Err(format!(
-                            "user {n} already exists; change it with `vsess user passwd` or remove it with `vsess user rm`"
-                        ));
-                    }
-                    u.insert(
-                        n.as_str().to_owned(),
-                        User {
-                            name: n.clone(),
-                            full_name,
-                            role,
-                            password_hash: hash,
-                        },
-                    );
-                    Ok(())
-                })
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            users.add(User {
+                name: name.clone(),
+                full_name,
+                role,
+                password_hash: hash,
+            })?;
             eprintln!("added {name} ({role})");
             Ok(())
         }
@@ -164,52 +309,26 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             dir,
         } => {
             let name = parse_name(&name)?;
-            let users = open(&dir)?;
-            if users
-                .get(name.as_str())
-                .map_err(|e| Failure::runtime(e.to_string()))?
-                .is_none()
-            {
+            let users = Directory::open(&dir)?;
+            if users.get(name.as_str())?.is_none() {
                 return Err(Failure::runtime(format!(
                     "no user {name}; add it with `vsess user add`"
                 )));
             }
             let pw = read_password(&password)?;
             let hash = hash_password(&pw).map_err(Failure::runtime)?;
-            let n = name.clone();
-            users
-                .modify(move |u| {
-                    let user = u
-                        .get_mut(n.as_str())
-                        .ok_or_else(|| format!("no user {n}"))?;
-                    user.password_hash = hash;
-                    if let Some(r) = role {
-                        user.role = r;
-                    }
-                    Ok(())
-                })
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            users.update(&name, hash, role)?;
             eprintln!("changed {name}");
             Ok(())
         }
         UserCommand::Rm { name, dir } => {
             let name = parse_name(&name)?;
-            let users = open(&dir)?;
-            let n = name.clone();
-            users
-                .modify(move |u| {
-                    u.remove(n.as_str())
-                        .map(|_| ())
-                        .ok_or_else(|| format!("no user {n}"))
-                })
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            Directory::open(&dir)?.remove(&name)?;
             eprintln!("removed {name}");
             Ok(())
         }
         UserCommand::List { json, dir } => {
-            let users = open(&dir)?
-                .list()
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            let users = Directory::open(&dir)?.list()?;
             if json {
                 let v: Vec<_> = users
                     .iter()

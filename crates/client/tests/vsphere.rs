@@ -57,7 +57,10 @@ impl Server {
     }
 
     fn live_sessions(&self) -> usize {
-        self.running.app.store.list_sessions_len()
+        match &self.running.app.backend {
+            vsess_store::Backend::Embedded(s) => s.list_sessions_len(),
+            vsess_store::Backend::Redis(_) => unreachable!("the tests run on the embedded store"),
+        }
     }
 }
 

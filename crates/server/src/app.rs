@@ -7,11 +7,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 use vsess_core::SessionService;
-use vsess_store::EmbeddedStore;
+use vsess_store::Backend;
 
 pub struct App {
     pub svc: SessionService,
-    pub store: Arc<EmbeddedStore>,
+    /// The store behind `svc`, for housekeeping and `/healthz`.
+    pub backend: Backend,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
     /// Whether the server speaks TLS (cookies are then `Secure`).
@@ -79,8 +80,15 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, "ok\n")
+/// `ok`, or 503 with the reason the store cannot serve (for load balancers' health checks).
+async fn healthz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> impl IntoResponse {
+    match app.backend.health().await {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unavailable: {e}\n"),
+        ),
+    }
 }
 
 async fn not_found() -> impl IntoResponse {

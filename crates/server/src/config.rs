@@ -22,6 +22,15 @@
 //! [api]
 //! token_lifetime = 3600   # seconds a /auth/request-token bearer token lives
 //!
+//! [store]                 # where sessions live; default: the embedded store in --data-dir
+//! kind = "redis"          # "embedded" or "redis" (several replicas share one Redis)
+//! url = "redis://127.0.0.1:6379/0"   # rediss:// for TLS; with cluster, seeds split by ","
+//! cluster = false         # Redis Cluster
+//! password_file = "/etc/vsess/redis-password"   # AUTH password, kept out of the URL
+//! ca_file = "/etc/vsess/redis-ca.pem"           # CA for rediss:// (default: system roots)
+//! prefix = "vsess"        # key prefix; lets deployments share one Redis
+//! timeout_ms = 2000       # a Redis command slower than this fails the request
+//!
 //! [[compute_policy]]      # reported by com.vmware.vcenter.compute.policies.list
 //! policy = "policy-1"
 //! name = "anti-affinity"
@@ -30,9 +39,10 @@
 //! ```
 use chrono::Duration;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use vsess_core::inventory::ComputePolicy;
 use vsess_core::Policy;
+use vsess_store::{redact_url, RedisOptions};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +54,56 @@ struct File {
     server: Option<Server>,
     compute_policy: Option<Vec<ComputePolicy>>,
     api: Option<Api>,
+    store: Option<StoreFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    kind: Option<String>,
+    url: Option<String>,
+    cluster: Option<bool>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    prefix: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+/// Where the server keeps its state.
+#[derive(Debug, Clone, Default)]
+pub enum StoreConfig {
+    /// The embedded store in the data directory.
+    #[default]
+    Embedded,
+    /// Redis, shared by replicas. The session policy is filled in at start.
+    Redis(RedisOptions),
+}
+
+impl StoreConfig {
+    /// `--store URL`: Redis at `URL`, keeping the rest of a `[store]` table.
+    pub fn with_url(self, url: &str) -> Result<Self, String> {
+        check_redis_url(url)?;
+        let mut o = match self {
+            StoreConfig::Redis(o) => o,
+            StoreConfig::Embedded => RedisOptions::new(url),
+        };
+        o.url = url.to_owned();
+        Ok(StoreConfig::Redis(o))
+    }
+}
+
+fn check_redis_url(url: &str) -> Result<(), String> {
+    if url
+        .split(',')
+        .all(|u| u.trim().starts_with("redis://") || u.trim().starts_with("rediss://"))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "store URL {} must start with redis:// or rediss:// (TLS)",
+            redact_url(url)
+        ))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +180,7 @@ pub struct Config {
     pub compute_policies: Vec<ComputePolicy>,
     /// Lifetime of `/auth/request-token` bearer tokens.
     pub token_lifetime: chrono::Duration,
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -129,6 +190,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             compute_policies: Vec::new(),
             token_lifetime: Duration::seconds(3600),
+            store: StoreConfig::Embedded,
         }
     }
 }
@@ -231,7 +293,53 @@ impl Config {
             }
             c.token_lifetime = Duration::seconds(t);
         }
+        if let Some(st) = f.store {
+            c.store = store_config(st)?;
+        }
         Ok(c)
+    }
+}
+
+fn store_config(st: StoreFile) -> Result<StoreConfig, String> {
+    match st.kind.as_deref().unwrap_or(if st.url.is_some() {
+        "redis"
+    } else {
+        "embedded"
+    }) {
+        "embedded" => {
+            if st.url.is_some() || st.cluster.is_some() || st.password_file.is_some() {
+                return Err(
+                    "store.url, cluster and password_file apply only to kind = \"redis\"".into(),
+                );
+            }
+            Ok(StoreConfig::Embedded)
+        }
+        "redis" => {
+            let url = st.url.ok_or(
+                "store.kind = \"redis\" needs store.url, e.g. \"redis://127.0.0.1:6379/0\"",
+            )?;
+            check_redis_url(&url)?;
+            let mut o = RedisOptions::new(&url);
+            o.cluster = st.cluster.unwrap_or(false);
+            o.password_file = st.password_file;
+            o.ca_file = st.ca_file;
+            if let Some(p) = st.prefix {
+                if p.is_empty() || p.contains(['{', '}', ' ']) {
+                    return Err("store.prefix must be non-empty, without braces or spaces".into());
+                }
+                o.prefix = p;
+            }
+            if let Some(t) = st.timeout_ms {
+                if t < 10 {
+                    return Err("store.timeout_ms must be at least 10".into());
+                }
+                o.timeout = std::time::Duration::from_millis(t);
+            }
+            Ok(StoreConfig::Redis(o))
+        }
+        other => Err(format!(
+            "store.kind must be \"embedded\" or \"redis\", not {other:?}"
+        )),
     }
 }
 
@@ -266,5 +374,27 @@ mod tests {
         assert!(Config::parse("config.vmacore.soap.maxSessionCount = 0").is_err());
         assert!(Config::parse("[locale]\ndefault = \"xx\"").is_err());
         assert!(Config::parse("").is_ok());
+    }
+
+    #[test]
+    fn store_section() {
+        let c = Config::parse(
+            "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:7/1\"\nprefix = \"ci\"\n",
+        )
+        .unwrap();
+        let StoreConfig::Redis(o) = c.store else {
+            panic!("not redis")
+        };
+        assert_eq!(
+            (o.url.as_str(), o.prefix.as_str()),
+            ("redis://127.0.0.1:7/1", "ci")
+        );
+        assert!(Config::parse("[store]\nkind = \"redis\"")
+            .unwrap_err()
+            .contains("needs store.url"));
+        assert!(Config::parse("[store]\nurl = \"http://x\"").is_err());
+        assert!(Config::parse("[store]\nkind = \"etcd\"").is_err());
+        let err = StoreConfig::Embedded.with_url("http://:pw@h").unwrap_err();
+        assert!(!err.contains("pw"), "{err}");
     }
 }

@@ -30,9 +30,9 @@ use vsess_core::password::{hash_password, verify_password};
 use vsess_core::{
     AboutInfo, CredentialVerifier, Role, SessionService, SystemClock, User, UserName,
 };
-use vsess_store::{write_private_atomic, EmbeddedStore};
+use vsess_store::{write_private_atomic, Backend, EmbeddedStore, RedisStore};
 
-pub use config::Config;
+pub use config::{Config, StoreConfig};
 
 pub const ADMIN_USER: &str = "administrator@vsphere.local";
 pub const ADMIN_PASSWORD_FILE: &str = "administrator-password";
@@ -67,6 +67,8 @@ pub enum StartError {
     DataDir(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Store(String),
 }
 
 /// A server serving in the background.
@@ -92,12 +94,8 @@ impl Running {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
-        let store = self.app.store.clone();
-        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-        match flushed {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("cannot write sessions on shutdown: {e}"),
-            Err(e) => tracing::error!("cannot write sessions on shutdown: {e}"),
+        if let Err(e) = self.app.backend.flush().await {
+            tracing::error!("cannot write session activity on shutdown: {e}");
         }
         r
     }
@@ -156,41 +154,73 @@ fn instance_uuid(dir: &Path) -> Result<String, StartError> {
 }
 
 /// Creates `administrator@vsphere.local` with a random password when there are no users;
-/// the password goes to a 0600 file in the data directory and is returned once.
-fn bootstrap_admin(store: &EmbeddedStore) -> Result<Option<String>, StartError> {
+/// the password goes to a 0600 file in the data directory and is returned once. With Redis,
+/// only the replica that created the administrator has the file.
+async fn bootstrap_admin(backend: &Backend, dir: &Path) -> Result<Option<String>, StartError> {
     let err = |e: vsess_core::StoreError| StartError::DataDir(e.to_string());
-    if !store.users().list().map_err(err)?.is_empty() {
+    if !backend.store().list_users().await.map_err(err)?.is_empty() {
         return Ok(None);
     }
     let password = random_hex(16);
     let hash = hash_password(&password).map_err(StartError::DataDir)?;
     let name = UserName::parse(ADMIN_USER)
         .ok_or_else(|| StartError::DataDir("invalid administrator name".into()))?;
-    let created = store
-        .users()
-        .modify(|users| {
-            if !users.is_empty() {
-                return Ok(false);
-            }
-            users.insert(
-                name.as_str().to_owned(),
-                User {
-                    name: name.clone(),
-                    full_name: "Administrator".into(),
-                    role: Role::Admin,
-                    password_hash: hash,
-                },
-            );
-            Ok(true)
-        })
-        .map_err(err)?;
+    let admin = User {
+        name: name.clone(),
+        full_name: "Administrator".into(),
+        role: Role::Admin,
+        password_hash: hash,
+    };
+    let created = match backend {
+        Backend::Embedded(store) => store
+            .users()
+            .modify(move |users| {
+                if !users.is_empty() {
+                    return Ok(false);
+                }
+                users.insert(name.as_str().to_owned(), admin);
+                Ok(true)
+            })
+            .map_err(err)?,
+        Backend::Redis(store) => store.add_user(&admin, true).await.map_err(err)?,
+    };
     if !created {
         return Ok(None);
     }
-    let path = store.dir().join(ADMIN_PASSWORD_FILE);
+    let path = dir.join(ADMIN_PASSWORD_FILE);
     write_private_atomic(&path, format!("{password}\n").as_bytes())
         .map_err(|e| StartError::DataDir(format!("cannot write {}: {e}", path.display())))?;
     Ok(Some(password))
+}
+
+/// Opens the configured store. The data directory still holds the certificate and local
+/// tickets in Redis mode.
+async fn open_backend(opts: &Options) -> Result<Backend, StartError> {
+    match &opts.config.store {
+        StoreConfig::Embedded => {
+            let dir = opts.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+                .await
+                .map_err(|e| StartError::DataDir(e.to_string()))?
+                .map_err(|e| StartError::DataDir(e.to_string()))?;
+            Ok(Backend::Embedded(Arc::new(store)))
+        }
+        StoreConfig::Redis(o) => {
+            vsess_store::ensure_private_dir(&opts.data_dir).map_err(|e| {
+                StartError::DataDir(format!(
+                    "cannot use data directory {}: {e}",
+                    opts.data_dir.display()
+                ))
+            })?;
+            let mut o = o.clone();
+            o.idle = opts.config.policy.idle_timeout;
+            o.lifetime = opts.config.policy.max_lifetime;
+            let store = RedisStore::connect(o)
+                .await
+                .map_err(|e| StartError::Store(e.to_string()))?;
+            Ok(Backend::Redis(store))
+        }
+    }
 }
 
 /// Binds, opens the data directory and starts serving in the background.
@@ -212,15 +242,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError::DataDir(e.to_string()))?;
 
-    let dir = opts.data_dir.clone();
-    let store = Arc::new(
-        tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+    let backend = open_backend(&opts).await?;
+    tracing::info!("sessions are kept in the {}", backend.describe());
+    let admin_password = bootstrap_admin(&backend, &opts.data_dir).await?;
+    let mut uuid = instance_uuid(&opts.data_dir)?;
+    if let Backend::Redis(r) = &backend {
+        uuid = r
+            .instance_uuid(&uuid)
             .await
-            .map_err(|e| StartError::DataDir(e.to_string()))?
-            .map_err(|e| StartError::DataDir(e.to_string()))?,
-    );
-    let admin_password = bootstrap_admin(&store)?;
-    let uuid = instance_uuid(&opts.data_dir)?;
+            .map_err(|e| StartError::Store(e.to_string()))?;
+    }
     let ticket_dir = Arc::new(tickets::TicketDir::new(&opts.data_dir).map_err(|e| {
         StartError::DataDir(format!(
             "cannot create {}: {e}",
@@ -233,7 +264,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         .to_std()
         .unwrap_or(Duration::from_secs(300));
     let svc = SessionService::new(
-        store.clone(),
+        backend.store(),
         Arc::new(SystemClock),
         policy,
         Arc::new(BlockingVerifier),
@@ -243,7 +274,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     .with_compute_policies(opts.config.compute_policies.clone());
     let app = Arc::new(App {
         svc,
-        store,
+        backend,
         max_body: opts.config.max_body_bytes,
         tls: !matches!(opts.transport, Transport::PlainHttp),
         token_lifetime: opts.config.token_lifetime,
@@ -303,14 +334,18 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     // Housekeeping: lazy persistence of activity, reaping of expired sessions and tickets.
     let house = app.clone();
     tokio::spawn(async move {
-        let mut flush = tokio::time::interval(Duration::from_secs(2));
-        let mut reap = tokio::time::interval(Duration::from_secs(5));
+        // Activity is written every second (Redis slides its TTLs then). The first reap
+        // waits a full period, so that a large store is not walked as it comes up.
+        let mut flush = tokio::time::interval(Duration::from_secs(1));
+        let mut reap = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
         loop {
             tokio::select! {
                 _ = rx.changed() => break,
                 _ = flush.tick() => {
-                    let store = house.store.clone();
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.flush()).await {
+                    if let Err(e) = house.backend.flush().await {
                         tracing::error!("cannot write session activity: {e}");
                     }
                 }

@@ -142,7 +142,16 @@ async fn concurrent_logins_never_exceed_max_session_count() {
     }
     assert_eq!(ok, 5);
     assert_eq!(
-        kit.running.as_ref().unwrap().app.store.list_sessions_len(),
+        kit.running
+            .as_ref()
+            .unwrap()
+            .app
+            .svc
+            .store()
+            .list_sessions()
+            .await
+            .unwrap()
+            .len(),
         5
     );
 }

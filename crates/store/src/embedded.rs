@@ -501,6 +501,28 @@ impl Store for EmbeddedStore {
     }
 }
 
+/// Migration (`vsess store migrate`).
+impl EmbeddedStore {
+    /// The whole state but the users, as mutations.
+    pub fn export(&self) -> Vec<Mutation> {
+        self.lock().state.snapshot()
+    }
+
+    /// Applies `muts` as they are and makes them durable.
+    pub fn import(&self, muts: Vec<Mutation>) -> StoreResult<()> {
+        let (_, pos) = self.apply(|s| {
+            for m in &muts {
+                s.apply(m);
+            }
+            ((), muts)
+        })?;
+        match pos {
+            Some(pos) => self.syncer.sync_to(pos),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,69 @@
 //! Store implementations for vsess.
 //!
 //! - [`EmbeddedStore`]: the default. Durable: every mutation is appended to a log in the
-//!   data directory, and replayed on start. Logins, logouts and one-time tickets are
-//!   fsynced before the call returns; `lastActiveTime` is written lazily by [`EmbeddedStore::flush`].
-//! - [`UserFile`]: the user directory (`users.json`), which `vsess user …` edits while a
-//!   server runs; the server picks changes up on the next lookup.
+//!   data directory, and replayed on start. `lastActiveTime` is written lazily by
+//!   [`EmbeddedStore::flush`].
+//! - [`UserFile`]: the embedded store's user directory (`users.json`), which `vsess user …`
+//!   edits while a server runs; the server picks changes up on the next lookup.
+//! - [`RedisStore`]: shared by several replicas; see its module for the key layout.
+//! - [`Backend`]: whichever of the two a server runs on.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod embedded;
 mod fsutil;
+mod redis_store;
 mod users;
 
 pub use embedded::EmbeddedStore;
 pub use fsutil::{ensure_private_dir, write_private_atomic};
+pub use redis_store::{redact_url, RedisOptions, RedisStore};
 pub use users::UserFile;
+
+use std::sync::Arc;
+use vsess_core::{Store, StoreResult};
+
+/// The store a server runs on.
+#[derive(Clone)]
+pub enum Backend {
+    Embedded(Arc<EmbeddedStore>),
+    Redis(RedisStore),
+}
+
+impl Backend {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Embedded(s) => s.clone(),
+            Backend::Redis(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Writes lazily kept state (session activity); the server calls it every second and
+    /// on shutdown.
+    pub async fn flush(&self) -> StoreResult<()> {
+        match self {
+            Backend::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.flush())
+                    .await
+                    .map_err(|e| vsess_core::StoreError::Io(e.to_string()))?
+            }
+            Backend::Redis(s) => s.flush().await,
+        }
+    }
+
+    /// Whether the store can serve now.
+    pub async fn health(&self) -> StoreResult<()> {
+        match self {
+            Backend::Embedded(_) => Ok(()),
+            Backend::Redis(s) => s.health().await,
+        }
+    }
+
+    /// For logs: `embedded store in DIR` or `Redis at URL` (password hidden).
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Embedded(s) => format!("embedded store in {}", s.dir().display()),
+            Backend::Redis(s) => format!("Redis at {}", s.shown_url()),
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! drive it with raw requests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod redis;
+
 use reqwest::StatusCode;
 use std::net::SocketAddr;
 use vsess_core::password::hash_password;

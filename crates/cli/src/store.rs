@@ -1,0 +1,179 @@
+//! `vsess store migrate`: copies the embedded store into Redis, or Redis into a data
+//! directory.
+use crate::user::connect_redis;
+use crate::Failure;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use vsess_core::{Mutation, Store};
+use vsess_server::{Config, StoreConfig};
+use vsess_store::{EmbeddedStore, RedisOptions, RedisStore};
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Copy users, sessions, API tokens, the service message, lockout state and the
+    /// inventory from one store to the other. Stop the servers first.
+    #[command(after_long_help = "\
+Either side is a data directory or a Redis URL (redis://… or rediss://…):
+  vsess store migrate --from vsess-data --to redis://127.0.0.1:6379/0
+  vsess store migrate --from redis://127.0.0.1:6379/0 --to vsess-data
+
+Users that already exist at the destination are kept as they are there (and listed).
+Live sessions keep their ids, keys, activity and expiry: clients stay logged in.
+Expired sessions are not copied. From Redis, one-time tickets and lockout counters are not
+copied (they live minutes). The source is not changed.
+
+The embedded side must not be in use: a running `vsess serve` holds its lock. With
+--config, [store] options (password_file, prefix, TLS) and the session policy apply to the
+Redis side.")]
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The source: a data directory or a Redis URL.
+    #[arg(long)]
+    from: String,
+    /// The destination: a data directory or a Redis URL.
+    #[arg(long)]
+    to: String,
+    /// A server config whose [store] and session policy apply to the Redis side.
+    #[arg(long, env = "VSESS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn is_redis(s: &str) -> bool {
+    s.starts_with("redis://") || s.starts_with("rediss://")
+}
+
+fn redis_options(config: &Config, url: &str) -> Result<RedisOptions, Failure> {
+    let StoreConfig::Redis(mut o) = config.store.clone().with_url(url).map_err(Failure::usage)?
+    else {
+        return Err(Failure::usage("not a Redis URL"));
+    };
+    o.idle = config.policy.idle_timeout;
+    o.lifetime = config.policy.max_lifetime;
+    Ok(o)
+}
+
+fn open_embedded(dir: &str) -> Result<EmbeddedStore, Failure> {
+    EmbeddedStore::open(std::path::Path::new(dir)).map_err(|e| {
+        Failure::runtime(format!(
+            "{e} (if a server is using {dir}, stop it before migrating)"
+        ))
+    })
+}
+
+fn rt_err(e: impl std::fmt::Display) -> Failure {
+    Failure::runtime(e.to_string())
+}
+
+pub fn run(cmd: StoreCommand) -> Result<(), Failure> {
+    let StoreCommand::Migrate(a) = cmd;
+    let config = match &a.config {
+        Some(p) => Config::load(p).map_err(|e| Failure::usage(e.to_string()))?,
+        None => Config::default(),
+    };
+    match (is_redis(&a.from), is_redis(&a.to)) {
+        (false, true) => {
+            let src = open_embedded(&a.from)?;
+            let (dst, rt) = connect_redis(redis_options(&config, &a.to)?)?;
+            rt.block_on(to_redis(&src, &dst))
+        }
+        (true, false) => {
+            let (src, rt) = connect_redis(redis_options(&config, &a.from)?)?;
+            let dst = open_embedded(&a.to)?;
+            rt.block_on(to_embedded(&src, &dst))
+        }
+        (true, true) => Err(Failure::usage(
+            "both sides are Redis; copy between Redis servers with Redis' own tools (MIGRATE, replication)",
+        )),
+        (false, false) => Err(Failure::usage(
+            "both sides are data directories; copy the directory instead (with the servers stopped)",
+        )),
+    }
+}
+
+fn report(what: &str, counts: &Counts) {
+    println!(
+        "{what}: {} users ({} kept as they were at the destination), {} sessions, {} API tokens, {} inventory objects{}",
+        counts.users,
+        counts.kept.len(),
+        counts.sessions,
+        counts.tokens,
+        counts.entities,
+        if counts.message { ", the service message" } else { "" }
+    );
+    for k in &counts.kept {
+        println!("  kept existing user {k}");
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    users: usize,
+    kept: Vec<String>,
+    sessions: usize,
+    tokens: usize,
+    entities: usize,
+    message: bool,
+}
+
+impl Counts {
+    fn count(&mut self, m: &Mutation) {
+        match m {
+            Mutation::PutSession { .. } => self.sessions += 1,
+            Mutation::PutToken { .. } => self.tokens += 1,
+            Mutation::PutEntity { .. } => self.entities += 1,
+            Mutation::Message { .. } => self.message = true,
+            _ => {}
+        }
+    }
+}
+
+async fn to_redis(src: &EmbeddedStore, dst: &RedisStore) -> Result<(), Failure> {
+    let mut c = Counts::default();
+    for u in src.users().list().map_err(rt_err)? {
+        if dst.add_user(&u, false).await.map_err(rt_err)? {
+            c.users += 1;
+        } else {
+            c.kept.push(u.name.as_str().to_owned());
+        }
+    }
+    let now = chrono::Utc::now();
+    for m in src.export() {
+        c.count(&m);
+        dst.import(&m, now).await.map_err(rt_err)?;
+    }
+    report(&format!("copied to Redis at {}", dst.shown_url()), &c);
+    Ok(())
+}
+
+async fn to_embedded(src: &RedisStore, dst: &EmbeddedStore) -> Result<(), Failure> {
+    let mut c = Counts::default();
+    for u in src.list_users().await.map_err(rt_err)? {
+        let name = u.name.as_str().to_owned();
+        let added = dst
+            .users()
+            .modify(move |users| {
+                if users.contains_key(u.name.as_str()) {
+                    return Ok(false);
+                }
+                users.insert(u.name.as_str().to_owned(), u);
+                Ok(true)
+            })
+            .map_err(rt_err)?;
+        if added {
+            c.users += 1;
+        } else {
+            c.kept.push(name);
+        }
+    }
+    let muts = src.export().await.map_err(rt_err)?;
+    for m in &muts {
+        c.count(m);
+    }
+    dst.import(muts).map_err(rt_err)?;
+    dst.flush().map_err(rt_err)?;
+    report(&format!("copied to {}", dst.dir().display()), &c);
+    Ok(())
+}

@@ -1,0 +1,1276 @@
+//! The Redis store: several vsess replicas share users, sessions, tickets, tokens, the
+//! service message, lockout counters and the inventory.
+//!
+//! # Keys
+//!
+//! Every key starts with the prefix (`vsess` by default). `{…}` is a Redis Cluster hash tag:
+//! the keys a script touches always share one slot.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:{s:<digest>}` | hash | one session: `rec` (the record as JSON), `la` (lastActiveTime, ms), `cc` (callCount), `lt` (loginTime, ms); its TTL is the session's deadline |
+//! | `P:key:{<key>}` | string | session key → digest, same TTL (for TerminateSession and the self-service API) |
+//! | `P:live` | sorted set | digest → deadline (ms): the global session count for `maxSessionCount` |
+//! | `P:t:<digest>` | string | a one-time ticket, with its expiry as TTL; taken with `GETDEL` |
+//! | `P:tok:<digest>` | string | a self-service API token, with its expiry as TTL |
+//! | `P:users` | hash | user name → user (JSON, argon2id hash) |
+//! | `P:lock:<user>` | hash | lockout: `f` failures, `u` locked until (ms, or -1) |
+//! | `P:message` | string | the service message |
+//! | `P:{inv}:entities`, `P:{inv}:ver` | hash, string | the inventory, and its version for compare-and-set |
+//! | `P:instance-uuid` | string | the `instanceUuid` all replicas report |
+//! | channel `P:events` | pub/sub | `users`: the user directory changed |
+//!
+//! # Costs and precision
+//!
+//! - Validating a session is one `HGETALL`: one round trip. Nothing about sessions is
+//!   cached locally, so an ended session is refused by every replica on its next request.
+//! - `lastActiveTime` and `callCount` are batched per replica and written every second
+//!   ([`RedisStore::flush`]), which also slides the TTL. `lastActiveTime` in Redis is
+//!   therefore up to one flush interval (plus one round trip) old, and idle expiry is precise
+//!   to about a second. A replica that dies loses at most its last second of activity
+//!   counts; never a session.
+//! - Users are cached per replica, and the cache is dropped whenever any writer publishes
+//!   `users` on `P:events`, or while the subscription is down (then every read goes to Redis).
+//! - Times (deadlines, TTLs via `PEXPIREAT`) come from the replicas' clocks: keep them in
+//!   sync (NTP), as for any cluster.
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use vsess_core::ids::{IdDigest, SessionKey};
+use vsess_core::inventory::{CreateError, CreateKind, Entity, ROOT_FOLDER};
+use vsess_core::ticket::Ticket;
+use vsess_core::{
+    LockState, MemoryState, Mutation, SessionRecord, Store, StoreError, StoreResult, TokenRecord,
+    User,
+};
+
+/// How to reach Redis, and the session policy its TTLs follow.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://[user:password@]host:port/db` or `rediss://…` for TLS. With `cluster`, a
+    /// comma-separated list of seed nodes.
+    pub url: String,
+    pub cluster: bool,
+    /// A file holding the password (instead of putting it in the URL).
+    pub password_file: Option<PathBuf>,
+    /// A PEM file of CA certificates for `rediss://` (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// Prefix of every key; lets several vsess deployments share one Redis.
+    pub prefix: String,
+    /// How long one Redis command may take before the request fails.
+    pub timeout: std::time::Duration,
+    pub idle: Duration,
+    pub lifetime: Option<Duration>,
+}
+
+impl RedisOptions {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            cluster: false,
+            password_file: None,
+            ca_file: None,
+            prefix: "vsess".into(),
+            timeout: std::time::Duration::from_secs(2),
+            idle: Duration::seconds(1800),
+            lifetime: Some(Duration::seconds(86_400)),
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|u| {
+            let Some((scheme, rest)) = u.split_once("://") else {
+                return u.to_owned();
+            };
+            let (auth, tail) = match rest.find(['/', '?', '#']) {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            match auth.rsplit_once('@') {
+                Some((cred, host)) if cred.contains(':') => {
+                    let user = cred.split_once(':').map_or("", |(u, _)| u);
+                    format!("{scheme}://{user}:***@{host}{tail}")
+                }
+                _ => u.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One connection handle, to a single Redis or to a cluster; both multiplex and reconnect.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Activity recorded by this replica and not yet written.
+#[derive(Debug, Clone)]
+struct Pending {
+    key: SessionKey,
+    at: DateTime<Utc>,
+    calls: u64,
+    login: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct UserCache {
+    users: HashMap<String, Option<User>>,
+}
+
+struct Inner {
+    conn: Conn,
+    /// For the pub/sub subscription (a cluster's first seed node).
+    pubsub_client: redis::Client,
+    opts: RedisOptions,
+    shown_url: String,
+    pending: Mutex<HashMap<IdDigest, Pending>>,
+    user_cache: Mutex<UserCache>,
+    /// Whether the `users` subscription is up; the cache is used only then.
+    subscribed: AtomicBool,
+    /// Bumped on every invalidation; a read that raced one is not cached.
+    generation: AtomicU64,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    reserve: Script,
+    touch: Script,
+    update: Script,
+    end: Script,
+    fail: Script,
+    cas_inventory: Script,
+    add_user: Script,
+    update_user: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            // KEYS[1] live; ARGV now, limit, deadline, member
+            reserve: Script::new(
+                r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+return 1",
+            ),
+            // KEYS[1] session; ARGV at, calls, idle, lifetime (-1: none). Returns the deadline.
+            touch: Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local la = tonumber(redis.call('HGET', KEYS[1], 'la') or '0')
+local at = tonumber(ARGV[1])
+if at > la then la = at; redis.call('HSET', KEYS[1], 'la', ARGV[1]) end
+redis.call('HINCRBY', KEYS[1], 'cc', ARGV[2])
+local deadline = la + tonumber(ARGV[3])
+local lifetime = tonumber(ARGV[4])
+if lifetime >= 0 then
+  local cap = tonumber(redis.call('HGET', KEYS[1], 'lt') or '0') + lifetime
+  if cap < deadline then deadline = cap end
+end
+redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', deadline))
+return string.format('%.0f', deadline)",
+            ),
+            // KEYS[1] session; ARGV rec
+            update: Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[1])
+return 1",
+            ),
+            // KEYS[1] session: deletes it, returning {rec, la, cc} if it existed.
+            end: Script::new(
+                r"local r = redis.call('HMGET', KEYS[1], 'rec', 'la', 'cc')
+if not r[1] then return false end
+redis.call('DEL', KEYS[1])
+return r",
+            ),
+            // KEYS[1] lock; ARGV now, max failures, lock ms. Returns {failures, until}.
+            fail: Script::new(
+                r"local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+local u = tonumber(redis.call('HGET', KEYS[1], 'u') or '-1')
+local now = tonumber(ARGV[1])
+if u >= 0 and now >= u then f = 0; u = -1 end
+f = f + 1
+if f >= tonumber(ARGV[2]) then f = 0; u = now + tonumber(ARGV[3]) end
+redis.call('HSET', KEYS[1], 'f', string.format('%.0f', f), 'u', string.format('%.0f', u))
+return {string.format('%.0f', f), string.format('%.0f', u)}",
+            ),
+            // KEYS[1] entities, KEYS[2] version; ARGV expected version, then id/json pairs.
+            cas_inventory: Script::new(
+                r"local v = redis.call('GET', KEYS[2]) or '0'
+if v ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('INCR', KEYS[2])
+return 1",
+            ),
+            // KEYS[1] users; ARGV name, json, only-if-empty
+            add_user: Script::new(
+                r"if ARGV[3] == '1' and redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])",
+            ),
+            // KEYS[1] users; ARGV name, json
+            update_user: Script::new(
+                r"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1",
+            ),
+        }
+    }
+}
+
+/// The Redis [`Store`]. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("Redis holds an invalid {what}: {e}"))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Io(format!("cannot encode: {e}")))
+}
+
+impl RedisStore {
+    /// Connects (failing at once if Redis cannot be reached) and subscribes to invalidations.
+    pub async fn connect(opts: RedisOptions) -> StoreResult<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let shown_url = redact_url(&opts.url);
+        let password = match &opts.password_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| {
+                        StoreError::Io(format!(
+                            "cannot read the Redis password file {}: {e}",
+                            p.display()
+                        ))
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let root_cert = match &opts.ca_file {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                StoreError::Io(format!(
+                    "cannot read the Redis CA file {}: {e}",
+                    p.display()
+                ))
+            })?),
+            None => None,
+        };
+        let bad_url = |e: RedisError| {
+            StoreError::Io(format!(
+                "invalid Redis URL {shown_url}: {e} (expected redis://host:port/db or rediss://…)"
+            ))
+        };
+        let mut infos = Vec::new();
+        for u in opts.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let mut info = redis::IntoConnectionInfo::into_connection_info(u).map_err(bad_url)?;
+            if let Some(pw) = &password {
+                let settings = info.redis_settings().clone().set_password(pw);
+                info = info.set_redis_settings(settings);
+            }
+            infos.push(info);
+        }
+        let Some(first) = infos.first().cloned() else {
+            return Err(StoreError::Io("the Redis URL is empty".into()));
+        };
+        let client_for = |info: redis::ConnectionInfo| match &root_cert {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => redis::Client::open(info),
+        };
+        let unreachable = |e: RedisError| {
+            StoreError::Unavailable(format!(
+                "cannot reach Redis at {shown_url}: {e}; start Redis or fix [store] url"
+            ))
+        };
+        let pubsub_client = client_for(first).map_err(bad_url)?;
+        let conn = if opts.cluster {
+            let mut b = redis::cluster::ClusterClientBuilder::new(infos)
+                .connection_timeout(std::time::Duration::from_millis(500))
+                .response_timeout(opts.timeout);
+            if let Some(pem) = &root_cert {
+                b = b.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                });
+            }
+            let client = b.build().map_err(bad_url)?;
+            let c = tokio::time::timeout(opts.timeout, client.get_async_connection())
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!("Redis cluster at {shown_url} did not answer"))
+                })?
+                .map_err(unreachable)?;
+            Conn::Cluster(c)
+        } else {
+            let cfg = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
+                .set_response_timeout(Some(opts.timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(std::time::Duration::from_millis(500));
+            let c = tokio::time::timeout(
+                opts.timeout,
+                pubsub_client.get_connection_manager_with_config(cfg),
+            )
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("Redis at {shown_url} did not answer")))?
+            .map_err(unreachable)?;
+            Conn::Single(c)
+        };
+        let store = Self {
+            inner: Arc::new(Inner {
+                conn,
+                pubsub_client,
+                opts,
+                shown_url,
+                pending: Mutex::new(HashMap::new()),
+                user_cache: Mutex::new(UserCache::default()),
+                subscribed: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+                scripts: Scripts::new(),
+            }),
+        };
+        store.health().await?;
+        let weak = Arc::downgrade(&store.inner);
+        tokio::spawn(subscribe_loop(weak));
+        Ok(store)
+    }
+
+    /// Whether user lookups are served from this replica's cache (only while the
+    /// invalidation subscription is up).
+    pub fn caches_users(&self) -> bool {
+        self.inner.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// The URL, with any password hidden.
+    pub fn shown_url(&self) -> &str {
+        &self.inner.shown_url
+    }
+
+    fn k(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.inner.opts.prefix)
+    }
+
+    fn session_key(&self, d: &IdDigest) -> String {
+        self.k(&format!("{{s:{}}}", d.to_hex()))
+    }
+
+    fn key_index(&self, key: &str) -> String {
+        self.k(&format!("key:{{{key}}}"))
+    }
+
+    fn live_key(&self) -> String {
+        self.k("live")
+    }
+
+    fn users_key(&self) -> String {
+        self.k("users")
+    }
+
+    fn channel(&self) -> String {
+        self.k("events")
+    }
+
+    fn err(&self, e: RedisError) -> StoreError {
+        let msg = format!("Redis at {}: {e}", self.inner.shown_url);
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+        {
+            StoreError::Unavailable(msg)
+        } else {
+            StoreError::Io(msg)
+        }
+    }
+
+    /// Runs one Redis exchange under the command timeout.
+    async fn run<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, RedisError>>,
+    ) -> StoreResult<T> {
+        match tokio::time::timeout(self.inner.opts.timeout, fut).await {
+            Ok(r) => r.map_err(|e| self.err(e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis at {} did not answer within {} ms",
+                self.inner.shown_url,
+                self.inner.opts.timeout.as_millis()
+            ))),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
+        let mut c = self.inner.conn.clone();
+        self.run(cmd.query_async(&mut c)).await
+    }
+
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[String],
+    ) -> StoreResult<T> {
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(a);
+        }
+        let mut c = self.inner.conn.clone();
+        self.run(inv.invoke_async(&mut c)).await
+    }
+
+    /// `PING`; `/healthz` reports the error.
+    pub async fn health(&self) -> StoreResult<()> {
+        let pong: String = self.query(&redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "Redis at {} answered PING with {pong:?}",
+                self.inner.shown_url
+            )))
+        }
+    }
+
+    fn deadline(&self, last_active: DateTime<Utc>, login: DateTime<Utc>) -> i64 {
+        let idle = ms(last_active) + self.inner.opts.idle.num_milliseconds();
+        match self.inner.opts.lifetime {
+            Some(l) => idle.min(ms(login) + l.num_milliseconds()),
+            None => idle,
+        }
+    }
+
+    /// Decodes a session hash, merged with this replica's unwritten activity.
+    fn decode_session(&self, h: &HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
+        let Some(rec) = h.get("rec") else {
+            return Ok(None);
+        };
+        let mut rec: SessionRecord =
+            serde_json::from_str(rec).map_err(|e| corrupt("session record", e))?;
+        if let Some(la) = h.get("la").and_then(|v| v.parse::<i64>().ok()) {
+            rec.last_active_time = from_ms(la);
+        }
+        if let Some(cc) = h.get("cc").and_then(|v| v.parse::<u64>().ok()) {
+            rec.call_count = cc;
+        }
+        self.merge_pending(&mut rec);
+        Ok(Some(rec))
+    }
+
+    fn merge_pending(&self, rec: &mut SessionRecord) {
+        let pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pending.get(&rec.digest) {
+            rec.last_active_time = rec.last_active_time.max(p.at);
+            rec.call_count += p.calls;
+        }
+    }
+
+    async fn hgetall(&self, key: &str) -> StoreResult<HashMap<String, String>> {
+        self.query(redis::cmd("HGETALL").arg(key)).await
+    }
+
+    async fn digest_of_key(&self, key: &str) -> StoreResult<Option<IdDigest>> {
+        let d: Option<String> = self
+            .query(redis::cmd("GET").arg(self.key_index(key)))
+            .await?;
+        Ok(d.and_then(|d| IdDigest::from_hex(&d)))
+    }
+
+    /// Writes this replica's batched activity and slides the TTLs. Called every second.
+    pub async fn flush(&self) -> StoreResult<()> {
+        let batch: Vec<(IdDigest, Pending)> = {
+            let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.drain().collect()
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // The live set's deadlines first, so that they never fall behind a TTL (the set
+        // must never undercount live sessions).
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(self.live_key()).arg("XX").arg("GT");
+        for (d, p) in &batch {
+            zadd.arg(self.deadline(p.at, p.login)).arg(d.to_hex());
+        }
+        let result = async {
+            let _: i64 = self.query(&zadd).await?;
+            let idle = self.inner.opts.idle.num_milliseconds().to_string();
+            let lifetime = self
+                .inner
+                .opts
+                .lifetime
+                .map_or(-1, |l| l.num_milliseconds())
+                .to_string();
+            for chunk in batch.chunks(256) {
+                let outs = join_all(chunk.iter().map(|(d, p)| {
+                    let key = self.session_key(d);
+                    let idx = self.key_index(p.key.as_str());
+                    let args = [
+                        ms(p.at).to_string(),
+                        p.calls.to_string(),
+                        idle.clone(),
+                        lifetime.clone(),
+                    ];
+                    async move {
+                        let deadline: i64 = self
+                            .script(&self.inner.scripts.touch, &[&key], &args)
+                            .await?;
+                        if deadline > 0 {
+                            let _: i64 = self
+                                .query(redis::cmd("PEXPIREAT").arg(&idx).arg(deadline))
+                                .await?;
+                        }
+                        Ok::<(), StoreError>(())
+                    }
+                }))
+                .await;
+                for o in outs {
+                    o?;
+                }
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        if result.is_err() {
+            // Keep the activity for the next attempt.
+            let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (d, b) in batch {
+                p.entry(d)
+                    .and_modify(|cur| {
+                        cur.at = cur.at.max(b.at);
+                        cur.calls += b.calls;
+                    })
+                    .or_insert(b);
+            }
+        }
+        result
+    }
+
+    // ---- users (the directory `vsess user …` edits) ----
+
+    async fn publish_users_changed(&self) {
+        let r: StoreResult<i64> = self
+            .query(redis::cmd("PUBLISH").arg(self.channel()).arg("users"))
+            .await;
+        if let Err(e) = r {
+            tracing::warn!("cannot announce a user change: {e}");
+        }
+        self.invalidate_users();
+    }
+
+    fn invalidate_users(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        let mut c = self
+            .inner
+            .user_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        c.users.clear();
+    }
+
+    /// Adds a user unless the name exists (or, with `only_if_empty`, unless any user
+    /// exists); returns whether it did.
+    pub async fn add_user(&self, user: &User, only_if_empty: bool) -> StoreResult<bool> {
+        let added: i64 = self
+            .script(
+                &self.inner.scripts.add_user,
+                &[&self.users_key()],
+                &[
+                    user.name.as_str().to_owned(),
+                    to_json(user)?,
+                    if only_if_empty { "1" } else { "0" }.to_owned(),
+                ],
+            )
+            .await?;
+        if added == 1 {
+            self.publish_users_changed().await;
+        }
+        Ok(added == 1)
+    }
+
+    /// Replaces an existing user; returns false if there is none.
+    pub async fn update_user(&self, user: &User) -> StoreResult<bool> {
+        let done: i64 = self
+            .script(
+                &self.inner.scripts.update_user,
+                &[&self.users_key()],
+                &[user.name.as_str().to_owned(), to_json(user)?],
+            )
+            .await?;
+        self.publish_users_changed().await;
+        Ok(done == 1)
+    }
+
+    /// Removes a user; their sessions end on their next request, on every replica.
+    pub async fn remove_user(&self, name: &str) -> StoreResult<bool> {
+        let n: i64 = self
+            .query(redis::cmd("HDEL").arg(self.users_key()).arg(name))
+            .await?;
+        self.publish_users_changed().await;
+        Ok(n == 1)
+    }
+
+    /// The `instanceUuid` shared by every replica: `candidate` if none is set yet.
+    pub async fn instance_uuid(&self, candidate: &str) -> StoreResult<String> {
+        let key = self.k("instance-uuid");
+        let _: Option<String> = self
+            .query(redis::cmd("SET").arg(&key).arg(candidate).arg("NX"))
+            .await?;
+        let v: Option<String> = self.query(redis::cmd("GET").arg(&key)).await?;
+        Ok(v.unwrap_or_else(|| candidate.to_owned()))
+    }
+
+    // ---- migration ----
+
+    /// Writes one mutation as it is (for `vsess store migrate`); sessions keep their
+    /// activity and ignore the session limit.
+    pub async fn import(&self, m: &Mutation, now: DateTime<Utc>) -> StoreResult<()> {
+        match m {
+            Mutation::PutSession { rec } => {
+                let deadline = self.deadline(rec.last_active_time, rec.login_time);
+                if deadline > ms(now) {
+                    self.write_session(rec, deadline).await?;
+                    let _: i64 = self
+                        .query(
+                            redis::cmd("ZADD")
+                                .arg(self.live_key())
+                                .arg(deadline)
+                                .arg(rec.digest.to_hex()),
+                        )
+                        .await?;
+                }
+            }
+            Mutation::PutTicket { digest, ticket } => {
+                self.put_ticket(*digest, ticket.clone()).await?
+            }
+            Mutation::PutToken { digest, token } => self.put_token(*digest, token.clone()).await?,
+            Mutation::Message { text } => self.set_message(text).await?,
+            Mutation::Lock { user, state } => {
+                let key = self.k(&format!("lock:{user}"));
+                let until = state.locked_until.map_or(-1, ms);
+                let _: i64 = self
+                    .query(
+                        redis::cmd("HSET")
+                            .arg(&key)
+                            .arg("f")
+                            .arg(state.failures)
+                            .arg("u")
+                            .arg(until),
+                    )
+                    .await?;
+            }
+            Mutation::PutEntity { entity } => {
+                let _: i64 = self
+                    .query(
+                        redis::cmd("HSET")
+                            .arg(self.k("{inv}:entities"))
+                            .arg(&entity.id)
+                            .arg(to_json(entity)?),
+                    )
+                    .await?;
+                let _: i64 = self
+                    .query(redis::cmd("INCR").arg(self.k("{inv}:ver")))
+                    .await?;
+            }
+            Mutation::EndSession { .. }
+            | Mutation::Touch { .. }
+            | Mutation::TakeTicket { .. }
+            | Mutation::RevokeToken { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Everything but the users, as mutations (for `vsess store migrate` back to a data
+    /// directory). Tickets and lockout counters are not exported: they live minutes.
+    pub async fn export(&self) -> StoreResult<Vec<Mutation>> {
+        let mut out: Vec<Mutation> = self
+            .entities()
+            .await?
+            .into_iter()
+            .filter(|e| e.id != ROOT_FOLDER)
+            .map(|entity| Mutation::PutEntity { entity })
+            .collect();
+        out.extend(
+            self.list_sessions()
+                .await?
+                .into_iter()
+                .map(|rec| Mutation::PutSession { rec }),
+        );
+        let message = self.message().await?;
+        if !message.is_empty() {
+            out.push(Mutation::Message { text: message });
+        }
+        if let Conn::Single(_) = self.inner.conn {
+            for key in self.scan(&self.k("tok:*")).await? {
+                let Some(hex) = key.rsplit(':').next() else {
+                    continue;
+                };
+                let Some(digest) = IdDigest::from_hex(hex) else {
+                    continue;
+                };
+                if let Some(token) = self.get_token(&digest).await? {
+                    out.push(Mutation::PutToken { digest, token });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, pattern: &str) -> StoreResult<Vec<String>> {
+        let mut cursor = 0u64;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = self
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn write_session(&self, rec: &SessionRecord, deadline: i64) -> StoreResult<()> {
+        let key = self.session_key(&rec.digest);
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("rec")
+            .arg(to_json(rec)?)
+            .arg("la")
+            .arg(ms(rec.last_active_time))
+            .arg("cc")
+            .arg(rec.call_count)
+            .arg("lt")
+            .arg(ms(rec.login_time))
+            .ignore()
+            .cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(deadline)
+            .ignore();
+        let mut c = self.inner.conn.clone();
+        self.run(p.query_async::<()>(&mut c)).await?;
+        let _: () = self
+            .query(
+                redis::cmd("SET")
+                    .arg(self.key_index(rec.key.as_str()))
+                    .arg(rec.digest.to_hex())
+                    .arg("PXAT")
+                    .arg(deadline),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn inventory(&self) -> StoreResult<(String, MemoryState)> {
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("GET")
+            .arg(self.k("{inv}:ver"))
+            .cmd("HGETALL")
+            .arg(self.k("{inv}:entities"));
+        let mut c = self.inner.conn.clone();
+        let (ver, all): (Option<String>, HashMap<String, String>) =
+            self.run(p.query_async(&mut c)).await?;
+        let mut state = MemoryState::default();
+        for json in all.values() {
+            let entity: Entity = serde_json::from_str(json).map_err(|e| corrupt("entity", e))?;
+            state.apply(&Mutation::PutEntity { entity });
+        }
+        Ok((ver.unwrap_or_else(|| "0".into()), state))
+    }
+}
+
+/// Keeps a subscription to `P:events` and drops the user cache on every `users` message;
+/// while it is down, the cache is bypassed.
+async fn subscribe_loop(weak: std::sync::Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let client = inner.pubsub_client.clone();
+        let channel = format!("{}:events", inner.opts.prefix);
+        drop(inner);
+        let sub = async {
+            let mut ps = client.get_async_pubsub().await?;
+            ps.subscribe(&channel).await?;
+            Ok::<_, RedisError>(ps)
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(2), sub).await {
+            Ok(Ok(ps)) => {
+                if let Some(inner) = weak.upgrade() {
+                    RedisStore { inner }.invalidate_users();
+                }
+                if let Some(inner) = weak.upgrade() {
+                    inner.subscribed.store(true, Ordering::SeqCst);
+                }
+                let mut stream = ps.into_on_message();
+                while let Some(_msg) = stream.next().await {
+                    let Some(inner) = weak.upgrade() else { return };
+                    RedisStore { inner }.invalidate_users();
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                inner.subscribed.store(false, Ordering::SeqCst);
+                RedisStore { inner }.invalidate_users();
+                tracing::warn!("lost the Redis subscription for user changes; reconnecting");
+            }
+            Ok(Err(e)) => tracing::debug!("cannot subscribe to Redis events: {e}"),
+            Err(_) => tracing::debug!("subscribing to Redis events timed out"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
+        let cacheable = self.inner.subscribed.load(Ordering::SeqCst);
+        if cacheable {
+            let c = self
+                .inner
+                .user_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(u) = c.users.get(name) {
+                return Ok(u.clone());
+            }
+        }
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        let json: Option<String> = self
+            .query(redis::cmd("HGET").arg(self.users_key()).arg(name))
+            .await?;
+        let user = match json {
+            Some(j) => Some(serde_json::from_str::<User>(&j).map_err(|e| corrupt("user", e))?),
+            None => None,
+        };
+        if cacheable {
+            let mut c = self
+                .inner
+                .user_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if self.inner.generation.load(Ordering::SeqCst) == generation
+                && self.inner.subscribed.load(Ordering::SeqCst)
+            {
+                c.users.insert(name.to_owned(), user.clone());
+            }
+        }
+        Ok(user)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let all: HashMap<String, String> = self.hgetall(&self.users_key()).await?;
+        let mut users = all
+            .values()
+            .map(|j| serde_json::from_str::<User>(j).map_err(|e| corrupt("user", e)))
+            .collect::<StoreResult<Vec<User>>>()?;
+        users.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok(users)
+    }
+
+    async fn insert_session(&self, rec: SessionRecord, limit: usize) -> StoreResult<bool> {
+        let deadline = self.deadline(rec.last_active_time, rec.login_time);
+        let member = rec.digest.to_hex();
+        let reserved: i64 = self
+            .script(
+                &self.inner.scripts.reserve,
+                &[&self.live_key()],
+                &[
+                    ms(rec.login_time).to_string(),
+                    limit.min(i64::MAX as usize).to_string(),
+                    deadline.to_string(),
+                    member.clone(),
+                ],
+            )
+            .await?;
+        if reserved != 1 {
+            return Ok(false);
+        }
+        if let Err(e) = self.write_session(&rec, deadline).await {
+            // Give the slot back; if even that fails, it frees itself at `deadline`.
+            let _: StoreResult<i64> = self
+                .query(redis::cmd("ZREM").arg(self.live_key()).arg(&member))
+                .await;
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    async fn touch_session(
+        &self,
+        digest: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let h = self.hgetall(&self.session_key(digest)).await?;
+        let Some(rec) = self.decode_session(&h)? else {
+            return Ok(None);
+        };
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let p = pending.entry(*digest).or_insert_with(|| Pending {
+            key: rec.key.clone(),
+            at: now,
+            calls: 0,
+            login: rec.login_time,
+        });
+        p.at = p.at.max(now);
+        p.calls += 1;
+        Ok(Some(rec))
+    }
+
+    async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        let Some(d) = self.digest_of_key(key).await? else {
+            return Ok(None);
+        };
+        let h = self.hgetall(&self.session_key(&d)).await?;
+        self.decode_session(&h)
+    }
+
+    async fn update_session(&self, rec: &SessionRecord) -> StoreResult<bool> {
+        let done: i64 = self
+            .script(
+                &self.inner.scripts.update,
+                &[&self.session_key(&rec.digest)],
+                &[to_json(rec)?],
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn remove_session(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
+        let Some(d) = self.digest_of_key(key).await? else {
+            return Ok(None);
+        };
+        let r: Option<Vec<Option<String>>> = self
+            .script(&self.inner.scripts.end, &[&self.session_key(&d)], &[])
+            .await?;
+        let _: i64 = self
+            .query(redis::cmd("ZREM").arg(self.live_key()).arg(d.to_hex()))
+            .await?;
+        let _: i64 = self
+            .query(redis::cmd("DEL").arg(self.key_index(key)))
+            .await?;
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&d);
+        let Some(fields) = r else { return Ok(None) };
+        let mut h = HashMap::new();
+        for (name, v) in ["rec", "la", "cc"].into_iter().zip(fields) {
+            if let Some(v) = v {
+                h.insert(name.to_owned(), v);
+            }
+        }
+        self.decode_session(&h)
+    }
+
+    async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        let now = ms(Utc::now());
+        let members: Vec<String> = self
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.live_key())
+                    .arg(format!("({now}"))
+                    .arg("+inf")
+                    .arg("BYSCORE"),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(members.len());
+        for chunk in members.chunks(512) {
+            let maps = join_all(chunk.iter().filter_map(|m| IdDigest::from_hex(m)).map(|d| {
+                let key = self.session_key(&d);
+                async move { self.hgetall(&key).await }
+            }))
+            .await;
+            for h in maps {
+                if let Some(rec) = self.decode_session(&h?)? {
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reap_sessions(
+        &self,
+        now: DateTime<Utc>,
+        _idle: Duration,
+        _lifetime: Option<Duration>,
+    ) -> StoreResult<usize> {
+        // Session keys expire by their TTL; this drops their entries from the live set.
+        let n: usize = self
+            .query(
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(self.live_key())
+                    .arg("-inf")
+                    .arg(ms(now)),
+            )
+            .await?;
+        Ok(n)
+    }
+
+    async fn put_ticket(&self, digest: IdDigest, ticket: Ticket) -> StoreResult<()> {
+        let _: () = self
+            .query(
+                redis::cmd("SET")
+                    .arg(self.k(&format!("t:{}", digest.to_hex())))
+                    .arg(to_json(&ticket)?)
+                    .arg("PXAT")
+                    .arg(ms(ticket.expires).max(1)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn take_ticket(&self, digest: &IdDigest) -> StoreResult<Option<Ticket>> {
+        let v: Option<String> = self
+            .query(redis::cmd("GETDEL").arg(self.k(&format!("t:{}", digest.to_hex()))))
+            .await?;
+        match v {
+            Some(j) => Ok(Some(
+                serde_json::from_str(&j).map_err(|e| corrupt("ticket", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn purge_tickets(&self, _now: DateTime<Utc>) -> StoreResult<usize> {
+        // Tickets and tokens carry their expiry as a TTL.
+        Ok(0)
+    }
+
+    async fn put_token(&self, digest: IdDigest, token: TokenRecord) -> StoreResult<()> {
+        let _: () = self
+            .query(
+                redis::cmd("SET")
+                    .arg(self.k(&format!("tok:{}", digest.to_hex())))
+                    .arg(to_json(&token)?)
+                    .arg("PXAT")
+                    .arg(ms(token.expires).max(1)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_token(&self, digest: &IdDigest) -> StoreResult<Option<TokenRecord>> {
+        let v: Option<String> = self
+            .query(redis::cmd("GET").arg(self.k(&format!("tok:{}", digest.to_hex()))))
+            .await?;
+        match v {
+            Some(j) => Ok(Some(
+                serde_json::from_str(&j).map_err(|e| corrupt("token", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn revoke_token(&self, digest: &IdDigest) -> StoreResult<()> {
+        let _: i64 = self
+            .query(redis::cmd("DEL").arg(self.k(&format!("tok:{}", digest.to_hex()))))
+            .await?;
+        Ok(())
+    }
+
+    async fn message(&self) -> StoreResult<String> {
+        let v: Option<String> = self.query(redis::cmd("GET").arg(self.k("message"))).await?;
+        Ok(v.unwrap_or_default())
+    }
+
+    async fn set_message(&self, message: &str) -> StoreResult<()> {
+        let _: () = self
+            .query(redis::cmd("SET").arg(self.k("message")).arg(message))
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_state(&self, user: &str) -> StoreResult<LockState> {
+        let (f, u): (Option<u32>, Option<i64>) = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(self.k(&format!("lock:{user}")))
+                    .arg("f")
+                    .arg("u"),
+            )
+            .await?;
+        Ok(LockState {
+            failures: f.unwrap_or(0),
+            locked_until: u.filter(|u| *u >= 0).map(from_ms),
+        })
+    }
+
+    async fn record_login_failure(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lock_for: Duration,
+    ) -> StoreResult<LockState> {
+        let (f, u): (String, String) = self
+            .script(
+                &self.inner.scripts.fail,
+                &[&self.k(&format!("lock:{user}"))],
+                &[
+                    ms(now).to_string(),
+                    max_failures.to_string(),
+                    lock_for.num_milliseconds().to_string(),
+                ],
+            )
+            .await?;
+        let u: i64 = u.parse().map_err(|e| corrupt("lock", e))?;
+        Ok(LockState {
+            failures: f.parse().map_err(|e| corrupt("lock", e))?,
+            locked_until: (u >= 0).then(|| from_ms(u)),
+        })
+    }
+
+    async fn clear_login_failures(&self, user: &str) -> StoreResult<()> {
+        let _: i64 = self
+            .query(redis::cmd("DEL").arg(self.k(&format!("lock:{user}"))))
+            .await?;
+        Ok(())
+    }
+
+    async fn entity(&self, id: &str) -> StoreResult<Option<Entity>> {
+        let v: Option<String> = self
+            .query(redis::cmd("HGET").arg(self.k("{inv}:entities")).arg(id))
+            .await?;
+        match v {
+            Some(j) => Ok(Some(
+                serde_json::from_str(&j).map_err(|e| corrupt("entity", e))?,
+            )),
+            None if id == ROOT_FOLDER => Ok(Some(Entity::root())),
+            None => Ok(None),
+        }
+    }
+
+    async fn entities(&self) -> StoreResult<Vec<Entity>> {
+        Ok(self.inventory().await?.1.entities())
+    }
+
+    async fn create_entity(
+        &self,
+        parent: &str,
+        name: &str,
+        kind: CreateKind,
+    ) -> StoreResult<Result<Entity, CreateError>> {
+        // Optimistic: compute the change on a snapshot, apply it only if nobody changed
+        // the inventory meanwhile; otherwise start again.
+        for _ in 0..50 {
+            let (ver, mut state) = self.inventory().await?;
+            let (entity, muts) = match state.create_entity(parent, name, kind) {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut args = vec![ver];
+            for m in &muts {
+                if let Mutation::PutEntity { entity } = m {
+                    args.push(entity.id.clone());
+                    args.push(to_json(entity)?);
+                }
+            }
+            let done: i64 = self
+                .script(
+                    &self.inner.scripts.cas_inventory,
+                    &[&self.k("{inv}:entities"), &self.k("{inv}:ver")],
+                    &args,
+                )
+                .await?;
+            if done == 1 {
+                return Ok(Ok(entity));
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the inventory is changing too fast to create an entity; retry".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("redis://:s3cret@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://app:pw@h:1/2?x=1,redis://h2:3"),
+            "rediss://app:***@h:1/2?x=1,redis://h2:3"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("redis://app@h:1"), "redis://app@h:1");
+    }
+}
