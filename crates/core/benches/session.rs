@@ -1,6 +1,7 @@
 //! Hot path of every authenticated request: resolving a session id to a live session
 //! ([`SessionService::authenticate`]: digest, lookup, expiry and role checks, and the
-//! touch), against the memory store holding 10,000 sessions.
+//! touch), against the memory store holding 10,000 sessions. Also the reaper's pass over a
+//! large [`MemoryState`].
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::{TimeZone, Utc};
@@ -9,8 +10,8 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::Arc;
 use vsess_core::{
-    AboutInfo, Caller, IdDigest, InlineVerifier, ManualClock, MemoryStore, Policy, Role, SessionId,
-    SessionKey, SessionRecord, SessionService, Store, User, UserName,
+    AboutInfo, Caller, IdDigest, InlineVerifier, ManualClock, MemoryState, MemoryStore, Mutation,
+    Policy, Role, SessionId, SessionKey, SessionRecord, SessionService, Store, User, UserName,
 };
 
 const SESSIONS: usize = 10_000;
@@ -129,5 +130,58 @@ fn digest(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, authenticate, digest);
+/// A state holding `n` sessions of one user, all last active at `now`.
+fn state(n: usize, now: chrono::DateTime<Utc>) -> MemoryState {
+    let mut s = MemoryState::with_capacity(n);
+    for i in 0..n {
+        let rec = SessionRecord {
+            digest: IdDigest::of(&i.to_string()),
+            key: SessionKey::generate(),
+            user_name: USER.into(),
+            full_name: USER.into(),
+            role: Role::Admin,
+            login_user: USER.into(),
+            login_time: now,
+            last_active_time: now,
+            locale: "en".into(),
+            message_locale: "en".into(),
+            extension_session: false,
+            ip_address: "127.0.0.1".into(),
+            user_agent: USER_AGENT.into(),
+            call_count: 0,
+        };
+        s.apply(&Mutation::PutSession { rec });
+    }
+    s
+}
+
+/// The reaper's pass over a large store where nothing has expired (the usual case), and
+/// what it used to cost: listing (cloning) every session and testing each.
+/// `VSESS_BENCH_REAP_SESSIONS` sets the size (default 100,000).
+fn reap(c: &mut Criterion) {
+    let n = std::env::var("VSESS_BENCH_REAP_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut s = state(n, now);
+    let idle = chrono::Duration::minutes(30);
+    let later = now + chrono::Duration::minutes(10);
+    let mut g = c.benchmark_group(format!("reap_{n}_sessions"));
+    g.sample_size(10);
+    g.bench_function("indexed_nothing_due", |b| {
+        b.iter(|| s.reap(black_box(later), idle, None))
+    });
+    g.bench_function("list_and_filter", |b| {
+        b.iter(|| {
+            s.sessions()
+                .into_iter()
+                .filter(|r| r.expired(black_box(later), idle, None))
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, authenticate, digest, reap);
 criterion_main!(benches);

@@ -61,6 +61,17 @@ pub enum Mutation {
     },
 }
 
+/// What each live session costs inside [`MemoryState`], in bytes, before hash-table slack,
+/// B-tree nodes and the profiles (names, locales, address, agent) that a user's sessions
+/// share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSizes {
+    /// Its slot in the slab.
+    pub slot: usize,
+    /// Its entries in the digest and key tables and in the two expiry indexes.
+    pub index: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryState {
     /// Live sessions, compact (see [`sessions`]).
@@ -83,6 +94,14 @@ impl MemoryState {
         Self {
             sessions: Sessions::with_capacity(sessions),
             ..Self::default()
+        }
+    }
+
+    /// Fixed per-session sizes, for reading RSS figures.
+    pub fn session_sizes() -> SessionSizes {
+        SessionSizes {
+            slot: sessions::SLOT_BYTES,
+            index: sessions::INDEX_BYTES,
         }
     }
 

@@ -20,7 +20,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Instant;
-use vsess_core::{Mutation, Role, SessionId, SessionKey, SessionRecord};
+use vsess_core::{MemoryState, Mutation, Role, SessionId, SessionKey, SessionRecord};
 
 struct Args {
     data_dir: PathBuf,
@@ -139,15 +139,18 @@ fn main() -> Result<()> {
             writeln!(f, "{id}")?;
         }
     }
-    // In-memory sizes, for reading the RSS figures: MemoryState keeps one
-    // (SessionKey, SessionRecord) entry per session plus an (IdDigest, SessionKey) index entry.
+    // In-memory sizes, for reading the RSS figures: MemoryState keeps each session as one
+    // compact slot ("entry_bytes") plus entries in two hash tables and two expiry indexes
+    // ("index_entry_bytes"); the names, locales, address and agent are shared per user.
+    // "record_bytes" is the SessionRecord that the API and the log carry.
+    let sizes = MemoryState::session_sizes();
     println!(
         "{{\"sessions\": {}, \"log_bytes\": {size}, \"seconds\": {:.3}, \"record_bytes\": {}, \"entry_bytes\": {}, \"index_entry_bytes\": {}}}",
         a.count,
         started.elapsed().as_secs_f64(),
         std::mem::size_of::<SessionRecord>(),
-        std::mem::size_of::<(SessionKey, SessionRecord)>(),
-        std::mem::size_of::<(vsess_core::IdDigest, SessionKey)>(),
+        sizes.slot,
+        sizes.index,
     );
     Ok(())
 }

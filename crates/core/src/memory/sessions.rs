@@ -176,6 +176,12 @@ impl Slot {
     }
 }
 
+/// Bytes of one slot in the slab.
+pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Option<Slot>>();
+/// Bytes of one session's entries in the two hash tables (a `u32` and a control byte each)
+/// and in the two expiry indexes (a `u64` each), before table slack and B-tree nodes.
+pub(super) const INDEX_BYTES: usize = 2 * (std::mem::size_of::<u32>() + 1) + 2 * 8;
+
 /// The index second of a time: whole seconds since 1970, clamped to `u32`. Never later
 /// than the time itself, and ordered like it.
 fn stamp(t: DateTime<Utc>) -> u32 {
