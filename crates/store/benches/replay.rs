@@ -1,0 +1,76 @@
+//! `EmbeddedStore::open` on a log of live sessions (the restart path, S5 of bench/run):
+//! replaying 20,000 `PutSession` lines as an older vsess (or `vsess-bench-seed`) wrote them.
+//!
+//! `VSESS_REPLAY_DIR=DIR cargo bench -p vsess-store --bench replay` instead opens an
+//! existing data directory (for instance one seeded with 1M sessions) three times and
+//! prints the wall time of each open, without criterion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::{TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::io::Write;
+use std::time::Instant;
+use vsess_core::{Mutation, Role, SessionId, SessionKey, SessionRecord};
+use vsess_store::EmbeddedStore;
+
+const SESSIONS: usize = 20_000;
+const USER: &str = "administrator@vsphere.local";
+
+fn write_log(dir: &std::path::Path, n: usize) {
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut log = std::io::BufWriter::new(std::fs::File::create(dir.join("sessions.log")).unwrap());
+    for _ in 0..n {
+        let rec = SessionRecord {
+            digest: SessionId::generate().digest(),
+            key: SessionKey::generate(),
+            user_name: USER.into(),
+            full_name: USER.into(),
+            role: Role::Admin,
+            login_user: USER.into(),
+            login_time: now,
+            last_active_time: now,
+            locale: "en".into(),
+            message_locale: "en".into(),
+            extension_session: false,
+            ip_address: "127.0.0.1".into(),
+            user_agent: "govc/0.24.2".into(),
+            call_count: 0,
+        };
+        serde_json::to_writer(&mut log, &Mutation::PutSession { rec }).unwrap();
+        log.write_all(b"\n").unwrap();
+    }
+    log.flush().unwrap();
+}
+
+fn open(c: &mut Criterion) {
+    if let Some(dir) = std::env::var_os("VSESS_REPLAY_DIR") {
+        for _ in 0..3 {
+            let t = Instant::now();
+            let s = EmbeddedStore::open(std::path::Path::new(&dir)).unwrap();
+            let opened = t.elapsed();
+            let n = s.list_sessions_len();
+            let t = Instant::now();
+            drop(s);
+            println!(
+                "open {:.3} s ({n} sessions), drop {:.3} s",
+                opened.as_secs_f64(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), SESSIONS);
+    let mut g = c.benchmark_group("embedded_open");
+    g.sample_size(10);
+    g.bench_function("replay_20k_sessions", |b| {
+        b.iter(|| {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            assert_eq!(s.list_sessions_len(), SESSIONS);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, open);
+criterion_main!(benches);
