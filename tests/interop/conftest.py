@@ -11,6 +11,13 @@ Fixtures
 
 Everything listens on 127.0.0.1 only.  The server binary is $VSESS_BIN, or
 <repo>/target/debug/vsess by default.
+
+Replica mode (issue 7): with VSESS_REPLICAS=N (N >= 2), every "server" the fixtures start
+is N `vsess serve --store redis://…` replicas sharing one fresh redis-server (Debian's,
+$VSESS_REDIS_SERVER or redis-server on PATH; append-only file on), behind nginx
+($VSESS_NGINX or nginx on PATH) balancing every request round-robin over them.  The
+replicas share one certificate, which nginx also presents, so the tests see one server;
+`.data_dir` is the first replica's.  Restarts restart every replica; Redis keeps the state.
 """
 
 import os
@@ -54,12 +61,13 @@ def _require_binary():
         )
 
 
-def add_user(data_dir, name, role, password):
-    """Run `vsess user add NAME --role ROLE --password-stdin --data-dir DIR`."""
+def add_user(data_dir, name, role, password, store=None):
+    """Run `vsess user add NAME --role ROLE --password-stdin --data-dir DIR [--store URL]`."""
     _require_binary()
     proc = subprocess.run(
         [VSESS_BIN, "user", "add", name, "--role", role,
-         "--password-stdin", "--data-dir", str(data_dir)],
+         "--password-stdin", "--data-dir", str(data_dir)]
+        + (["--store", store] if store else []),
         input=password + "\n",
         capture_output=True,
         text=True,
@@ -76,11 +84,12 @@ def add_user(data_dir, name, role, password):
 class VsessServer:
     """One `vsess serve` process (restartable on the same port and data dir)."""
 
-    def __init__(self, data_dir, config_file=None):
+    def __init__(self, data_dir, config_file=None, store=None):
         self.host = HOST
         self.port = None
         self.data_dir = pathlib.Path(data_dir)
         self.config_file = config_file
+        self.store = store
         self.users = {}
         self.proc = None
         self._lines = []
@@ -103,7 +112,7 @@ class VsessServer:
     # -- users ----------------------------------------------------------
     def add_user(self, name, role, password=None):
         password = password or secrets.token_urlsafe(18)
-        add_user(self.data_dir, name, role, password)
+        add_user(self.data_dir, name, role, password, store=self.store)
         return name, password
 
     def connect(self, role="admin", **kwargs):
@@ -118,6 +127,8 @@ class VsessServer:
         cmd = [VSESS_BIN, "serve", "--listen", listen, "--data-dir", str(self.data_dir)]
         if self.config_file:
             cmd += ["--config", str(self.config_file)]
+        if self.store:
+            cmd += ["--store", self.store]
         self._append(f"----- starting: {' '.join(cmd)}\n")
         ready = threading.Event()
         found = {}
@@ -231,6 +242,197 @@ def pytest_runtest_makereport(item, call):
                 (f"vsess server #{i} log (tail, port {server.port})", server.log_tail()))
 
 
+REPLICAS = int(os.environ.get("VSESS_REPLICAS", "0") or 0)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port, proc, what, log=lambda: ""):
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what} not accepting on {port}\n{log()}", pytrace=False)
+            time.sleep(0.05)
+
+
+class RedisServer:
+    """redis-server on a free loopback port, with an append-only file."""
+
+    def __init__(self, workdir):
+        self.dir = pathlib.Path(workdir)
+        self.port = _free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self):
+        binary = os.environ.get("VSESS_REDIS_SERVER", "redis-server")
+        self.proc = subprocess.Popen(
+            [binary, "--bind", HOST, "--port", str(self.port), "--save", "",
+             "--appendonly", "yes", "--dir", str(self.dir)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port, self.proc, "redis-server")
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(STOP_TIMEOUT)
+
+
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  log_format upstream '$upstream_addr';
+  access_log {dir}/access.log upstream;   # which replica served each request
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  upstream vsess {{
+{servers}
+    keepalive 16;
+  }}
+  server {{
+    listen {host}:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    client_max_body_size 0;          # vsess answers oversized bodies itself
+    location / {{
+      proxy_pass https://vsess;       # round-robin: each request to the next replica
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_ssl_verify off;           # loopback, and the replicas' certificate is nginx's own
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+"""
+
+
+class ReplicaSet:
+    """N vsess replicas on one Redis behind nginx; looks like one VsessServer."""
+
+    def __init__(self, root, n, config_file=None):
+        self.root = pathlib.Path(root)
+        self.host = HOST
+        self.port = None
+        self.users = {}
+        self.config_file = config_file
+        (self.root / "redis").mkdir()
+        self.redis = RedisServer(self.root / "redis").start()
+        self.replicas = []
+        for i in range(n):
+            d = self.root / f"replica-{i}"
+            d.mkdir()
+            self.replicas.append(VsessServer(d, config_file, store=self.redis.url))
+        self.nginx = None
+
+    @property
+    def url(self):
+        return f"https://{self.host}:{self.port}/sdk"
+
+    @property
+    def data_dir(self):
+        return self.replicas[0].data_dir
+
+    @property
+    def log(self):
+        return "".join(r.log for r in self.replicas)
+
+    def log_tail(self, n=LOG_TAIL_LINES):
+        return "".join(f"--- replica {i}\n{r.log_tail(n // len(self.replicas))}"
+                       for i, r in enumerate(self.replicas))
+
+    def add_user(self, name, role, password=None):
+        password = password or secrets.token_urlsafe(18)
+        add_user(self.data_dir, name, role, password, store=self.redis.url)
+        return name, password
+
+    def connect(self, role="admin", **kwargs):
+        return connect(self, role, **kwargs)
+
+    def start(self):
+        # The first replica makes the certificate; the others and nginx use it too.
+        first = self.replicas[0]
+        first.start()
+        for r in self.replicas[1:]:
+            for f in ("server.crt", "server.key"):
+                src, dst = first.data_dir / f, r.data_dir / f
+                dst.write_bytes(src.read_bytes())
+                dst.chmod(0o600)
+            r.start()
+        if self.nginx is None or self.nginx.poll() is not None:
+            self._start_nginx()
+        return self
+
+    def _start_nginx(self):
+        ndir = self.root / "nginx"
+        ndir.mkdir(exist_ok=True)
+        self.port = self.port or _free_port()
+        conf = ndir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(
+            dir=ndir, host=HOST, port=self.port,
+            servers="\n".join(f"    server {HOST}:{r.port};" for r in self.replicas),
+            cert=self.data_dir / "server.crt", key=self.data_dir / "server.key"))
+        binary = os.environ.get("VSESS_NGINX", "nginx")
+        self.nginx = subprocess.Popen(
+            [binary, "-p", str(ndir), "-c", str(conf), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port, self.nginx, "nginx",
+                   lambda: (ndir / "error.log").read_text(errors="replace")
+                   if (ndir / "error.log").exists() else "")
+
+    def served(self):
+        """Requests served so far, by replica port (from nginx's access log)."""
+        log = self.root / "nginx" / "access.log"
+        counts = {r.port: 0 for r in self.replicas}
+        if log.exists():
+            for line in log.read_text().split():
+                port = line.rstrip(",").rsplit(":", 1)[-1]
+                if port.isdigit() and int(port) in counts:
+                    counts[int(port)] += 1
+        return counts
+
+    def stop(self):
+        for r in self.replicas:
+            r.stop()
+
+    def restart(self):
+        for r in self.replicas:
+            r.restart()
+        return self
+
+    def kill9_and_restart(self):
+        for r in self.replicas:
+            r.kill9_and_restart()
+        return self
+
+    def _kill(self):
+        for r in self.replicas:
+            r._kill()
+        if self.nginx is not None and self.nginx.poll() is None:
+            self.nginx.terminate()
+            self.nginx.wait(STOP_TIMEOUT)
+        self.redis.stop()
+
+
 @pytest.fixture
 def vsess_factory(request, tmp_path_factory):
     """Start fresh servers: ``vsess_factory(config_toml=None)``."""
@@ -243,7 +445,10 @@ def vsess_factory(request, tmp_path_factory):
         if config_toml is not None:
             config_file = data_dir.parent / f"{data_dir.name}.toml"
             config_file.write_text(config_toml)
-        server = VsessServer(data_dir, config_file)
+        if REPLICAS >= 2:
+            server = ReplicaSet(data_dir, REPLICAS, config_file)
+        else:
+            server = VsessServer(data_dir, config_file)
         for key, (name, role) in USERS.items():
             server.users[key] = server.add_user(name, role)
         servers.append(server)
@@ -253,6 +458,10 @@ def vsess_factory(request, tmp_path_factory):
     yield factory
     errors = []
     for server in servers:
+        if isinstance(server, ReplicaSet) and server.nginx is not None:
+            counts = server.served()
+            if sum(counts.values()) >= 3 * len(counts) and 0 in counts.values():
+                errors.append(f"requests were not spread over the replicas: {counts}")
         try:
             server.stop()
         except AssertionError as e:

@@ -12,6 +12,8 @@
 mod embedded;
 mod fsutil;
 mod redis_store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod users;
 
 pub use embedded::EmbeddedStore;

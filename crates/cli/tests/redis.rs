@@ -1,0 +1,278 @@
+//! `vsess serve --store`, `vsess user … --store` and `vsess store migrate` against a real
+//! redis-server. Ignored by default; `scripts/test` installs redis-server and runs them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use vsess_store::testing::RedisProc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vsess");
+const SM: &str = "<_this type=\"SessionManager\">SessionManager</_this>";
+
+fn vsess(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        writeln!(c.stdin.take().unwrap(), "{s}").unwrap();
+    }
+    drop(c.stdin.take());
+    c.wait_with_output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn serve(dir: &Path, store: Option<&str>) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir);
+    if let Some(s) = store {
+        cmd.args(["--store", s]);
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on https://") {
+                let _ = tx.send(line[i + 13..].split_whitespace().next().unwrap().to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not become ready");
+    (child, url)
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM: a graceful stop releases the data directory.
+    let _ = Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+fn soap(url: &str, inner: &str, cookie: Option<&str>) -> (u16, String, Option<String>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let body = format!("<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>");
+    let mut req = c
+        .post(format!("{url}/sdk"))
+        .header("Content-Type", "text/xml")
+        .body(body);
+    if let Some(ck) = cookie {
+        req = req.header("Cookie", ck);
+    }
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    (status, r.text().unwrap(), set)
+}
+
+fn login(url: &str, user: &str, pw: &str) -> String {
+    let (s, body, set) = soap(
+        url,
+        &format!("<Login>{SM}<userName>{user}</userName><password>{pw}</password></Login>"),
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    set.unwrap()
+}
+
+fn alive(url: &str, cookie: &str) -> bool {
+    let (_, body, _) = soap(
+        url,
+        &format!("<Fetch>{SM}<prop>currentSession</prop></Fetch>"),
+        Some(cookie),
+    );
+    body.contains("<key>")
+}
+
+#[test]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+fn users_and_sessions_move_to_redis_and_back() {
+    let redis = RedisProc::start();
+    let url_r = redis.url();
+    let a = tempfile::tempdir().unwrap();
+    let a_dir = a.path().to_str().unwrap();
+    ok(vsess(
+        &[
+            "user",
+            "add",
+            "admin@vsphere.local",
+            "--role",
+            "Admin",
+            "--password-stdin",
+            "--data-dir",
+            a_dir,
+        ],
+        Some("pw-1"),
+    ));
+
+    // State on the embedded store.
+    let (child, url) = serve(a.path(), None);
+    let cookies: Vec<String> = (0..3)
+        .map(|_| login(&url, "admin@vsphere.local", "pw-1"))
+        .collect();
+    let (s, _, _) = soap(
+        &url,
+        &format!("<UpdateServiceMessage>{SM}<message>moved</message></UpdateServiceMessage>"),
+        Some(&cookies[0]),
+    );
+    assert_eq!(s, 200);
+    let (s, body, _) = soap(&url, "<CreateDatacenter><_this type=\"Folder\">group-d1</_this><name>dc-1</name></CreateDatacenter>", Some(&cookies[0]));
+    assert_eq!(s, 200, "{body}");
+    stop(child);
+
+    // Into Redis; every session is still valid on a Redis-backed replica.
+    let out = ok(vsess(
+        &["store", "migrate", "--from", a_dir, "--to", &url_r],
+        None,
+    ));
+    assert!(
+        out.contains("1 users") && out.contains("3 sessions"),
+        "{out}"
+    );
+    let b = tempfile::tempdir().unwrap();
+    let (child, url) = serve(b.path(), Some(&url_r));
+    for c in &cookies {
+        assert!(alive(&url, c), "session lost in migration");
+    }
+    let (_, body, _) = soap(
+        &url,
+        &format!("<Fetch>{SM}<prop>message</prop></Fetch>"),
+        Some(&cookies[1]),
+    );
+    assert!(body.contains("moved"), "{body}");
+    assert!(
+        !b.path().join("administrator-password").exists(),
+        "users were migrated, so no administrator is bootstrapped"
+    );
+
+    // The user commands manage Redis while the replica runs.
+    ok(vsess(
+        &[
+            "user",
+            "add",
+            "ops@vsphere.local",
+            "--role",
+            "ReadOnly",
+            "--password-stdin",
+            "--store",
+            &url_r,
+        ],
+        Some("pw-2"),
+    ));
+    let listed = ok(vsess(&["user", "list", "--json", "--store", &url_r], None));
+    assert!(
+        listed.contains("ops@vsphere.local") && listed.contains("admin@vsphere.local"),
+        "{listed}"
+    );
+    let ops = login(&url, "ops@vsphere.local", "pw-2");
+    assert!(alive(&url, &ops));
+    let dup = vsess(
+        &[
+            "user",
+            "add",
+            "ops@vsphere.local",
+            "--role",
+            "Admin",
+            "--password-stdin",
+            "--store",
+            &url_r,
+        ],
+        Some("x"),
+    );
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    ok(vsess(
+        &["user", "rm", "ops@vsphere.local", "--store", &url_r],
+        None,
+    ));
+    assert!(!alive(&url, &ops), "a removed user's session ends at once");
+    stop(child);
+
+    // And back into a fresh data directory.
+    let c = tempfile::tempdir().unwrap();
+    let out = ok(vsess(
+        &[
+            "store",
+            "migrate",
+            "--from",
+            &url_r,
+            "--to",
+            c.path().to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert!(out.contains("3 sessions"), "{out}");
+    let (child, url) = serve(c.path(), None);
+    for ck in &cookies {
+        assert!(alive(&url, ck), "session lost on the way back");
+    }
+    let (_, body, _) = soap(&url, "<RetrieveProperties><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>Folder</type><pathSet>childEntity</pathSet></propSet><objectSet><obj type=\"Folder\">group-d1</obj></objectSet></specSet></RetrieveProperties>", Some(&cookies[0]));
+    assert!(body.contains("datacenter-"), "inventory lost: {body}");
+    stop(child);
+}
+
+#[test]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+fn unreachable_redis_is_a_clear_error_with_exit_code_3() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}/0");
+    let d = tempfile::tempdir().unwrap();
+    let out = vsess(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            d.path().to_str().unwrap(),
+            "--store",
+            &url,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach Redis"), "{err}");
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    let out = vsess(&["user", "list", "--store", &url], None);
+    assert_eq!(out.status.code(), Some(3));
+    let out = vsess(&["serve", "--store", "http://127.0.0.1:1"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
