@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::redis::{add_user, admin_handle, redis_config, RedisProc, Replicas};
+use common::redis::{add_user, admin_handle, redis_config, RedisCluster, RedisProc, Replicas};
 use common::{between, fault_type, fetch};
 use std::time::{Duration, Instant};
 use vsess_core::Role;
@@ -18,12 +18,17 @@ const ADMIN: (&str, &str) = ("admin@vsphere.local", "admin-pw");
 
 async fn setup(n: usize, base: &str) -> (RedisProc, Replicas, vsess_store::RedisStore) {
     let redis = RedisProc::start();
-    let handle = admin_handle(&redis.url(), "t").await;
+    let (replicas, handle) = setup_on(&redis.url(), n, base).await;
+    (redis, replicas, handle)
+}
+
+async fn setup_on(url: &str, n: usize, base: &str) -> (Replicas, vsess_store::RedisStore) {
+    let handle = admin_handle(url, "t").await;
     add_user(&handle, ADMIN.0, Role::Admin, ADMIN.1).await;
     add_user(&handle, "reader@vsphere.local", Role::ReadOnly, "reader-pw").await;
-    let config = redis_config(base, &redis.url(), "t");
+    let config = redis_config(base, url, "t");
     let replicas = Replicas::start(n, &config).await;
-    (redis, replicas, handle)
+    (replicas, handle)
 }
 
 fn current_key(body: &str) -> String {
@@ -333,4 +338,62 @@ async fn redis_outage_fails_fast_with_clear_errors_and_service_recovers() {
             "acknowledged session {n} lost: {body}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn redis_cluster_keeps_the_invariants() {
+    const N: usize = 5;
+    let cluster = RedisCluster::start(3);
+    let (r, h) = setup_on(
+        &cluster.url(),
+        2,
+        &format!("config.vmacore.soap.maxSessionCount = {N}\n"),
+    )
+    .await;
+    let r = std::sync::Arc::new(r);
+    // The session limit, raced across replicas.
+    let mut tasks = Vec::new();
+    for i in 0..4 * N {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            r.soap(i, &common::login_body(ADMIN.0, ADMIN.1), None).await
+        }));
+    }
+    let mut cookies = Vec::new();
+    for t in tasks {
+        let (s, _, cookie) = t.await.unwrap();
+        if s == 200 {
+            cookies.push(cookie.unwrap());
+        }
+    }
+    assert_eq!(cookies.len(), N);
+    // Every session works on both replicas; one ended on A is refused by B.
+    for c in &cookies {
+        for i in 0..2 {
+            let (_, body, _) = r.soap(i, &fetch("currentSession"), Some(c)).await;
+            assert!(body.contains("<key>"), "{body}");
+        }
+    }
+    let (s, _, _) = r
+        .soap(0, "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>", Some(&cookies[0]))
+        .await;
+    assert_eq!(s, 200);
+    let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&cookies[0])).await;
+    assert!(!body.contains("<key>"), "{body}");
+    // sessionList gathers sessions from every shard.
+    let (_, body, _) = r.soap(1, &fetch("sessionList"), Some(&cookies[1])).await;
+    assert_eq!(body.matches("<userName>").count(), N - 1, "{body}");
+    // A clone ticket works once; user changes reach every replica.
+    let (_, body, _) = r
+        .soap(0, "<AcquireCloneTicket xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></AcquireCloneTicket>", Some(&cookies[1]))
+        .await;
+    let ticket = between(&body, "<returnval>", "</returnval>").to_owned();
+    let clone = format!("<CloneSession xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><cloneTicket>{ticket}</cloneTicket></CloneSession>");
+    let (s1, _, _) = r.soap(1, &clone, None).await;
+    let (s2, _, _) = r.soap(0, &clone, None).await;
+    assert_eq!((s1, s2), (200, 500));
+    assert!(h.remove_user(ADMIN.0).await.unwrap());
+    let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&cookies[2])).await;
+    assert!(!body.contains("<key>"), "{body}");
 }

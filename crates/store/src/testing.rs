@@ -40,6 +40,10 @@ impl RedisProc {
     }
 
     fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    fn spawn_with(&mut self, extra: &[&str]) {
         let child = Command::new(redis_server_bin())
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
@@ -50,6 +54,7 @@ impl RedisProc {
                 "--appendfsync",
                 "everysec",
             ])
+            .args(extra)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -91,5 +96,80 @@ impl RedisProc {
 impl Drop for RedisProc {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Redis Cluster of `n` masters (no replicas) on free loopback ports, made with
+/// `redis-cli --cluster create` (Debian's redis-tools).
+pub struct RedisCluster {
+    pub nodes: Vec<RedisProc>,
+}
+
+impl RedisCluster {
+    pub fn start(n: usize) -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            let mut r = RedisProc {
+                port: free_port(),
+                dir: tempfile::tempdir().unwrap(),
+                child: None,
+            };
+            r.spawn_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ]);
+            nodes.push(r);
+        }
+        let cli = redis_server_bin().with_file_name("redis-cli");
+        let cli = if cli.exists() {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        };
+        let mut cmd = Command::new(&cli);
+        cmd.arg("--cluster").arg("create");
+        for r in &nodes {
+            cmd.arg(format!("127.0.0.1:{}", r.port));
+        }
+        let out = cmd
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e} (Debian's redis-tools)", cli.display()));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for r in &nodes {
+            loop {
+                let info = Command::new(&cli)
+                    .args(["-p", &r.port.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not become ready"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        RedisCluster { nodes }
+    }
+
+    /// Every node's URL, comma-separated (the `url` of `[store] cluster = true`).
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisProc::url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }

@@ -9,11 +9,12 @@ use vsess_core::{Role, User, UserName};
 use vsess_server::{Config, Options, Running, StoreConfig, Transport};
 use vsess_store::{RedisOptions, RedisStore};
 
-pub use vsess_store::testing::RedisProc;
+pub use vsess_store::testing::{RedisCluster, RedisProc};
 
 pub fn redis_config(base: &str, url: &str, prefix: &str) -> Config {
     let mut c = Config::parse(base).unwrap();
     let mut o = RedisOptions::new(url);
+    o.cluster = url.contains(',');
     o.prefix = prefix.to_owned();
     o.timeout = Duration::from_millis(1000);
     c.store = StoreConfig::Redis(o);
@@ -23,6 +24,7 @@ pub fn redis_config(base: &str, url: &str, prefix: &str) -> Config {
 /// A store handle of the test's own, as `vsess user … --store` would have.
 pub async fn admin_handle(url: &str, prefix: &str) -> RedisStore {
     let mut o = RedisOptions::new(url);
+    o.cluster = url.contains(',');
     o.prefix = prefix.to_owned();
     RedisStore::connect(o).await.unwrap()
 }
