@@ -42,17 +42,30 @@ fn write_log(dir: &std::path::Path, n: usize) {
     log.flush().unwrap();
 }
 
+/// This process's user + system CPU time so far, in seconds (from `/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
 fn open(c: &mut Criterion) {
     if let Some(dir) = std::env::var_os("VSESS_REPLAY_DIR") {
         for _ in 0..3 {
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), cpu_seconds());
             let s = EmbeddedStore::open(std::path::Path::new(&dir)).unwrap();
             let opened = t.elapsed();
+            let cpu = cpu_seconds() - cpu;
             let n = s.list_sessions_len();
             let t = Instant::now();
             drop(s);
             println!(
-                "open {:.3} s ({n} sessions), drop {:.3} s",
+                "open {:.3} s, {cpu:.2} s CPU ({n} sessions), drop {:.3} s",
                 opened.as_secs_f64(),
                 t.elapsed().as_secs_f64()
             );

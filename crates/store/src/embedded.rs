@@ -1369,6 +1369,42 @@ mod tests {
             .is_some());
     }
 
+    /// For profiling the store's share of a Login and a Logout (not a test):
+    /// `cargo test --release -p vsess-store --lib -- --ignored login_logout_loop`, under
+    /// `valgrind --tool=callgrind` for instruction counts.
+    #[test]
+    #[ignore]
+    fn login_logout_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let durability = match std::env::var("DURABILITY").as_deref() {
+            Ok("always") => Durability::Always,
+            _ => Durability::Interval(std::time::Duration::from_secs(1)),
+        };
+        let s = EmbeddedStore::open_with(dir.path(), EmbeddedOptions { durability }).unwrap();
+        let now = Utc::now();
+        let n: usize = std::env::var("PAIRS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let t = std::time::Instant::now();
+        rt.block_on(async {
+            for _ in 0..n {
+                let (_, r) = rec(now);
+                let key = r.key.clone();
+                assert!(s.insert_session(r, 100).await.unwrap());
+                assert!(s.remove_session(key.as_str()).await.unwrap().is_some());
+            }
+        });
+        println!(
+            "{n} pairs, {:.2} us per pair",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
+
     #[tokio::test]
     async fn limit_is_checked_inside_the_insert() {
         let dir = tempfile::tempdir().unwrap();
