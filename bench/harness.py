@@ -35,7 +35,7 @@ LUA = os.path.join(HERE, "lua")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 UA = "vsess-bench/1"
 BENCH_USER = "bench@vsphere.local"
-SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6"]
+SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
 
 FULL = dict(duration=4, reps=3, s5_duration=8, warmup=1.0, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
             cold_users=100, s5_sizes=[10_000, 100_000, 1_000_000], s6_cached=1000,
@@ -312,19 +312,21 @@ class Env:
         os.makedirs(os.path.dirname(p), exist_ok=True)
         return p
 
-    def add_user(self, data_dir, name, role, password):
+    def add_user(self, data_dir, name, role, password, store=None):
         argv = [self.vsess, "user", "add", name, "--role", role, "--password-stdin",
-                "--data-dir", data_dir]
+                "--data-dir", data_dir] + (["--store", store] if store else [])
         shown = argv[:3] + ["cold-NNNN@vsphere.local" if name.startswith("cold-") else name] + argv[4:]
         self.record("setup", shown, prefix="printf '%s\\n' \"$PASSWORD\" | ")
         r = subprocess.run(argv, input=(password + "\n").encode(), capture_output=True)
         if r.returncode != 0:
             raise Failed(f"vsess user add {name}: {r.stderr.decode(errors='replace')}")
 
-    def start_vsess(self, name, data_dir, config=None, port=0):
+    def start_vsess(self, name, data_dir, config=None, port=0, store=None):
         argv = [self.vsess, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
         if config:
             argv += ["--config", config]
+        if store:
+            argv += ["--store", store]
         self.record("server", argv)
         s = Server(name, argv, self.path("logs", name + ".log"))
         self.servers.append(s)
@@ -345,6 +347,21 @@ class Env:
         s = Server("vcsim", argv, self.path("logs", "vcsim.log"), env=dict(os.environ, TMPDIR=os.path.dirname(tmp)))
         self.servers.append(s)
         s.port = int(s.wait_line(r"GOVC_URL=https://user:pass@127\.0\.0\.1:(\d+)/sdk").group(1))
+        return s
+
+    def start_redis(self):
+        binary = os.environ.get("VSESS_REDIS_SERVER") or shutil.which("redis-server")
+        if not binary:
+            raise Failed("redis-server not found (scripts/peers/redis.sh installs Debian's)")
+        port = free_port()
+        d = self.path("redis", "x")
+        argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                "--appendonly", "yes", "--appendfsync", "everysec", "--dir", os.path.dirname(d)]
+        self.record("server", argv)
+        s = Server("redis", argv, self.path("logs", "redis.log"))
+        self.servers.append(s)
+        s.port = port
+        s.wait_line(r"Ready to accept connections")
         return s
 
     def start_baseline(self):
@@ -382,12 +399,15 @@ class Env:
                 shown[k] = re.sub(r'(vmware_soap_session=|vmware-api-session-id: )"?[0-9a-f-]+"?',
                                   r"\1$ID", shown[k])
         self.record("load", argv[:-1] + ["https://127.0.0.1:$PORT"], shown)
+        aux = server.extra.get("aux", [])  # processes serving it too (redis-server)
+        aux0 = [a.cpu_seconds() for a in aux]
         cpu0 = server.cpu_seconds()
         busy0, t0 = busy_seconds(), time.monotonic()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = subprocess.run(argv, env=full_env, capture_output=True, timeout=duration + 60)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu1 = server.cpu_seconds()
+        aux_cpu = sum(a.cpu_seconds() for a in aux) - sum(aux0)
         busy1, t1 = busy_seconds(), time.monotonic()
         out = r.stdout.decode(errors="replace")
         m = re.search(r"^BENCHJSON (\{.*\})$", out, re.M)
@@ -400,11 +420,13 @@ class Env:
         res["rps"] = res["requests"] / secs if secs else 0.0
         res["server_cpu_s"] = cpu1 - cpu0
         res["server_cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / res["requests"] if res["requests"] else None
+        if aux:
+            res["aux_cpu_us_per_req"] = aux_cpu * 1e6 / res["requests"] if res["requests"] else None
         wrk_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         res["loadgen_cpu_us_per_req"] = wrk_cpu * 1e6 / res["requests"] if res["requests"] else None
         # CPU that neither the server nor wrk used: other processes on the machine. A high
         # share means the figure was disturbed.
-        other = max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - wrk_cpu)
+        other = max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - aux_cpu - wrk_cpu)
         res["other_cpu_share"] = other / ((t1 - t0) * (os.cpu_count() or 1))
         self.other_shares.append(res["other_cpu_share"])
         res["_stdout"] = out
@@ -692,6 +714,46 @@ def s3(env, R, checks, out):
             f"p99 {r['cold_login']['p99_ms']:.2f} ms  ({len(names)} users)")
 
 
+def s7(env, R, checks, out):
+    """The cost of an authenticated call on Redis, against the embedded store."""
+    m = main_servers(env, R)
+    redis = env.start_redis()
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    d = env.path("vsess-redis", "data")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    env.add_user(d, BENCH_USER, "Admin", env.password, store=url)
+    vr = env.start_vsess("vsess-redis", d, store=url)
+    vr.extra["aux"] = [redis]
+    c = Client(vr.port)
+    vr.extra["cookie"], _ = login(c, BENCH_USER, env.password)
+    c.close()
+    fetch_file = write_file(env, "fetch.xml", FETCH)
+    points = []
+    for name, s in (("embedded", m["vsess"]), ("redis", vr)):
+        check_fetch(s.port, s.extra["cookie"], f"vsess on {name}")
+        e = soap_env(s.extra["cookie"], fetch_file)
+        for conns in (1, env.p["load_conns"]):
+            points.append(((name, conns), f"vsess on {name} Fetch c={conns}", s, "request.lua", conns, e,
+                           None, None))
+    out["servers"] = {}
+    for (name, conns), r in series(env, checks, "S7", points).items():
+        out["servers"].setdefault(name, {})[str(conns)] = r
+        extra = f"  redis-server CPU {r['aux_cpu_us_per_req']:.1f} us/req" if "aux_cpu_us_per_req" in r else ""
+        log(f"  S7 {name:<8} c={conns:<3} {fmt_res(r)}{extra}")
+    # The load went through Redis: the session's callCount there counts it (flushed each second).
+    time.sleep(1.5)
+    c = Client(vr.port)
+    status, _, data = c.soap(FETCH, vr.extra["cookie"])
+    c.close()
+    calls = re.search(rb"<callCount>(\d+)</callCount>", data)
+    served = sum(r["requests"] for r in out["servers"]["redis"].values())
+    checks.add("S7", "the Redis-backed server counted the load in Redis",
+               status == 200 and calls is not None and int(calls.group(1)) >= served,
+               f"callCount {calls.group(1).decode() if calls else None}, median runs served {served}")
+    env.stop(vr)
+    env.stop(redis)
+
+
 def pct(sorted_vals, p):
     if not sorted_vals:
         return 0.0
@@ -946,13 +1008,13 @@ def main():
     R = {}
     steal0, total0 = cpu_times()
     # Users for the cold logins: created before the main server starts.
-    runners = {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": s6}
+    runners = {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": s6, "S7": s7}
     status = {}
     try:
         if "S3" in only:
             R["cold_password"] = os.urandom(8).hex()
             R["cold_users"] = [f"cold-{i:04d}@vsphere.local" for i in range(params["cold_users"])]
-        for name in [s for s in ("S1", "S2", "S4", "S3", "S6", "S5") if s in only]:
+        for name in [s for s in ("S1", "S2", "S4", "S7", "S3", "S6", "S5") if s in only]:
             log(f"[{name}] {report.TITLES[name]}")
             if name == "S3" and "main" not in R:
                 main_servers(env, R)

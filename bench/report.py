@@ -18,6 +18,7 @@ TITLES = {
     "S4": "vAPI: GET /api/session and JSON-RPC com.vmware.cis.session.get",
     "S5": "scale: live sessions in the embedded store",
     "S6": "CLI: vsess ls with a cached session vs a fresh login",
+    "S7": "Redis mode: an authenticated call on Redis vs on the embedded store",
 }
 
 
@@ -363,6 +364,29 @@ def render(results):
               "instead of about 5 ms. These are stalls of about 40 ms from Nagle's algorithm and "
               "delayed ACKs, because the server does not set `TCP_NODELAY`. See profiling finding 4, "
               "which also shows that the ratio drops below 3× once the stalls are gone.")
+        w("")
+
+    s7 = results.get("s7")
+    if s7 and get(s7, "servers", "redis"):
+        w(f"## S7: {TITLES['S7']}")
+        w("")
+        w("S1's authenticated `Fetch(currentSession)`, against two vsess processes in the same run: "
+          "the main one on its embedded store, and one started with `--store redis://…` on Debian's "
+          "redis-server 7 (append-only file, `appendfsync everysec`) on loopback. On Redis each call "
+          "validates the session with one `HGETALL`; activity is written once a second. The Redis "
+          "row's CPU adds redis-server's own CPU per request.")
+        w("")
+        w("| store | conns | req/s | p50 / p99 ms | vsess CPU µs/req | redis-server CPU µs/req | total CPU µs/req | req/s vs embedded |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        emb = s7["servers"].get("embedded", {})
+        for name in ("embedded", "redis"):
+            for conns, r in sorted(s7["servers"].get(name, {}).items(), key=lambda kv: int(kv[0])):
+                aux = r.get("aux_cpu_us_per_req")
+                tot = (r["server_cpu_us_per_req"] or 0) + (aux or 0)
+                base = get(emb, conns, "rps")
+                w(f"| {name} | {conns} | {num(r['rps'])} | " + "{} / {}".format(*lat(r)) +
+                  f" | {num(r['server_cpu_us_per_req'], 1)} | {num(aux, 1) if aux is not None else '–'} | "
+                  f"{num(tot, 1)} | {pct(ratio(r['rps'], base))} |")
         w("")
 
     # Correctness.
