@@ -15,7 +15,7 @@ use crate::fsutil::{ensure_private_dir, sync_dir};
 use crate::users::UserFile;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -410,11 +410,172 @@ impl EmbeddedStore {
     }
 }
 
+/// Appends `m` and a newline to `buf`, exactly as `serde_json` writes a [`Mutation`]. The
+/// two records written most (a new session, a touch) go through [`PutSessionLine`] and
+/// [`TouchLine`], which format times and the digest without `fmt` machinery.
 fn encode_line(buf: &mut Vec<u8>, m: &Mutation) {
+    let start = buf.len();
+    let r = match m {
+        Mutation::PutSession { rec } => {
+            let (mut d, mut t1, mut t2) = ([0u8; 64], [0u8; 32], [0u8; 32]);
+            serde_json::to_writer(
+                &mut *buf,
+                &PutSessionLine::new(rec, &mut d, &mut t1, &mut t2),
+            )
+        }
+        Mutation::Touch { key, at, calls } => {
+            let mut t = [0u8; 32];
+            serde_json::to_writer(
+                &mut *buf,
+                &TouchLine {
+                    op: "touch",
+                    key,
+                    at: rfc3339(at, &mut t),
+                    calls: *calls,
+                },
+            )
+        }
+        m => serde_json::to_writer(&mut *buf, m),
+    };
     // Serialising our own types cannot fail; an error would leave the line out.
-    if serde_json::to_writer(&mut *buf, m).is_ok() {
-        buf.push(b'\n');
+    match r {
+        Ok(()) => buf.push(b'\n'),
+        Err(_) => buf.truncate(start),
     }
+}
+
+/// `Mutation::PutSession` as serde writes it (the field order included).
+#[derive(Serialize)]
+struct PutSessionLine<'a> {
+    op: &'static str,
+    rec: RecordLine<'a>,
+}
+
+#[derive(Serialize)]
+struct RecordLine<'a> {
+    digest: &'a str,
+    key: &'a SessionKey,
+    user_name: &'a str,
+    full_name: &'a str,
+    role: &'a vsess_core::Role,
+    login_user: &'a str,
+    login_time: std::borrow::Cow<'a, str>,
+    last_active_time: std::borrow::Cow<'a, str>,
+    locale: &'a str,
+    message_locale: &'a str,
+    extension_session: bool,
+    ip_address: &'a str,
+    user_agent: &'a str,
+    call_count: u64,
+}
+
+impl<'a> PutSessionLine<'a> {
+    fn new(
+        rec: &'a SessionRecord,
+        digest: &'a mut [u8; 64],
+        t1: &'a mut [u8; 32],
+        t2: &'a mut [u8; 32],
+    ) -> Self {
+        // Every field, so that a field added to SessionRecord does not compile until it is
+        // written here too.
+        let SessionRecord {
+            digest: d,
+            key,
+            user_name,
+            full_name,
+            role,
+            login_user,
+            login_time,
+            last_active_time,
+            locale,
+            message_locale,
+            extension_session,
+            ip_address,
+            user_agent,
+            call_count,
+        } = rec;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in d.0.iter().enumerate() {
+            digest[2 * i] = HEX[usize::from(b >> 4)];
+            digest[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        Self {
+            op: "put_session",
+            rec: RecordLine {
+                digest: std::str::from_utf8(&digest[..]).unwrap_or_default(),
+                key,
+                user_name,
+                full_name,
+                role,
+                login_user,
+                login_time: rfc3339(login_time, t1),
+                last_active_time: rfc3339(last_active_time, t2),
+                locale,
+                message_locale,
+                extension_session: *extension_session,
+                ip_address,
+                user_agent,
+                call_count: *call_count,
+            },
+        }
+    }
+}
+
+/// `Mutation::Touch` as serde writes it.
+#[derive(Serialize)]
+struct TouchLine<'a> {
+    op: &'static str,
+    key: &'a SessionKey,
+    at: std::borrow::Cow<'a, str>,
+    calls: u64,
+}
+
+/// `t` as chrono's serde writes it (RFC 3339, UTC as `Z`, 0, 3, 6 or 9 digits of
+/// fraction), formatted into `out`; chrono itself formats the rare times it cannot hold
+/// (years outside 0–9999, leap seconds).
+fn rfc3339<'b>(t: &DateTime<Utc>, out: &'b mut [u8; 32]) -> std::borrow::Cow<'b, str> {
+    use chrono::{Datelike, Timelike};
+    let (year, nano) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
+        return t
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            .into();
+    }
+    fn two(out: &mut [u8], at: usize, v: u32) {
+        out[at] = b'0' + (v / 10 % 10) as u8;
+        out[at + 1] = b'0' + (v % 10) as u8;
+    }
+    let year = year.unsigned_abs();
+    two(out, 0, year / 100);
+    two(out, 2, year % 100);
+    out[4] = b'-';
+    two(out, 5, t.month());
+    out[7] = b'-';
+    two(out, 8, t.day());
+    out[10] = b'T';
+    two(out, 11, t.hour());
+    out[13] = b':';
+    two(out, 14, t.minute());
+    out[16] = b':';
+    two(out, 17, t.second());
+    let mut n = 19;
+    let digits: usize = match nano {
+        0 => 0,
+        _ if nano % 1_000_000 == 0 => 3,
+        _ if nano % 1_000 == 0 => 6,
+        _ => 9,
+    };
+    if digits > 0 {
+        out[n] = b'.';
+        let mut v = nano / 10u32.pow(9 - digits as u32);
+        for i in (1..=digits).rev() {
+            out[n + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        n += digits + 1;
+    }
+    out[n] = b'Z';
+    std::str::from_utf8(&out[..=n]).unwrap_or_default().into()
 }
 
 /// Writes `muts` to the log in one write().
@@ -1158,6 +1319,56 @@ mod tests {
         out.push(st.revoke_token(&tok).unwrap());
         out.push(st.remove_session(r.key.as_str()).unwrap().1);
         out
+    }
+
+    #[test]
+    fn lines_are_written_exactly_as_serde_writes_them() {
+        use chrono::TimeZone;
+        let base = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let mut times = vec![Utc::now()];
+        for nanos in [
+            0,
+            1,
+            10,
+            999,
+            1_000,
+            120_000,
+            999_999,
+            1_000_000,
+            500_000_000,
+            999_999_999,
+        ] {
+            times.push(base + Duration::nanoseconds(nanos));
+        }
+        times.push(Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap());
+        times.push(Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap());
+        times.push(Utc.with_ymd_and_hms(12345, 1, 1, 0, 0, 0).unwrap());
+        times.push(Utc.with_ymd_and_hms(-5, 1, 1, 0, 0, 0).unwrap());
+        let mut muts = every_mutation(Utc::now());
+        for (i, t) in times.iter().enumerate() {
+            let (_, mut r) = rec(*t);
+            r.last_active_time = times[(i + 1) % times.len()];
+            r.user_agent = "quote \" backslash \\ newline \n tab \t nul \u{0} é 😀".into();
+            r.extension_session = i % 2 == 0;
+            r.call_count = u64::MAX - i as u64;
+            muts.push(Mutation::Touch {
+                key: r.key.clone(),
+                at: *t,
+                calls: i as u64,
+            });
+            muts.push(Mutation::PutSession { rec: r });
+        }
+        for m in &muts {
+            let mut want = serde_json::to_vec(m).unwrap();
+            want.push(b'\n');
+            let mut got = b"prefix".to_vec();
+            encode_line(&mut got, m);
+            assert_eq!(
+                String::from_utf8_lossy(&got[6..]),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(decode_line(&got[6..got.len() - 1]).as_ref(), Some(m));
+        }
     }
 
     #[test]
