@@ -2,20 +2,44 @@
 use crate::app::App;
 use crate::auth::{credential, read_body, Carrier};
 use crate::vim;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use vsess_core::{Caller, Fault, SessionId};
+use vsess_core::{AboutInfo, Caller, Fault, SessionId};
 use vsess_wire::soap;
-use vsess_wire::vim::Outcome;
+use vsess_wire::vim::{Outcome, VimCall};
 
 const XML: &str = "text/xml; charset=utf-8";
 
-fn xml(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, XML)], body).into_response()
+fn xml(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(XML));
+    r
+}
+
+thread_local! {
+    /// The last `RetrieveServiceContent` answer this thread rendered, with the
+    /// `AboutInfo` it was rendered from.
+    static SERVICE_CONTENT: RefCell<Option<(AboutInfo, Bytes)>> = const { RefCell::new(None) };
+}
+
+/// The `RetrieveServiceContent` answer: the same bytes for every caller of a server, so
+/// rendered once (per worker thread) and shared.
+fn service_content(about: &AboutInfo) -> Bytes {
+    SERVICE_CONTENT.with_borrow_mut(|cached| match cached {
+        Some((a, body)) if a == about => body.clone(),
+        _ => {
+            let body = Bytes::from(soap::service_content(about));
+            *cached = Some((about.clone(), body.clone()));
+            body
+        }
+    })
 }
 
 /// The one place a `Fault` becomes an HTTP response on `/sdk`.
@@ -49,10 +73,15 @@ pub fn caller(addr: SocketAddr, headers: &HeaderMap, session: Option<&str>) -> C
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(512)
-            .collect(),
+            // At most 512 characters (no more than 512 bytes has no more than that).
+            .map(|ua| {
+                if ua.len() <= 512 {
+                    ua.to_owned()
+                } else {
+                    ua.chars().take(512).collect()
+                }
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -81,6 +110,10 @@ pub async fn sdk(
         Ok(s) => s,
         Err(f) => return fault_response(&f),
     };
+    if let VimCall::RetrieveServiceContent = call {
+        // What `vim::dispatch` and `soap::outcome` would produce, without the copying.
+        return xml(StatusCode::OK, service_content(app.svc.about()));
+    }
     match vim::dispatch(&app, &caller, session.as_ref(), call).await {
         Ok(Outcome::NewSession(id, us)) => {
             with_cookie(soap::outcome(method, &Outcome::Session(us)), &id)

@@ -4,7 +4,7 @@
 //! typed arguments). `versionId` attributes and `SOAPAction` are ignored. Encoding: each
 //! response shape, and [`fault`], the one place a [`Fault`] becomes a SOAP fault.
 use crate::vim::{check_receiver, Outcome, VimCall};
-use crate::xml::{self, escape_into, Element, XmlError};
+use crate::xml::{escape_into, Doc, El, XmlError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use vsess_core::{
     AboutInfo, Fault, GenericServiceTicket, LocalTicket, MoRef, ObjectContent, PropertyFilterSpec,
@@ -44,45 +44,45 @@ impl From<XmlError> for Fault {
     }
 }
 
-fn mo_ref(el: &Element) -> Result<MoRef, Fault> {
+fn mo_ref(el: El<'_, '_>) -> Result<MoRef, Fault> {
     let type_ = el
         .attr("type")
-        .ok_or_else(|| invalid(format!("<{}> has no type attribute.", el.name)))?;
-    Ok(MoRef::new(type_, el.text.trim()))
+        .ok_or_else(|| invalid(format!("<{}> has no type attribute.", el.name())))?;
+    Ok(MoRef::new(type_, el.text().trim()))
 }
 
-fn required<'a>(call: &'a Element, name: &str) -> Result<&'a Element, Fault> {
+fn required<'d, 'a>(call: El<'d, 'a>, name: &str) -> Result<El<'d, 'a>, Fault> {
     call.child(name).ok_or_else(|| {
         invalid(format!(
             "{} requires the argument '{name}', which is missing.",
-            call.name
+            call.name()
         ))
     })
 }
 
-fn text(call: &Element, name: &str) -> Result<String, Fault> {
-    Ok(required(call, name)?.text.clone())
+fn text(call: El<'_, '_>, name: &str) -> Result<String, Fault> {
+    Ok(required(call, name)?.text().to_owned())
 }
 
-fn opt_text(call: &Element, name: &str) -> Option<String> {
-    call.child(name).map(|e| e.text.clone())
+fn opt_text(call: El<'_, '_>, name: &str) -> Option<String> {
+    call.child(name).map(|e| e.text().to_owned())
 }
 
 /// Decodes a SOAP request body into a call.
 pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
-    let env = xml::parse(body)?;
-    if env.name != "Envelope" {
+    let doc = Doc::parse(body)?;
+    let env = doc.root();
+    if env.name() != "Envelope" {
         return Err(invalid("The request is not a SOAP envelope."));
     }
     let body = env
         .child("Body")
         .ok_or_else(|| invalid("The SOAP envelope has no Body."))?;
     let call = body
-        .children
-        .first()
+        .first_child()
         .ok_or_else(|| invalid("The SOAP Body names no method."))?;
     let this = mo_ref(required(call, "_this")?)?;
-    let method = call.name.as_str();
+    let method = call.name();
     check_receiver(&this, method)?;
     Ok(match method {
         "RetrieveServiceContent" => VimCall::RetrieveServiceContent,
@@ -112,7 +112,7 @@ pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
         "TerminateSession" => {
             let keys: Vec<String> = call
                 .children_named("sessionId")
-                .map(|e| e.text.trim().to_owned())
+                .map(|e| e.text().trim().to_owned())
                 .collect();
             if keys.is_empty() {
                 required(call, "sessionId")?;
@@ -166,7 +166,7 @@ pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
     })
 }
 
-fn service_spec(spec: &Element) -> Result<ServiceRequestSpec, Fault> {
+fn service_spec(spec: El<'_, '_>) -> Result<ServiceRequestSpec, Fault> {
     let ty = spec
         .attr("type")
         .unwrap_or("SessionManagerHttpServiceRequestSpec");
@@ -185,7 +185,7 @@ fn service_spec(spec: &Element) -> Result<ServiceRequestSpec, Fault> {
     }
 }
 
-fn spec_set(call: &Element) -> Result<Vec<PropertyFilterSpec>, Fault> {
+fn spec_set(call: El<'_, '_>) -> Result<Vec<PropertyFilterSpec>, Fault> {
     let mut out = Vec::new();
     for spec in call.children_named("specSet") {
         let props = spec
@@ -193,10 +193,10 @@ fn spec_set(call: &Element) -> Result<Vec<PropertyFilterSpec>, Fault> {
             .map(|p| {
                 Ok(PropertySpec {
                     type_: text(p, "type")?,
-                    all: p.child("all").is_some_and(|a| a.text.trim() == "true"),
+                    all: p.child("all").is_some_and(|a| a.text().trim() == "true"),
                     paths: p
                         .children_named("pathSet")
-                        .map(|e| e.text.trim().to_owned())
+                        .map(|e| e.text().trim().to_owned())
                         .collect(),
                 })
             })
@@ -250,7 +250,7 @@ fn write_inner(v: &Value, out: &mut String) {
             }
         }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Time(t) => out.push_str(&time(t)),
+        Value::Time(t) => time_into(out, t),
         Value::Content(about) => service_content_fields(out, about),
         Value::Ref(r) => escape_into(out, &r.value),
         Value::Refs(list) => {
@@ -288,7 +288,63 @@ fn write_typed(v: &Value, out: &mut String, tag: &str) {
 
 /// vim's dateTime: RFC 3339, UTC, microseconds.
 pub fn time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    let mut out = String::with_capacity(27);
+    time_into(&mut out, t);
+    out
+}
+
+/// [`time`], appended to `out` without going through `fmt`.
+pub fn time_into(out: &mut String, t: &DateTime<Utc>) {
+    rfc3339_into(out, t, SecondsFormat::Micros);
+}
+
+/// `t.to_rfc3339_opts(format, true)` for milliseconds or microseconds, appended to `out`
+/// without going through `fmt`.
+pub(crate) fn rfc3339_into(out: &mut String, t: &DateTime<Utc>, format: SecondsFormat) {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (t.year(), t.nanosecond());
+    let (digits, unit) = match format {
+        SecondsFormat::Millis => (3, 1_000_000),
+        SecondsFormat::Micros => (6, 1_000),
+        _ => (0, 0),
+    };
+    // chrono's own formatting covers what the fixed layout does not: other precisions,
+    // years outside 0..=9999 and leap seconds.
+    if digits == 0 || !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.push_str(&t.to_rfc3339_opts(format, true));
+        return;
+    }
+    let mut buf = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, digits, nanos / unit);
+    buf[20 + digits] = b'Z';
+    out.push_str(std::str::from_utf8(&buf[..21 + digits]).unwrap_or_default());
+}
+
+/// A decimal number, appended to `out` without going through `fmt`.
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 fn field(out: &mut String, name: &str, value: &str) {
@@ -302,17 +358,34 @@ fn field(out: &mut String, name: &str, value: &str) {
 }
 
 fn mo_field(out: &mut String, name: &str, type_: &str, value: &str) {
-    out.push_str(&format!("<{name} type=\"{type_}\">"));
+    out.push('<');
+    out.push_str(name);
+    out.push_str(" type=\"");
+    out.push_str(type_);
+    out.push_str("\">");
     escape_into(out, value);
-    out.push_str(&format!("</{name}>"));
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// `<name>` + the time + `</name>`.
+fn time_field(out: &mut String, name: &str, t: &DateTime<Utc>) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+    time_into(out, t);
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
 }
 
 fn user_session_fields(out: &mut String, s: &UserSession) {
     field(out, "key", &s.key);
     field(out, "userName", &s.user_name);
     field(out, "fullName", &s.full_name);
-    field(out, "loginTime", &time(&s.login_time));
-    field(out, "lastActiveTime", &time(&s.last_active_time));
+    time_field(out, "loginTime", &s.login_time);
+    time_field(out, "lastActiveTime", &s.last_active_time);
     field(out, "locale", &s.locale);
     field(out, "messageLocale", &s.message_locale);
     field(
@@ -322,7 +395,20 @@ fn user_session_fields(out: &mut String, s: &UserSession) {
     );
     field(out, "ipAddress", &s.ip_address);
     field(out, "userAgent", &s.user_agent);
-    field(out, "callCount", &s.call_count.to_string());
+    out.push_str("<callCount>");
+    push_u64(out, s.call_count);
+    out.push_str("</callCount>");
+}
+
+/// About how many bytes [`user_session_fields`] writes (escaping aside).
+fn user_session_len(s: &UserSession) -> usize {
+    320 + s.key.len()
+        + s.user_name.len()
+        + s.full_name.len()
+        + s.locale.len()
+        + s.message_locale.len()
+        + s.ip_address.len()
+        + s.user_agent.len()
 }
 
 /// The managed objects a vCenter 8.0.3 ServiceContent names, in its order. vsess serves
@@ -410,7 +496,15 @@ fn service_content_fields(out: &mut String, a: &AboutInfo) {
 }
 
 fn response(method: &str, inner: impl FnOnce(&mut String)) -> String {
-    let mut out = String::with_capacity(1024);
+    response_sized(method, 512, inner)
+}
+
+/// [`response`] with room for about `payload` bytes of content, so that it is written
+/// into one allocation.
+fn response_sized(method: &str, payload: usize, inner: impl FnOnce(&mut String)) -> String {
+    let mut out = String::with_capacity(
+        ENVELOPE_START.len() + ENVELOPE_END.len() + 2 * method.len() + 48 + payload,
+    );
     out.push_str(ENVELOPE_START);
     out.push('<');
     out.push_str(method);
@@ -430,7 +524,7 @@ pub fn empty(method: &str) -> String {
 
 /// `RetrieveServiceContent`.
 pub fn service_content(about: &AboutInfo) -> String {
-    response("RetrieveServiceContent", |o| {
+    response_sized("RetrieveServiceContent", 2560, |o| {
         o.push_str("<returnval>");
         service_content_fields(o, about);
         o.push_str("</returnval>");
@@ -439,7 +533,7 @@ pub fn service_content(about: &AboutInfo) -> String {
 
 /// Login, CloneSession, ImpersonateUser.
 pub fn user_session(method: &str, s: &UserSession) -> String {
-    response(method, |o| {
+    response_sized(method, 32 + user_session_len(s), |o| {
         o.push_str("<returnval>");
         user_session_fields(o, s);
         o.push_str("</returnval>");
@@ -471,7 +565,11 @@ pub fn generic_service_ticket(t: &GenericServiceTicket) -> String {
 
 /// `Fetch`: the value, or an empty response for an unset one.
 pub fn fetch(value: Option<&Value>) -> String {
-    response("Fetch", |o| {
+    let payload = match value {
+        Some(Value::Session(s)) => 64 + user_session_len(s),
+        _ => 512,
+    };
+    response_sized("Fetch", payload, |o| {
         if let Some(v) = value {
             write_typed(v, o, "returnval");
         }
@@ -586,10 +684,13 @@ pub fn session_cookie(header: &str) -> Option<&str> {
 /// Finds a cookie's value in a `Cookie` header; quoted values are unquoted.
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     let mut rest = header;
-    let needle = format!("{name}=");
-    while let Some(i) = rest.find(&needle) {
+    while let Some(i) = rest.find(name) {
         let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b' ' | b';' | b',' | b'\t');
-        let v = &rest[i + needle.len()..];
+        let after = &rest[i + name.len()..];
+        let Some(v) = after.strip_prefix('=') else {
+            rest = after;
+            continue;
+        };
         if before_ok {
             let value = if let Some(q) = v.strip_prefix('"') {
                 q.split('"').next()
@@ -611,6 +712,8 @@ pub fn set_cookie(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml;
+    use chrono::Timelike;
 
     fn env(inner: &str) -> Vec<u8> {
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>").into_bytes()
@@ -696,6 +799,37 @@ mod tests {
         assert_eq!(session_cookie("x_vmware_soap_session=abc"), None);
         assert_eq!(session_cookie(""), None);
         assert_eq!(session_cookie("vmware_soap_session=\"\""), None);
+    }
+
+    #[test]
+    fn times_and_numbers_format_like_chrono_and_to_string() {
+        use chrono::TimeZone;
+        let times = [
+            Utc.with_ymd_and_hms(2026, 11, 22, 4, 33, 28).unwrap(),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(5, 6, 7, 8, 9, 10).unwrap(),
+        ];
+        for t in times {
+            for ns in [0, 1, 999, 1_000, 570_262_123, 999_999_999, 1_500_000_000] {
+                let Some(t) = t.with_nanosecond(ns) else {
+                    continue;
+                };
+                assert_eq!(time(&t), t.to_rfc3339_opts(SecondsFormat::Micros, true));
+                for f in [SecondsFormat::Millis, SecondsFormat::Secs] {
+                    let mut s = String::new();
+                    rfc3339_into(&mut s, &t, f);
+                    assert_eq!(s, t.to_rfc3339_opts(f, true));
+                }
+            }
+        }
+        for n in [0u64, 7, 10, 99, 12345, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

@@ -411,7 +411,9 @@ pub fn fault(f: &Fault) -> (u16, Json) {
             m["object"] = mo_ref(parent);
         }
         Fault::InvalidName { name } => m["name"] = json!(name),
-        Fault::SessionLimit { .. } | Fault::SystemError(_) | Fault::Unavailable(_) => m["reason"] = json!(f.to_string()),
+        Fault::SessionLimit { .. } | Fault::SystemError(_) | Fault::Unavailable(_) => {
+            m["reason"] = json!(f.to_string())
+        }
         _ => {}
     }
     (status_of(f), m)

@@ -5,6 +5,7 @@
 //! and very many elements.
 use quick_xml::events::Event;
 use quick_xml::Reader;
+use std::borrow::Cow;
 
 pub const MAX_DEPTH: usize = 64;
 pub const MAX_ELEMENTS: usize = 100_000;
@@ -55,139 +56,316 @@ pub enum XmlError {
     Malformed(String),
 }
 
-fn local(name: &str) -> String {
+/// The local part of a qualified name.
+fn local(name: &str) -> &str {
     match name.rsplit_once(':') {
-        Some((_, l)) => l.to_owned(),
-        None => name.to_owned(),
+        Some((_, l)) => l,
+        None => name,
     }
 }
 
-fn element_from(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
-    let mut attrs = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|e| XmlError::Malformed(e.to_string()))?;
-        let v = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| XmlError::Malformed(e.to_string()))?;
-        attrs.push((local(a.key.as_ref()), v.into_owned()));
+/// `s` as a borrow of `input` when it lies inside it (quick-xml hands out borrows of its
+/// own event, not of the input, even when they point into the input).
+fn reborrow<'a>(input: &'a str, s: &str) -> Option<&'a str> {
+    let start = (s.as_ptr() as usize).checked_sub(input.as_ptr() as usize)?;
+    let end = start.checked_add(s.len())?;
+    input.get(start..end)
+}
+
+fn reborrow_cow<'a>(input: &'a str, s: &str) -> Cow<'a, str> {
+    match reborrow(input, s) {
+        Some(b) => Cow::Borrowed(b),
+        None => Cow::Owned(s.to_owned()),
     }
-    Ok(Element {
-        name: local(e.name().as_ref()),
-        attrs,
-        children: Vec::new(),
-        text: String::new(),
-    })
+}
+
+const NONE: u32 = u32::MAX;
+
+/// One element of a [`Doc`]: children and siblings are indices into the same arena.
+#[derive(Debug)]
+struct Node<'a> {
+    name: Cow<'a, str>,
+    /// Range in [`Doc::attrs`].
+    attrs: (u32, u32),
+    text: Cow<'a, str>,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+}
+
+/// A parsed document that borrows its names and text from the input: one arena, no
+/// allocation per element. The same rules as [`parse`] apply; [`parse`] is built on it.
+#[derive(Debug)]
+pub struct Doc<'a> {
+    nodes: Vec<Node<'a>>,
+    attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    root: u32,
+}
+
+/// An element of a [`Doc`].
+#[derive(Debug, Clone, Copy)]
+pub struct El<'d, 'a> {
+    doc: &'d Doc<'a>,
+    idx: u32,
+}
+
+impl<'a> Doc<'a> {
+    /// Parses a whole document (see the module documentation for what is refused).
+    pub fn parse(body: &'a [u8]) -> Result<Self, XmlError> {
+        let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
+        let mut doc = Doc {
+            // Room for a typical SOAP request, so that parsing one allocates twice.
+            nodes: Vec::with_capacity(16),
+            attrs: Vec::with_capacity(16),
+            root: NONE,
+        };
+        let mut reader = Reader::from_str(text);
+        reader.config_mut().check_end_names = true;
+        // The open elements, innermost last.
+        let mut stack = [0u32; MAX_DEPTH];
+        let mut depth = 0usize;
+        loop {
+            let ev = reader
+                .read_event()
+                .map_err(|e| XmlError::Malformed(e.to_string()))?;
+            match ev {
+                Event::Start(_) | Event::Empty(_) if doc.root != NONE => {
+                    return Err(XmlError::Malformed("content after the root element".into()));
+                }
+                Event::Start(e) => {
+                    if doc.nodes.len() >= MAX_ELEMENTS {
+                        return Err(XmlError::TooMany);
+                    }
+                    if depth >= MAX_DEPTH {
+                        return Err(XmlError::TooDeep);
+                    }
+                    let idx = doc.push(text, &e, stack[..depth].last().copied())?;
+                    stack[depth] = idx;
+                    depth += 1;
+                }
+                Event::Empty(e) => {
+                    if doc.nodes.len() >= MAX_ELEMENTS {
+                        return Err(XmlError::TooMany);
+                    }
+                    let idx = doc.push(text, &e, stack[..depth].last().copied())?;
+                    if depth == 0 {
+                        doc.root = idx;
+                    }
+                }
+                Event::End(_) => {
+                    if depth == 0 {
+                        return Err(XmlError::Malformed("unbalanced end tag".into()));
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        doc.root = stack[0];
+                    }
+                }
+                Event::Text(t) => {
+                    let t = t.into_inner();
+                    match stack[..depth].last() {
+                        Some(&el) => doc.push_text(el, t),
+                        None if t.trim().is_empty() => {}
+                        None => {
+                            return Err(XmlError::Malformed("text outside the root element".into()))
+                        }
+                    }
+                }
+                Event::CData(c) => {
+                    if let Some(&el) = stack[..depth].last() {
+                        doc.push_text(el, c.into_inner());
+                    }
+                }
+                Event::GeneralRef(r) => {
+                    let ch: Option<Cow<'a, str>> = if r.is_char_ref() {
+                        r.resolve_char_ref()
+                            .map_err(|e| XmlError::Malformed(e.to_string()))?
+                            .map(|c| Cow::Owned(String::from(c)))
+                    } else {
+                        let name = r.into_inner();
+                        let s = match name.as_ref() {
+                            "amp" => "&",
+                            "lt" => "<",
+                            "gt" => ">",
+                            "quot" => "\"",
+                            "apos" => "'",
+                            other => return Err(XmlError::Entity(other.to_owned())),
+                        };
+                        Some(Cow::Borrowed(s))
+                    };
+                    if let (Some(&el), Some(ch)) = (stack[..depth].last(), ch) {
+                        doc.push_text(el, ch);
+                    }
+                }
+                Event::DocType(_) => return Err(XmlError::Dtd),
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if depth != 0 {
+            return Err(XmlError::Malformed("unexpected end of document".into()));
+        }
+        if doc.root == NONE {
+            return Err(XmlError::Empty);
+        }
+        Ok(doc)
+    }
+
+    /// Appends an element (as the last child of `parent`) and returns its index.
+    fn push(
+        &mut self,
+        input: &'a str,
+        e: &quick_xml::events::BytesStart<'_>,
+        parent: Option<u32>,
+    ) -> Result<u32, XmlError> {
+        let first_attr = self.attrs.len() as u32;
+        for a in e.attributes() {
+            let a = a.map_err(|e| XmlError::Malformed(e.to_string()))?;
+            let v = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| XmlError::Malformed(e.to_string()))?;
+            let v = match v {
+                Cow::Borrowed(s) => reborrow_cow(input, s),
+                Cow::Owned(s) => Cow::Owned(s),
+            };
+            let k = local(a.key.as_ref());
+            self.attrs.push((reborrow_cow(input, k), v));
+        }
+        let name = e.name();
+        let name = local(name.as_ref());
+        let idx = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            name: reborrow_cow(input, name),
+            attrs: (first_attr, self.attrs.len() as u32),
+            text: Cow::Borrowed(""),
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
+        });
+        if let Some(p) = parent {
+            let prev = self.nodes[p as usize].last_child;
+            if prev == NONE {
+                self.nodes[p as usize].first_child = idx;
+            } else {
+                self.nodes[prev as usize].next_sibling = idx;
+            }
+            self.nodes[p as usize].last_child = idx;
+        }
+        Ok(idx)
+    }
+
+    fn push_text(&mut self, el: u32, t: Cow<'a, str>) {
+        let text = &mut self.nodes[el as usize].text;
+        if text.is_empty() {
+            *text = t;
+        } else {
+            text.to_mut().push_str(&t);
+        }
+    }
+
+    pub fn root(&self) -> El<'_, 'a> {
+        El {
+            doc: self,
+            idx: self.root,
+        }
+    }
+}
+
+impl<'d, 'a> El<'d, 'a> {
+    fn node(&self) -> &'d Node<'a> {
+        &self.doc.nodes[self.idx as usize]
+    }
+
+    /// Local name, without any namespace prefix.
+    pub fn name(&self) -> &'d str {
+        &self.node().name
+    }
+
+    /// The element's own character data, concatenated.
+    pub fn text(&self) -> &'d str {
+        &self.node().text
+    }
+
+    /// Attributes by local name, in document order.
+    pub fn attrs(&self) -> impl Iterator<Item = (&'d str, &'d str)> + 'd {
+        let (a, b) = self.node().attrs;
+        self.doc.attrs[a as usize..b as usize]
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&'d str> {
+        self.attrs().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    pub fn children(&self) -> impl Iterator<Item = El<'d, 'a>> + 'd {
+        let doc = self.doc;
+        let mut next = self.node().first_child;
+        std::iter::from_fn(move || {
+            if next == NONE {
+                return None;
+            }
+            let el = El { doc, idx: next };
+            next = doc.nodes[next as usize].next_sibling;
+            Some(el)
+        })
+    }
+
+    pub fn first_child(&self) -> Option<El<'d, 'a>> {
+        self.children().next()
+    }
+
+    pub fn child(&self, name: &str) -> Option<El<'d, 'a>> {
+        self.children().find(|c| c.name() == name)
+    }
+
+    pub fn children_named<'n>(&self, name: &'n str) -> impl Iterator<Item = El<'d, 'a>> + 'n
+    where
+        'd: 'n,
+    {
+        self.children().filter(move |c| c.name() == name)
+    }
+
+    /// An owned copy of this element and its descendants.
+    pub fn to_element(&self) -> Element {
+        Element {
+            name: self.name().to_owned(),
+            attrs: self
+                .attrs()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            children: self.children().map(|c| c.to_element()).collect(),
+            text: self.text().to_owned(),
+        }
+    }
 }
 
 /// Parses a whole document and returns its root element.
 pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
-    let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
-    let mut reader = Reader::from_str(text);
-    reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut count = 0usize;
-    loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| XmlError::Malformed(e.to_string()))?;
-        match ev {
-            Event::Start(e) | Event::Empty(e) if root.is_some() => {
-                let _ = e;
-                return Err(XmlError::Malformed("content after the root element".into()));
-            }
-            Event::Start(e) => {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(XmlError::TooMany);
-                }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError::TooDeep);
-                }
-                stack.push(element_from(&e)?);
-            }
-            Event::Empty(e) => {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(XmlError::TooMany);
-                }
-                let el = element_from(&e)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::End(_) => {
-                let el = stack
-                    .pop()
-                    .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                let t = t.into_inner();
-                match stack.last_mut() {
-                    Some(el) => el.text.push_str(&t),
-                    None if t.trim().is_empty() => {}
-                    None => {
-                        return Err(XmlError::Malformed("text outside the root element".into()))
-                    }
-                }
-            }
-            Event::CData(c) => {
-                let c = c.into_inner();
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&c);
-                }
-            }
-            Event::GeneralRef(r) => {
-                let ch = if r.is_char_ref() {
-                    r.resolve_char_ref()
-                        .map_err(|e| XmlError::Malformed(e.to_string()))?
-                        .map(String::from)
-                } else {
-                    let name = r.into_inner();
-                    let s = match name.as_ref() {
-                        "amp" => "&",
-                        "lt" => "<",
-                        "gt" => ">",
-                        "quot" => "\"",
-                        "apos" => "'",
-                        other => return Err(XmlError::Entity(other.to_owned())),
-                    };
-                    Some(s.to_owned())
-                };
-                if let (Some(el), Some(ch)) = (stack.last_mut(), ch) {
-                    el.text.push_str(&ch);
-                }
-            }
-            Event::DocType(_) => return Err(XmlError::Dtd),
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
-        }
-    }
-    if !stack.is_empty() {
-        return Err(XmlError::Malformed("unexpected end of document".into()));
-    }
-    root.ok_or(XmlError::Empty)
+    Ok(Doc::parse(body)?.root().to_element())
 }
 
 /// Escapes text for element content and attribute values.
 pub fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
+    // Everything escaped or dropped is ASCII, so runs of other bytes are copied whole.
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&apos;",
             // Characters XML 1.0 cannot carry at all are dropped.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
+            b if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        out.push_str(rep);
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
 }
 
 pub fn escape(s: &str) -> String {
@@ -235,9 +413,217 @@ mod tests {
     }
 
     #[test]
+    fn escaping_matches_the_char_by_char_rules() {
+        fn slow(s: &str) -> String {
+            let mut out = String::new();
+            for c in s.chars() {
+                match c {
+                    '&' => out.push_str("&amp;"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '"' => out.push_str("&quot;"),
+                    '\'' => out.push_str("&apos;"),
+                    c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        for s in [
+            "",
+            "plain",
+            "a<b>&\"c'\u{1}",
+            "é€😀<\u{0}\t\n\r\u{1f}x",
+            "&&",
+            "\u{7f}\u{80}",
+        ] {
+            assert_eq!(escape(s), slow(s), "{s:?}");
+        }
+    }
+
+    #[test]
     fn escaping_roundtrips() {
         let s = "a<b>&\"c'\u{1}";
         let xml = format!("<a>{}</a>", escape(s));
         assert_eq!(parse(xml.as_bytes()).unwrap().text, "a<b>&\"c'");
+    }
+
+    /// The tree builder before [`Doc`], kept as the reference for [`parse`].
+    mod reference {
+        use super::super::*;
+
+        fn old_local(name: &str) -> String {
+            match name.rsplit_once(':') {
+                Some((_, l)) => l.to_owned(),
+                None => name.to_owned(),
+            }
+        }
+
+        fn old_element_from(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
+            let mut attrs = Vec::new();
+            for a in e.attributes() {
+                let a = a.map_err(|e| XmlError::Malformed(e.to_string()))?;
+                let v = a
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
+                attrs.push((old_local(a.key.as_ref()), v.into_owned()));
+            }
+            Ok(Element {
+                name: old_local(e.name().as_ref()),
+                attrs,
+                children: Vec::new(),
+                text: String::new(),
+            })
+        }
+
+        fn old_parse(body: &[u8]) -> Result<Element, XmlError> {
+            let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
+            let mut reader = Reader::from_str(text);
+            reader.config_mut().check_end_names = true;
+            let mut stack: Vec<Element> = Vec::new();
+            let mut root: Option<Element> = None;
+            let mut count = 0usize;
+            loop {
+                let ev = reader
+                    .read_event()
+                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
+                match ev {
+                    Event::Start(e) | Event::Empty(e) if root.is_some() => {
+                        let _ = e;
+                        return Err(XmlError::Malformed("content after the root element".into()));
+                    }
+                    Event::Start(e) => {
+                        count += 1;
+                        if count > MAX_ELEMENTS {
+                            return Err(XmlError::TooMany);
+                        }
+                        if stack.len() >= MAX_DEPTH {
+                            return Err(XmlError::TooDeep);
+                        }
+                        stack.push(old_element_from(&e)?);
+                    }
+                    Event::Empty(e) => {
+                        count += 1;
+                        if count > MAX_ELEMENTS {
+                            return Err(XmlError::TooMany);
+                        }
+                        let el = old_element_from(&e)?;
+                        match stack.last_mut() {
+                            Some(parent) => parent.children.push(el),
+                            None => root = Some(el),
+                        }
+                    }
+                    Event::End(_) => {
+                        let el = stack
+                            .pop()
+                            .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                        match stack.last_mut() {
+                            Some(parent) => parent.children.push(el),
+                            None => root = Some(el),
+                        }
+                    }
+                    Event::Text(t) => {
+                        let t = t.into_inner();
+                        match stack.last_mut() {
+                            Some(el) => el.text.push_str(&t),
+                            None if t.trim().is_empty() => {}
+                            None => {
+                                return Err(XmlError::Malformed(
+                                    "text outside the root element".into(),
+                                ))
+                            }
+                        }
+                    }
+                    Event::CData(c) => {
+                        let c = c.into_inner();
+                        if let Some(el) = stack.last_mut() {
+                            el.text.push_str(&c);
+                        }
+                    }
+                    Event::GeneralRef(r) => {
+                        let ch = if r.is_char_ref() {
+                            r.resolve_char_ref()
+                                .map_err(|e| XmlError::Malformed(e.to_string()))?
+                                .map(String::from)
+                        } else {
+                            let name = r.into_inner();
+                            let s = match name.as_ref() {
+                                "amp" => "&",
+                                "lt" => "<",
+                                "gt" => ">",
+                                "quot" => "\"",
+                                "apos" => "'",
+                                other => return Err(XmlError::Entity(other.to_owned())),
+                            };
+                            Some(s.to_owned())
+                        };
+                        if let (Some(el), Some(ch)) = (stack.last_mut(), ch) {
+                            el.text.push_str(&ch);
+                        }
+                    }
+                    Event::DocType(_) => return Err(XmlError::Dtd),
+                    Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                    Event::Eof => break,
+                }
+            }
+            if !stack.is_empty() {
+                return Err(XmlError::Malformed("unexpected end of document".into()));
+            }
+            root.ok_or(XmlError::Empty)
+        }
+
+        pub(super) fn parse(body: &[u8]) -> Result<Element, XmlError> {
+            old_parse(body)
+        }
+    }
+
+    #[test]
+    fn doc_parses_exactly_like_the_tree_builder_it_replaced() {
+        let deep_ok = format!(
+            "{}<b/>{}",
+            "<a>".repeat(MAX_DEPTH),
+            "</a>".repeat(MAX_DEPTH)
+        );
+        let deep_bad = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        let cases: Vec<Vec<u8>> = vec![
+            br#"<?xml version="1.0"?><s:A xmlns:s="x"><B t="1&amp;2">a&lt;b&#33;<![CDATA[<c>]]></B><C/></s:A>"#.to_vec(),
+            b"<a x='1' y=\"a\tb\nc\" s:x='2'>t<!-- c -->u<?pi x?>v<b>w</b>x</a>".to_vec(),
+            b"<a x='1' x='2'/>".to_vec(),
+            b"<a x=1/>".to_vec(),
+            b"<a x='&bogus;'/>".to_vec(),
+            b"<a x='&#x41;&lt;'>&#x1F600;&#0;</a>".to_vec(),
+            b"<a>&x;</a>".to_vec(),
+            b"<!DOCTYPE a><a/>".to_vec(),
+            b"<a/><b/>".to_vec(),
+            b"<a></a>trailing".to_vec(),
+            b"  <a/>  ".to_vec(),
+            b"text<a/>".to_vec(),
+            b"<a><b></a>".to_vec(),
+            b"</a>".to_vec(),
+            b"<a>".to_vec(),
+            b"".to_vec(),
+            b"<!-- only -->".to_vec(),
+            b"<a>\xff</a>".to_vec(),
+            b"<a>\xc3\xa9\xe2\x82\xac</a>".to_vec(),
+            b"<a><![CDATA[x]]>y<![CDATA[]]></a>".to_vec(),
+            b"<a:b:c d:e:f='1'/>".to_vec(),
+            deep_ok.into_bytes(),
+            deep_bad.into_bytes(),
+            format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS - 1)).into_bytes(),
+            format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS)).into_bytes(),
+            "<a>".to_owned().into_bytes(),
+        ];
+        for c in &cases {
+            assert_eq!(
+                parse(c),
+                reference::parse(c),
+                "{}",
+                String::from_utf8_lossy(c)
+            );
+        }
     }
 }
