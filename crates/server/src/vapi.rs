@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +17,18 @@ use vsess_core::{Caller, Fault, SessionRecord};
 use vsess_wire::vapi::{self, Invoke, RpcError, Security};
 
 fn json_response(status: StatusCode, body: &Json) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    json_bytes(status, body.to_string().into_bytes())
+}
+
+/// A JSON response from an already serialized body.
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn status(code: u16) -> StatusCode {
@@ -49,23 +56,40 @@ pub async fn json_rpc(
         Err(e) => return json_response(StatusCode::OK, &vapi::rpc_error(&e)),
     };
     // As vAPI's own server does: a session header overrides the body's securityCtx.
-    let session_id =
-        credential(&headers, Carrier::Api)
-            .map(str::to_owned)
-            .or(match &invoke.security {
-                Security::SessionId(s) => Some(s.clone()),
-                _ => None,
-            });
-    let caller = caller(addr, &headers, session_id.as_deref());
+    let session_id = credential(&headers, Carrier::Api).or(match &invoke.security {
+        Security::SessionId(s) => Some(s.as_str()),
+        _ => None,
+    });
+    let caller = caller(addr, &headers, session_id);
     let out = invoke_op(&app, &caller, &invoke).await;
-    let body = match out {
-        Ok(output) => vapi::rpc_output(&invoke.id, output),
-        Err(f) => vapi::rpc_fault(&invoke.id, &f),
-    };
-    json_response(StatusCode::OK, &body)
+    match out {
+        Ok(Output::Json(output)) => {
+            json_response(StatusCode::OK, &vapi::rpc_output(&invoke.id, output))
+        }
+        Ok(Output::SessionInfo {
+            user,
+            created,
+            last_accessed,
+        }) => json_bytes(
+            StatusCode::OK,
+            vapi::rpc_session_info(&invoke.id, &user, &created, &last_accessed),
+        ),
+        Err(f) => json_response(StatusCode::OK, &vapi::rpc_fault(&invoke.id, &f)),
+    }
 }
 
-async fn invoke_op(app: &App, caller: &Caller, i: &Invoke) -> Result<Json, Fault> {
+/// What an operation returns: a vAPI value, or a session's info (serialized without
+/// building a `Value`).
+enum Output {
+    Json(Json),
+    SessionInfo {
+        user: String,
+        created: DateTime<Utc>,
+        last_accessed: DateTime<Utc>,
+    },
+}
+
+async fn invoke_op(app: &App, caller: &Caller, i: &Invoke) -> Result<Output, Fault> {
     let svc = &app.svc;
     match (i.service.as_str(), i.operation.as_str()) {
         ("com.vmware.cis.session", "create") => {
@@ -74,30 +98,34 @@ async fn invoke_op(app: &App, caller: &Caller, i: &Invoke) -> Result<Json, Fault
             };
             let (id, us) = svc.login(caller, user, password, None).await?;
             tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), "login (vAPI JSON-RPC)");
-            Ok(vapi::secret(id.expose()))
+            Ok(Output::Json(vapi::secret(id.expose())))
         }
         ("com.vmware.cis.session", "get") => {
             let s = require_session(app, caller).await?;
-            Ok(vapi::session_info(&s.view()))
+            Ok(Output::SessionInfo {
+                created: s.login_time,
+                last_accessed: s.last_active_time,
+                user: s.user_name,
+            })
         }
         ("com.vmware.cis.session", "delete") => {
             let s = require_session(app, caller).await?;
             svc.logout(Some(&s)).await?;
             tracing::info!(user = %s.user_name, key = %s.key, "logout (vAPI JSON-RPC)");
-            Ok(Json::Null)
+            Ok(Output::Json(Json::Null))
         }
         ("com.vmware.vcenter.folder", "list") => {
             let filter = vapi::folder_filter(&i.input)?;
             let session = svc.authenticate(caller).await?;
-            Ok(vapi::folder_summaries(
+            Ok(Output::Json(vapi::folder_summaries(
                 &svc.folder_list(session.as_ref(), &filter).await?,
-            ))
+            )))
         }
         ("com.vmware.vcenter.compute.policies", "list") => {
             let session = svc.authenticate(caller).await?;
-            Ok(vapi::compute_policies(
+            Ok(Output::Json(vapi::compute_policies(
                 &svc.compute_policies(session.as_ref())?,
-            ))
+            )))
         }
         (service, operation) => Err(Fault::MethodNotFound {
             receiver: vsess_core::MoRef::new("vapi.service", service),
@@ -181,7 +209,10 @@ pub async fn rest_get(
     headers: HeaderMap,
 ) -> Response {
     match current(&app, addr, &headers, Carrier::Api).await {
-        Ok(s) => json_response(StatusCode::OK, &vapi::rest_session_info(&s.view())),
+        Ok(s) => json_bytes(
+            StatusCode::OK,
+            vapi::rest_session_info_bytes(&s.user_name, &s.login_time, &s.last_active_time),
+        ),
         Err(f) => rest_fault(&f),
     }
 }

@@ -60,7 +60,9 @@ fn message_id(f: &Fault) -> String {
 
 /// vAPI times: RFC 3339, UTC, milliseconds.
 pub fn time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    let mut out = String::with_capacity(24);
+    crate::soap::rfc3339_into(&mut out, t, SecondsFormat::Millis);
+    out
 }
 
 // ---- JSON-RPC --------------------------------------------------------------------------
@@ -98,6 +100,17 @@ pub struct RpcError {
 }
 
 pub fn decode_invoke(body: &[u8]) -> Result<Invoke, RpcError> {
+    // Well-formed requests take the typed fast path; anything it does not take (errors,
+    // duplicate keys, escaped keys or strings, unexpected types) goes the general way,
+    // which decides what the answer is.
+    match fast::decode(body) {
+        Some(i) => Ok(i),
+        None => decode_invoke_value(body),
+    }
+}
+
+/// [`decode_invoke`] through a `serde_json::Value`.
+fn decode_invoke_value(body: &[u8]) -> Result<Invoke, RpcError> {
     let v: Json = serde_json::from_slice(body).map_err(|e| RpcError {
         id: Json::Null,
         code: -32700,
@@ -264,6 +277,222 @@ pub fn secret(s: &str) -> Json {
     json!({"SECRET": s})
 }
 
+/// `rpc_output(id, session_info(s))`, serialized, from the fields it needs.
+pub fn rpc_session_info(
+    id: &Json,
+    user: &str,
+    created: &DateTime<Utc>,
+    last_accessed: &DateTime<Utc>,
+) -> Vec<u8> {
+    let mut times = String::with_capacity(48);
+    crate::soap::rfc3339_into(&mut times, created, SecondsFormat::Millis);
+    let mid = times.len();
+    crate::soap::rfc3339_into(&mut times, last_accessed, SecondsFormat::Millis);
+    let info = out::Info {
+        created_time: &times[..mid],
+        last_accessed_time: &times[mid..],
+        user,
+    };
+    out::to_vec(
+        160 + user.len(),
+        &out::RpcOutput {
+            id,
+            jsonrpc: "2.0",
+            result: out::RpcResult {
+                output: out::InfoStructure {
+                    structure: out::InfoName { info },
+                },
+            },
+        },
+    )
+}
+
+/// `rest_session_info(s).to_string()`, from the fields it needs.
+pub fn rest_session_info_bytes(
+    user: &str,
+    created: &DateTime<Utc>,
+    last_accessed: &DateTime<Utc>,
+) -> Vec<u8> {
+    let mut times = String::with_capacity(48);
+    crate::soap::rfc3339_into(&mut times, created, SecondsFormat::Millis);
+    let mid = times.len();
+    crate::soap::rfc3339_into(&mut times, last_accessed, SecondsFormat::Millis);
+    out::to_vec(
+        80 + user.len(),
+        &out::Info {
+            created_time: &times[..mid],
+            last_accessed_time: &times[mid..],
+            user,
+        },
+    )
+}
+
+/// Typed response shapes. Their fields are in the order `serde_json::Value` writes
+/// object keys (sorted), so they serialize to the same bytes as the `json!` forms.
+mod out {
+    use serde::Serialize;
+    use serde_json::Value as Json;
+
+    #[derive(Serialize)]
+    pub struct RpcOutput<'a, T> {
+        pub id: &'a Json,
+        pub jsonrpc: &'static str,
+        pub result: RpcResult<T>,
+    }
+
+    #[derive(Serialize)]
+    pub struct RpcResult<T> {
+        pub output: T,
+    }
+
+    #[derive(Serialize)]
+    pub struct InfoStructure<'a> {
+        #[serde(rename = "STRUCTURE")]
+        pub structure: InfoName<'a>,
+    }
+
+    #[derive(Serialize)]
+    pub struct InfoName<'a> {
+        #[serde(rename = "com.vmware.cis.session.info")]
+        pub info: Info<'a>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Info<'a> {
+        pub created_time: &'a str,
+        pub last_accessed_time: &'a str,
+        pub user: &'a str,
+    }
+
+    pub fn to_vec(capacity: usize, v: &impl Serialize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(capacity);
+        // Writing these shapes into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, v);
+        out
+    }
+}
+
+/// The typed fast path of [`decode_invoke`]. Every object is read as a map (never a
+/// sequence), every string borrowed, and a repeated key is an error, so whatever it
+/// accepts, the `Value` path decodes to the same `Invoke`. Keys it does not know are read
+/// as `Value`s, so that they are checked as strictly as on that path.
+mod fast {
+    use super::{Invoke, Security};
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+    use serde_json::{Map, Value as Json};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    pub fn decode(body: &[u8]) -> Option<Invoke> {
+        let req: Request<'_> = serde_json::from_slice(body).ok()?;
+        if req.jsonrpc != Some("2.0") || req.method != Some("invoke") {
+            return None;
+        }
+        let params = req.params?;
+        let sec = params.ctx.and_then(|c| c.security);
+        let security = match sec.as_ref().and_then(|s| s.scheme) {
+            None => Security::None,
+            Some("com.vmware.vapi.std.security.user_pass") => {
+                let s = sec.as_ref()?;
+                Security::UserPass {
+                    user: super::string_field(s.user.as_ref()),
+                    password: super::string_field(s.password.as_ref()),
+                }
+            }
+            Some("com.vmware.vapi.std.security.session_id") => Security::SessionId(
+                super::string_field(sec.as_ref().and_then(|s| s.session.as_ref())),
+            ),
+            Some(other) => Security::Other(other.to_owned()),
+        };
+        Some(Invoke {
+            id: req.id.unwrap_or(Json::Null),
+            service: params.service?.to_owned(),
+            operation: params.operation?.to_owned(),
+            input: params
+                .input
+                .and_then(|i| i.structure)
+                .and_then(|s| s.operation_input)
+                .unwrap_or_default(),
+            security,
+        })
+    }
+
+    /// Reads an object's fields: `$field => $key` pairs, each an `Option`.
+    macro_rules! object {
+        ($name:ident<$lt:lifetime> { $($field:ident: $ty:ty = $key:literal),* $(,)? }) => {
+            #[derive(Default)]
+            pub struct $name<$lt> {
+                $(pub $field: Option<$ty>,)*
+                _lt: PhantomData<&$lt ()>,
+            }
+
+            impl<'de: $lt, $lt> Deserialize<'de> for $name<$lt> {
+                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    struct V<$lt>(PhantomData<&$lt ()>);
+                    impl<'de: $lt, $lt> Visitor<'de> for V<$lt> {
+                        type Value = $name<$lt>;
+                        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                            f.write_str("an object")
+                        }
+                        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                            let mut out = $name::default();
+                            while let Some(key) = m.next_key::<&'de str>()? {
+                                match key {
+                                    $($key => {
+                                        if out.$field.is_some() {
+                                            return Err(de::Error::duplicate_field($key));
+                                        }
+                                        // `null` reads as absent, as on the `Value` path.
+                                        out.$field = m.next_value::<Option<$ty>>()?;
+                                        if out.$field.is_none() {
+                                            // A later repeat would be accepted here but
+                                            // win on the `Value` path: refuse instead.
+                                            return Err(de::Error::custom("null field"));
+                                        }
+                                    })*
+                                    _ => {
+                                        m.next_value::<Json>()?;
+                                    }
+                                }
+                            }
+                            Ok(out)
+                        }
+                    }
+                    d.deserialize_map(V(PhantomData))
+                }
+            }
+        };
+    }
+
+    object!(Request<'a> {
+        jsonrpc: &'a str = "jsonrpc",
+        method: &'a str = "method",
+        params: Params<'a> = "params",
+        id: Json = "id",
+    });
+    object!(Params<'a> {
+        service: &'a str = "serviceId",
+        operation: &'a str = "operationId",
+        input: Input<'a> = "input",
+        ctx: Ctx<'a> = "ctx",
+    });
+    object!(Input<'a> {
+        structure: Structure<'a> = "STRUCTURE",
+    });
+    object!(Structure<'a> {
+        operation_input: Map<String, Json> = "operation-input",
+    });
+    object!(Ctx<'a> {
+        security: SecurityCtx<'a> = "securityCtx",
+    });
+    object!(SecurityCtx<'a> {
+        scheme: &'a str = "schemeId",
+        user: Json = "userName",
+        password: Json = "password",
+        session: Json = "sessionId",
+    });
+}
+
 pub fn session_info(s: &UserSession) -> Json {
     json!({"STRUCTURE": {"com.vmware.cis.session.info": {
         "user": s.user_name,
@@ -372,6 +601,84 @@ mod tests {
                 user: "U".into(),
                 password: "P".into()
             }
+        );
+    }
+
+    #[test]
+    fn the_fast_path_decodes_like_the_value_path() {
+        let get = r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"com.vmware.cis.session","operationId":"get","input":{"STRUCTURE":{"operation-input":{}}},"ctx":{"appCtx":{"opId":"x"},"securityCtx":{"schemeId":"com.vmware.vapi.std.security.session_id","sessionId":"abc"}}},"id":"1"}"#;
+        // Taken by the fast path.
+        let fast_ones = [
+            get,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","ctx":{"securityCtx":{"schemeId":"com.vmware.vapi.std.security.user_pass","userName":"u","password":{"SECRET":"p"}}}},"id":7}"#,
+            r#"{"id":{"a":[1,2]},"params":{"operationId":"list","serviceId":"com.vmware.vcenter.folder","input":{"STRUCTURE":{"operation-input":{"filter":{"OPTIONAL":null}}}}},"method":"invoke","jsonrpc":"2.0","extra":[true,null,1.5]}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","ctx":{"securityCtx":{"schemeId":"saml"}}}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","input":{"STRUCTURE":{"other":{}}},"ctx":{"securityCtx":{"sessionId":"x"}}}}"#,
+        ];
+        for b in fast_ones {
+            let f = fast::decode(b.as_bytes()).unwrap_or_else(|| panic!("not fast: {b}"));
+            assert_eq!(Ok(f), decode_invoke_value(b.as_bytes()), "{b}");
+        }
+        // Not taken by the fast path; the Value path answers.
+        let slow_ones = [
+            r#"{"jsonrpc":"2.0","jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","serviceId":"t","operationId":"o"}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":["s","o"]}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s\u0041","operationId":"o"}}"#,
+            r#"{"jsonrp\u0063":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","input":{"STRUCTURE":{"operation-input":[]}}}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","input":"x","ctx":{"securityCtx":"y"}}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","ctx":{"securityCtx":{"schemeId":5}}}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"},"id":null}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"},"x":1e400}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"}} x"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":null,"operationId":"o"}}"#,
+            r#"{"jsonrpc":"2.0","method":"other","params":{"serviceId":"s","operationId":"o"}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke"}"#,
+            r#"[1]"#,
+        ];
+        for b in slow_ones {
+            assert!(fast::decode(b.as_bytes()).is_none(), "fast: {b}");
+            assert_eq!(
+                decode_invoke(b.as_bytes()),
+                decode_invoke_value(b.as_bytes())
+            );
+        }
+        let not_utf8 = b"{\"jsonrpc\":\"2.0\",\"method\":\"invoke\",\"params\":{\"serviceId\":\"\xff\",\"operationId\":\"o\"}}";
+        assert!(fast::decode(not_utf8).is_none());
+        assert_eq!(decode_invoke(not_utf8).unwrap_err().code, -32700);
+        assert!(decode_invoke(slow_ones[0].as_bytes()).is_ok());
+        assert_eq!(
+            decode_invoke(slow_ones[9].as_bytes()).unwrap_err().code,
+            -32700
+        );
+    }
+
+    #[test]
+    fn typed_session_info_is_byte_identical_to_the_json_forms() {
+        use chrono::TimeZone;
+        let us = UserSession {
+            key: "k".into(),
+            user_name: "VSPHERE.LOCAL\\\"ü\u{1}\"".into(),
+            full_name: String::new(),
+            login_time: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+            last_active_time: Utc.timestamp_opt(1_800_000_000, 123_456_789).unwrap(),
+            locale: String::new(),
+            message_locale: String::new(),
+            extension_session: false,
+            ip_address: String::new(),
+            user_agent: String::new(),
+            call_count: 0,
+        };
+        for id in [json!("1"), json!(7), Json::Null, json!({"b": 1, "a": [2]})] {
+            let typed = rpc_session_info(&id, &us.user_name, &us.login_time, &us.last_active_time);
+            let reference = rpc_output(&id, session_info(&us)).to_string();
+            assert_eq!(String::from_utf8(typed).unwrap(), reference);
+        }
+        let typed = rest_session_info_bytes(&us.user_name, &us.login_time, &us.last_active_time);
+        assert_eq!(
+            String::from_utf8(typed).unwrap(),
+            rest_session_info(&us).to_string()
         );
     }
 
