@@ -34,12 +34,16 @@ Configuration (TOML; every key optional):
   [server]
   max_body_bytes = 1048576                    # larger requests get 413
   [store]                                     # default: the embedded store in --data-dir
+  fsync = \"interval\"                          # embedded: written before answering, fsynced
+                                              # within fsync_interval_ms (1000); \"always\":
+                                              # fsynced before answering
   kind = \"redis\"
   url = \"redis://127.0.0.1:6379/0\"            # rediss:// for TLS
   password_file = \"/etc/vsess/redis-password\" # AUTH, kept out of the URL
   cluster = false                             # Redis Cluster (url: seeds split by \",\")
 
-SIGINT or SIGTERM stops the server gracefully. Sessions survive restarts and crashes.")]
+SIGINT or SIGTERM stops the server gracefully. Sessions survive restarts and crashes of the
+server; with fsync = \"always\" also an OS crash or power loss.")]
 pub struct ServeArgs {
     /// Address to listen on. Port 0 picks a free port (the log line says which).
     #[arg(long, default_value = "127.0.0.1:8989", env = "VSESS_LISTEN")]

@@ -36,7 +36,7 @@ pub fn store_config(dir: &DataDir) -> Result<StoreConfig, Failure> {
                 .map_err(|e| Failure::usage(e.to_string()))?
                 .store
         }
-        None => StoreConfig::Embedded,
+        None => StoreConfig::default(),
     };
     if let Some(url) = &dir.store {
         store = store.with_url(url).map_err(Failure::usage)?;
@@ -62,7 +62,7 @@ pub fn connect_redis(
 impl Directory {
     fn open(dir: &DataDir) -> Result<Self, Failure> {
         match store_config(dir)? {
-            StoreConfig::Embedded => open(dir).map(Directory::File),
+            StoreConfig::Embedded(_) => open(dir).map(Directory::File),
             StoreConfig::Redis(o) => {
                 let (store, rt) = connect_redis(o)?;
                 Ok(Directory::Redis(store, rt))

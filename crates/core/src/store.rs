@@ -44,7 +44,8 @@ pub trait Store: Send + Sync + 'static {
 
     // sessions
     /// Inserts a session unless `limit` live sessions exist; returns whether it did.
-    /// The record is durable when this returns `Ok(true)`.
+    /// The record is durable, to the store's configured degree (the embedded store: written,
+    /// fsynced per `[store] fsync`; Redis: acknowledged), when this returns `Ok(true)`.
     async fn insert_session(&self, rec: SessionRecord, limit: usize) -> StoreResult<bool>;
     /// Looks a session up by the digest of its id and records one call at `now`
     /// (`lastActiveTime`, `callCount`). Returns the record as it was *before* this call.

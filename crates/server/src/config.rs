@@ -23,6 +23,8 @@
 //! token_lifetime = 3600   # seconds a /auth/request-token bearer token lives
 //!
 //! [store]                 # where sessions live; default: the embedded store in --data-dir
+//! fsync = "interval"      # embedded: "always" (fsync before answering) or "interval"
+//! fsync_interval_ms = 1000  # with "interval": written before answering, fsynced this soon
 //! kind = "redis"          # "embedded" or "redis" (several replicas share one Redis)
 //! url = "redis://127.0.0.1:6379/0"   # rediss:// for TLS; with cluster, seeds split by ","
 //! cluster = false         # Redis Cluster
@@ -42,7 +44,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use vsess_core::inventory::ComputePolicy;
 use vsess_core::Policy;
-use vsess_store::{redact_url, RedisOptions};
+use vsess_store::{redact_url, Durability, EmbeddedOptions, RedisOptions};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,16 +69,30 @@ struct StoreFile {
     ca_file: Option<PathBuf>,
     prefix: Option<String>,
     timeout_ms: Option<u64>,
+    fsync: Option<String>,
+    fsync_interval_ms: Option<u64>,
 }
 
+/// The embedded store's default: every change is written before the answer (it survives
+/// `kill -9`) and fsynced within a second (an OS crash or power loss can lose that second),
+/// as Redis' `appendfsync everysec`. `fsync = "always"` waits for the fsync instead.
+pub const DEFAULT_DURABILITY: Durability = Durability::Interval(std::time::Duration::from_secs(1));
+
 /// Where the server keeps its state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum StoreConfig {
     /// The embedded store in the data directory.
-    #[default]
-    Embedded,
+    Embedded(EmbeddedOptions),
     /// Redis, shared by replicas. The session policy is filled in at start.
     Redis(RedisOptions),
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Embedded(EmbeddedOptions {
+            durability: DEFAULT_DURABILITY,
+        })
+    }
 }
 
 impl StoreConfig {
@@ -85,7 +101,7 @@ impl StoreConfig {
         check_redis_url(url)?;
         let mut o = match self {
             StoreConfig::Redis(o) => o,
-            StoreConfig::Embedded => RedisOptions::new(url),
+            StoreConfig::Embedded(_) => RedisOptions::new(url),
         };
         o.url = url.to_owned();
         Ok(StoreConfig::Redis(o))
@@ -190,7 +206,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             compute_policies: Vec::new(),
             token_lifetime: Duration::seconds(3600),
-            store: StoreConfig::Embedded,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -312,9 +328,28 @@ fn store_config(st: StoreFile) -> Result<StoreConfig, String> {
                     "store.url, cluster and password_file apply only to kind = \"redis\"".into(),
                 );
             }
-            Ok(StoreConfig::Embedded)
+            let interval = match st.fsync_interval_ms {
+                Some(ms) if !(1..=60_000).contains(&ms) => {
+                    return Err("store.fsync_interval_ms must be 1 to 60000".into())
+                }
+                Some(ms) => std::time::Duration::from_millis(ms),
+                None => std::time::Duration::from_secs(1),
+            };
+            let durability = match st.fsync.as_deref() {
+                None | Some("interval") => Durability::Interval(interval),
+                Some("always") => Durability::Always,
+                Some(other) => {
+                    return Err(format!(
+                        "store.fsync must be \"always\" or \"interval\", not {other:?}"
+                    ))
+                }
+            };
+            Ok(StoreConfig::Embedded(EmbeddedOptions { durability }))
         }
         "redis" => {
+            if st.fsync.is_some() || st.fsync_interval_ms.is_some() {
+                return Err("store.fsync applies to the embedded store; Redis' own appendfsync decides there".into());
+            }
             let url = st.url.ok_or(
                 "store.kind = \"redis\" needs store.url, e.g. \"redis://127.0.0.1:6379/0\"",
             )?;
@@ -394,7 +429,15 @@ mod tests {
             .contains("needs store.url"));
         assert!(Config::parse("[store]\nurl = \"http://x\"").is_err());
         assert!(Config::parse("[store]\nkind = \"etcd\"").is_err());
-        let err = StoreConfig::Embedded.with_url("http://:pw@h").unwrap_err();
+        let c = Config::parse("[store]\nfsync = \"always\"\n").unwrap();
+        assert!(matches!(
+            c.store,
+            StoreConfig::Embedded(EmbeddedOptions {
+                durability: Durability::Always
+            })
+        ));
+        assert!(Config::parse("[store]\nfsync = \"never\"\n").is_err());
+        let err = StoreConfig::default().with_url("http://:pw@h").unwrap_err();
         assert!(!err.contains("pw"), "{err}");
     }
 }

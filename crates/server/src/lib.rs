@@ -197,9 +197,10 @@ async fn bootstrap_admin(backend: &Backend, dir: &Path) -> Result<Option<String>
 /// tickets in Redis mode.
 async fn open_backend(opts: &Options) -> Result<Backend, StartError> {
     match &opts.config.store {
-        StoreConfig::Embedded => {
+        StoreConfig::Embedded(o) => {
             let dir = opts.data_dir.clone();
-            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
+            let o = o.clone();
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open_with(&dir, o))
                 .await
                 .map_err(|e| StartError::DataDir(e.to_string()))?
                 .map_err(|e| StartError::DataDir(e.to_string()))?;

@@ -16,7 +16,7 @@ mod redis_store;
 pub mod testing;
 mod users;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{Durability, EmbeddedOptions, EmbeddedStore};
 pub use fsutil::{ensure_private_dir, write_private_atomic};
 pub use redis_store::{redact_url, RedisOptions, RedisStore};
 pub use users::UserFile;
