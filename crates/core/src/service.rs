@@ -304,7 +304,7 @@ impl SessionService {
         now: DateTime<Utc>,
     ) -> Result<User, Fault> {
         let lock = self.store.lock_state(name.as_str()).await?;
-        let Some(user) = self.store.get_user(name.as_str()).await? else {
+        let Some(user) = self.store.get_user_fresh(name.as_str()).await? else {
             self.burn(password).await;
             return Err(Fault::InvalidLogin);
         };
@@ -383,7 +383,7 @@ impl SessionService {
         if user != name.as_str() || t.expires <= now {
             return Ok(None);
         }
-        Ok(self.store.get_user(name.as_str()).await?)
+        Ok(self.store.get_user_fresh(name.as_str()).await?)
     }
 
     /// `Logout`: ends the caller's session.

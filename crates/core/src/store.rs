@@ -39,7 +39,13 @@ impl LockState {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // users
+    /// A user, for checking a session's role on each call: a store may answer from a cache
+    /// that lags an edit briefly (the embedded store: up to half a second).
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
+    /// A user as a login must see it: the current password hash, never a cached one.
+    async fn get_user_fresh(&self, name: &str) -> StoreResult<Option<User>> {
+        self.get_user(name).await
+    }
     async fn list_users(&self) -> StoreResult<Vec<User>>;
 
     // sessions

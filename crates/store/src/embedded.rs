@@ -878,6 +878,10 @@ fn replay_chunked(path: &Path, chunk: usize) -> StoreResult<(MemoryState, Replay
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
+        self.users.get_recent(name)
+    }
+
+    async fn get_user_fresh(&self, name: &str) -> StoreResult<Option<User>> {
         self.users.get(name)
     }
 

@@ -609,6 +609,18 @@ impl RedisStore {
 
     // ---- users (the directory `vsess user …` edits) ----
 
+    async fn fetch_user(&self, name: &str) -> StoreResult<Option<User>> {
+        let json: Option<String> = self
+            .query(redis::cmd("HGET").arg(self.users_key()).arg(name))
+            .await?;
+        match json {
+            Some(j) => Ok(Some(
+                serde_json::from_str::<User>(&j).map_err(|e| corrupt("user", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     async fn publish_users_changed(&self) {
         let r: StoreResult<i64> = self
             .query(redis::cmd("PUBLISH").arg(self.channel()).arg("users"))
@@ -904,13 +916,7 @@ impl Store for RedisStore {
             }
         }
         let generation = self.inner.generation.load(Ordering::SeqCst);
-        let json: Option<String> = self
-            .query(redis::cmd("HGET").arg(self.users_key()).arg(name))
-            .await?;
-        let user = match json {
-            Some(j) => Some(serde_json::from_str::<User>(&j).map_err(|e| corrupt("user", e))?),
-            None => None,
-        };
+        let user = self.fetch_user(name).await?;
         if cacheable {
             let mut c = self
                 .inner
@@ -924,6 +930,10 @@ impl Store for RedisStore {
             }
         }
         Ok(user)
+    }
+
+    async fn get_user_fresh(&self, name: &str) -> StoreResult<Option<User>> {
+        self.fetch_user(name).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
