@@ -397,3 +397,61 @@ async fn redis_cluster_keeps_the_invariants() {
     let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&cookies[2])).await;
     assert!(!body.contains("<key>"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn killing_redis_under_load_gives_clear_errors_and_no_replica_fails() {
+    let (mut redis, r, _h) = setup(2, "").await;
+    let cookie = r.login(0, ADMIN.0, ADMIN.1).await;
+    let r = std::sync::Arc::new(r);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (r, cookie, stop) = (r.clone(), cookie.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut ok, mut unavailable, mut i) = (0u32, 0u32, w);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                // Every answer is a real one: the session, or the store's clear fault.
+                let (s, body, _) = r.soap(i, &fetch("currentSession"), Some(&cookie)).await;
+                match s {
+                    200 if body.contains("<key>") => ok += 1,
+                    500 if body.contains("session store is unavailable") => unavailable += 1,
+                    _ => panic!("unexpected answer during the outage: {s} {body}"),
+                }
+            }
+            (ok, unavailable)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.restart();
+    // Load continues until both replicas answer the session again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut back = true;
+        for i in 0..2 {
+            let (s, body, _) = r.soap(i, &fetch("currentSession"), Some(&cookie)).await;
+            back &= s == 200 && body.contains("<key>");
+        }
+        if back {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not recover under load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut ok, mut unavailable) = (0, 0);
+    for w in workers {
+        let (o, u) = w.await.unwrap();
+        ok += o;
+        unavailable += u;
+    }
+    eprintln!("under load: {ok} answered, {unavailable} refused while Redis was down");
+    assert!(
+        ok > 0 && unavailable > 0,
+        "ok {ok}, unavailable {unavailable}"
+    );
+}
