@@ -183,5 +183,44 @@ fn reap(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, authenticate, digest, reap);
+/// Replaying a log's `PutSession` records into an empty, pre-sized state (the in-memory
+/// part of a restart), 100,000 sessions of one user from 16 user agents.
+fn replay(c: &mut Criterion) {
+    let n = 100_000;
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let muts: Vec<Mutation> = (0..n)
+        .map(|i| Mutation::PutSession {
+            rec: SessionRecord {
+                digest: IdDigest::of(&i.to_string()),
+                key: SessionKey::generate(),
+                user_name: USER.into(),
+                full_name: USER.into(),
+                role: Role::Admin,
+                login_user: USER.into(),
+                login_time: now,
+                last_active_time: now,
+                locale: "en".into(),
+                message_locale: "en".into(),
+                extension_session: false,
+                ip_address: "127.0.0.1".into(),
+                user_agent: format!("{USER_AGENT} {}", i % 16),
+                call_count: 0,
+            },
+        })
+        .collect();
+    let mut g = c.benchmark_group("replay_100k_sessions");
+    g.sample_size(10);
+    g.bench_function("apply_put_session", |b| {
+        b.iter(|| {
+            let mut s = MemoryState::with_capacity(n);
+            for m in &muts {
+                s.apply(m);
+            }
+            s
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, authenticate, digest, reap, replay);
 criterion_main!(benches);

@@ -17,7 +17,8 @@
 //! The expiry index is updated lazily: a touch (the hot path) only writes the slot. Each
 //! slot has exactly one entry in each index, at a second no later than its real activity
 //! (or login) time; when an entry comes due, the slot's real times decide, and a session
-//! that is still live is re-indexed at its current activity time.
+//! that is still live is re-indexed at its current activity time. The indexes are built in
+//! bulk at the first reap, so that replaying a log does not pay for them one at a time.
 use crate::ids::{IdDigest, SessionKey};
 use crate::privilege::Role;
 use crate::session::SessionRecord;
@@ -38,15 +39,25 @@ enum Key {
 
 impl Key {
     fn new(s: &str) -> Self {
-        if s.len() == uuid::fmt::Hyphenated::LENGTH {
-            if let Ok(u) = uuid::Uuid::try_parse(s) {
-                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-                if u.hyphenated().encode_lower(&mut buf) == s {
-                    return Key::Uuid(u.into_bytes());
-                }
-            }
+        match canonical_uuid(s) {
+            Some(b) => Key::Uuid(b),
+            None => Key::Text(s.into()),
         }
-        Key::Text(s.into())
+    }
+
+    /// UUID keys are random bytes that vsess made, so folding them is a good hash; any
+    /// other key gets the keyed one.
+    fn table_hash(&self, keyed: &RandomState) -> u64 {
+        match self {
+            Key::Uuid(b) => {
+                let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+                lo.copy_from_slice(&b[..8]);
+                hi.copy_from_slice(&b[8..]);
+                (u64::from_le_bytes(lo) ^ u64::from_le_bytes(hi))
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            }
+            Key::Text(_) => keyed.hash_one(self),
+        }
     }
 
     fn to_key(&self) -> SessionKey {
@@ -57,8 +68,37 @@ impl Key {
     }
 }
 
+/// The bytes of a UUID in the form `Uuid::hyphenated` writes (lowercase, with hyphens), the
+/// only form that converts back to the same text.
+fn canonical_uuid(s: &str) -> Option<[u8; 16]> {
+    fn hex(c: Option<&u8>) -> Option<u8> {
+        match *c? {
+            c @ b'0'..=b'9' => Some(c - b'0'),
+            c @ b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() != uuid::fmt::Hyphenated::LENGTH {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    for o in &mut out {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if b.get(i) != Some(&b'-') {
+                return None;
+            }
+            i += 1;
+        }
+        *o = (hex(b.get(i))? << 4) | hex(b.get(i + 1))?;
+        i += 2;
+    }
+    Some(out)
+}
+
 /// What sessions of one user from one client share; interned.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq)]
 struct Profile {
     user_name: Arc<str>,
     full_name: Arc<str>,
@@ -71,11 +111,90 @@ struct Profile {
     extension_session: bool,
 }
 
+impl Profile {
+    #[cfg(test)]
+    fn strings(&self) -> [&Arc<str>; 7] {
+        [
+            &self.user_name,
+            &self.full_name,
+            &self.login_user,
+            &self.locale,
+            &self.message_locale,
+            &self.ip_address,
+            &self.user_agent,
+        ]
+    }
+
+    /// The fields that make a profile, from a profile or from a record: hashed alike.
+    fn fields(&self) -> ProfileFields<'_> {
+        (
+            &self.user_name,
+            &self.full_name,
+            &self.login_user,
+            &self.locale,
+            &self.message_locale,
+            &self.ip_address,
+            &self.user_agent,
+            self.role,
+            self.extension_session,
+        )
+    }
+
+    fn matches(&self, r: &SessionRecord) -> bool {
+        *self.user_name == *r.user_name
+            && *self.full_name == *r.full_name
+            && *self.login_user == *r.login_user
+            && *self.locale == *r.locale
+            && *self.message_locale == *r.message_locale
+            && *self.ip_address == *r.ip_address
+            && *self.user_agent == *r.user_agent
+            && self.role == r.role
+            && self.extension_session == r.extension_session
+    }
+}
+
+type ProfileFields<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Role,
+    bool,
+);
+
+fn record_fields(r: &SessionRecord) -> ProfileFields<'_> {
+    (
+        &r.user_name,
+        &r.full_name,
+        &r.login_user,
+        &r.locale,
+        &r.message_locale,
+        &r.ip_address,
+        &r.user_agent,
+        r.role,
+        r.extension_session,
+    )
+}
+
 /// Interned profiles and strings. Each entry lives as long as some slot refers to it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Interner {
     strings: HashSet<Arc<str>>,
-    profiles: HashSet<Arc<Profile>>,
+    /// By the hash of [`Profile::fields`], so that a record finds its profile in one probe.
+    profiles: HashTable<Arc<Profile>>,
+    hasher: RandomState,
+}
+
+impl fmt::Debug for Interner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interner")
+            .field("strings", &self.strings.len())
+            .field("profiles", &self.profiles.len())
+            .finish()
+    }
 }
 
 impl Interner {
@@ -89,7 +208,11 @@ impl Interner {
     }
 
     fn profile(&mut self, r: &SessionRecord) -> Arc<Profile> {
-        let p = Profile {
+        let h = self.hasher.hash_one(record_fields(r));
+        if let Some(p) = self.profiles.find(h, |p| p.matches(r)) {
+            return p.clone();
+        }
+        let p = Arc::new(Profile {
             user_name: self.string(&r.user_name),
             full_name: self.string(&r.full_name),
             login_user: self.string(&r.login_user),
@@ -99,13 +222,11 @@ impl Interner {
             user_agent: self.string(&r.user_agent),
             role: r.role,
             extension_session: r.extension_session,
-        };
-        if let Some(a) = self.profiles.get(&p) {
-            return a.clone();
-        }
-        let a = Arc::new(p);
-        self.profiles.insert(a.clone());
-        a
+        });
+        let hasher = &self.hasher;
+        self.profiles
+            .insert_unique(h, p.clone(), |q| hasher.hash_one(q.fields()));
+        p
     }
 
     /// Drops one slot's reference; forgets the profile (and its strings) if it was the last.
@@ -114,7 +235,10 @@ impl Interner {
         if Arc::strong_count(&p) > 2 {
             return;
         }
-        self.profiles.remove(&*p);
+        let h = self.hasher.hash_one(p.fields());
+        if let Ok(e) = self.profiles.find_entry(h, |q| Arc::ptr_eq(q, &p)) {
+            e.remove();
+        }
         let Ok(p) = Arc::try_unwrap(p) else {
             return;
         };
@@ -228,8 +352,10 @@ pub(super) struct Sessions {
     len: usize,
     by_digest: HashTable<u32>,
     by_key: HashTable<u32>,
-    /// Keys come from clients in lookups, so their hash is keyed.
+    /// For keys that are not UUIDs (see [`Key::table_hash`]).
     key_hasher: RandomState,
+    /// Whether `idle` and `login` are kept; they are built at the first reap.
+    indexed: bool,
     /// `entry(idle_at, slot)` for every slot.
     idle: BTreeSet<u64>,
     /// `entry(stamp(login_time), slot)` for every slot.
@@ -284,7 +410,7 @@ impl Sessions {
     fn find_key(&self, k: &Key) -> Option<u32> {
         let slots = &self.slots;
         self.by_key
-            .find(self.key_hasher.hash_one(k), |&s| {
+            .find(k.table_hash(&self.key_hasher), |&s| {
                 slots
                     .get(s as usize)
                     .and_then(Option::as_ref)
@@ -347,10 +473,12 @@ impl Sessions {
         // Activity may only move back here; the index must not be later than it.
         if new_idle < old_idle {
             slot.idle_at = new_idle;
-            self.idle.remove(&entry(old_idle, s));
-            self.idle.insert(entry(new_idle, s));
+            if self.indexed {
+                self.idle.remove(&entry(old_idle, s));
+                self.idle.insert(entry(new_idle, s));
+            }
         }
-        if stamp(old_login) != stamp(rec.login_time) {
+        if self.indexed && stamp(old_login) != stamp(rec.login_time) {
             self.login.remove(&entry(stamp(old_login), s));
             self.login.insert(entry(stamp(rec.login_time), s));
         }
@@ -377,7 +505,7 @@ impl Sessions {
             },
         };
         let idle_at = stamp(rec.last_active_time);
-        let kh = self.key_hasher.hash_one(&key);
+        let kh = key.table_hash(&self.key_hasher);
         if let Some(x) = self.slots.get_mut(s as usize) {
             *x = Some(Slot {
                 digest: rec.digest,
@@ -395,11 +523,13 @@ impl Sessions {
             slots
                 .get(x as usize)
                 .and_then(Option::as_ref)
-                .map_or(0, |x| hasher.hash_one(&x.key))
+                .map_or(0, |x| x.key.table_hash(hasher))
         });
         self.link_digest(&rec.digest, s);
-        self.idle.insert(entry(idle_at, s));
-        self.login.insert(entry(stamp(rec.login_time), s));
+        if self.indexed {
+            self.idle.insert(entry(idle_at, s));
+            self.login.insert(entry(stamp(rec.login_time), s));
+        }
     }
 
     /// Removes slot `s`; returns its record.
@@ -407,12 +537,14 @@ impl Sessions {
         let slot = self.slots.get_mut(s as usize)?.take()?;
         let rec = slot.record();
         self.unlink_digest(&slot.digest, s);
-        let kh = self.key_hasher.hash_one(&slot.key);
+        let kh = slot.key.table_hash(&self.key_hasher);
         if let Ok(e) = self.by_key.find_entry(kh, |&x| x == s) {
             e.remove();
         }
-        self.idle.remove(&entry(slot.idle_at, s));
-        self.login.remove(&entry(stamp(slot.login_time), s));
+        if self.indexed {
+            self.idle.remove(&entry(slot.idle_at, s));
+            self.login.remove(&entry(stamp(slot.login_time), s));
+        }
         self.interner.release(slot.profile);
         self.len -= 1;
         if self.len == 0 {
@@ -477,6 +609,29 @@ impl Sessions {
         self.slots.iter().flatten().map(Slot::record)
     }
 
+    /// Builds the expiry indexes, if they are not yet: in bulk, which is several times faster
+    /// than one insert per session while a log is replayed, and packs the B-tree nodes.
+    fn build_index(&mut self) {
+        if self.indexed {
+            return;
+        }
+        let mut idle = Vec::with_capacity(self.len);
+        let mut login = Vec::with_capacity(self.len);
+        for (s, x) in self.slots.iter_mut().enumerate() {
+            let (Some(x), Ok(s)) = (x, u32::try_from(s)) else {
+                continue;
+            };
+            x.idle_at = stamp(x.last_active_time);
+            idle.push(entry(x.idle_at, s));
+            login.push(entry(stamp(x.login_time), s));
+        }
+        idle.sort_unstable();
+        login.sort_unstable();
+        self.idle = idle.into_iter().collect();
+        self.login = login.into_iter().collect();
+        self.indexed = true;
+    }
+
     /// Ends every session expired at `now`, exactly as [`SessionRecord::expired`] decides;
     /// returns their keys.
     pub(super) fn reap(
@@ -485,6 +640,7 @@ impl Sessions {
         idle: Duration,
         lifetime: Option<Duration>,
     ) -> Vec<SessionKey> {
+        self.build_index();
         let idle_before = now.checked_sub_signed(idle);
         let life_before = lifetime.map(|l| now.checked_sub_signed(l));
         let mut dead: Vec<u32> = Vec::new();
@@ -548,37 +704,36 @@ impl Sessions {
             .collect();
         assert_eq!(live.len(), self.len);
         assert_eq!(self.by_key.len(), self.len);
-        assert_eq!(self.idle.len(), self.len);
-        assert_eq!(self.login.len(), self.len);
+        let indexed = usize::from(self.indexed);
+        assert_eq!(self.idle.len(), self.len * indexed);
+        assert_eq!(self.login.len(), self.len * indexed);
         assert_eq!(self.free.len() + self.len, self.slots.len());
         for &(s, x) in &live {
             assert_eq!(self.find_key(&x.key), Some(s));
             assert_eq!(self.find_digest(&x.digest), Some(s));
-            assert!(self.idle.contains(&entry(x.idle_at, s)));
             assert!(x.idle_at <= stamp(x.last_active_time));
-            assert!(self.login.contains(&entry(stamp(x.login_time), s)));
+            if self.indexed {
+                assert!(self.idle.contains(&entry(x.idle_at, s)));
+                assert!(self.login.contains(&entry(stamp(x.login_time), s)));
+            }
         }
         let profiles: HashSet<*const Profile> =
             live.iter().map(|(_, x)| Arc::as_ptr(&x.profile)).collect();
         assert_eq!(profiles.len(), self.interner.profiles.len());
         for p in &self.interner.profiles {
             assert!(profiles.contains(&Arc::as_ptr(p)));
+            let h = self.interner.hasher.hash_one(p.fields());
+            assert!(self
+                .interner
+                .profiles
+                .find(h, |q| Arc::ptr_eq(q, p))
+                .is_some());
         }
         let strings: HashSet<&str> = self
             .interner
             .profiles
             .iter()
-            .flat_map(|p| {
-                [
-                    &p.user_name,
-                    &p.full_name,
-                    &p.login_user,
-                    &p.locale,
-                    &p.message_locale,
-                    &p.ip_address,
-                    &p.user_agent,
-                ]
-            })
+            .flat_map(|p| p.strings())
             .map(|s| &**s)
             .collect();
         assert_eq!(strings.len(), self.interner.strings.len());
@@ -660,6 +815,41 @@ mod tests {
     }
 
     #[test]
+    fn uuid_keys_are_recognised_exactly_when_they_convert_back() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..1000 {
+            let u = uuid::Uuid::from_bytes(rng.gen());
+            let text = u.hyphenated().to_string();
+            assert_eq!(canonical_uuid(&text), Some(u.into_bytes()));
+            // Any one character changed: recognised only if still canonical, and then exact.
+            let mut b = text.clone().into_bytes();
+            let i = rng.gen_range(0..b.len());
+            b[i] = *b"0123456789abcdefABCDEF-g{ "
+                .get(rng.gen_range(0..26))
+                .unwrap();
+            let changed = String::from_utf8(b).unwrap();
+            match canonical_uuid(&changed) {
+                Some(bytes) => {
+                    assert_eq!(
+                        uuid::Uuid::from_bytes(bytes).hyphenated().to_string(),
+                        changed
+                    )
+                }
+                None => assert!(uuid::Uuid::try_parse(&changed)
+                    .map_or(true, |p| p.hyphenated().to_string() != changed)),
+            }
+        }
+        for odd in [
+            "",
+            "52",
+            &"a".repeat(36),
+            "52a1b2c3-0000-4000-8000-00000000000é",
+        ] {
+            assert_eq!(canonical_uuid(odd), None);
+        }
+    }
+
+    #[test]
     fn a_users_sessions_share_one_profile_until_the_last_ends() {
         let mut s = Sessions::default();
         for i in 0..100 {
@@ -701,7 +891,9 @@ mod tests {
         let mut s = Sessions::default();
         let r = rec("k", "u", t0());
         s.put(&r);
+        assert!(s.reap(t0(), Duration::seconds(30), None).is_empty());
         let index = s.idle.clone();
+        assert_eq!(index.len(), 1);
         let (before, key, at, calls) = s.touch(&r.digest, t0() + Duration::seconds(50)).unwrap();
         assert_eq!(before, r);
         assert_eq!(key, r.key);
@@ -753,6 +945,9 @@ mod tests {
         for seed in 0..40 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut s = Sessions::default();
+            if seed % 2 == 0 {
+                s.build_index();
+            }
             let mut model: HashMap<SessionKey, SessionRecord> = HashMap::new();
             let mut now = t0();
             let jitter = |rng: &mut StdRng| {
