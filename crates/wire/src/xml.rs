@@ -58,8 +58,8 @@ pub enum XmlError {
 
 /// The local part of a qualified name.
 fn local(name: &str) -> &str {
-    match name.rsplit_once(':') {
-        Some((_, l)) => l,
+    match name.bytes().rposition(|c| c == b':') {
+        Some(i) => &name[i + 1..],
         None => name,
     }
 }
@@ -80,6 +80,75 @@ fn reborrow_cow<'a>(input: &'a str, s: &str) -> Cow<'a, str> {
 }
 
 const NONE: u32 = u32::MAX;
+
+/// Byte classes for [`Doc::parse_plain`].
+const TEXT: u8 = 1; // plain character data: no markup, references or control characters
+const ATTR: u8 = 2; // plain attribute values (the closing quote aside)
+const NAME: u8 = 4; // names, after their first character
+const START: u8 = 8; // the first character of a name (or of its local part)
+const WS: u8 = 16;
+const DECL: u8 = 32; // inside a plain XML declaration
+
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let ws = matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+        let alpha = c.is_ascii_alphabetic() || c == b'_';
+        let name = alpha || c.is_ascii_digit() || c == b'-' || c == b'.';
+        let mut k = 0;
+        if (c >= 0x20 || ws) && !matches!(c, b'<' | b'&' | b']') {
+            k |= TEXT;
+        }
+        if c >= 0x20 && !matches!(c, b'<' | b'&' | b'>') {
+            k |= ATTR;
+        }
+        if name {
+            k |= NAME;
+        }
+        if alpha {
+            k |= START;
+        }
+        if ws {
+            k |= WS;
+        }
+        if name || matches!(c, b' ' | b'=' | b'"' | b'\'') {
+            k |= DECL;
+        }
+        t[i] = k;
+        i += 1;
+    }
+    t
+}
+
+/// A plain `name` or `prefix:name` at `b[i..]`, each part starting with a letter or `_`:
+/// where it ends, and where its local part starts.
+fn scan_name(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
+    let class = |i: usize| b.get(i).map_or(0, |&c| CLASS[c as usize]);
+    let start = i;
+    let mut local = i;
+    if class(i) & START == 0 {
+        return None;
+    }
+    i += 1;
+    loop {
+        if class(i) & NAME != 0 {
+            i += 1;
+        } else if b.get(i) == Some(&b':') && local == start {
+            if class(i + 1) & START == 0 {
+                return None;
+            }
+            local = i + 1;
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    Some((i, local))
+}
 
 /// One element of a [`Doc`]: children and siblings are indices into the same arena.
 #[derive(Debug)]
@@ -113,12 +182,145 @@ impl<'a> Doc<'a> {
     /// Parses a whole document (see the module documentation for what is refused).
     pub fn parse(body: &'a [u8]) -> Result<Self, XmlError> {
         let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
-        let mut doc = Doc {
+        match Self::parse_plain(text) {
+            Some(doc) => Ok(doc),
+            None => Self::parse_full(text),
+        }
+    }
+
+    fn empty() -> Self {
+        Doc {
             // Room for a typical SOAP request, so that parsing one allocates twice.
             nodes: Vec::with_capacity(16),
             attrs: Vec::with_capacity(16),
             root: NONE,
-        };
+        }
+    }
+
+    /// The fast path for plain documents, which SOAP requests nearly always are: an
+    /// optional XML declaration, then elements whose attribute values and text hold no
+    /// references, markup declarations, CDATA, comments, processing instructions or
+    /// control characters. `None` for anything else, which [`Doc::parse_full`] then
+    /// decides; whatever this accepts, that parses to the same document.
+    fn parse_plain(text: &'a str) -> Option<Self> {
+        let b = text.as_bytes();
+        let class = |i: usize| b.get(i).map_or(0, |&c| CLASS[c as usize]);
+        let mut doc = Self::empty();
+        let mut stack = [0u32; MAX_DEPTH];
+        // The open elements' qualified names, and the current tag's attribute names.
+        let mut open = [""; MAX_DEPTH];
+        let mut keys = [""; 16];
+        let mut depth = 0usize;
+        let mut i = 0;
+        if b.starts_with(b"<?xml ") {
+            let end = text.find("?>")?;
+            if !b[6..end].iter().all(|&c| CLASS[c as usize] & DECL != 0) {
+                return None;
+            }
+            i = end + 2;
+        }
+        loop {
+            // Character data up to the next tag.
+            let start = i;
+            while class(i) & TEXT != 0 {
+                i += 1;
+            }
+            if i > start {
+                match stack[..depth].last() {
+                    Some(&el) => doc.push_text(el, Cow::Borrowed(&text[start..i])),
+                    None if b[start..i].iter().all(|&c| CLASS[c as usize] & WS != 0) => {}
+                    None => return None,
+                }
+            }
+            match b.get(i) {
+                None => break,
+                Some(b'<') if doc.root == NONE => i += 1,
+                Some(_) => return None,
+            }
+            if b.get(i) == Some(&b'/') {
+                let (end, _) = scan_name(b, i + 1)?;
+                if b.get(end) != Some(&b'>') || depth == 0 || text[i + 1..end] != *open[depth - 1] {
+                    return None;
+                }
+                depth -= 1;
+                if depth == 0 {
+                    doc.root = stack[0];
+                }
+                i = end + 1;
+                continue;
+            }
+            let (name_end, local) = scan_name(b, i)?;
+            let qname = &text[i..name_end];
+            let name = &text[local..name_end];
+            i = name_end;
+            let first_attr = doc.attrs.len();
+            let mut nkeys = 0;
+            let empty = loop {
+                let ws_start = i;
+                while class(i) & WS != 0 {
+                    i += 1;
+                }
+                match b.get(i)? {
+                    b'>' => {
+                        i += 1;
+                        break false;
+                    }
+                    b'/' if b.get(i + 1) == Some(&b'>') => {
+                        i += 2;
+                        break true;
+                    }
+                    _ if i == ws_start => return None,
+                    _ => {}
+                }
+                let (key_end, key_local) = scan_name(b, i)?;
+                let key = &text[i..key_end];
+                let quote = *b.get(key_end + 1)?;
+                if b.get(key_end) != Some(&b'=') || (quote != b'"' && quote != b'\'') {
+                    return None;
+                }
+                let value_start = key_end + 2;
+                let mut j = value_start;
+                while class(j) & ATTR != 0 && b[j] != quote {
+                    j += 1;
+                }
+                if b.get(j) != Some(&quote) {
+                    return None;
+                }
+                // A repeated attribute is an error that the full parser reports.
+                if nkeys == keys.len() || keys[..nkeys].contains(&key) {
+                    return None;
+                }
+                keys[nkeys] = key;
+                nkeys += 1;
+                doc.attrs.push((
+                    Cow::Borrowed(&text[key_local..key_end]),
+                    Cow::Borrowed(&text[value_start..j]),
+                ));
+                i = j + 1;
+            };
+            if doc.nodes.len() >= MAX_ELEMENTS || (!empty && depth >= MAX_DEPTH) {
+                return None;
+            }
+            let parent = stack[..depth].last().copied();
+            let idx = doc.link(Cow::Borrowed(name), first_attr as u32, parent);
+            if empty {
+                if depth == 0 {
+                    doc.root = idx;
+                }
+            } else {
+                stack[depth] = idx;
+                open[depth] = qname;
+                depth += 1;
+            }
+        }
+        if depth != 0 || doc.root == NONE {
+            return None;
+        }
+        Some(doc)
+    }
+
+    fn parse_full(text: &'a str) -> Result<Self, XmlError> {
+        let mut doc = Self::empty();
         let mut reader = Reader::from_str(text);
         reader.config_mut().check_end_names = true;
         // The open elements, innermost last.
@@ -232,10 +434,16 @@ impl<'a> Doc<'a> {
             self.attrs.push((reborrow_cow(input, k), v));
         }
         let name = e.name();
-        let name = local(name.as_ref());
+        let name = reborrow_cow(input, local(name.as_ref()));
+        Ok(self.link(name, first_attr, parent))
+    }
+
+    /// Appends an element whose attributes are `attrs[first_attr..]` (as the last child
+    /// of `parent`) and returns its index.
+    fn link(&mut self, name: Cow<'a, str>, first_attr: u32, parent: Option<u32>) -> u32 {
         let idx = self.nodes.len() as u32;
         self.nodes.push(Node {
-            name: reborrow_cow(input, name),
+            name,
             attrs: (first_attr, self.attrs.len() as u32),
             text: Cow::Borrowed(""),
             first_child: NONE,
@@ -251,7 +459,7 @@ impl<'a> Doc<'a> {
             }
             self.nodes[p as usize].last_child = idx;
         }
-        Ok(idx)
+        idx
     }
 
     fn push_text(&mut self, el: u32, t: Cow<'a, str>) {
@@ -410,6 +618,99 @@ mod tests {
             XmlError::Malformed(_)
         ));
         assert_eq!(parse(b"  ").unwrap_err(), XmlError::Empty);
+    }
+
+    /// Whatever the fast path accepts, the full parser parses to the same document.
+    #[test]
+    fn the_plain_path_agrees_with_the_full_parser() {
+        let seeds: [&str; 4] = [
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n<soapenv:Body><Fetch xmlns=\"urn:vim25\"><_this versionId=\"8.0.3.0\" type=\"SessionManager\">SessionManager</_this><prop versionId=\"8.0.3.0\">currentSession</prop></Fetch></soapenv:Body>\n</soapenv:Envelope>",
+            "<a x='1' y=\"2\"><b/><c z='3'>t u</c> v <d></d></a>\n",
+            "<?xml version='1.0'?><e:A xmlns:e='x'><e:B a:b='c'>&amp;</e:B><C/><![CDATA[x]]><!--c--></e:A>",
+            "<r><s><t>deep</t></s><s/>text</r>",
+        ];
+        let alphabet: &[&str] = &[
+            "<",
+            ">",
+            "/",
+            "=",
+            "\"",
+            "'",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "&",
+            "&amp;",
+            ";",
+            ":",
+            "a",
+            "_",
+            "1",
+            "-",
+            ".",
+            "?",
+            "!",
+            "[",
+            "]",
+            "é",
+            "\u{1}",
+            "<a>",
+            "</a>",
+            "<b/>",
+            "x=\"1\"",
+            "<?xml ",
+            "?>",
+            "<!--",
+            "-->",
+            "<![CDATA[",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut plain, mut total) = (0, 0);
+        for seed in seeds {
+            assert!(Doc::parse_plain(seed).is_some() || seed.contains("CDATA"));
+            for _ in 0..4000 {
+                let mut s = seed.to_owned();
+                for _ in 0..1 + next(3) {
+                    let mut at = next(s.len() + 1);
+                    while !s.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    match next(3) {
+                        0 => s.insert_str(at, alphabet[next(alphabet.len())]),
+                        1 => {
+                            let mut end = (at + 1 + next(4)).min(s.len());
+                            while !s.is_char_boundary(end) {
+                                end += 1;
+                            }
+                            s.replace_range(at..end, "");
+                        }
+                        _ => {
+                            let mut end = (at + 1).min(s.len());
+                            while !s.is_char_boundary(end) {
+                                end += 1;
+                            }
+                            s.replace_range(at..end, alphabet[next(alphabet.len())]);
+                        }
+                    }
+                }
+                total += 1;
+                if let Some(fast) = Doc::parse_plain(&s) {
+                    plain += 1;
+                    let full = Doc::parse_full(&s)
+                        .unwrap_or_else(|e| panic!("plain accepted, full refused ({e}): {s:?}"));
+                    assert_eq!(fast.root().to_element(), full.root().to_element(), "{s:?}");
+                }
+            }
+        }
+        // The mutations exercise both outcomes.
+        assert!(plain > total / 20 && plain < total, "{plain} of {total}");
     }
 
     #[test]
