@@ -41,7 +41,9 @@ fn error(f: &Fault) -> Response {
         Fault::InvalidArgument { .. } | Fault::InvalidRequest(_) => {
             (StatusCode::BAD_REQUEST, "Bad Request")
         }
-        Fault::SessionLimit { .. } | Fault::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        Fault::SessionLimit { .. } | Fault::Unavailable(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
     };
     let message = match f {

@@ -204,7 +204,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert!(server.get("a@x").unwrap().is_some(), "get checks the file every time");
+        assert!(
+            server.get("a@x").unwrap().is_some(),
+            "get checks the file every time"
+        );
         cli.modify(|u| {
             u.remove("a@x");
             Ok(())
