@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Run the session server (SOAP /sdk).
     Serve(serve::ServeArgs),
-    /// Manage the users in a data directory (works while a server runs).
+    /// Manage the users in a data directory or in Redis (works while servers run).
     #[command(subcommand)]
     User(user::UserCommand),
     /// Move state between the embedded store and Redis.
