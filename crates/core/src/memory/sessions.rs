@@ -532,10 +532,10 @@ impl Sessions {
         }
     }
 
-    /// Removes slot `s`; returns its record.
-    fn remove_slot(&mut self, s: u32) -> Option<SessionRecord> {
+    /// Removes slot `s`; returns what `out` makes of it.
+    fn remove_slot<T>(&mut self, s: u32, out: impl FnOnce(&Slot) -> T) -> Option<T> {
         let slot = self.slots.get_mut(s as usize)?.take()?;
-        let rec = slot.record();
+        let rec = out(&slot);
         self.unlink_digest(&slot.digest, s);
         let kh = slot.key.table_hash(&self.key_hasher);
         if let Ok(e) = self.by_key.find_entry(kh, |&x| x == s) {
@@ -560,7 +560,7 @@ impl Sessions {
     /// Ends the session with this key (`EndSession`); returns it.
     pub(super) fn remove(&mut self, key: &str) -> Option<SessionRecord> {
         let s = self.find_key(&Key::new(key))?;
-        self.remove_slot(s)
+        self.remove_slot(s, Slot::record)
     }
 
     pub(super) fn get(&self, key: &str) -> Option<SessionRecord> {
@@ -689,7 +689,7 @@ impl Sessions {
             }
         }
         dead.into_iter()
-            .filter_map(|s| self.remove_slot(s).map(|r| r.key))
+            .filter_map(|s| self.remove_slot(s, |x| x.key.to_key()))
             .collect()
     }
 
