@@ -3,7 +3,7 @@ use crate::app::App;
 use crate::auth::{credential, read_body, Carrier};
 use crate::vim;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use std::cell::RefCell;
@@ -88,9 +88,11 @@ pub fn caller(addr: SocketAddr, headers: &HeaderMap, session: Option<&str>) -> C
 pub async fn sdk(
     State(app): State<Arc<App>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
+    // The request's own headers (the `HeaderMap` extractor would clone them).
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     let Some(body) = read_body(&headers, body, app.max_body).await else {
         return xml(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::auth::{credential, read_body, url_decode, Carrier, API_SESSION_HEADER};
 use crate::soap::{caller, too_large};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -40,9 +40,11 @@ fn status(code: u16) -> StatusCode {
 pub async fn json_rpc(
     State(app): State<Arc<App>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
+    // The request's own headers (the `HeaderMap` extractor would clone them).
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     let Some(body) = read_body(&headers, body, app.max_body).await else {
         let e = RpcError {
             id: Json::Null,
@@ -206,8 +208,9 @@ async fn current(
 pub async fn rest_get(
     State(app): State<Arc<App>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
+    let headers = req.into_parts().0.headers;
     match current(&app, addr, &headers, Carrier::Api).await {
         Ok(s) => json_bytes(
             StatusCode::OK,
