@@ -374,8 +374,9 @@ mod out {
 
 /// The typed fast path of [`decode_invoke`]. Every object is read as a map (never a
 /// sequence), every string borrowed, and a repeated key is an error, so whatever it
-/// accepts, the `Value` path decodes to the same `Invoke`. Keys it does not know are read
-/// as `Value`s, so that they are checked as strictly as on that path.
+/// accepts, the `Value` path decodes to the same `Invoke`. Values of keys it does not
+/// know are checked as strictly as a `Value` would (numbers in range, valid strings),
+/// without being kept.
 mod fast {
     use super::{Invoke, Security};
     use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
@@ -384,7 +385,10 @@ mod fast {
     use std::marker::PhantomData;
 
     pub fn decode(body: &[u8]) -> Option<Invoke> {
-        let req: Request<'_> = serde_json::from_slice(body).ok()?;
+        // Checked once here, the body's strings are not re-checked one by one (invalid
+        // UTF-8 goes the `Value` path, which words the error).
+        let text = std::str::from_utf8(body).ok()?;
+        let req: Request<'_> = serde_json::from_str(text).ok()?;
         if req.jsonrpc != Some("2.0") || req.method != Some("invoke") {
             return None;
         }
@@ -451,7 +455,7 @@ mod fast {
                                         }
                                     })*
                                     _ => {
-                                        m.next_value::<Json>()?;
+                                        m.next_value::<Checked>()?;
                                     }
                                 }
                             }
@@ -462,6 +466,58 @@ mod fast {
                 }
             }
         };
+    }
+
+    /// Any JSON value, parsed as `serde_json::Value` parses it (`deserialize_any`, so
+    /// numbers are converted and strings unescaped), and dropped. `IgnoredAny` would
+    /// skip numbers without the range check.
+    struct Checked;
+
+    impl<'de> Deserialize<'de> for Checked {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Checked)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Checked {
+        type Value = Checked;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_none<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+            Checked::deserialize(d)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<Checked, A::Error> {
+            while s.next_element::<Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Checked, A::Error> {
+            while m.next_key::<Checked>()?.is_some() {
+                m.next_value::<Checked>()?;
+            }
+            Ok(Checked)
+        }
     }
 
     object!(Request<'a> {
@@ -614,6 +670,7 @@ mod tests {
             r#"{"id":{"a":[1,2]},"params":{"operationId":"list","serviceId":"com.vmware.vcenter.folder","input":{"STRUCTURE":{"operation-input":{"filter":{"OPTIONAL":null}}}}},"method":"invoke","jsonrpc":"2.0","extra":[true,null,1.5]}"#,
             r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","ctx":{"securityCtx":{"schemeId":"saml"}}}}"#,
             r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","input":{"STRUCTURE":{"other":{}}},"ctx":{"securityCtx":{"sessionId":"x"}}}}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","ctx":{"appCtx":{"a":[18446744073709551616,-9223372036854775809,1.5e300,"\u00e9\n",{"k":null,"k":true}]}}}}"#,
         ];
         for b in fast_ones {
             let f = fast::decode(b.as_bytes()).unwrap_or_else(|| panic!("not fast: {b}"));
@@ -631,6 +688,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","ctx":{"securityCtx":{"schemeId":5}}}}"#,
             r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"},"id":null}"#,
             r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"},"x":1e400}"#,
+            r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o","ctx":{"appCtx":{"a":[-1e999]}}}}"#,
             r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":"s","operationId":"o"}} x"#,
             r#"{"jsonrpc":"2.0","method":"invoke","params":{"serviceId":null,"operationId":"o"}}"#,
             r#"{"jsonrpc":"2.0","method":"other","params":{"serviceId":"s","operationId":"o"}}"#,
@@ -648,10 +706,12 @@ mod tests {
         assert!(fast::decode(not_utf8).is_none());
         assert_eq!(decode_invoke(not_utf8).unwrap_err().code, -32700);
         assert!(decode_invoke(slow_ones[0].as_bytes()).is_ok());
-        assert_eq!(
-            decode_invoke(slow_ones[9].as_bytes()).unwrap_err().code,
-            -32700
-        );
+        for bad_number in &slow_ones[9..11] {
+            assert_eq!(
+                decode_invoke(bad_number.as_bytes()).unwrap_err().code,
+                -32700
+            );
+        }
     }
 
     #[test]
