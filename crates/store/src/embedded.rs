@@ -2,15 +2,19 @@
 //!
 //! Layout in the data directory:
 //! - `vsess.lock`: held exclusively by the one server that owns the directory.
-//! - `sessions.log`: one JSON [`Mutation`] per line. On open the log is replayed; a torn
-//!   last line (a crash mid-write) is dropped, a corrupt line elsewhere is skipped and the
-//!   original log is kept as `sessions.log.corrupt-<unix time>`. The log is then compacted.
+//! - `sessions.log`: one JSON [`Mutation`] per line. On open the log is replayed (streamed
+//!   in chunks, decoded on every core, applied in order); a torn last line (a crash
+//!   mid-write) is dropped, a corrupt line elsewhere is skipped and the original log is
+//!   kept as `sessions.log.corrupt-<unix time>`. The log is then compacted.
 //!
 //! Durability: a new session, an ended session, a ticket and the service message are
-//! fsynced before the call returns, so a client that saw its Login response keeps its
-//! session through `kill -9`. Touches (`lastActiveTime`, `callCount`) stay in memory and
-//! are written by [`EmbeddedStore::flush`] (every few seconds, and at shutdown): after a
-//! crash a session may look up to one flush interval less recently active than it was.
+//! written to the log before the call returns, so a client that saw its Login response
+//! keeps its session through `kill -9`. With [`Durability::Always`] they are also fsynced
+//! before it returns; with [`Durability::Interval`] a background thread fsyncs them
+//! shortly after, and only an OS crash or power loss can lose that last interval.
+//! Touches (`lastActiveTime`, `callCount`) stay in memory and are written by
+//! [`EmbeddedStore::flush`] (every few seconds, and at shutdown): after a crash a session
+//! may look up to one flush interval less recently active than it was.
 use crate::fsutil::{ensure_private_dir, sync_dir};
 use crate::users::UserFile;
 use async_trait::async_trait;
