@@ -4,7 +4,7 @@
 //! atomically replace the file. Readers (the server) reload when the file's identity
 //! (inode, size, mtime) changes, so edits apply without a restart: [`UserFile::get`]
 //! checks on every call (logins), [`UserFile::get_recent`] at most every
-//! [`RECHECK`] (the role check on every authenticated call, which a `stat` per request
+//! half a second (the role check on every authenticated call, which a `stat` per request
 //! would slow by about 8%).
 use crate::fsutil::write_private_atomic;
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,7 @@ impl UserFile {
         Ok(())
     }
 
-    /// A user, checking the file for edits at most every [`RECHECK`].
+    /// A user, checking the file for edits at most every `RECHECK` (half a second).
     pub fn get_recent(&self, name: &str) -> StoreResult<Option<User>> {
         {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,5 +1,11 @@
 //! A real `redis-server` (Debian's) on a free loopback port, and vsess replicas sharing it.
-#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::net::SocketAddr;
 use std::path::Path;
