@@ -149,11 +149,13 @@ impl SessionService {
         let Some(mut rec) = self.lookup(id).await? else {
             return Ok(None);
         };
-        let ip = caller.ip.to_string();
-        if rec.ip_address != ip
-            || (!caller.user_agent.is_empty() && rec.user_agent != caller.user_agent)
-        {
-            rec.ip_address = ip;
+        // Compared without formatting the address: this runs on every call.
+        let same_ip = rec
+            .ip_address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a == caller.ip);
+        if !same_ip || (!caller.user_agent.is_empty() && rec.user_agent != caller.user_agent) {
+            rec.ip_address = caller.ip.to_string();
             if !caller.user_agent.is_empty() {
                 rec.user_agent.clone_from(&caller.user_agent);
             }
