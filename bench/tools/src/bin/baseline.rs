@@ -2,7 +2,7 @@
 //! bench/run.
 //!
 //! It runs on the same stack as `vsess serve` (axum 0.8, axum-server 0.8, rustls with
-//! ring, a self-signed certificate, tokio's multi-threaded runtime) and does the least a
+//! ring, a self-signed certificate, tokio's multi-threaded runtime, mimalloc) and does the least a
 //! session server must do per request: read the body, find the session id where the
 //! protocol carries it, look it up in an in-memory map behind a mutex, and answer a fixed
 //! body of the same size and shape as vsess's answer:
@@ -18,6 +18,12 @@
 //! Usage: `vsess-bench-baseline [--listen 127.0.0.1:0] [--sessions N]`. It prints
 //! `listening on https://ADDR` and then one `session ID` line per valid id on stdout.
 use anyhow::{anyhow, Context, Result};
+
+/// The same allocator as `vsess` (crates/cli/src/main.rs), so the baseline stays the ceiling
+/// of vsess's own stack.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
