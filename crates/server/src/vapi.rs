@@ -99,7 +99,7 @@ async fn invoke_op(app: &App, caller: &Caller, i: &Invoke) -> Result<Output, Fau
                 return Err(Fault::InvalidLogin);
             };
             let (id, us) = svc.login(caller, user, password, None).await?;
-            tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), "login (vAPI JSON-RPC)");
+            tracing::info!(user = %us.user_name, key = %us.key, "login (vAPI JSON-RPC)");
             Ok(Output::Json(vapi::secret(id.expose())))
         }
         ("com.vmware.cis.session", "get") => {
@@ -176,7 +176,7 @@ async fn login_basic(app: &App, addr: SocketAddr, headers: &HeaderMap) -> Result
     let (user, password) = basic(headers)?;
     let caller = caller(addr, headers, None);
     let (id, us) = app.svc.login(&caller, &user, &password, None).await?;
-    tracing::info!(user = %us.user_name, key = %us.key, id = %id.digest().short(), "login (REST)");
+    tracing::info!(user = %us.user_name, key = %us.key, "login (REST)");
     Ok(id.expose().to_owned())
 }
 
