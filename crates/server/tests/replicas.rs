@@ -455,3 +455,65 @@ async fn killing_redis_under_load_gives_clear_errors_and_no_replica_fails() {
         "ok {ok}, unavailable {unavailable}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn rediss_with_a_private_ca_and_a_password_file() {
+    // A CA, and a certificate for 127.0.0.1 that it signs.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    let file = |name: &str, data: &str| {
+        let p = pki.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    };
+    let ca = file("ca.pem", &ca_cert.pem());
+    let cert = file("redis.pem", &leaf.pem());
+    let key = file("redis.key", &leaf_key.serialize_pem());
+    let pw = file("redis-password", "s3cret-pw\n");
+    let redis = vsess_store::testing::RedisProc::start_tls(&cert, &key, &ca, "s3cret-pw");
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let toml = format!(
+        "[store]\nkind = \"redis\"\nurl = \"{url}\"\npassword_file = \"{}\"\nca_file = \"{}\"\n",
+        pw.display(),
+        ca.display()
+    );
+    let config = vsess_server::Config::parse(&toml).unwrap();
+    let vsess_server::StoreConfig::Redis(o) = config.store.clone() else {
+        panic!("not redis")
+    };
+    let handle = vsess_store::RedisStore::connect(o.clone()).await.unwrap();
+    add_user(&handle, ADMIN.0, Role::Admin, ADMIN.1).await;
+    let r = Replicas::start(2, &config).await;
+    let cookie = r.login(0, ADMIN.0, ADMIN.1).await;
+    let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&cookie)).await;
+    assert!(body.contains("<key>"), "{body}");
+
+    // Without the CA, the server's certificate is refused; without the password, AUTH is.
+    let mut no_ca = o.clone();
+    no_ca.ca_file = None;
+    let err = vsess_store::RedisStore::connect(no_ca)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cannot reach Redis"), "{err}");
+    let mut no_pw = o;
+    no_pw.password_file = None;
+    let err = vsess_store::RedisStore::connect(no_pw)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("NOAUTH") || err.contains("auth"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}

@@ -1,7 +1,7 @@
 //! Test support (feature `testing`): a real redis-server (Debian's) on a free loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,39 @@ impl RedisProc {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// redis-server speaking only TLS on `port`, with the given PEM files, requiring
+    /// `password` (AUTH); clients need no certificate of their own.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path, password: &str) -> Self {
+        let mut r = RedisProc {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        let tls_port = r.port.to_string();
+        let (cert, key, ca) = (
+            cert.display().to_string(),
+            key.display().to_string(),
+            ca.display().to_string(),
+        );
+        r.spawn_with(&[
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            password,
+        ]);
+        r
     }
 
     pub fn url(&self) -> String {
