@@ -1,13 +1,12 @@
 //! End-to-end tests of the `vsess` binary: crash durability, start-up errors, user commands.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vsess");
+use common::{client, serve, soap, BIN, SM};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 fn add_user(dir: &Path, name: &str, role: &str, pw: &str) {
     let out = user_add(dir, name, role, pw);
@@ -39,69 +38,12 @@ fn user_add(dir: &Path, name: &str, role: &str, pw: &str) -> std::process::Outpu
 }
 
 /// Starts `vsess serve` and returns it with the URL from its ready line.
-fn serve(dir: &Path, listen: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", listen, "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on https://") {
-                let url: String = line[i + 13..].split_whitespace().next().unwrap().to_owned();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server did not become ready");
-    (child, url)
-}
-
-fn client() -> reqwest::blocking::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .build()
-        .unwrap()
-}
-
-fn soap(
-    c: &reqwest::blocking::Client,
-    url: &str,
-    inner: &str,
-    cookie: Option<&str>,
-) -> (u16, String, Option<String>) {
-    let body = format!("<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>");
-    let mut req = c
-        .post(format!("{url}/sdk"))
-        .header("Content-Type", "text/xml")
-        .body(body);
-    if let Some(ck) = cookie {
-        req = req.header("Cookie", ck);
-    }
-    let r = req.send().unwrap();
-    let status = r.status().as_u16();
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, r.text().unwrap(), set)
-}
-
-const SM: &str = "<_this type=\"SessionManager\">SessionManager</_this>";
 
 #[test]
 fn sessions_tickets_and_message_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     add_user(dir.path(), "admin@vsphere.local", "Admin", "pw-1");
-    let (mut child, url) = serve(dir.path(), "127.0.0.1:0");
+    let (mut child, url) = serve(dir.path(), &[]);
     let c = client();
     let mut cookies = Vec::new();
     for _ in 0..5 {
@@ -140,7 +82,7 @@ fn sessions_tickets_and_message_survive_kill_9() {
 
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let (mut child, url) = serve(dir.path(), "127.0.0.1:0");
+    let (mut child, url) = serve(dir.path(), &[]);
     for ck in &cookies[..4] {
         let (s, body, _) = soap(
             &c,
@@ -234,7 +176,7 @@ fn start_up_errors_are_clear_and_non_zero() {
 fn first_start_creates_an_administrator_with_a_private_password_file() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = serve(dir.path(), "127.0.0.1:0");
+    let (mut child, url) = serve(dir.path(), &[]);
     let pw_file = dir.path().join("administrator-password");
     let mode = std::fs::metadata(&pw_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);

@@ -2,15 +2,12 @@
 //! redis-server. Ignored by default; `scripts/test` installs redis-server and runs them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-use vsess_store::testing::RedisProc;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vsess");
-const SM: &str = "<_this type=\"SessionManager\">SessionManager</_this>";
+use common::{client, serve, BIN, SM};
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use vsess_store::testing::RedisProc;
 
 fn vsess(args: &[&str], stdin: Option<&str>) -> Output {
     let mut c = Command::new(BIN)
@@ -38,34 +35,6 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn serve(dir: &Path, store: Option<&str>) -> (Child, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir);
-    if let Some(s) = store {
-        cmd.args(["--store", s]);
-    }
-    let mut child = cmd
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on https://") {
-                let _ = tx.send(line[i + 13..].split_whitespace().next().unwrap().to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server did not become ready");
-    (child, url)
-}
-
 fn stop(mut child: Child) {
     // SIGTERM: a graceful stop releases the data directory.
     let _ = Command::new("kill")
@@ -76,26 +45,7 @@ fn stop(mut child: Child) {
 }
 
 fn soap(url: &str, inner: &str, cookie: Option<&str>) -> (u16, String, Option<String>) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let c = reqwest::blocking::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let body = format!("<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>");
-    let mut req = c
-        .post(format!("{url}/sdk"))
-        .header("Content-Type", "text/xml")
-        .body(body);
-    if let Some(ck) = cookie {
-        req = req.header("Cookie", ck);
-    }
-    let r = req.send().unwrap();
-    let status = r.status().as_u16();
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    (status, r.text().unwrap(), set)
+    common::soap(&client(), url, inner, cookie)
 }
 
 fn login(url: &str, user: &str, pw: &str) -> String {
@@ -139,7 +89,7 @@ fn users_and_sessions_move_to_redis_and_back() {
     ));
 
     // State on the embedded store.
-    let (child, url) = serve(a.path(), None);
+    let (child, url) = serve(a.path(), &[]);
     let cookies: Vec<String> = (0..3)
         .map(|_| login(&url, "admin@vsphere.local", "pw-1"))
         .collect();
@@ -163,7 +113,7 @@ fn users_and_sessions_move_to_redis_and_back() {
         "{out}"
     );
     let b = tempfile::tempdir().unwrap();
-    let (child, url) = serve(b.path(), Some(&url_r));
+    let (child, url) = serve(b.path(), &["--store", &url_r]);
     for c in &cookies {
         assert!(alive(&url, c), "session lost in migration");
     }
@@ -235,7 +185,7 @@ fn users_and_sessions_move_to_redis_and_back() {
         None,
     ));
     assert!(out.contains("3 sessions"), "{out}");
-    let (child, url) = serve(c.path(), None);
+    let (child, url) = serve(c.path(), &[]);
     for ck in &cookies {
         assert!(alive(&url, ck), "session lost on the way back");
     }

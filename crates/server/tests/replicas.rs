@@ -75,16 +75,11 @@ async fn max_session_count_is_global_under_concurrent_logins() {
     const N: usize = 6;
     let (_redis, r, _h) = setup(3, &format!("config.vmacore.soap.maxSessionCount = {N}\n")).await;
     let r = std::sync::Arc::new(r);
-    let mut tasks = Vec::new();
-    for i in 0..4 * N {
-        let r = r.clone();
-        tasks.push(tokio::spawn(async move {
-            r.soap(i, &common::login_body(ADMIN.0, ADMIN.1), None).await
-        }));
-    }
     let mut ok = 0;
-    for t in tasks {
-        let (s, body, _) = t.await.unwrap();
+    for (s, body, _) in r
+        .race(4 * N, &common::login_body(ADMIN.0, ADMIN.1), None)
+        .await
+    {
         if s == 200 {
             ok += 1;
         } else {
@@ -111,16 +106,9 @@ async fn a_clone_ticket_raced_by_50_clients_is_redeemed_once() {
     assert_eq!(s, 200, "{body}");
     let ticket = between(&body, "<returnval>", "</returnval>").to_owned();
     let r = std::sync::Arc::new(r);
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let (r, ticket) = (r.clone(), ticket.clone());
-        tasks.push(tokio::spawn(async move {
-            r.soap(i, &format!("<CloneSession xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><cloneTicket>{ticket}</cloneTicket></CloneSession>"), None).await
-        }));
-    }
+    let clone = format!("<CloneSession xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><cloneTicket>{ticket}</cloneTicket></CloneSession>");
     let mut ok = 0;
-    for t in tasks {
-        let (s, body, _) = t.await.unwrap();
+    for (s, body, _) in r.race(50, &clone, None).await {
         if s == 200 {
             ok += 1;
         } else {
@@ -258,16 +246,9 @@ async fn concurrent_creates_of_one_folder_name_succeed_once() {
     let (_redis, r, _h) = setup(3, "").await;
     let cookie = r.login(0, ADMIN.0, ADMIN.1).await;
     let r = std::sync::Arc::new(r);
-    let mut tasks = Vec::new();
-    for i in 0..12 {
-        let (r, cookie) = (r.clone(), cookie.clone());
-        tasks.push(tokio::spawn(async move {
-            r.soap(i, "<CreateDatacenter xmlns=\"urn:vim25\"><_this type=\"Folder\">group-d1</_this><name>dc-race</name></CreateDatacenter>", Some(&cookie)).await
-        }));
-    }
+    let create = "<CreateDatacenter xmlns=\"urn:vim25\"><_this type=\"Folder\">group-d1</_this><name>dc-race</name></CreateDatacenter>";
     let mut ok = 0;
-    for t in tasks {
-        let (s, body, _) = t.await.unwrap();
+    for (s, body, _) in r.race(12, create, Some(&cookie)).await {
         if s == 200 {
             ok += 1;
         } else {
@@ -353,20 +334,13 @@ async fn redis_cluster_keeps_the_invariants() {
     .await;
     let r = std::sync::Arc::new(r);
     // The session limit, raced across replicas.
-    let mut tasks = Vec::new();
-    for i in 0..4 * N {
-        let r = r.clone();
-        tasks.push(tokio::spawn(async move {
-            r.soap(i, &common::login_body(ADMIN.0, ADMIN.1), None).await
-        }));
-    }
-    let mut cookies = Vec::new();
-    for t in tasks {
-        let (s, _, cookie) = t.await.unwrap();
-        if s == 200 {
-            cookies.push(cookie.unwrap());
-        }
-    }
+    let cookies: Vec<String> = r
+        .race(4 * N, &common::login_body(ADMIN.0, ADMIN.1), None)
+        .await
+        .into_iter()
+        .filter(|(s, _, _)| *s == 200)
+        .map(|(_, _, c)| c.unwrap())
+        .collect();
     assert_eq!(cookies.len(), N);
     // Every session works on both replicas; one ended on A is refused by B.
     for c in &cookies {

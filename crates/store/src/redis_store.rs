@@ -526,6 +526,36 @@ impl RedisStore {
         }
     }
 
+    /// `SET key json PXAT expires`: the value lives until `expires`.
+    async fn set_until<T: serde::Serialize>(
+        &self,
+        key: String,
+        value: &T,
+        expires: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _: () = self
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(to_json(value)?)
+                    .arg("PXAT")
+                    .arg(ms(expires).max(1)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs `cmd`, whose answer is a JSON `what` or nil.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        cmd: &Cmd,
+        what: &str,
+    ) -> StoreResult<Option<T>> {
+        let v: Option<String> = self.query(cmd).await?;
+        v.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(what, e)))
+            .transpose()
+    }
+
     async fn hgetall(&self, key: &str) -> StoreResult<HashMap<String, String>> {
         self.query(redis::cmd("HGETALL").arg(key)).await
     }
@@ -610,15 +640,8 @@ impl RedisStore {
     // ---- users (the directory `vsess user …` edits) ----
 
     async fn fetch_user(&self, name: &str) -> StoreResult<Option<User>> {
-        let json: Option<String> = self
-            .query(redis::cmd("HGET").arg(self.users_key()).arg(name))
-            .await?;
-        match json {
-            Some(j) => Ok(Some(
-                serde_json::from_str::<User>(&j).map_err(|e| corrupt("user", e))?,
-            )),
-            None => Ok(None),
-        }
+        self.json(redis::cmd("HGET").arg(self.users_key()).arg(name), "user")
+            .await
     }
 
     async fn publish_users_changed(&self) {
@@ -1088,28 +1111,13 @@ impl Store for RedisStore {
     }
 
     async fn put_ticket(&self, digest: IdDigest, ticket: Ticket) -> StoreResult<()> {
-        let _: () = self
-            .query(
-                redis::cmd("SET")
-                    .arg(self.k(&format!("t:{}", digest.to_hex())))
-                    .arg(to_json(&ticket)?)
-                    .arg("PXAT")
-                    .arg(ms(ticket.expires).max(1)),
-            )
-            .await?;
-        Ok(())
+        let key = self.k(&format!("t:{}", digest.to_hex()));
+        self.set_until(key, &ticket, ticket.expires).await
     }
 
     async fn take_ticket(&self, digest: &IdDigest) -> StoreResult<Option<Ticket>> {
-        let v: Option<String> = self
-            .query(redis::cmd("GETDEL").arg(self.k(&format!("t:{}", digest.to_hex()))))
-            .await?;
-        match v {
-            Some(j) => Ok(Some(
-                serde_json::from_str(&j).map_err(|e| corrupt("ticket", e))?,
-            )),
-            None => Ok(None),
-        }
+        let key = self.k(&format!("t:{}", digest.to_hex()));
+        self.json(redis::cmd("GETDEL").arg(key), "ticket").await
     }
 
     async fn purge_tickets(&self, _now: DateTime<Utc>) -> StoreResult<usize> {
@@ -1118,28 +1126,13 @@ impl Store for RedisStore {
     }
 
     async fn put_token(&self, digest: IdDigest, token: TokenRecord) -> StoreResult<()> {
-        let _: () = self
-            .query(
-                redis::cmd("SET")
-                    .arg(self.k(&format!("tok:{}", digest.to_hex())))
-                    .arg(to_json(&token)?)
-                    .arg("PXAT")
-                    .arg(ms(token.expires).max(1)),
-            )
-            .await?;
-        Ok(())
+        let key = self.k(&format!("tok:{}", digest.to_hex()));
+        self.set_until(key, &token, token.expires).await
     }
 
     async fn get_token(&self, digest: &IdDigest) -> StoreResult<Option<TokenRecord>> {
-        let v: Option<String> = self
-            .query(redis::cmd("GET").arg(self.k(&format!("tok:{}", digest.to_hex()))))
-            .await?;
-        match v {
-            Some(j) => Ok(Some(
-                serde_json::from_str(&j).map_err(|e| corrupt("token", e))?,
-            )),
-            None => Ok(None),
-        }
+        let key = self.k(&format!("tok:{}", digest.to_hex()));
+        self.json(redis::cmd("GET").arg(key), "token").await
     }
 
     async fn revoke_token(&self, digest: &IdDigest) -> StoreResult<()> {
@@ -1209,16 +1202,13 @@ impl Store for RedisStore {
     }
 
     async fn entity(&self, id: &str) -> StoreResult<Option<Entity>> {
-        let v: Option<String> = self
-            .query(redis::cmd("HGET").arg(self.k("{inv}:entities")).arg(id))
+        let e = self
+            .json(
+                redis::cmd("HGET").arg(self.k("{inv}:entities")).arg(id),
+                "entity",
+            )
             .await?;
-        match v {
-            Some(j) => Ok(Some(
-                serde_json::from_str(&j).map_err(|e| corrupt("entity", e))?,
-            )),
-            None if id == ROOT_FOLDER => Ok(Some(Entity::root())),
-            None => Ok(None),
-        }
+        Ok(e.or_else(|| (id == ROOT_FOLDER).then(Entity::root)))
     }
 
     async fn entities(&self) -> StoreResult<Vec<Entity>> {

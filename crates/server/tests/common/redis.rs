@@ -102,6 +102,27 @@ impl Replicas {
         (status, r.text().await.unwrap(), cookie)
     }
 
+    /// `n` SOAP calls at once, call `i` to replica `i mod len`; their answers in order.
+    pub async fn race(
+        self: &std::sync::Arc<Self>,
+        n: usize,
+        inner: &str,
+        cookie: Option<&str>,
+    ) -> Vec<(u16, String, Option<String>)> {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (r, inner, cookie) =
+                    (self.clone(), inner.to_owned(), cookie.map(str::to_owned));
+                tokio::spawn(async move { r.soap(i, &inner, cookie.as_deref()).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
     pub async fn login(&self, i: usize, user: &str, pw: &str) -> String {
         let (s, body, cookie) = self.soap(i, &super::login_body(user, pw), None).await;
         assert_eq!(s, 200, "{body}");

@@ -1,0 +1,70 @@
+//! Helpers shared by the `vsess` binary's tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vsess");
+pub const SM: &str = "<_this type=\"SessionManager\">SessionManager</_this>";
+
+/// `vsess serve --listen 127.0.0.1:0 --data-dir DIR EXTRA…`; returns it and its URL once
+/// it listens.
+pub fn serve(dir: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on https://") {
+                let url: String = line[i + 13..].split_whitespace().next().unwrap().to_owned();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not become ready");
+    (child, url)
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+pub fn soap(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    inner: &str,
+    cookie: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let body = format!("<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>");
+    let mut req = c
+        .post(format!("{url}/sdk"))
+        .header("Content-Type", "text/xml")
+        .body(body);
+    if let Some(ck) = cookie {
+        req = req.header("Cookie", ck);
+    }
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, r.text().unwrap(), set)
+}
