@@ -170,7 +170,11 @@ impl SelfService {
                 qp.append_pair(k, &v);
             }
             qp.append_pair("per_page", "100");
+            // vsess puts the details in the list itself; other servers ignore or refuse
+            // `expand`, and then each session is fetched on its own.
+            qp.append_pair("expand", "true");
         }
+        let mut out = Vec::new();
         let mut keys = Vec::new();
         let mut next = Some(url.to_string());
         while let Some(u) = next.take() {
@@ -181,13 +185,17 @@ impl SelfService {
                 .map_err(|e| Error::from_reqwest(&u, &e))?;
             let v = Self::json(resp, &u).await?;
             for d in v["data"].as_array().into_iter().flatten() {
-                if let Some(k) = d["key"].as_str() {
-                    keys.push(k.to_owned());
+                match serde_json::from_value::<SessionDetail>(d.clone()) {
+                    Ok(detail) if !detail.key.is_empty() => out.push(detail),
+                    _ => {
+                        if let Some(k) = d["key"].as_str() {
+                            keys.push(k.to_owned());
+                        }
+                    }
                 }
             }
             next = v["_links"]["next"].as_str().map(str::to_owned);
         }
-        let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             match self.get(&k, q.all).await {
                 Ok(d) => out.push(d),

@@ -189,6 +189,9 @@ struct Query {
     per_page: usize,
     all: bool,
     exclude: Vec<String>,
+    /// vsess's extension: list items carry every detail attribute, so that a client needs
+    /// no GET per session.
+    expand: bool,
 }
 
 fn parse_query(q: Option<&str>) -> Result<Query, Fault> {
@@ -246,6 +249,13 @@ fn parse_query(q: Option<&str>) -> Result<Query, Fault> {
                 }
             }
             "exclude" => out.exclude.push(v),
+            "expand" => {
+                out.expand = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad(format!("expand '{v}' must be true or false"))),
+                }
+            }
             other => {
                 return Err(bad(format!(
                     "unknown parameter '{other}': see OPTIONS /v2/session for the parameters"
@@ -324,7 +334,8 @@ pub async fn list(
         Err(f) => return error(&f),
     };
     let base = base_url(&app, &headers);
-    let all = filtered(sessions, &q, app.svc.now());
+    let now = app.svc.now();
+    let all = filtered(sessions, &q, now);
     let total = all.len();
     let pages = total.div_ceil(q.per_page).max(1);
     let data: Vec<Json> = all
@@ -332,8 +343,14 @@ pub async fn list(
         .skip((q.page - 1) * q.per_page)
         .take(q.per_page)
         .map(|s| {
-            json!({"key": s.key.0, "username": display_user(&s.user_name),
-                "_links": {"self": format!("{base}/v2/session/{}", s.key.0)}})
+            let link = json!({"self": format!("{base}/v2/session/{}", s.key.0)});
+            if q.expand {
+                let mut d = detail(s, now);
+                d["_links"] = link;
+                d
+            } else {
+                json!({"key": s.key.0, "username": display_user(&s.user_name), "_links": link})
+            }
         })
         .collect();
     let self_link = match raw.as_deref() {
@@ -481,6 +498,10 @@ const LIST_PARAMS: &[(&str, &str)] = &[
         "true: everyone's sessions (needs Sessions.TerminateSession)",
     ),
     ("exclude", "a session key to leave out (repeatable)"),
+    (
+        "expand",
+        "true: each item carries every detail attribute (a vsess extension)",
+    ),
 ];
 
 fn options(allow: &'static str, body: Json) -> Response {
@@ -570,6 +591,11 @@ fn openapi_doc() -> Json {
             "session key to leave out",
             json!({"type": "string"}),
         ),
+        param(
+            "expand",
+            "items carry every SessionDetail attribute (vsess extension)",
+            json!({"type": "boolean", "default": false}),
+        ),
     ];
     let err = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     json!({
@@ -595,7 +621,8 @@ fn openapi_doc() -> Json {
                 "SessionList": {"type": "object", "required": ["_links", "data", "meta"], "properties": {
                     "_links": {"type": "object", "properties": {"api": {"type": "string"}, "self": {"type": "string"},
                         "next": {"type": "string"}, "prev": {"type": "string"}}},
-                    "data": {"type": "array", "items": {"$ref": "#/components/schemas/SessionRef"}},
+                    "data": {"type": "array", "items": {"$ref": "#/components/schemas/SessionRef"},
+                        "description": "with expand=true, each item also has every SessionDetail attribute"},
                     "meta": {"$ref": "#/components/schemas/Meta"}}},
                 "SessionDetail": {"type": "object", "required": ["domain", "ip", "lastActiveTime", "lastActiveTimeDelta", "loginTime", "loginTimeDelta", "userAgent", "username"], "properties": {
                     "key": {"type": "string"}, "domain": {"type": "string"}, "ip": {"type": "string"},

@@ -80,6 +80,22 @@ async fn listing_filters_sorting_paging_and_details() {
         .as_str()
         .unwrap()
         .ends_with(&format!("/v2/session/{key}")));
+    assert!(
+        first.get("lastActiveTime").is_none(),
+        "the reference's list items are summaries: {first}"
+    );
+    // expand=true (vsess's extension): the same items with every detail attribute.
+    let (_, e) = kit.v2(Method::GET, "/v2/session?expand=true", &t).await;
+    let e0 = &e["data"][0];
+    assert_eq!(e0["key"], first["key"]);
+    assert_eq!(e0["_links"], first["_links"]);
+    let (_, one) = kit.v2(Method::GET, &format!("/v2/session/{key}"), &t).await;
+    for field in ["domain", "ip", "loginTime", "userAgent", "username"] {
+        assert_eq!(e0[field], one["data"][0][field], "{field}: {e0}");
+    }
+    assert!(e0["lastActiveTimeDelta"].is_string(), "{e0}");
+    let (s, _) = kit.v2(Method::GET, "/v2/session?expand=maybe", &t).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     // Paging: 2 per page, 3 pages, next/prev links.
     let (_, p1) = kit.v2(Method::GET, "/v2/session?per_page=2", &t).await;
     assert_eq!(p1["data"].as_array().unwrap().len(), 2);
