@@ -277,6 +277,15 @@ pub fn secret(s: &str) -> Json {
     json!({"SECRET": s})
 }
 
+/// `created_time` and `last_accessed_time` in one buffer, split at the returned index.
+fn session_times(created: &DateTime<Utc>, last_accessed: &DateTime<Utc>) -> (String, usize) {
+    let mut times = String::with_capacity(48);
+    crate::soap::rfc3339_into(&mut times, created, SecondsFormat::Millis);
+    let mid = times.len();
+    crate::soap::rfc3339_into(&mut times, last_accessed, SecondsFormat::Millis);
+    (times, mid)
+}
+
 /// `rpc_output(id, session_info(s))`, serialized, from the fields it needs.
 pub fn rpc_session_info(
     id: &Json,
@@ -284,10 +293,7 @@ pub fn rpc_session_info(
     created: &DateTime<Utc>,
     last_accessed: &DateTime<Utc>,
 ) -> Vec<u8> {
-    let mut times = String::with_capacity(48);
-    crate::soap::rfc3339_into(&mut times, created, SecondsFormat::Millis);
-    let mid = times.len();
-    crate::soap::rfc3339_into(&mut times, last_accessed, SecondsFormat::Millis);
+    let (times, mid) = session_times(created, last_accessed);
     let info = out::Info {
         created_time: &times[..mid],
         last_accessed_time: &times[mid..],
@@ -313,10 +319,7 @@ pub fn rest_session_info_bytes(
     created: &DateTime<Utc>,
     last_accessed: &DateTime<Utc>,
 ) -> Vec<u8> {
-    let mut times = String::with_capacity(48);
-    crate::soap::rfc3339_into(&mut times, created, SecondsFormat::Millis);
-    let mid = times.len();
-    crate::soap::rfc3339_into(&mut times, last_accessed, SecondsFormat::Millis);
+    let (times, mid) = session_times(created, last_accessed);
     out::to_vec(
         80 + user.len(),
         &out::Info {
