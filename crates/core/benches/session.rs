@@ -73,7 +73,7 @@ fn fixture() -> Fixture {
                 locale: "en".into(),
                 message_locale: "en".into(),
                 extension_session: false,
-                ip_address: ip.to_string(),
+                ip_address: ip.to_string().into(),
                 user_agent: USER_AGENT.into(),
                 call_count: 0,
             };
@@ -203,7 +203,7 @@ fn replay(c: &mut Criterion) {
                 message_locale: "en".into(),
                 extension_session: false,
                 ip_address: "127.0.0.1".into(),
-                user_agent: format!("{USER_AGENT} {}", i % 16),
+                user_agent: format!("{USER_AGENT} {}", i % 16).into(),
                 call_count: 0,
             },
         })

@@ -97,7 +97,7 @@ impl SessionService {
         for rec in self.store.list_sessions().await? {
             if self.expired(&rec, now) {
                 self.store.remove_session(rec.key.as_str()).await?;
-            } else if all || rec.user_name == token.user {
+            } else if all || *rec.user_name == *token.user {
                 out.push(rec);
             }
         }
@@ -118,7 +118,7 @@ impl SessionService {
         match self.store.session_by_key(key).await? {
             Some(r)
                 if !self.expired(&r, self.clock.now())
-                    && (may_all || r.user_name == token.user) =>
+                    && (may_all || *r.user_name == *token.user) =>
             {
                 Ok(r)
             }

@@ -154,10 +154,10 @@ impl SessionService {
             .ip_address
             .parse::<std::net::IpAddr>()
             .is_ok_and(|a| a == caller.ip);
-        if !same_ip || (!caller.user_agent.is_empty() && rec.user_agent != caller.user_agent) {
-            rec.ip_address = caller.ip.to_string();
+        if !same_ip || (!caller.user_agent.is_empty() && *rec.user_agent != *caller.user_agent) {
+            rec.ip_address = caller.ip.to_string().into();
             if !caller.user_agent.is_empty() {
-                rec.user_agent.clone_from(&caller.user_agent);
+                rec.user_agent = caller.user_agent.as_str().into();
             }
             self.store.update_session(&rec).await?;
         }
@@ -236,29 +236,29 @@ impl SessionService {
         user: &str,
         full_name: &str,
         role: Role,
-        locale: String,
+        locale: Arc<str>,
     ) -> Result<(SessionId, UserSession), Fault> {
         let now = self.clock.now();
         let id = SessionId::generate();
         let rec = SessionRecord {
             digest: id.digest(),
             key: SessionKey::generate(),
-            user_name: user.to_owned(),
+            user_name: user.into(),
             full_name: if full_name.is_empty() {
                 user
             } else {
                 full_name
             }
-            .to_owned(),
+            .into(),
             role,
-            login_user: user.to_owned(),
+            login_user: user.into(),
             login_time: now,
             last_active_time: now,
             message_locale: locale.clone(),
             locale,
             extension_session: false,
-            ip_address: caller.ip.to_string(),
-            user_agent: caller.user_agent.clone(),
+            ip_address: caller.ip.to_string().into(),
+            user_agent: caller.user_agent.as_str().into(),
             call_count: 0,
         };
         let limit = self.policy.max_sessions;
@@ -362,7 +362,7 @@ impl SessionService {
             user.name.as_str(),
             &user.full_name,
             user.role,
-            locale,
+            locale.into(),
         )
         .await
     }
@@ -403,6 +403,7 @@ impl SessionService {
     ) -> Result<(), Fault> {
         let mut s = self.sm(session, Privilege::SystemView)?;
         let locale = self.check_locale(Some(locale))?;
+        let locale: Arc<str> = locale.into();
         s.message_locale = locale.clone();
         s.locale = locale;
         self.store.update_session(&s).await?;
@@ -463,7 +464,7 @@ impl SessionService {
         if self.expired(&rec, self.clock.now()) {
             return Ok(false);
         }
-        Ok(UserName::parse(user).is_some_and(|u| u.as_str() == rec.user_name))
+        Ok(UserName::parse(user).is_some_and(|u| u.as_str() == &*rec.user_name))
     }
 
     /// `AcquireCloneTicket`.
@@ -519,18 +520,16 @@ impl SessionService {
         let mut s = self.sm(session, Privilege::SessionsImpersonateUser)?;
         let locale = match locale {
             None | Some("") => s.locale.clone(),
-            l => self.check_locale(l)?,
+            l => self.check_locale(l)?.into(),
         };
         let Some(name) = UserName::parse(user) else {
             return Err(Fault::InvalidLogin);
         };
         let now = self.clock.now();
-        let target = self
-            .store
-            .list_sessions()
-            .await?
-            .into_iter()
-            .find(|r| r.user_name == name.as_str() && r.key != s.key && !self.expired(r, now));
+        let target =
+            self.store.list_sessions().await?.into_iter().find(|r| {
+                &*r.user_name == name.as_str() && r.key != s.key && !self.expired(r, now)
+            });
         let Some(target) = target else {
             return Err(Fault::InvalidLogin);
         };

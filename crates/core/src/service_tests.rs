@@ -604,7 +604,7 @@ async fn properties_follow_their_privileges() {
         .unwrap();
     assert_eq!(f.svc.message(Some(&r)).await.unwrap(), "maintenance at 5");
     f.svc.set_locale(Some(&r), "fr").await.unwrap();
-    assert_eq!(f.auth(&reader).await.unwrap().locale, "fr");
+    assert_eq!(&*f.auth(&reader).await.unwrap().locale, "fr");
     assert!(matches!(
         f.svc.set_locale(Some(&r), "bogus").await.unwrap_err(),
         Fault::InvalidLocale(_)

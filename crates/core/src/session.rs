@@ -3,6 +3,7 @@ use crate::ids::{IdDigest, SessionKey};
 use crate::privilege::Role;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The public view of a session, as `vim.UserSession`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,20 +27,20 @@ pub struct SessionRecord {
     pub digest: IdDigest,
     pub key: SessionKey,
     /// The effective user (changes with ImpersonateUser).
-    pub user_name: String,
-    pub full_name: String,
+    pub user_name: Arc<str>,
+    pub full_name: Arc<str>,
     /// The role of the effective user, fixed at login or impersonation.
     pub role: Role,
     /// The user who originally authenticated.
-    pub login_user: String,
+    pub login_user: Arc<str>,
     pub login_time: DateTime<Utc>,
     pub last_active_time: DateTime<Utc>,
-    pub locale: String,
-    pub message_locale: String,
+    pub locale: Arc<str>,
+    pub message_locale: Arc<str>,
     #[serde(default)]
     pub extension_session: bool,
-    pub ip_address: String,
-    pub user_agent: String,
+    pub ip_address: Arc<str>,
+    pub user_agent: Arc<str>,
     pub call_count: u64,
 }
 
@@ -47,15 +48,15 @@ impl SessionRecord {
     pub fn view(&self) -> UserSession {
         UserSession {
             key: self.key.0.clone(),
-            user_name: self.user_name.clone(),
-            full_name: self.full_name.clone(),
+            user_name: String::from(&*self.user_name),
+            full_name: String::from(&*self.full_name),
             login_time: self.login_time,
             last_active_time: self.last_active_time,
-            locale: self.locale.clone(),
-            message_locale: self.message_locale.clone(),
+            locale: String::from(&*self.locale),
+            message_locale: String::from(&*self.message_locale),
             extension_session: self.extension_session,
-            ip_address: self.ip_address.clone(),
-            user_agent: self.user_agent.clone(),
+            ip_address: String::from(&*self.ip_address),
+            user_agent: String::from(&*self.user_agent),
             call_count: self.call_count,
         }
     }

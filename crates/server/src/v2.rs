@@ -102,7 +102,7 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<TokenRecord, Fault>
         .ok_or_else(unauth)?;
     let s = app.svc.lookup(&id).await?.ok_or_else(unauth)?;
     Ok(TokenRecord {
-        user: s.user_name,
+        user: String::from(&*s.user_name),
         role: s.role,
         created: s.login_time,
         expires: s.login_time,
@@ -275,7 +275,7 @@ fn filtered(sessions: Vec<SessionRecord>, q: &Query, now: DateTime<Utc>) -> Vec<
                 .as_ref()
                 .is_none_or(|ua| s.user_agent.to_lowercase().contains(&ua.to_lowercase()))
         })
-        .filter(|s| q.ip.as_ref().is_none_or(|ip| &s.ip_address == ip))
+        .filter(|s| q.ip.as_ref().is_none_or(|ip| *s.ip_address == **ip))
         .filter(|s| !q.exclude.contains(&s.key.0))
         .collect();
     if let Some((field, desc)) = &q.sort {

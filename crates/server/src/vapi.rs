@@ -107,7 +107,7 @@ async fn invoke_op(app: &App, caller: &Caller, i: &Invoke) -> Result<Output, Fau
             Ok(Output::SessionInfo {
                 created: s.login_time,
                 last_accessed: s.last_active_time,
-                user: s.user_name,
+                user: String::from(&*s.user_name),
             })
         }
         ("com.vmware.cis.session", "delete") => {

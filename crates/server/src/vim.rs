@@ -61,7 +61,7 @@ pub async fn dispatch(
         VimCall::TerminateSession { keys } => {
             let r = svc.terminate_sessions(session, &keys).await;
             tracing::info!(
-                by = session.map(|s| s.user_name.as_str()).unwrap_or("-"),
+                by = session.map(|s| &*s.user_name).unwrap_or("-"),
                 count = keys.len(),
                 ok = r.is_ok(),
                 "terminate sessions"

@@ -105,17 +105,17 @@ fn main() -> Result<()> {
         let rec = SessionRecord {
             digest: id.digest(),
             key: key(&mut rng),
-            user_name: a.user.clone(),
-            full_name: a.user.clone(),
+            user_name: a.user.as_str().into(),
+            full_name: a.user.as_str().into(),
             role: a.role,
-            login_user: a.user.clone(),
+            login_user: a.user.as_str().into(),
             login_time: now,
             last_active_time: now,
             locale: "en".into(),
             message_locale: "en".into(),
             extension_session: false,
             ip_address: "127.0.0.1".into(),
-            user_agent: format!("vsess-bench-seed/{}", i % 16),
+            user_agent: format!("vsess-bench-seed/{}", i % 16).into(),
             call_count: 0,
         };
         serde_json::to_writer(&mut out, &Mutation::PutSession { rec })?;

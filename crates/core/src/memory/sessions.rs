@@ -24,7 +24,7 @@ use crate::privilege::Role;
 use crate::session::SessionRecord;
 use chrono::{DateTime, Duration, Utc};
 use hashbrown::HashTable;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
@@ -182,7 +182,9 @@ fn record_fields(r: &SessionRecord) -> ProfileFields<'_> {
 /// Interned profiles and strings. Each entry lives as long as some slot refers to it.
 #[derive(Default)]
 struct Interner {
-    strings: HashSet<Arc<str>>,
+    /// Each string with the number of profile fields that hold it. Counted rather than
+    /// read off `Arc::strong_count`: the records a lookup returns share these strings too.
+    strings: HashMap<Arc<str>, u32>,
     /// By the hash of [`Profile::fields`], so that a record finds its profile in one probe.
     profiles: HashTable<Arc<Profile>>,
     hasher: RandomState,
@@ -199,11 +201,15 @@ impl fmt::Debug for Interner {
 
 impl Interner {
     fn string(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.strings.get(s) {
-            return a.clone();
+        if let Some((a, _)) = self.strings.get_key_value(s) {
+            let a = a.clone();
+            if let Some(n) = self.strings.get_mut(s) {
+                *n += 1;
+            }
+            return a;
         }
         let a: Arc<str> = Arc::from(s);
-        self.strings.insert(a.clone());
+        self.strings.insert(a.clone(), 1);
         a
     }
 
@@ -230,7 +236,8 @@ impl Interner {
     }
 
     /// Drops one slot's reference; forgets the profile (and its strings) if it was the last.
-    /// The interner's own sets hold the only other references: none leave this module.
+    /// The interner's table holds the only other reference to a profile: none leave this
+    /// module (records share its strings, not the profile).
     fn release(&mut self, p: Arc<Profile>) {
         if Arc::strong_count(&p) > 2 {
             return;
@@ -251,10 +258,12 @@ impl Interner {
             p.ip_address,
             p.user_agent,
         ];
-        // A string used twice by this profile is still held by the fields after it.
         for f in fields {
-            if Arc::strong_count(&f) == 2 {
-                self.strings.remove(&*f);
+            if let Some(n) = self.strings.get_mut(&*f) {
+                *n -= 1;
+                if *n == 0 {
+                    self.strings.remove(&*f);
+                }
             }
         }
     }
@@ -279,17 +288,17 @@ impl Slot {
         SessionRecord {
             digest: self.digest,
             key: self.key.to_key(),
-            user_name: p.user_name.to_string(),
-            full_name: p.full_name.to_string(),
+            user_name: p.user_name.clone(),
+            full_name: p.full_name.clone(),
             role: p.role,
-            login_user: p.login_user.to_string(),
+            login_user: p.login_user.clone(),
             login_time: self.login_time,
             last_active_time: self.last_active_time,
-            locale: p.locale.to_string(),
-            message_locale: p.message_locale.to_string(),
+            locale: p.locale.clone(),
+            message_locale: p.message_locale.clone(),
             extension_session: p.extension_session,
-            ip_address: p.ip_address.to_string(),
-            user_agent: p.user_agent.to_string(),
+            ip_address: p.ip_address.clone(),
+            user_agent: p.user_agent.clone(),
             call_count: self.call_count,
         }
     }
@@ -717,7 +726,7 @@ impl Sessions {
                 assert!(self.login.contains(&entry(stamp(x.login_time), s)));
             }
         }
-        let profiles: HashSet<*const Profile> =
+        let profiles: std::collections::HashSet<*const Profile> =
             live.iter().map(|(_, x)| Arc::as_ptr(&x.profile)).collect();
         assert_eq!(profiles.len(), self.interner.profiles.len());
         for p in &self.interner.profiles {
@@ -729,14 +738,19 @@ impl Sessions {
                 .find(h, |q| Arc::ptr_eq(q, p))
                 .is_some());
         }
-        let strings: HashSet<&str> = self
+        let mut uses: HashMap<&str, u32> = HashMap::new();
+        for p in &self.interner.profiles {
+            for f in p.strings() {
+                *uses.entry(&**f).or_default() += 1;
+            }
+        }
+        let counted: HashMap<&str, u32> = self
             .interner
-            .profiles
+            .strings
             .iter()
-            .flat_map(|p| p.strings())
-            .map(|s| &**s)
+            .map(|(k, n)| (&**k, *n))
             .collect();
-        assert_eq!(strings.len(), self.interner.strings.len());
+        assert_eq!(uses, counted);
     }
 }
 
@@ -756,10 +770,10 @@ mod tests {
         SessionRecord {
             digest: IdDigest::of(key),
             key: SessionKey(key.to_owned()),
-            user_name: user.to_owned(),
-            full_name: user.to_owned(),
+            user_name: user.into(),
+            full_name: user.into(),
             role: Role::Admin,
-            login_user: user.to_owned(),
+            login_user: user.into(),
             login_time: at,
             last_active_time: at,
             locale: "en".into(),
@@ -847,6 +861,23 @@ mod tests {
         ] {
             assert_eq!(canonical_uuid(odd), None);
         }
+    }
+
+    #[test]
+    fn records_that_outlive_their_session_do_not_pin_interned_strings() {
+        let mut s = Sessions::default();
+        s.put(&rec("a", "alice@vsphere.local", t0()));
+        // Records share the profile's strings; holding them must not keep the interner's
+        // entries once no session uses them.
+        let held = s.get("a").unwrap();
+        let removed = s.remove("a").unwrap();
+        assert!(s.interner.strings.is_empty() && s.interner.profiles.is_empty());
+        s.check();
+        // A new session of the same user interns afresh while the old records live.
+        s.put(&rec("b", "alice@vsphere.local", t0()));
+        assert_eq!(s.interner.strings.len(), 4);
+        s.check();
+        assert_eq!(held.user_name, removed.user_name);
     }
 
     #[test]
@@ -1002,7 +1033,7 @@ mod tests {
                             let m = model.get_mut(&k).unwrap();
                             m.last_active_time = now + jitter(&mut rng) - Duration::seconds(5);
                             m.login_time = now + jitter(&mut rng) - Duration::seconds(5);
-                            m.user_name = users[rng.gen_range(0..3)].to_owned();
+                            m.user_name = users[rng.gen_range(0..3)].into();
                             if rng.gen_bool(0.3) {
                                 m.digest = IdDigest::of(&format!("{seed}-{step}"));
                             }
