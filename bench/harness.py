@@ -37,10 +37,10 @@ UA = "vsess-bench/1"
 BENCH_USER = "bench@vsphere.local"
 SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
 
-FULL = dict(duration=4, reps=3, s5_duration=8, warmup=1.0, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
+FULL = dict(duration=4, reps=3, s5_duration=8, s5_pair_duration=4, warmup=1.0, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
             cold_users=100, s5_sizes=[10_000, 100_000, 1_000_000], s6_cached=1000,
             s6_fresh=100)
-QUICK = dict(duration=2, reps=1, s5_duration=2, warmup=0.5, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
+QUICK = dict(duration=2, reps=1, s5_duration=2, s5_pair_duration=2, warmup=0.5, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
              cold_users=10, s5_sizes=[10_000, 100_000], s6_cached=100, s6_fresh=20)
 
 ENV_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>'
@@ -844,6 +844,9 @@ def wait_serving(server, cookie, timeout=300):
     raise Failed(f"{server.name} not serving after {timeout}s")
 
 
+S5_REF = 10_000  # the size S1 at larger sizes is compared with
+
+
 def s5(env, R, checks, out):
     # The scale servers run alone: stop the others first.
     if "main" in R:
@@ -857,6 +860,10 @@ def s5(env, R, checks, out):
                 "vpx.sso.sts.tokenLifetime = 0\n")
     fetch_file = write_file(env, "fetch.xml", FETCH)
     out["sizes"] = []
+    # S1 at a size is compared with S1 at 10k in paired runs, alternating between the two
+    # servers as S1 alternates between vsess, vcsim and the baseline: one run of each
+    # drifts by 10-20% on this machine, as much as the effect being measured.
+    ref = None  # (server, env, dir) of the 10k server, kept running for the pairs
     for n in [0] + env.p["s5_sizes"]:
         seeded = max(n, 4)
         d = env.path("s5", f"n{n}", "data")
@@ -890,17 +897,45 @@ def s5(env, R, checks, out):
                    f"{lines} lines for {seeded} sessions")
         e = soap_env(cookie, fetch_file)
         env.warm(s, "request.lua", e)
-        res = env.wrk(s, "request.lua", env.p["load_conns"], env.p["s5_duration"], e, label=f"S5 n={n}")
-        checks.wrk_clean("S5", f"{n} sessions: S1 Fetch c={env.p['load_conns']}", res)
-        row["s1"] = clean(res)
+        conns = env.p["load_conns"]
+        if ref is None or n <= S5_REF:
+            res = env.wrk(s, "request.lua", conns, env.p["s5_duration"], e, label=f"S5 n={n}")
+            checks.wrk_clean("S5", f"{n} sessions: S1 Fetch c={conns}", res)
+            row["s1"] = clean(res)
+        else:
+            rs, env_ref = ref[0], ref[1]
+            env.warm(rs, "request.lua", env_ref)
+            pairs = []
+            for i in range(env.p["reps"]):
+                a = env.wrk(rs, "request.lua", conns, env.p["s5_pair_duration"], env_ref,
+                            label=f"S5 n={S5_REF} (pair {i + 1})")
+                b = env.wrk(s, "request.lua", conns, env.p["s5_pair_duration"], e,
+                            label=f"S5 n={n} (pair {i + 1})")
+                checks.wrk_clean("S5", f"{S5_REF} sessions, paired with {n}: S1 Fetch c={conns}", a)
+                checks.wrk_clean("S5", f"{n} sessions: S1 Fetch c={conns}", b)
+                pairs.append((b["rps"] / a["rps"] if a["rps"] else 0.0, a, b))
+            pairs.sort(key=lambda t: t[0])
+            ratio_, a, b = pairs[len(pairs) // 2]
+            row["s1"] = clean(b)
+            row["s1_ref"] = clean(a)
+            row["s1_vs_ref"] = ratio_
+            row["s1_vs_ref_all"] = [t[0] for t in pairs]
         row["rss_kb"] = s.status_kb("VmRSS")
         row["hwm_after_kb"] = s.status_kb("VmHWM")
-        env.stop(s)
-        shutil.rmtree(os.path.dirname(d), ignore_errors=True)
+        if n == S5_REF:
+            ref = (s, e, d)
+        else:
+            env.stop(s)
+            shutil.rmtree(os.path.dirname(d), ignore_errors=True)
         out["sizes"].append(row)
         log(f"  S5 n={n:<8} restart {row['restart_s']:.2f} s (first open {row['first_start_s']:.2f} s)"
-            f"  RSS {row['rss_kb'] / 1024:.0f} MiB  S1 {res['rps']:.0f} req/s p99 "
-            f"{res['latency_us']['p99'] / 1000:.1f} ms")
+            f"  RSS {row['rss_kb'] / 1024:.0f} MiB  S1 {row['s1']['rps']:.0f} req/s p99 "
+            f"{row['s1']['latency_us']['p99'] / 1000:.1f} ms"
+            + (f"  vs {S5_REF}: {row['s1_vs_ref']:.2f} (pairs {', '.join(f'{v:.2f}' for v in row['s1_vs_ref_all'])})"
+               if "s1_vs_ref" in row else ""))
+    if ref is not None:
+        env.stop(ref[0])
+        shutil.rmtree(os.path.dirname(ref[2]), ignore_errors=True)
     empty = out["sizes"][0]
     for row in out["sizes"][1:]:
         n = row["sessions"]
