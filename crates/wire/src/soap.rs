@@ -298,15 +298,30 @@ pub fn time_into(out: &mut String, t: &DateTime<Utc>) {
     rfc3339_into(out, t, SecondsFormat::Micros);
 }
 
+/// `"00"` to `"99"`, back to back.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// The two decimal digits of `v % 100`.
+fn pair(v: u32) -> [u8; 2] {
+    let i = (v % 100) as usize * 2;
+    [PAIRS[i], PAIRS[i + 1]]
+}
+
 /// `t.to_rfc3339_opts(format, true)` for milliseconds or microseconds, appended to `out`
 /// without going through `fmt`.
 pub(crate) fn rfc3339_into(out: &mut String, t: &DateTime<Utc>, format: SecondsFormat) {
     use chrono::{Datelike, Timelike};
-    let (year, nanos) = (t.year(), t.nanosecond());
-    let (digits, unit) = match format {
-        SecondsFormat::Millis => (3, 1_000_000),
-        SecondsFormat::Micros => (6, 1_000),
-        _ => (0, 0),
+    let utc = t.naive_utc();
+    let (year, nanos) = (utc.year(), utc.nanosecond());
+    let digits = match format {
+        SecondsFormat::Millis => 3,
+        SecondsFormat::Micros => 6,
+        _ => 0,
     };
     // chrono's own formatting covers what the fixed layout does not: other precisions,
     // years outside 0..=9999 and leap seconds.
@@ -314,20 +329,25 @@ pub(crate) fn rfc3339_into(out: &mut String, t: &DateTime<Utc>, format: SecondsF
         out.push_str(&t.to_rfc3339_opts(format, true));
         return;
     }
-    let mut buf = *b"0000-00-00T00:00:00.000000Z";
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (at..at + width).rev() {
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, year as u32);
-    put(5, 2, t.month());
-    put(8, 2, t.day());
-    put(11, 2, t.hour());
-    put(14, 2, t.minute());
-    put(17, 2, t.second());
-    put(20, digits, nanos / unit);
+    let year = year as u32;
+    let secs = utc.num_seconds_from_midnight();
+    let (hour, min, sec) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let [y0, y1] = pair(year / 100);
+    let [y2, y3] = pair(year);
+    let [mo0, mo1] = pair(utc.month());
+    let [d0, d1] = pair(utc.day());
+    let [h0, h1] = pair(hour);
+    let [mi0, mi1] = pair(min);
+    let [s0, s1] = pair(sec);
+    let micros = nanos / 1_000;
+    let [f0, f1] = pair(micros / 10_000);
+    let [f2, f3] = pair(micros / 100);
+    let [f4, f5] = pair(micros);
+    let mut buf = [
+        y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0, s1,
+        b'.', f0, f1, f2, f3, f4, f5, b'Z',
+    ];
+    // Milliseconds are the first three of the six digits.
     buf[20 + digits] = b'Z';
     out.push_str(std::str::from_utf8(&buf[..21 + digits]).unwrap_or_default());
 }
@@ -369,32 +389,39 @@ fn mo_field(out: &mut String, name: &str, type_: &str, value: &str) {
     out.push('>');
 }
 
-/// `<name>` + the time + `</name>`.
-fn time_field(out: &mut String, name: &str, t: &DateTime<Utc>) {
-    out.push('<');
-    out.push_str(name);
-    out.push('>');
-    time_into(out, t);
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
+/// [`field`] for a literal name: each tag is written as one piece.
+macro_rules! field {
+    ($out:expr, $name:literal, $value:expr) => {{
+        $out.push_str(concat!("<", $name, ">"));
+        escape_into($out, $value);
+        $out.push_str(concat!("</", $name, ">"));
+    }};
+}
+
+/// `<name>` + the time + `</name>`, for a literal name.
+macro_rules! time_field {
+    ($out:expr, $name:literal, $t:expr) => {{
+        $out.push_str(concat!("<", $name, ">"));
+        time_into($out, $t);
+        $out.push_str(concat!("</", $name, ">"));
+    }};
 }
 
 fn user_session_fields(out: &mut String, s: &UserSession) {
-    field(out, "key", &s.key);
-    field(out, "userName", &s.user_name);
-    field(out, "fullName", &s.full_name);
-    time_field(out, "loginTime", &s.login_time);
-    time_field(out, "lastActiveTime", &s.last_active_time);
-    field(out, "locale", &s.locale);
-    field(out, "messageLocale", &s.message_locale);
-    field(
-        out,
-        "extensionSession",
-        if s.extension_session { "true" } else { "false" },
-    );
-    field(out, "ipAddress", &s.ip_address);
-    field(out, "userAgent", &s.user_agent);
+    field!(out, "key", &s.key);
+    field!(out, "userName", &s.user_name);
+    field!(out, "fullName", &s.full_name);
+    time_field!(out, "loginTime", &s.login_time);
+    time_field!(out, "lastActiveTime", &s.last_active_time);
+    field!(out, "locale", &s.locale);
+    field!(out, "messageLocale", &s.message_locale);
+    out.push_str(if s.extension_session {
+        "<extensionSession>true</extensionSession>"
+    } else {
+        "<extensionSession>false</extensionSession>"
+    });
+    field!(out, "ipAddress", &s.ip_address);
+    field!(out, "userAgent", &s.user_agent);
     out.push_str("<callCount>");
     push_u64(out, s.call_count);
     out.push_str("</callCount>");
@@ -908,7 +935,20 @@ mod tests {
             Utc.with_ymd_and_hms(5, 6, 7, 8, 9, 10).unwrap(),
         ];
         for t in times {
-            for ns in [0, 1, 999, 1_000, 570_262_123, 999_999_999, 1_500_000_000] {
+            for ns in [
+                0,
+                1,
+                999,
+                1_000,
+                9_999,
+                99_999,
+                100_000,
+                999_999,
+                1_000_000,
+                570_262_123,
+                999_999_999,
+                1_500_000_000,
+            ] {
                 let Some(t) = t.with_nanosecond(ns) else {
                     continue;
                 };
@@ -924,6 +964,84 @@ mod tests {
             let mut s = String::new();
             push_u64(&mut s, n);
             assert_eq!(s, n.to_string());
+        }
+    }
+
+    /// The `UserSession` encoder before the `field!` macro and the digit-table times,
+    /// kept as the reference: tags pushed piece by piece, times and numbers through chrono
+    /// and `fmt`.
+    fn old_user_session_fields(out: &mut String, s: &UserSession) {
+        let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+        field(out, "key", &s.key);
+        field(out, "userName", &s.user_name);
+        field(out, "fullName", &s.full_name);
+        field(out, "loginTime", &time(&s.login_time));
+        field(out, "lastActiveTime", &time(&s.last_active_time));
+        field(out, "locale", &s.locale);
+        field(out, "messageLocale", &s.message_locale);
+        field(
+            out,
+            "extensionSession",
+            if s.extension_session { "true" } else { "false" },
+        );
+        field(out, "ipAddress", &s.ip_address);
+        field(out, "userAgent", &s.user_agent);
+        field(out, "callCount", &s.call_count.to_string());
+    }
+
+    #[test]
+    fn user_session_encoding_is_byte_identical_to_the_reference() {
+        use chrono::TimeZone;
+        let base = UserSession {
+            key: "525d7d8c-c06a-4940-8d7d-5138fe4d6683".into(),
+            user_name: "administrator@vsphere.local".into(),
+            full_name: "administrator@vsphere.local".into(),
+            login_time: Utc.with_ymd_and_hms(2026, 11, 22, 4, 33, 28).unwrap(),
+            last_active_time: Utc.with_ymd_and_hms(2026, 11, 22, 4, 33, 28).unwrap(),
+            locale: "en".into(),
+            message_locale: "en".into(),
+            extension_session: false,
+            ip_address: "127.0.0.1".into(),
+            user_agent: "pyvmomi 9.1.1.0 OSS Python/3.11.7 (Linux; 6.18.44-fc-v669; x86_64)".into(),
+            call_count: 2,
+        };
+        let odd = UserSession {
+            key: "k<&>\"'".into(),
+            user_name: "DOMAIN\\usér".into(),
+            full_name: "a\u{1}b\tc\nd\re\u{1f}f & <g> \"h\" 'i' 😀".into(),
+            login_time: Utc
+                .with_ymd_and_hms(1999, 2, 28, 23, 59, 59)
+                .unwrap()
+                .with_nanosecond(999_999_999)
+                .unwrap(),
+            last_active_time: Utc
+                .with_ymd_and_hms(10000, 1, 1, 0, 0, 0)
+                .unwrap()
+                .with_nanosecond(1_500_000_000)
+                .unwrap(),
+            locale: String::new(),
+            message_locale: "de_DE".into(),
+            extension_session: true,
+            ip_address: "::1".into(),
+            user_agent: "x".repeat(17) + "<" + &"y".repeat(9) + "&",
+            call_count: u64::MAX,
+        };
+        for s in [base, odd] {
+            let (mut new, mut old) = (String::new(), String::new());
+            user_session_fields(&mut new, &s);
+            old_user_session_fields(&mut old, &s);
+            assert_eq!(new, old);
+            let value = Value::Session(s.clone());
+            let mut typed_old = String::new();
+            old_user_session_fields(&mut typed_old, &s);
+            let whole = fetch(Some(&value));
+            assert!(whole.contains(&format!(
+                "<FetchResponse xmlns=\"urn:vim25\"><returnval xsi:type=\"UserSession\">{typed_old}</returnval></FetchResponse>"
+            )));
+            assert_eq!(
+                user_session("Login", &s),
+                format!("{ENVELOPE_START}<LoginResponse xmlns=\"urn:vim25\"><returnval>{typed_old}</returnval></LoginResponse>{ENVELOPE_END}")
+            );
         }
     }
 

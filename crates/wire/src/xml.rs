@@ -553,21 +553,60 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
     Ok(Doc::parse(body)?.root().to_element())
 }
 
+/// The bytes [`escape_into`] replaces or drops: markup, quotes, and the control
+/// characters XML 1.0 cannot carry at all.
+static ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = matches!(c, b'&' | b'<' | b'>' | b'"' | b'\'')
+            || (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'));
+        i += 1;
+    }
+    t
+};
+
+/// Where the first byte that [`escape_into`] must replace or drop is, looking eight bytes
+/// at a time.
+fn first_escaped(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        if chunk
+            .iter()
+            .fold(false, |any, &b| any | ESCAPED[b as usize])
+        {
+            break;
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| ESCAPED[b as usize])
+        .map(|p| i + p)
+}
+
 /// Escapes text for element content and attribute values.
 pub fn escape_into(out: &mut String, s: &str) {
+    let Some(first) = first_escaped(s.as_bytes()) else {
+        out.push_str(s);
+        return;
+    };
     // Everything escaped or dropped is ASCII, so runs of other bytes are copied whole.
     let bytes = s.as_bytes();
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
+        if !ESCAPED[b as usize] {
+            continue;
+        }
         let rep = match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'"' => "&quot;",
             b'\'' => "&apos;",
-            // Characters XML 1.0 cannot carry at all are dropped.
-            b if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') => "",
-            _ => continue,
+            _ => "",
         };
         out.push_str(&s[run..i]);
         out.push_str(rep);
@@ -737,8 +776,30 @@ mod tests {
             "é€😀<\u{0}\t\n\r\u{1f}x",
             "&&",
             "\u{7f}\u{80}",
+            "0123456<",
+            "01234567<",
+            "012345678<",
+            "0123456789abcdef",
+            "0123456789abcdef&",
+            "0123456789abcdef0123456789abcdef\"",
+            "é€😀é€😀é€😀'",
         ] {
             assert_eq!(escape(s), slow(s), "{s:?}");
+        }
+        // Every escaped byte at every offset of strings around the chunk size.
+        let specials = [
+            "&", "<", ">", "\"", "'", "\u{0}", "\u{1f}", "\t", "\n", "\r", "é",
+        ];
+        for len in 0..40 {
+            for at in 0..=len {
+                for sp in specials {
+                    let mut s = "a".repeat(len);
+                    s.insert_str(at, sp);
+                    assert_eq!(escape(&s), slow(&s), "{s:?}");
+                    let t = s.clone() + sp + "b";
+                    assert_eq!(escape(&t), slow(&t), "{t:?}");
+                }
+            }
         }
     }
 
