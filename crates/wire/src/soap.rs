@@ -89,7 +89,7 @@ pub fn decode(body: &[u8]) -> Result<VimCall, Fault> {
         "CurrentTime" => VimCall::CurrentTime,
         "Fetch" => VimCall::Fetch {
             obj: this,
-            prop: text(call, "prop")?.trim().to_owned(),
+            prop: required(call, "prop")?.text().trim().to_owned(),
         },
         "RetrieveProperties" => VimCall::RetrieveProperties {
             specs: spec_set(call)?,
@@ -741,7 +741,8 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
         if before_ok {
             let tail = h.get(v..).unwrap_or_default();
             let (start, len) = match tail.first() {
-                Some(b'"') => (v + 1, tail[1..].iter().position(|&c| c == b'"')),
+                // A one-byte `str::find` is a word-at-a-time memchr.
+                Some(b'"') => (v + 1, header.get(v + 1..).and_then(|q| q.find('"'))),
                 _ => (
                     v,
                     tail.iter().position(|&c| matches!(c, b';' | b',' | b' ')),
