@@ -62,7 +62,15 @@ impl Key {
 
     fn to_key(&self) -> SessionKey {
         SessionKey(match self {
-            Key::Uuid(b) => uuid::Uuid::from_bytes(*b).hyphenated().to_string(),
+            Key::Uuid(b) => {
+                // `encode_lower` writes the text without the `fmt` machinery.
+                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                String::from(
+                    &*uuid::Uuid::from_bytes(*b)
+                        .hyphenated()
+                        .encode_lower(&mut buf),
+                )
+            }
             Key::Text(s) => s.to_string(),
         })
     }
