@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use vsess_client::cache::Session;
-use vsess_client::selfservice::{ListQuery, SelfService};
+use vsess_client::selfservice::{ListQuery, SelfService, SessionDetail};
 use vsess_client::tls::Tls;
 use vsess_client::vsphere::{url_credentials, Client};
 use vsess_client::Error;
@@ -270,7 +270,15 @@ async fn connect(
     positional: Option<&str>,
     login: bool,
 ) -> Result<(vsess_client::cache::Login, Resolved), Failure> {
-    let mut r = conn.resolve(positional)?;
+    let r = conn.resolve(positional)?;
+    connect_resolved(conn, r, login).await
+}
+
+async fn connect_resolved(
+    conn: &Conn,
+    mut r: Resolved,
+    login: bool,
+) -> Result<(vsess_client::cache::Login, Resolved), Failure> {
     if login {
         conn.add_password(&mut r.session)?;
     }
@@ -361,29 +369,85 @@ struct Row {
     idle: chrono::Duration,
 }
 
-async fn rows(client: &Client, me: &str, all: bool) -> Result<Vec<Row>, Failure> {
-    let ss = SelfService::with_session(client);
-    if ss.available().await.map_err(failure)? {
-        let list = ss
+fn detail_rows(list: Vec<SessionDetail>, me: &str) -> Vec<Row> {
+    list.into_iter()
+        .map(|d| Row {
+            current: d.key == me,
+            key: d.key,
+            user_name: d.username,
+            login_time: d.login_time,
+            idle: chrono::Duration::seconds(delta_secs(&d.last_active_time_delta)),
+            idle_seconds: delta_secs(&d.last_active_time_delta),
+            ip_address: d.ip,
+            user_agent: d.user_agent,
+        })
+        .collect()
+}
+
+/// `vsess ls` with the cached session as is, when vsess's hint says the server has
+/// `/v2/session`: one round trip, which also validates the session. `None` when that
+/// cannot be done or the server answers as if the session or the API is gone: then the
+/// caller takes the validated way (and corrects the hint).
+async fn quick_rows(r: &Resolved, all: bool) -> Result<Option<Vec<Row>>, Failure> {
+    let Some(resumed) = r.session.resume().map_err(failure)? else {
+        return Ok(None);
+    };
+    if resumed.self_service != Some(true) {
+        return Ok(None);
+    }
+    let ss = SelfService::with_session(&resumed.client);
+    let q = ListQuery {
+        all,
+        ..Default::default()
+    };
+    match ss.list(&q).await {
+        Ok(list) => Ok(Some(detail_rows(list, &resumed.session.key))),
+        Err(e) if resume_failed(&e) => {
+            tracing::debug!("the cached session did not serve as is ({e}); validating it");
+            Ok(None)
+        }
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// Whether a call with a resumed session failed as if the session had ended or the
+/// server no longer offered what the hint says.
+fn resume_failed(e: &Error) -> bool {
+    e.is_unauthenticated()
+        || matches!(
+            e,
+            Error::Authentication(_)
+                | Error::Decode { .. }
+                | Error::Http {
+                    status: 400 | 404 | 405 | 410 | 501,
+                    ..
+                }
+        )
+}
+
+/// Whether the server offers `/v2/session`; the answer is kept with the cached session.
+async fn self_service_available(
+    r: &Resolved,
+    login: &vsess_client::cache::Login,
+) -> Result<bool, Failure> {
+    let v2 = SelfService::with_session(&login.client)
+        .available()
+        .await
+        .map_err(failure)?;
+    r.session.remember_self_service(login, v2);
+    Ok(v2)
+}
+
+async fn rows(client: &Client, me: &str, all: bool, v2: bool) -> Result<Vec<Row>, Failure> {
+    if v2 {
+        let list = SelfService::with_session(client)
             .list(&ListQuery {
                 all,
                 ..Default::default()
             })
             .await
             .map_err(failure)?;
-        return Ok(list
-            .into_iter()
-            .map(|d| Row {
-                current: d.key == me,
-                key: d.key,
-                user_name: d.username,
-                login_time: d.login_time,
-                idle: chrono::Duration::seconds(delta_secs(&d.last_active_time_delta)),
-                idle_seconds: delta_secs(&d.last_active_time_delta),
-                ip_address: d.ip,
-                user_agent: d.user_agent,
-            })
-            .collect());
+        return Ok(detail_rows(list, me));
     }
     // vcsim or vCenter: SessionManager.sessionList (needs Sessions.TerminateSession).
     let now = client.current_time().await.map_err(failure)?;
@@ -454,8 +518,15 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             Ok(())
         }
         SessionCommand::Ls { json, all, conn } => {
-            let (login, _) = connect(&conn, None, false).await?;
-            let rows = rows(&login.client, &login.session.key, all).await?;
+            let r = conn.resolve(None)?;
+            let rows = match quick_rows(&r, all).await? {
+                Some(rows) => rows,
+                None => {
+                    let (login, r) = connect_resolved(&conn, r, false).await?;
+                    let v2 = self_service_available(&r, &login).await?;
+                    rows(&login.client, &login.session.key, all, v2).await?
+                }
+            };
             if json {
                 println!(
                     "{}",
@@ -484,11 +555,11 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                     )));
                 }
             }
-            let (login, _) = connect(&conn, None, false).await?;
+            let (login, r) = connect(&conn, None, false).await?;
             let me = login.session.key.clone();
             let client = &login.client;
             let ss = SelfService::with_session(client);
-            let v2 = ss.available().await.map_err(failure)?;
+            let v2 = self_service_available(&r, &login).await?;
             if keys.contains(&me) {
                 return Err(Failure::usage(
                     "that is the current session: use `vsess logout`",
@@ -501,7 +572,7 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                     .map_err(failure)?,
                 (Some(d), false) => {
                     let limit = vsess_core::selfservice::parse_duration(d).unwrap_or_default();
-                    let victims: Vec<String> = rows(client, &me, all)
+                    let victims: Vec<String> = rows(client, &me, all, false)
                         .await?
                         .into_iter()
                         .filter(|r| !r.current && r.idle > limit)

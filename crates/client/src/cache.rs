@@ -15,13 +15,23 @@
 //! replaced. With a server that has unified sessions (vsess, vCenter 8.0U3), the SOAP
 //! session also serves vAPI, so [`Session::login_rest`] reuses it instead of logging in
 //! twice.
+//!
+//! Beside govc's file, vsess keeps a [`Hint`] (`sessions/.<sha256 name>.vsess.json`, 0600):
+//! what it learned with that session (its `UserSession`, the negotiated vim25 version,
+//! whether the server offers `/v2/session`), tied to the session cookie by its SHA-256.
+//! govc opens its files by name and never reads it; a session that govc replaces has
+//! another cookie, so the hint no longer applies and is ignored. It lets
+//! [`Session::resume`] use a cached session with no round trip at all, and
+//! [`Session::login`] skip version negotiation when it validates a cached session.
 use crate::error::{Error, Result};
 use crate::tls::Tls;
 use crate::vsphere::{url_credentials, Client};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use url::Url;
@@ -80,6 +90,51 @@ pub struct Login {
     /// True when a cached session was valid and reused (no Login was sent).
     pub reused: bool,
     pub session: UserSession,
+}
+
+/// A cached session used as is, not validated (see [`Session::resume`]).
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// Holds the cached session id and the version negotiated for it; no password, so a
+    /// dead session is never replaced behind the cache's back.
+    pub client: Client,
+    /// The session as it was when vsess last validated it or logged in.
+    pub session: UserSession,
+    /// Whether the server offered `/v2/session` when vsess last asked (`None`: unknown).
+    pub self_service: Option<bool>,
+}
+
+/// What vsess learned about one cached SOAP session, kept beside govc's file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hint {
+    /// SHA-256 (hex) of the session cookie this describes.
+    cookie_sha256: String,
+    /// The vim25 version negotiated when the session was made or validated.
+    pub version: String,
+    pub session: UserSession,
+    /// Whether the server offers `/v2/session` (`None`: not asked yet).
+    #[serde(default)]
+    pub self_service: Option<bool>,
+}
+
+fn cookie_digest(cookie: &str) -> String {
+    hex::encode(Sha256::digest(cookie.as_bytes()))
+}
+
+impl Hint {
+    fn new(cookie: &str, version: &str, session: UserSession, self_service: Option<bool>) -> Self {
+        Self {
+            cookie_sha256: cookie_digest(cookie),
+            version: version.to_owned(),
+            session,
+            self_service,
+        }
+    }
+
+    /// Whether it describes the session with this cookie.
+    pub fn describes(&self, cookie: &str) -> bool {
+        self.cookie_sha256 == cookie_digest(cookie)
+    }
 }
 
 /// Go's `url.User(name).String()` escaping of a user name.
@@ -204,14 +259,21 @@ impl Session {
         let dir = self.dir(path);
         ensure_private_dir(&dir).map_err(|e| Self::cache_err(&dir, e))?;
         let lock_path = dir.join(format!(".{}.lock", self.file_names(path)[0]));
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Self::cache_err(&lock_path, e))?;
+        // Uncontended (the usual case), the lock is taken here; otherwise a blocking thread
+        // waits for it, so the runtime is not blocked.
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(Self::cache_err(&lock_path, e)),
+        }
         tokio::task::spawn_blocking(move || {
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&lock_path)
-                .map_err(|e| Self::cache_err(&lock_path, e))?;
             f.lock().map_err(|e| Self::cache_err(&lock_path, e))?;
             Ok(f)
         })
@@ -269,6 +331,114 @@ impl Session {
         for f in self.files(path) {
             let _ = std::fs::remove_file(f);
         }
+        if path == SOAP_PATH {
+            let _ = std::fs::remove_file(self.hint_path());
+        }
+    }
+
+    fn hint_path(&self) -> PathBuf {
+        self.dir(SOAP_PATH)
+            .join(format!(".{}.vsess.json", self.file_names(SOAP_PATH)[0]))
+    }
+
+    /// The hint kept beside the cached SOAP session, whichever cookie it describes.
+    pub fn hint(&self) -> Option<Hint> {
+        let data = std::fs::read(self.hint_path()).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    /// Keeps `hint` (best effort: it only saves round trips). Not synced to disk: after a
+    /// crash it may be lost or unreadable, and is then ignored.
+    fn write_hint(&self, hint: &Hint) {
+        let path = self.hint_path();
+        let r = (|| -> std::io::Result<()> {
+            let data = serde_json::to_vec(hint)?;
+            let dir = self.dir(SOAP_PATH);
+            ensure_private_dir(&dir)?;
+            let tmp = dir.join(format!(
+                ".{}.vsess.json.tmp-{}",
+                self.file_names(SOAP_PATH)[0],
+                std::process::id()
+            ));
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&data)?;
+            drop(f);
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = r {
+            tracing::debug!(file = %path.display(), "cannot keep the session hint: {e}");
+        }
+    }
+
+    /// Records what was learned with `client`'s session, unless the hint already says it.
+    /// `self_service: None` keeps what the hint said for that same session.
+    fn update_hint(&self, client: &Client, session: &UserSession, self_service: Option<bool>) {
+        if self.passthrough {
+            return;
+        }
+        let Some(cookie) = client.session_id() else {
+            return;
+        };
+        let old = self.hint().filter(|h| h.describes(&cookie));
+        let self_service = self_service.or(old.as_ref().and_then(|h| h.self_service));
+        let new = Hint::new(&cookie, client.version(), session.clone(), self_service);
+        let same = old.is_some_and(|o| {
+            o.version == new.version
+                && o.self_service == new.self_service
+                && o.session.key == new.session.key
+                && o.session.user_name == new.session.user_name
+        });
+        if !same {
+            self.write_hint(&new);
+        }
+    }
+
+    /// Records whether the server offers `/v2/session`, for [`Session::resume`].
+    pub fn remember_self_service(&self, login: &Login, available: bool) {
+        self.update_hint(&login.client, &login.session, Some(available));
+    }
+
+    /// The cached session, as is: no round trip, no lock, not validated. `None` unless
+    /// vsess left a hint for the cached cookie (and with `passthrough` or `reauth`).
+    ///
+    /// The first call authorised by the session tells whether it is still valid. If it
+    /// is not (HTTP 401, NotAuthenticated), or the server no longer answers as the hint
+    /// says, call [`Session::login`]: it validates the cached session or logs in again
+    /// (once, under the lock), and corrects the cache.
+    pub fn resume(&self) -> Result<Option<Resumed>> {
+        if self.passthrough || self.reauth {
+            return Ok(None);
+        }
+        let Some(hint) = self.hint() else {
+            return Ok(None);
+        };
+        for file in self.files(SOAP_PATH) {
+            let Ok(data) = std::fs::read(&file) else {
+                continue;
+            };
+            let Some(cookie) = serde_json::from_slice::<Value>(&data)
+                .ok()
+                .as_ref()
+                .and_then(soap_cookie)
+            else {
+                continue;
+            };
+            if hint.describes(&cookie) {
+                let client = Client::with_version(self.url.as_str(), self.tls(), &hint.version)?;
+                client.set_session_id(Some(cookie));
+                return Ok(Some(Resumed {
+                    client,
+                    session: hint.session,
+                    self_service: hint.self_service,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     fn tls(&self) -> Tls {
@@ -290,23 +460,54 @@ impl Session {
 
     /// `Login`: the cached session if it is valid (one round trip), otherwise a new login
     /// that is then cached. Concurrent processes wait for each other.
+    ///
+    /// When vsess's hint describes a cached session, the vim25 version negotiated for it
+    /// is used without asking again; if that session is no longer valid, the version is
+    /// negotiated afresh before logging in.
     pub async fn login(&self) -> Result<Login> {
-        let client = Client::connect(self.url.as_str(), self.tls()).await?;
         let creds = url_credentials(&self.url);
-        if let Some((u, p)) = &creds {
-            client.set_password(u, p);
-        }
+        let with_creds = |client: Client| {
+            if let Some((u, p)) = &creds {
+                client.set_password(u, p);
+            }
+            client
+        };
         if self.passthrough {
-            return self.fresh_login(client, creds).await;
+            let client = with_creds(Client::connect(self.url.as_str(), self.tls()).await?);
+            return self.fresh_login(client, creds.clone()).await;
         }
         let _lock = self.lock(SOAP_PATH).await?;
         if !self.reauth {
+            let known = self.hint().filter(|h| {
+                self.read_all(SOAP_PATH)
+                    .iter()
+                    .filter_map(soap_cookie)
+                    .any(|c| h.describes(&c))
+            });
+            let client = match &known {
+                Some(h) => Client::with_version(self.url.as_str(), self.tls(), &h.version)?,
+                None => Client::connect(self.url.as_str(), self.tls()).await?,
+            };
+            let client = with_creds(client);
             if let Some(login) = self.load(&client).await? {
                 return Ok(login);
             }
+            if known.is_none() {
+                return self.fresh_and_save(client, creds.clone()).await;
+            }
         }
+        let client = with_creds(Client::connect(self.url.as_str(), self.tls()).await?);
+        self.fresh_and_save(client, creds.clone()).await
+    }
+
+    async fn fresh_and_save(
+        &self,
+        client: Client,
+        creds: Option<(String, String)>,
+    ) -> Result<Login> {
         let login = self.fresh_login(client, creds).await?;
         self.save(&login.client).await?;
+        self.update_hint(&login.client, &login.session, None);
         Ok(login)
     }
 
@@ -341,6 +542,7 @@ impl Session {
             tried.push(cookie.clone());
             client.set_session_id(Some(cookie));
             if let Some(session) = client.current_session().await? {
+                self.update_hint(client, &session, None);
                 return Ok(Some(Login {
                     client: client.clone(),
                     reused: true,

@@ -118,6 +118,87 @@ async fn the_cache_reuses_a_valid_session_and_replaces_a_dead_one() {
     assert!(!other.path().join("sessions").exists());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hinted_session_resumes_without_a_round_trip_and_falls_back_safely() {
+    use vsess_client::selfservice::{ListQuery, SelfService};
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let s = cache(&server, home.path());
+    assert!(s.resume().unwrap().is_none(), "nothing cached yet");
+    let first = s.login().await.unwrap();
+    // The hint holds the session and version, but not yet whether /v2/session exists.
+    let hint = s.hint().unwrap();
+    assert!(hint.describes(&first.client.session_id().unwrap()));
+    assert_eq!(hint.version, "8.0.3.0");
+    assert_eq!(hint.session.key, first.session.key);
+    assert_eq!(hint.self_service, None);
+    s.remember_self_service(&first, true);
+    // Private, beside govc's files, and no password in it.
+    let hint_file = home
+        .path()
+        .join("sessions")
+        .join(format!(".{}.vsess.json", s.file_names("/sdk")[0]));
+    let text = std::fs::read_to_string(&hint_file).unwrap();
+    assert!(!text.contains("admin-pw"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&hint_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Resumed: the cached cookie and version, no Login, no password kept.
+    let r = cache(&server, home.path()).resume().unwrap().unwrap();
+    assert_eq!(r.client.session_id(), first.client.session_id());
+    assert_eq!(r.client.version(), "8.0.3.0");
+    assert_eq!(r.session.key, first.session.key);
+    assert_eq!(r.self_service, Some(true));
+    let list = SelfService::with_session(&r.client)
+        .list(&ListQuery::default())
+        .await
+        .unwrap();
+    assert!(list.iter().any(|d| d.key == first.session.key));
+    assert_eq!(server.live_sessions(), 1);
+    // Validated reuse keeps the hint (with the version it knew: no negotiation).
+    let again = cache(&server, home.path()).login().await.unwrap();
+    assert!(again.reused);
+    assert_eq!(
+        cache(&server, home.path()).hint().unwrap().self_service,
+        Some(true)
+    );
+    // The session ends: resuming still hands it out (not validated), the first call says
+    // 401, and login() then logs in once and corrects the hint.
+    first.client.logout().await.unwrap();
+    let r = cache(&server, home.path()).resume().unwrap().unwrap();
+    let err = SelfService::with_session(&r.client)
+        .list(&ListQuery::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err}");
+    let second = cache(&server, home.path()).login().await.unwrap();
+    assert!(!second.reused);
+    assert_eq!(second.client.login_count(), 1);
+    let hint = cache(&server, home.path()).hint().unwrap();
+    assert!(hint.describes(&second.client.session_id().unwrap()));
+    assert_eq!(hint.session.key, second.session.key);
+    assert_eq!(hint.self_service, None, "a new session: ask again");
+    // A session that govc replaced (another cookie) makes the hint stale: no resume.
+    for n in s.file_names("/sdk") {
+        let f = home.path().join("sessions").join(n);
+        let doc = std::fs::read_to_string(&f).unwrap();
+        let id = second.client.session_id().unwrap();
+        std::fs::write(&f, doc.replace(&id, "govc-made-this-one")).unwrap();
+    }
+    assert!(cache(&server, home.path()).resume().unwrap().is_none());
+    // Logout removes the hint with the session.
+    let third = cache(&server, home.path()).login().await.unwrap();
+    assert!(!third.reused, "govc's (fake) cookie is not valid");
+    cache(&server, home.path())
+        .logout(&third.client)
+        .await
+        .unwrap();
+    assert!(!hint_file.exists());
+    assert!(cache(&server, home.path()).resume().unwrap().is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_calls_after_expiry_log_in_exactly_once() {
     let server = Server::start().await;

@@ -135,12 +135,7 @@ pub fn url_credentials(u: &Url) -> Option<(String, String)> {
 impl Client {
     /// Connects to `url` (`https://host[:port]/sdk`), negotiating the API version.
     pub async fn connect(url: &str, tls: Tls) -> Result<Self> {
-        let sdk = sdk_url(url)?;
-        let http = http_builder(&tls)?
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        let mut base = sdk.clone();
-        base.set_path("");
+        let (sdk, http) = Self::http_for(url, &tls)?;
         let versions_url = format!(
             "{}/vimServiceVersions.xml",
             sdk.as_str().trim_end_matches('/')
@@ -166,7 +161,29 @@ impl Client {
             .or_else(|| offered.first().cloned())
             .unwrap_or_else(|| "6.5".to_owned());
         tracing::debug!(url = %sdk, %version, "connected");
-        Ok(Self {
+        Ok(Self::build(sdk, http, version, tls))
+    }
+
+    /// A client for `url` that uses `version` without asking the server (no round trip):
+    /// for a version negotiated before, e.g. kept with a cached session, as govmomi's
+    /// session cache does.
+    pub fn with_version(url: &str, tls: Tls, version: &str) -> Result<Self> {
+        let (sdk, http) = Self::http_for(url, &tls)?;
+        Ok(Self::build(sdk, http, version.to_owned(), tls))
+    }
+
+    fn http_for(url: &str, tls: &Tls) -> Result<(Url, reqwest::Client)> {
+        let sdk = sdk_url(url)?;
+        let http = http_builder(tls)?
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok((sdk, http))
+    }
+
+    fn build(sdk: Url, http: reqwest::Client, version: String, tls: Tls) -> Self {
+        let mut base = sdk.clone();
+        base.set_path("");
+        Self {
             inner: Arc::new(Inner {
                 http,
                 base,
@@ -178,7 +195,7 @@ impl Client {
                 relogin: tokio::sync::Mutex::new(()),
                 logins: AtomicU64::new(0),
             }),
-        })
+        }
     }
 
     /// The negotiated vim25 version.
