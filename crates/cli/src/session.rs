@@ -472,9 +472,10 @@ async fn rows(client: &Client, me: &str, all: bool, v2: bool) -> Result<Vec<Row>
         .collect())
 }
 
-fn print_table(rows: &[Row]) {
-    println!(
-        "{:<37} {:<28} {:<17} {:>7}  {:<15} Agent",
+fn table(rows: &[Row]) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{:<37} {:<28} {:<17} {:>7}  {:<15} Agent\n",
         "Key", "Name", "Created", "Idle", "Host"
     );
     for r in rows {
@@ -484,10 +485,24 @@ fn print_table(rows: &[Row]) {
             compact(r.idle_seconds)
         };
         let created: String = r.login_time.chars().take(16).collect();
-        println!(
+        let _ = writeln!(
+            out,
             "{:<37} {:<28} {:<17} {:>7}  {:<15} {}",
             r.key, r.user_name, created, idle, r.ip_address, r.user_agent
         );
+    }
+    out
+}
+
+/// Writes `text` to stdout at once (one write, not one per line); a closed pipe (`| head`)
+/// is not an error.
+fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::runtime(format!("cannot write the output: {e}"))),
     }
 }
 
@@ -528,14 +543,12 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                 }
             };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
-                );
+                let mut text = serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into());
+                text.push('\n');
+                emit(&text)
             } else {
-                print_table(&rows);
+                emit(&table(&rows))
             }
-            Ok(())
         }
         SessionCommand::Rm {
             keys,
