@@ -1,10 +1,96 @@
 //! `vsess`: the session server and its tools.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// The allocator: mimalloc for `vsess serve`, the system's for the short-lived commands.
+///
 /// mimalloc: the server's requests are mostly small, short-lived allocations, which glibc's
 /// malloc served at about 20% of the CPU of an authenticated call (callgrind, bench S1).
+/// But setting it up costs a CLI run more than it saves: it reserves an arena with
+/// MADV_HUGEPAGE, so the first allocation faults in a 2 MiB page for the kernel to zero
+/// (with THP `defrag=madvise`, a common default, after compacting memory: runs of tens
+/// of ms now and then), and it purges its pages at exit. That was ~20% of the CPU time
+/// of a cached `vsess ls`.
+///
+/// Which one is decided once, before the first allocation, by [`CHOOSE_ALLOCATOR`], and
+/// never changes: every block is freed or grown by the allocator that made it.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Allocator = Allocator;
+
+struct Allocator;
+
+/// Set once, before `main` and before any allocation, never changed afterwards.
+static USE_MIMALLOC: AtomicBool = AtomicBool::new(!ARGS_IN_CONSTRUCTORS);
+
+/// glibc passes `argc, argv, envp` to `.init_array` functions; elsewhere, mimalloc always.
+const ARGS_IN_CONSTRUCTORS: bool = cfg!(all(target_os = "linux", target_env = "gnu"));
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[used]
+#[link_section = ".init_array.00100"]
+static CHOOSE_ALLOCATOR: extern "C" fn(
+    std::ffi::c_int,
+    *const *const std::ffi::c_char,
+    *const *const std::ffi::c_char,
+) = {
+    extern "C" fn choose(
+        argc: std::ffi::c_int,
+        argv: *const *const std::ffi::c_char,
+        _envp: *const *const std::ffi::c_char,
+    ) {
+        // `.init_array.00100` runs before the default-priority constructors (mimalloc's
+        // included) and before Rust's runtime: nothing has been allocated yet.
+        let serve = argc > 1
+            && !argv.is_null()
+            // SAFETY: glibc passes main's argc and argv: argv[1] is a NUL-terminated string.
+            && unsafe {
+                let arg = *argv.add(1);
+                !arg.is_null() && std::ffi::CStr::from_ptr(arg).to_bytes() == b"serve"
+            };
+        USE_MIMALLOC.store(serve, Ordering::Relaxed);
+    }
+    choose
+};
+
+// SAFETY: each call forwards to one allocator, the same for the whole process (the flag
+// is set before the first allocation and never changes), so blocks are always freed and
+// reallocated by the allocator that made them.
+unsafe impl GlobalAlloc for Allocator {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            unsafe { mimalloc::MiMalloc.alloc(layout) }
+        } else {
+            unsafe { System.alloc(layout) }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        } else {
+            unsafe { System.alloc_zeroed(layout) }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        } else {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        } else {
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
 
 mod serve;
 mod session;
@@ -12,7 +98,9 @@ mod store;
 mod user;
 
 use clap::{Parser, Subcommand};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// vsess: vCenter's SessionManager, on every endpoint real clients use.
 ///
@@ -87,6 +175,20 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn only_serve_uses_mimalloc() {
+        // Decided from this test binary's own argv[1] (`serve` only as a test filter).
+        let serve = std::env::args().nth(1).as_deref() == Some("serve");
+        assert_eq!(
+            USE_MIMALLOC.load(Ordering::Relaxed),
+            serve || !ARGS_IN_CONSTRUCTORS
+        );
+        let v: Vec<u64> = (0..1000).collect();
+        assert_eq!(v.iter().sum::<u64>(), 499_500);
+    }
+
     #[test]
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
