@@ -4,6 +4,7 @@
 //! from `POST /auth/request-token`.
 use crate::error::{Error, Result};
 use crate::vsphere::Client;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,6 +22,67 @@ pub struct SessionDetail {
     pub login_time_delta: String,
     pub user_agent: String,
     pub username: String,
+}
+
+/// One item of a list page: full details with `expand=true` on vsess, else at least the
+/// key (the details are then fetched one by one).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageItem {
+    #[serde(default)]
+    key: Option<String>,
+    domain: Option<String>,
+    ip: Option<String>,
+    last_active_time: Option<String>,
+    last_active_time_delta: Option<String>,
+    login_time: Option<String>,
+    login_time_delta: Option<String>,
+    user_agent: Option<String>,
+    username: Option<String>,
+}
+
+impl PageItem {
+    fn detail(self) -> std::result::Result<SessionDetail, Option<String>> {
+        match self {
+            PageItem {
+                key: Some(key),
+                domain: Some(domain),
+                ip: Some(ip),
+                last_active_time: Some(last_active_time),
+                last_active_time_delta: Some(last_active_time_delta),
+                login_time: Some(login_time),
+                login_time_delta: Some(login_time_delta),
+                user_agent: Some(user_agent),
+                username: Some(username),
+            } if !key.is_empty() => Ok(SessionDetail {
+                key,
+                domain,
+                ip,
+                last_active_time,
+                last_active_time_delta,
+                login_time,
+                login_time_delta,
+                user_agent,
+                username,
+            }),
+            other => Err(other.key),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct PageLinks {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// A list page, decoded straight into its items (no intermediate JSON tree).
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    data: Vec<PageItem>,
+    #[serde(default, rename = "_links")]
+    links: PageLinks,
 }
 
 /// What to list.
@@ -117,11 +179,7 @@ impl SelfService {
     }
 
     async fn json(resp: reqwest::Response, url: &str) -> Result<Value> {
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::from_reqwest(url, &e))?;
+        let (status, body) = Self::body(resp, url).await?;
         let v: Value = if body.is_empty() {
             Value::Null
         } else {
@@ -130,20 +188,46 @@ impl SelfService {
                 message: e.to_string(),
             })?
         };
-        let message = || {
-            v["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect())
-        };
         match status {
             200..=299 => Ok(v),
-            401 => Err(Error::Authentication(message())),
-            _ => Err(Error::Http {
+            _ => Err(Self::failed(status, url, &v, &body)),
+        }
+    }
+
+    /// A successful answer decoded as `T`; a failure as [`SelfService::json`] reports it.
+    async fn typed<T: DeserializeOwned>(resp: reqwest::Response, url: &str) -> Result<T> {
+        let (status, body) = Self::body(resp, url).await?;
+        if (200..=299).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|e| Error::Decode {
+                url: url.to_owned(),
+                message: e.to_string(),
+            });
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Err(Self::failed(status, url, &v, &body))
+    }
+
+    async fn body(resp: reqwest::Response, url: &str) -> Result<(u16, bytes::Bytes)> {
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::from_reqwest(url, &e))?;
+        Ok((status, body))
+    }
+
+    fn failed(status: u16, url: &str, v: &Value, body: &[u8]) -> Error {
+        let message = v["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
+        match status {
+            401 => Error::Authentication(message),
+            _ => Error::Http {
                 status,
                 url: url.to_owned(),
-                body: message(),
-            }),
+                body: message,
+            },
         }
     }
 
@@ -183,18 +267,15 @@ impl SelfService {
                 .send()
                 .await
                 .map_err(|e| Error::from_reqwest(&u, &e))?;
-            let v = Self::json(resp, &u).await?;
-            for d in v["data"].as_array().into_iter().flatten() {
-                match serde_json::from_value::<SessionDetail>(d.clone()) {
-                    Ok(detail) if !detail.key.is_empty() => out.push(detail),
-                    _ => {
-                        if let Some(k) = d["key"].as_str() {
-                            keys.push(k.to_owned());
-                        }
-                    }
+            let page: Page = Self::typed(resp, &u).await?;
+            for item in page.data {
+                match item.detail() {
+                    Ok(detail) => out.push(detail),
+                    Err(Some(k)) => keys.push(k),
+                    Err(None) => {}
                 }
             }
-            next = v["_links"]["next"].as_str().map(str::to_owned);
+            next = page.links.next;
         }
         for k in keys {
             match self.get(&k, q.all).await {
