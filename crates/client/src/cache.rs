@@ -421,11 +421,7 @@ impl Session {
             let Ok(data) = std::fs::read(&file) else {
                 continue;
             };
-            let Some(cookie) = serde_json::from_slice::<Value>(&data)
-                .ok()
-                .as_ref()
-                .and_then(soap_cookie)
-            else {
+            let Some(cookie) = soap_cookie_in(&data) else {
                 continue;
             };
             if hint.describes(&cookie) {
@@ -640,15 +636,117 @@ fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 fn soap_cookie(doc: &Value) -> Option<String> {
     let cookies = get_ci(get_ci(doc, "SoapClient")?, "Cookies")?.as_array()?;
-    cookies.iter().find_map(|c| {
-        (get_ci(c, "Name")?.as_str()? == "vmware_soap_session")
-            .then(|| {
-                get_ci(c, "Value")?
-                    .as_str()
-                    .map(|s| s.trim_matches('"').to_owned())
-            })
-            .flatten()
-    })
+    cookies.iter().find_map(soap_cookie_of)
+}
+
+/// [`soap_cookie`] straight from a file's bytes, skipping everything else (the
+/// ServiceContent is most of the file) instead of building a JSON tree. Keys match
+/// case-insensitively, as Go's JSON decoding does.
+fn soap_cookie_in(data: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// Visits a JSON object, handing the value of the key `key` (any case) to `inner`.
+    struct Field<V> {
+        key: &'static str,
+        inner: V,
+    }
+    impl<'de, V: Visitor<'de, Value = Option<String>> + Copy> Visitor<'de> for Field<V> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "an object with {}", self.key)
+        }
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if found.is_none() && k.eq_ignore_ascii_case(self.key) {
+                    found = map.next_value_seed(Seed(self.inner))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    #[derive(Clone, Copy)]
+    struct Seed<V>(V);
+    impl<'de, V: Visitor<'de, Value = Option<String>>> serde::de::DeserializeSeed<'de> for Seed<V> {
+        type Value = Option<String>;
+        fn deserialize<D: serde::Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_any(self.0)
+        }
+    }
+    /// `Cookies`: the value of the first `vmware_soap_session` cookie.
+    #[derive(Clone, Copy)]
+    struct Cookies;
+    impl<'de> Visitor<'de> for Cookies {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of cookies")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(c) = seq.next_element::<Value>()? {
+                if found.is_none() {
+                    found = soap_cookie_of(&c);
+                }
+            }
+            Ok(found)
+        }
+        fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    #[derive(Clone, Copy)]
+    struct SoapClient;
+    impl<'de> Visitor<'de> for SoapClient {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a SOAP client")
+        }
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            Field {
+                key: "Cookies",
+                inner: Cookies,
+            }
+            .visit_map(map)
+        }
+        fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let cookie = de
+        .deserialize_map(Field {
+            key: "SoapClient",
+            inner: SoapClient,
+        })
+        .ok()?;
+    de.end().ok()?;
+    cookie
+}
+
+/// The value of one cookie object if it is `vmware_soap_session`.
+fn soap_cookie_of(c: &Value) -> Option<String> {
+    (get_ci(c, "Name")?.as_str()? == "vmware_soap_session")
+        .then(|| {
+            get_ci(c, "Value")?
+                .as_str()
+                .map(|s| s.trim_matches('"').to_owned())
+        })
+        .flatten()
 }
 
 fn rest_session_id(doc: &Value) -> Option<String> {
@@ -751,6 +849,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(soap_cookie(&v).as_deref(), Some("q"));
+    }
+
+    #[test]
+    fn the_quick_cookie_reader_agrees_with_the_full_one() {
+        let docs: &[&str] = &[
+            r#"{"SoapClient":{"Cookies":[{"Name":"vmware_soap_session","Value":"abc","Path":""}],"URL":{"Scheme":"https"},"Insecure":true,"Version":"7.0"},"ServiceContent":{"SessionManager":{"Type":"SessionManager","Value":"SessionManager"}}}"#,
+            r#"{"ServiceContent":{"about":{"a":[1,2,{"b":null}]}},"soapClient":{"cookies":[{"name":"other","value":"x"},{"name":"vmware_soap_session","value":"\"q\""}]}}"#,
+            r#"{"SoapClient":{"Cookies":null}}"#,
+            r#"{"SoapClient":null}"#,
+            r#"{"SoapClient":{"Cookies":[{"Name":"vmware_soap_session"}]}}"#,
+            r#"{"soapclient":{"COOKIES":[{"NAME":"vmware_soap_session","VALUE":"up"}]}}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"{"SoapClient":{"Cookies":[]}} trailing"#,
+            r#"{corrupt"#,
+        ];
+        for d in docs {
+            let full = serde_json::from_str::<Value>(d)
+                .ok()
+                .filter(Value::is_object)
+                .as_ref()
+                .and_then(soap_cookie);
+            assert_eq!(soap_cookie_in(d.as_bytes()), full, "{d}");
+        }
+        assert_eq!(soap_cookie_in(docs[1].as_bytes()).as_deref(), Some("q"));
+        assert_eq!(soap_cookie_in(docs[5].as_bytes()).as_deref(), Some("up"));
     }
 
     #[test]
