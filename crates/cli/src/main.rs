@@ -92,6 +92,7 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+mod logwriter;
 mod serve;
 mod session;
 mod store;

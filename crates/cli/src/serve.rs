@@ -72,13 +72,11 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
-    // Log lines (one per login and logout) are written by a thread of their own: writing
-    // stderr from the request path cost about 6% of the CPU of a login. Not lossy: a full
-    // buffer makes the logger wait. The guard flushes what is left when `run` returns.
-    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("vsess-log")
-        .finish(std::io::stderr());
+    // Log lines (one per login and logout) are written in batches by a thread of their own
+    // (`logwriter`): not on the request path, and without waking a thread per line. Not
+    // lossy. The guard writes what is left when `run` returns.
+    let (log_writer, _log_guard) = crate::logwriter::new(std::io::stderr(), "vsess-log")
+        .map_err(|e| Failure::runtime(format!("starting the log writer thread: {e}")))?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
