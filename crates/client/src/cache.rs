@@ -31,12 +31,11 @@ use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use url::Url;
 use vsess_core::UserSession;
-use vsess_store::{ensure_private_dir, write_private_atomic};
+use vsess_store::{ensure_private_dir, replace_private, write_private_atomic};
 use vsess_wire::xml::Element;
 
 pub const SOAP_PATH: &str = "/sdk";
@@ -353,22 +352,8 @@ impl Session {
         let path = self.hint_path();
         let r = (|| -> std::io::Result<()> {
             let data = serde_json::to_vec(hint)?;
-            let dir = self.dir(SOAP_PATH);
-            ensure_private_dir(&dir)?;
-            let tmp = dir.join(format!(
-                ".{}.vsess.json.tmp-{}",
-                self.file_names(SOAP_PATH)[0],
-                std::process::id()
-            ));
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&data)?;
-            drop(f);
-            std::fs::rename(&tmp, &path)
+            ensure_private_dir(&self.dir(SOAP_PATH))?;
+            replace_private(&path, &data)
         })();
         if let Err(e) = r {
             tracing::debug!(file = %path.display(), "cannot keep the session hint: {e}");

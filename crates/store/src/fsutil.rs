@@ -28,6 +28,17 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// Writes `data` to `path` atomically with mode 0600: a temp file in the same
 /// directory, fsync, rename, fsync of the directory.
 pub fn write_private_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_private(path, data, true)
+}
+
+/// [`write_private_atomic`] without the fsyncs: readers see the old file or the new one,
+/// never a part, but a crash may lose the change. For caches that are only an
+/// optimisation.
+pub fn replace_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_private(path, data, false)
+}
+
+fn write_private(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -39,10 +50,15 @@ pub fn write_private_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
     }
     fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

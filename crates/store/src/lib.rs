@@ -17,7 +17,7 @@ pub mod testing;
 mod users;
 
 pub use embedded::{Durability, EmbeddedOptions, EmbeddedStore};
-pub use fsutil::{ensure_private_dir, write_private_atomic};
+pub use fsutil::{ensure_private_dir, replace_private, write_private_atomic};
 pub use redis_store::{redact_url, RedisOptions, RedisStore};
 pub use users::UserFile;
 

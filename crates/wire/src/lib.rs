@@ -11,3 +11,15 @@ pub mod vapi;
 pub mod vijson;
 pub mod vim;
 pub mod xml;
+
+/// The tests' deterministic source of random choices (xorshift64): `next(n)` is in `0..n`.
+#[cfg(test)]
+pub(crate) fn test_rng(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    }
+}

@@ -901,13 +901,7 @@ mod tests {
             "_",
             "; Path=/; HttpOnly; Secure;",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15u64);
         let mut found = 0;
         for _ in 0..20_000 {
             let mut h = String::new();

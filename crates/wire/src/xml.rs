@@ -907,13 +907,7 @@ mod tests {
             "-->",
             "<![CDATA[",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1du64);
         let (mut plain, mut total) = (0, 0);
         for seed in seeds {
             assert!(Doc::parse_plain(seed).is_some() || seed.contains("CDATA"));
