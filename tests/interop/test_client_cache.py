@@ -279,10 +279,10 @@ def test_concurrent_cached_logins_create_one_session(run, target):
     keys = {r.key for r in results}
     assert len(keys) == 1, f"all processes must share one session, got {keys}\n{shown}"
     assert target.sessions() == sorted(keys), "the server has exactly one session for the user"
-    # The lock is a separate hidden file; no temp file is left behind.
+    # The lock and vsess's hint are separate hidden files; no temp file is left behind.
     names = sorted(p.name for p in run.sessions_dir().iterdir())
     new, old = target.file_names()
-    assert names == sorted([new, old, f".{new}.lock"]), names
+    assert names == sorted([new, old, f".{new}.lock", f".{new}.vsess.json"]), names
 
 
 def test_cache_files_are_private_and_hold_no_password(run, target):
@@ -319,6 +319,15 @@ def test_cache_files_are_private_and_hold_no_password(run, target):
     if target.name == "vsess":
         # vsess keeps the secret cookie distinct from the public UserSession.key.
         assert cookie != first.key
+
+    # vsess's hint beside govc's file: private, and it names the cookie only by its digest.
+    hint = run.sessions_dir() / f".{new.name}.vsess.json"
+    assert hint.is_file() and mode(hint) == 0o600, sorted(os.listdir(run.sessions_dir()))
+    hint_doc = json.loads(hint.read_text())
+    assert hint_doc["cookie_sha256"] == hashlib.sha256(cookie.encode()).hexdigest(), hint_doc
+    if target.name == "vsess":
+        # (vcsim's cookie is the session's key, which the hint's UserSession holds.)
+        assert cookie.strip('"') not in hint.read_text(), "the hint holds the session cookie"
 
     # A sessions directory that exists with lax permissions is tightened to 0700.
     lax = run.sessions_dir("lax")
