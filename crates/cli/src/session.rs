@@ -369,6 +369,16 @@ struct Row {
     idle: chrono::Duration,
 }
 
+/// The rows from vsess's `/v2/session` list.
+async fn v2_rows(client: &Client, me: &str, all: bool) -> Result<Vec<Row>, Error> {
+    let q = ListQuery {
+        all,
+        ..Default::default()
+    };
+    let list = SelfService::with_session(client).list(&q).await?;
+    Ok(detail_rows(list, me))
+}
+
 fn detail_rows(list: Vec<SessionDetail>, me: &str) -> Vec<Row> {
     list.into_iter()
         .map(|d| Row {
@@ -395,13 +405,8 @@ async fn quick_rows(r: &Resolved, all: bool) -> Result<Option<Vec<Row>>, Failure
     if resumed.self_service != Some(true) {
         return Ok(None);
     }
-    let ss = SelfService::with_session(&resumed.client);
-    let q = ListQuery {
-        all,
-        ..Default::default()
-    };
-    match ss.list(&q).await {
-        Ok(list) => Ok(Some(detail_rows(list, &resumed.session.key))),
+    match v2_rows(&resumed.client, &resumed.session.key, all).await {
+        Ok(rows) => Ok(Some(rows)),
         Err(e) if resume_failed(&e) => {
             tracing::debug!("the cached session did not serve as is ({e}); validating it");
             Ok(None)
@@ -440,14 +445,7 @@ async fn self_service_available(
 
 async fn rows(client: &Client, me: &str, all: bool, v2: bool) -> Result<Vec<Row>, Failure> {
     if v2 {
-        let list = SelfService::with_session(client)
-            .list(&ListQuery {
-                all,
-                ..Default::default()
-            })
-            .await
-            .map_err(failure)?;
-        return Ok(detail_rows(list, me));
+        return v2_rows(client, me, all).await.map_err(failure);
     }
     // vcsim or vCenter: SessionManager.sessionList (needs Sessions.TerminateSession).
     let now = client.current_time().await.map_err(failure)?;
