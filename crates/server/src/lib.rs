@@ -94,7 +94,7 @@ impl Running {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
-        if let Err(e) = self.app.backend.flush().await {
+        if let Err(e) = self.app.backend.close().await {
             tracing::error!("cannot write session activity on shutdown: {e}");
         }
         r

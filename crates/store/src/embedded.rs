@@ -8,7 +8,8 @@
 //!   kept as `sessions.log.corrupt-<unix time>`. The log is then compacted.
 //!
 //! Durability: a new session, an ended session, a ticket and the service message are
-//! written to the log before the call returns, so a client that saw its Login response
+//! in the log (the page cache: [`crate::logtail`] copies records into a shared memory map
+//! of the file) before the call returns, so a client that saw its Login response
 //! keeps its session through `kill -9`. With [`Durability::Always`] they are also fsynced
 //! before it returns; with [`Durability::Interval`] a background thread fsyncs them
 //! shortly after, and only an OS crash or power loss can lose that last interval.
@@ -16,6 +17,7 @@
 //! [`EmbeddedStore::flush`] (every few seconds, and at shutdown): after a crash a session
 //! may look up to one flush interval less recently active than it was.
 use crate::fsutil::{ensure_private_dir, sync_dir};
+use crate::logtail::{data_len, LogTail};
 use crate::users::UserFile;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -37,7 +39,7 @@ const DIR_LOCK: &str = "vsess.lock";
 
 struct Inner {
     state: MemoryState,
-    log: File,
+    log: LogTail,
     /// Reused for encoding appended lines.
     buf: Vec<u8>,
     /// Touches not yet written, by session.
@@ -191,19 +193,17 @@ pub struct ReplayReport {
     /// The log does not end in a newline (a crash cut the last write just before it):
     /// the next append must not run on from that line.
     pub unterminated: bool,
+    /// Bytes of log data: the file's size less the zeros a crash leaves after the last
+    /// record (the log's preallocated space).
+    pub data_len: u64,
 }
 
 fn io(what: &str, path: &Path, e: io::Error) -> StoreError {
     StoreError::Io(format!("{what} {}: {e}", path.display()))
 }
 
-fn open_log(path: &Path) -> StoreResult<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| io("cannot open", path, e))
+fn open_log(path: &Path, len: u64) -> StoreResult<LogTail> {
+    LogTail::open(path, len).map_err(|e| io("cannot open", path, e))
 }
 
 impl EmbeddedStore {
@@ -247,10 +247,10 @@ impl EmbeddedStore {
                 "the session log ended in a torn write (a crash mid-append); it was dropped"
             );
         }
-        let log = open_log(&log_path)?;
+        let log = open_log(&log_path, report.data_len)?;
         let syncer = Arc::new(Syncer {
             file: Mutex::new(Arc::new(
-                log.try_clone()
+                log.try_clone_file()
                     .map_err(|e| io("cannot open", &log_path, e))?,
             )),
             written: std::sync::atomic::AtomicU64::new(0),
@@ -375,6 +375,17 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    /// [`flush`](Self::flush), then cuts the log file back to its data (it is grown
+    /// ahead of the data while the store runs). The server calls it on shutdown; the
+    /// store stays usable.
+    pub fn close(&self) -> StoreResult<()> {
+        self.flush()?;
+        self.lock()
+            .log
+            .trim()
+            .map_err(|e| io("cannot trim", &self.dir.join(LOG), e))
+    }
+
     /// Rewrites the log as a snapshot of the current state (atomically).
     pub fn compact(&self) -> StoreResult<()> {
         let mut g = self.lock();
@@ -385,7 +396,7 @@ impl EmbeddedStore {
         let snapshot = g.state.snapshot();
         let path = self.dir.join(LOG);
         let tmp = self.dir.join(format!("{LOG}.tmp"));
-        {
+        let buf_len = {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -399,12 +410,16 @@ impl EmbeddedStore {
             }
             f.write_all(&buf).map_err(|e| io("cannot write", &tmp, e))?;
             f.sync_all().map_err(|e| io("cannot sync", &tmp, e))?;
-        }
+            buf.len() as u64
+        };
         fs::rename(&tmp, &path).map_err(|e| io("cannot replace", &path, e))?;
         sync_dir(&self.dir).map_err(|e| io("cannot sync", &self.dir, e))?;
-        g.log = open_log(&path)?;
+        g.log = open_log(&path, buf_len)?;
         g.lines = snapshot.len() as u64;
-        let sync = g.log.try_clone().map_err(|e| io("cannot open", &path, e))?;
+        let sync = g
+            .log
+            .try_clone_file()
+            .map_err(|e| io("cannot open", &path, e))?;
         *self.syncer.file.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(sync);
         // Everything appended so far is in the fsynced snapshot.
         let written = self.syncer.written();
@@ -592,7 +607,7 @@ fn append(g: &mut Inner, muts: &[Mutation]) -> io::Result<()> {
     for m in muts {
         encode_line(&mut buf, m);
     }
-    let r = g.log.write_all(&buf);
+    let r = g.log.append(&buf);
     // Keep a small buffer for the next append, not one that held a big flush.
     if buf.capacity() <= 64 << 10 {
         g.buf = buf;
@@ -856,7 +871,10 @@ fn decode_chunk(chunk: &Chunk) -> Decoded {
     let ends_clean = data.last().is_none_or(|b| *b == b'\n');
     let mut start = 0;
     while start < data.len() {
-        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+        // A NUL ends a line too: JSON lines never hold one, and zeros in the log are the
+        // preallocated space of pages an OS crash lost before their fsync (see logtail).
+        // The record cut short before them is a corrupt line; those after them are kept.
+        let end = memchr::memchr2(b'\n', 0, &data[start..]).map_or(data.len(), |i| start + i);
         let line = &data[start..end];
         let last = end == data.len();
         start = end + 1;
@@ -875,7 +893,8 @@ fn decode_chunk(chunk: &Chunk) -> Decoded {
 
 /// Reads the log in chunks that end at a line boundary.
 struct ChunkReader {
-    file: File,
+    /// The log up to the end of its data.
+    file: io::Take<File>,
     /// How much to read at a time ([`CHUNK`]; smaller in tests).
     size: usize,
     /// The partial line after the last chunk's final newline.
@@ -952,17 +971,17 @@ fn replay_chunked(path: &Path, chunk: usize) -> StoreResult<(MemoryState, Replay
         }
         Err(e) => return Err(io("cannot read", path, e)),
     };
-    let len = file
-        .metadata()
-        .map_err(|e| io("cannot read", path, e))?
-        .len();
+    let len = data_len(&file).map_err(|e| io("cannot read", path, e))?;
     let mut reader = ChunkReader {
-        file,
+        file: file.take(len),
         size: chunk.max(1),
         carry: Vec::new(),
         eof: false,
     };
-    let mut report = ReplayReport::default();
+    let mut report = ReplayReport {
+        data_len: len,
+        ..ReplayReport::default()
+    };
     let Some(first) = reader
         .next_chunk()
         .map_err(|e| io("cannot read", path, e))?
@@ -1648,6 +1667,10 @@ mod tests {
             if i == 100 {
                 data.extend(b"{\"op\":\"put_session\",\"rec\":{\"oops\n\n");
             }
+            if i == 150 {
+                // Zeros between whole lines (pages an OS crash lost): nothing is cut.
+                data.resize(data.len() + 5000, 0);
+            }
         }
         for m in every_mutation(now) {
             data.extend(serde_json::to_vec(&m).unwrap());
@@ -1655,6 +1678,9 @@ mod tests {
             expect.apply(&m);
         }
         data.extend(b"{\"op\":\"end_ses");
+        let data_len = data.len() as u64;
+        // The preallocated space a killed server leaves.
+        data.resize(data.len() + 70_000, 0);
         fs::write(&path, &data).unwrap();
         for chunk in [1, 7, 100, 333, 4096, CHUNK] {
             let (st, report) = replay_chunked(&path, chunk).unwrap();
@@ -1665,6 +1691,7 @@ mod tests {
                     torn_tail: true,
                     corrupt_lines: 1,
                     unterminated: true,
+                    data_len,
                 },
                 "chunk {chunk}"
             );
@@ -1737,6 +1764,109 @@ mod tests {
         let s = EmbeddedStore::open(dir.path()).unwrap();
         assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
         assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
+    }
+
+    fn corrupt_backups(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("corrupt")
+            })
+            .count()
+    }
+
+    /// A killed server leaves its log preallocated: the records, then zeros. They replay
+    /// without a complaint and the next appends go right after the records.
+    #[tokio::test]
+    async fn a_killed_server_leaves_zeros_that_replay_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(LOG);
+        let now = Utc::now();
+        let [(_, a), (_, b), (_, c)] = [rec(now), rec(now), rec(now)];
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.insert_session(b.clone(), 10).await.unwrap();
+            s.remove_session(b.key.as_str()).await.unwrap();
+            s.lock().log.keep_tail_on_drop();
+        }
+        let raw = fs::read(&log).unwrap();
+        assert_eq!(raw.len() as u64, crate::logtail::GROW, "left preallocated");
+        let data = raw.iter().rposition(|b| *b != 0).unwrap() + 1;
+        assert_eq!(raw[..data].iter().filter(|b| **b == b'\n').count(), 3);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+            assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
+            assert_eq!(
+                s.lock().log.len(),
+                data as u64,
+                "appends resume after the data"
+            );
+            s.insert_session(c.clone(), 10).await.unwrap();
+            s.lock().log.keep_tail_on_drop();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+        assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_some());
+        assert_eq!(corrupt_backups(dir.path()), 0);
+        // A clean close cuts the file back to its records.
+        s.close().unwrap();
+        let raw = fs::read(&log).unwrap();
+        assert!(!raw.is_empty() && raw.ends_with(b"\n") && !raw.contains(&0));
+    }
+
+    /// An OS crash can lose pages of the preallocated log that were never fsynced while
+    /// later ones survive: a run of zeros inside the log. The record it cut is a corrupt
+    /// line (kept in the backup); the records on either side are kept.
+    #[tokio::test]
+    async fn a_zero_gap_from_an_os_crash_keeps_the_records_around_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let [(_, a), (_, b), (_, c)] = [rec(now), rec(now), rec(now)];
+        let line = |r: &SessionRecord| {
+            let mut l = serde_json::to_vec(&Mutation::PutSession { rec: r.clone() }).unwrap();
+            l.push(b'\n');
+            l
+        };
+        let mut data = line(&a);
+        data.extend_from_slice(&line(&b)[..40]);
+        data.resize(data.len() + 4096, 0);
+        data.extend_from_slice(&line(&c));
+        data.resize(data.len() + 10_000, 0);
+        fs::write(dir.path().join(LOG), &data).unwrap();
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+        assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
+        assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_some());
+        assert_eq!(corrupt_backups(dir.path()), 1);
+        // Rewritten without the gap.
+        assert!(!fs::read(dir.path().join(LOG)).unwrap().contains(&0));
+    }
+
+    /// On a file system without `fallocate` every append is a plain write, and the store
+    /// behaves the same.
+    #[tokio::test]
+    async fn without_preallocation_the_store_still_survives_a_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let [(_, a), (_, b)] = [rec(now), rec(now)];
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.lock().log.force_plain();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.insert_session(b.clone(), 10).await.unwrap();
+            s.remove_session(a.key.as_str()).await.unwrap();
+            s.lock().log.keep_tail_on_drop();
+        }
+        assert!(!fs::read(dir.path().join(LOG)).unwrap().contains(&0));
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_none());
+        assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_some());
     }
 
     #[tokio::test]

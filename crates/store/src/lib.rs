@@ -11,6 +11,7 @@
 
 mod embedded;
 mod fsutil;
+mod logtail;
 mod redis_store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -46,6 +47,20 @@ impl Backend {
             Backend::Embedded(s) => {
                 let s = s.clone();
                 tokio::task::spawn_blocking(move || s.flush())
+                    .await
+                    .map_err(|e| vsess_core::StoreError::Io(e.to_string()))?
+            }
+            Backend::Redis(s) => s.flush().await,
+        }
+    }
+
+    /// On shutdown: [`flush`](Self::flush), and the embedded store trims its log's
+    /// preallocated space.
+    pub async fn close(&self) -> StoreResult<()> {
+        match self {
+            Backend::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.close())
                     .await
                     .map_err(|e| vsess_core::StoreError::Io(e.to_string()))?
             }
