@@ -12,7 +12,7 @@ use std::fmt;
 /// Longest token accepted from a client, in bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
-/// A secret bearer token: 160 random bits from the OS CSPRNG, as 40 lowercase hex digits
+/// A secret bearer token: 160 random bits from [`csprng`], as 40 lowercase hex digits
 /// (the shape vCenter's own `vmware_soap_session` values have).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionId(String);
@@ -98,7 +98,7 @@ pub struct SessionKey(pub String);
 impl SessionKey {
     pub fn generate() -> Self {
         let mut b = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut b);
+        csprng().fill_bytes(&mut b);
         b[0] = 0x52;
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
@@ -116,10 +116,25 @@ impl fmt::Display for SessionKey {
     }
 }
 
-/// `n` random bytes from the OS CSPRNG as lowercase hex.
+/// The generator of session ids, keys and tickets: `rand`'s `ThreadRng`, ChaCha12 keyed
+/// from the OS CSPRNG (`getrandom`) and rekeyed from it after every 64 KiB of output and
+/// after a fork. Unlike reading the OS generator directly it costs no system call per id
+/// (a Login needs two).
+pub fn csprng() -> impl RngCore + rand::CryptoRng {
+    rand::thread_rng()
+}
+
+/// `n` random bytes from [`csprng`] as lowercase hex.
 pub fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    let mut buf = [0u8; 64];
+    let mut big = Vec::new();
+    let b = if n <= buf.len() {
+        &mut buf[..n]
+    } else {
+        big.resize(n, 0);
+        &mut big[..]
+    };
+    csprng().fill_bytes(b);
     hex::encode(b)
 }
 
