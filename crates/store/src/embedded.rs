@@ -430,17 +430,20 @@ impl EmbeddedStore {
 }
 
 /// Appends `m` and a newline to `buf`, exactly as `serde_json` writes a [`Mutation`]. The
-/// two records written most (a new session, a touch) go through [`PutSessionLine`] and
-/// [`TouchLine`], which format times and the digest without `fmt` machinery.
+/// records written most (a new session, an ended one, a touch) are written directly or
+/// through [`TouchLine`], with times and the digest formatted without `fmt` machinery.
 fn encode_line(buf: &mut Vec<u8>, m: &Mutation) {
     let start = buf.len();
     let r = match m {
         Mutation::PutSession { rec } => {
-            let (mut d, mut t1, mut t2) = ([0u8; 64], [0u8; 32], [0u8; 32]);
-            serde_json::to_writer(
-                &mut *buf,
-                &PutSessionLine::new(rec, &mut d, &mut t1, &mut t2),
-            )
+            put_session_line(buf, rec);
+            Ok(())
+        }
+        Mutation::EndSession { key } => {
+            buf.extend_from_slice(br#"{"op":"end_session","key":"#);
+            json_str(buf, key.as_str());
+            buf.push(b'}');
+            Ok(())
         }
         Mutation::Touch { key, at, calls } => {
             let mut t = [0u8; 32];
@@ -463,81 +466,90 @@ fn encode_line(buf: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
-/// `Mutation::PutSession` as serde writes it (the field order included).
-#[derive(Serialize)]
-struct PutSessionLine<'a> {
-    op: &'static str,
-    rec: RecordLine<'a>,
+/// `s` as a JSON string, as serde_json writes it: strings that need no escape (nearly
+/// all) are copied; the rest go through serde_json.
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\') {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else if serde_json::to_writer(&mut *buf, s).is_err() {
+        // Writing into a Vec cannot fail.
+        buf.extend_from_slice(b"\"\"");
+    }
 }
 
-#[derive(Serialize)]
-struct RecordLine<'a> {
-    digest: &'a str,
-    key: &'a SessionKey,
-    user_name: &'a str,
-    full_name: &'a str,
-    role: &'a vsess_core::Role,
-    login_user: &'a str,
-    login_time: std::borrow::Cow<'a, str>,
-    last_active_time: std::borrow::Cow<'a, str>,
-    locale: &'a str,
-    message_locale: &'a str,
-    extension_session: bool,
-    ip_address: &'a str,
-    user_agent: &'a str,
-    call_count: u64,
-}
-
-impl<'a> PutSessionLine<'a> {
-    fn new(
-        rec: &'a SessionRecord,
-        digest: &'a mut [u8; 64],
-        t1: &'a mut [u8; 32],
-        t2: &'a mut [u8; 32],
-    ) -> Self {
-        // Every field, so that a field added to SessionRecord does not compile until it is
-        // written here too.
-        let SessionRecord {
-            digest: d,
-            key,
-            user_name,
-            full_name,
-            role,
-            login_user,
-            login_time,
-            last_active_time,
-            locale,
-            message_locale,
-            extension_session,
-            ip_address,
-            user_agent,
-            call_count,
-        } = rec;
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (i, b) in d.0.iter().enumerate() {
-            digest[2 * i] = HEX[usize::from(b >> 4)];
-            digest[2 * i + 1] = HEX[usize::from(b & 15)];
-        }
-        Self {
-            op: "put_session",
-            rec: RecordLine {
-                digest: std::str::from_utf8(&digest[..]).unwrap_or_default(),
-                key,
-                user_name,
-                full_name,
-                role,
-                login_user,
-                login_time: rfc3339(login_time, t1),
-                last_active_time: rfc3339(last_active_time, t2),
-                locale,
-                message_locale,
-                extension_session: *extension_session,
-                ip_address,
-                user_agent,
-                call_count: *call_count,
-            },
+/// `Mutation::PutSession` as serde writes it, the field order included.
+fn put_session_line(buf: &mut Vec<u8>, rec: &SessionRecord) {
+    // Every field, so that a field added to SessionRecord does not compile until it is
+    // written here too.
+    let SessionRecord {
+        digest,
+        key,
+        user_name,
+        full_name,
+        role,
+        login_user,
+        login_time,
+        last_active_time,
+        locale,
+        message_locale,
+        extension_session,
+        ip_address,
+        user_agent,
+        call_count,
+    } = rec;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.extend_from_slice(br#"{"op":"put_session","rec":{"digest":""#);
+    for b in digest.0 {
+        buf.push(HEX[usize::from(b >> 4)]);
+        buf.push(HEX[usize::from(b & 15)]);
+    }
+    buf.extend_from_slice(br#"","key":"#);
+    json_str(buf, key.as_str());
+    buf.extend_from_slice(br#","user_name":"#);
+    json_str(buf, user_name);
+    buf.extend_from_slice(br#","full_name":"#);
+    json_str(buf, full_name);
+    buf.extend_from_slice(match role {
+        vsess_core::Role::Admin => br#","role":"Admin""#.as_slice(),
+        vsess_core::Role::ReadOnly => br#","role":"ReadOnly""#.as_slice(),
+        vsess_core::Role::NoAccess => br#","role":"NoAccess""#.as_slice(),
+    });
+    buf.extend_from_slice(br#","login_user":"#);
+    json_str(buf, login_user);
+    let mut t = [0u8; 32];
+    buf.extend_from_slice(br#","login_time":"#);
+    json_str(buf, &rfc3339(login_time, &mut t));
+    buf.extend_from_slice(br#","last_active_time":"#);
+    json_str(buf, &rfc3339(last_active_time, &mut t));
+    buf.extend_from_slice(br#","locale":"#);
+    json_str(buf, locale);
+    buf.extend_from_slice(br#","message_locale":"#);
+    json_str(buf, message_locale);
+    buf.extend_from_slice(if *extension_session {
+        br#","extension_session":true,"ip_address":"#.as_slice()
+    } else {
+        br#","extension_session":false,"ip_address":"#.as_slice()
+    });
+    json_str(buf, ip_address);
+    buf.extend_from_slice(br#","user_agent":"#);
+    json_str(buf, user_agent);
+    buf.extend_from_slice(br#","call_count":"#);
+    let mut digits = [0u8; 20];
+    let mut n = *call_count;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
+    buf.extend_from_slice(&digits[i..]);
+    buf.extend_from_slice(b"}}");
 }
 
 /// `Mutation::Touch` as serde writes it.
@@ -1531,12 +1543,29 @@ mod tests {
             let (_, mut r) = rec(*t);
             r.last_active_time = times[(i + 1) % times.len()];
             r.user_agent = "quote \" backslash \\ newline \n tab \t nul \u{0} é 😀".into();
+            r.role = [Role::Admin, Role::ReadOnly, Role::NoAccess][i % 3];
+            // Every control character, DEL and a slash, in the other string fields.
+            let c = char::from(u8::try_from(i % 32).unwrap());
+            r.user_name = format!("u{c}\u{7f}/{c}").into();
+            r.full_name = format!("{c}").into();
+            r.ip_address = format!("\\{c}\"").into();
+            r.locale = format!("{}", char::from(u8::try_from(31 - i % 32).unwrap())).into();
+            r.call_count = [0, 9, 10, u64::MAX][i % 4];
             r.extension_session = i % 2 == 0;
-            r.call_count = u64::MAX - i as u64;
             muts.push(Mutation::Touch {
                 key: r.key.clone(),
                 at: *t,
                 calls: i as u64,
+            });
+            muts.push(Mutation::PutSession { rec: r });
+        }
+        for b in (0u8..=0x20).chain([b'"', b'\\', b'/', 0x7f]) {
+            let (_, mut r) = rec(base);
+            let c = char::from(b);
+            r.message_locale = format!("{c}").into();
+            r.login_user = format!("a{c}b").into();
+            muts.push(Mutation::EndSession {
+                key: SessionKey(format!("k{c}")),
             });
             muts.push(Mutation::PutSession { rec: r });
         }
