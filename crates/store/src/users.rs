@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use vsess_core::{StoreError, StoreResult, User};
 
 const FILE: &str = "users.json";
+#[cfg(target_os = "linux")]
+const FILE_C: &std::ffi::CStr = c"users.json";
 const LOCK: &str = "users.lock";
 
 #[derive(Serialize, Deserialize, Default)]
@@ -39,6 +41,9 @@ struct Cache {
 
 pub struct UserFile {
     path: PathBuf,
+    /// The directory, held open: a login stats `users.json` relative to it, a one-name
+    /// lookup instead of a walk of the whole path.
+    dir: Option<File>,
     lock_path: PathBuf,
     cache: Mutex<Cache>,
 }
@@ -47,10 +52,55 @@ fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{what} {}: {e}", path.display()))
 }
 
+/// `dir` opened as a handle for `fstatat` (None where that is not available; the stamp is
+/// then read by path).
+#[cfg(target_os = "linux")]
+fn open_dir(dir: &Path) -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_dir(_: &Path) -> Option<File> {
+    None
+}
+
+/// The stamp of `users.json` in `dir`.
+#[cfg(target_os = "linux")]
+fn stat_at(dir: &File) -> std::io::Result<Option<Stamp>> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `stat` is plain data, written by fstatat below before it is read.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid directory descriptor, a NUL-terminated name and a valid out pointer.
+    let r = unsafe { libc::fstatat(dir.as_raw_fd(), FILE_C.as_ptr(), &mut st, 0) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(Some((
+        st.st_ino,
+        u64::try_from(st.st_size).unwrap_or_default(),
+        st.st_mtime,
+        st.st_mtime_nsec,
+    )))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stat_at(_: &File) -> std::io::Result<Option<Stamp>> {
+    Err(std::io::Error::other("no fstatat"))
+}
+
 impl UserFile {
     /// Opens the user directory in `dir` (which must exist). A missing file is an empty directory.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         let f = Self {
+            dir: open_dir(dir),
             path: dir.join(FILE),
             lock_path: dir.join(LOCK),
             cache: Mutex::new(Cache::default()),
@@ -64,6 +114,9 @@ impl UserFile {
     }
 
     fn stamp(&self) -> StoreResult<Option<Stamp>> {
+        if let Some(dir) = &self.dir {
+            return stat_at(dir).map_err(|e| io_err("cannot read", &self.path, e));
+        }
         match fs::metadata(&self.path) {
             Ok(m) => Ok(Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -170,6 +223,26 @@ mod tests {
             role: Role::Admin,
             password_hash: "$argon2id$x".into(),
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_stamp_by_directory_handle_is_the_stamp_by_path() {
+        assert_eq!(FILE_C.to_str(), Ok(FILE));
+        let dir = tempfile::tempdir().unwrap();
+        let f = UserFile::open(dir.path()).unwrap();
+        assert!(f.dir.is_some());
+        assert_eq!(f.stamp().unwrap(), None);
+        f.modify(|u| {
+            u.insert("a@b".into(), user("a@b"));
+            Ok(())
+        })
+        .unwrap();
+        let m = fs::metadata(dir.path().join(FILE)).unwrap();
+        assert_eq!(
+            f.stamp().unwrap(),
+            Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+        );
     }
 
     #[test]
