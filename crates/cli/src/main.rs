@@ -92,6 +92,7 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+mod logfmt;
 mod logwriter;
 mod serve;
 mod session;

@@ -77,14 +77,20 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     // lossy. The guard writes what is left when `run` returns.
     let (log_writer, _log_guard) = crate::logwriter::new(std::io::stderr(), "vsess-log")
         .map_err(|e| Failure::runtime(format!("starting the log writer thread: {e}")))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(log_writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(log_writer);
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        logs.with_ansi(true).init();
+    } else {
+        // The same bytes as the default format, for a fraction of the instructions.
+        logs.with_ansi(false)
+            .event_format(crate::logfmt::FastFormat::new())
+            .init();
+    }
     let mut config = match &args.config {
         Some(p) => Config::load(p).map_err(|e| Failure::usage(e.to_string()))?,
         None => Config::default(),
