@@ -111,55 +111,160 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The client's cipher suites: ring's default set, in the order Go's crypto/tls prefers.
+///
+/// rustls's ring provider lists TLS_AES_256_GCM_SHA384 first, and a server that follows
+/// the client's order (rustls's default, so vsess's) then runs the key schedule and the
+/// handshake's transcript hashes on SHA-384, for which most x86 CPUs have no instructions,
+/// while ring runs SHA-256 on their SHA extensions. TLS_AES_128_GCM_SHA256 is TLS 1.3's
+/// mandatory-to-implement suite (RFC 8446 §9.1), the first choice of Go's crypto/tls
+/// (govc's) and of BoringSSL, and its 128-bit security level is the one X25519 offers
+/// anyway. The set of suites is ring's default, unchanged (a test checks it); only the
+/// order differs. TLS 1.2 follows the same rule, as Go does: AES-128-GCM, AES-256-GCM,
+/// then ChaCha20, ECDSA before RSA for each.
+static CLIENT_CIPHER_SUITES: &[rustls::SupportedCipherSuite] = {
+    use rustls::crypto::ring::cipher_suite as cs;
+    &[
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
+};
+
+/// ring's provider (key exchange groups, signature algorithms, ...) with the suites of
+/// [`CLIENT_CIPHER_SUITES`]. Only the SDK's clients use it: the process-wide default stays
+/// ring's own, so a server in the same process keeps its order.
+fn client_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    // Installed as before for other rustls users of the process (reqwest clients built
+    // without this SDK rely on a default provider); the SDK's clients do not use it.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: CLIENT_CIPHER_SUITES.to_vec(),
+        ..rustls::crypto::ring::default_provider()
+    })
+}
+
+/// Accepts any certificate (reqwest's `danger_accept_invalid_certs`, as before).
+#[derive(Debug)]
+struct AcceptAny;
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        // The schemes reqwest's own accept-anything verifier offers.
+        vec![
+            SignatureScheme::RSA_PKCS1_SHA1,
+            SignatureScheme::ECDSA_SHA1_Legacy,
+            SignatureScheme::RSA_PKCS1_SHA256,
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA384,
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            SignatureScheme::RSA_PKCS1_SHA512,
+            SignatureScheme::ECDSA_NISTP521_SHA512,
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::RSA_PSS_SHA384,
+            SignatureScheme::RSA_PSS_SHA512,
+            SignatureScheme::ED25519,
+            SignatureScheme::ED448,
+        ]
+    }
+}
+
+/// The certificates of a PEM bundle, as trust anchors.
+fn ca_bundle(path: &std::path::Path) -> Result<rustls::RootCertStore> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(&pem) {
+        let der = der.map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
+        roots
+            .add(der)
+            .map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Config(format!(
+            "CA bundle {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(roots)
+}
+
+/// The rustls configuration for `tls`: what reqwest would build from the same options
+/// (TLS 1.3 and 1.2, ALPN http/1.1, SNI), but with [`client_provider`]'s cipher suites.
+fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
+    let provider = client_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+    let mut config = match tls {
+        Tls::Verify => {
+            // The platform's trust store and verifier, as reqwest uses by default.
+            let verifier = rustls_platform_verifier::Verifier::new(provider)
+                .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+        Tls::CaBundle(path) => builder.with_root_certificates(ca_bundle(path)?),
+        Tls::Thumbprint(t) => {
+            let pinned = Pinned {
+                hex: normalize_thumbprint(t)?,
+                provider,
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(pinned))
+        }
+        Tls::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny)),
+    }
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// A reqwest client builder configured for `tls`, with the SDK's user agent.
 pub fn http_builder(tls: &Tls) -> Result<reqwest::ClientBuilder> {
-    let provider = provider();
-    let b = reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .user_agent(concat!("vsess-client/", env!("CARGO_PKG_VERSION")))
-        .http1_only();
-    Ok(match tls {
-        Tls::Verify => b,
-        Tls::Insecure => b.tls_danger_accept_invalid_certs(true),
-        Tls::CaBundle(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::Config(format!("cannot read CA bundle {}: {e}", path.display()))
-            })?;
-            let mut certs = Vec::new();
-            for der in CertificateDer::pem_slice_iter(&pem) {
-                let der =
-                    der.map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
-                certs
-                    .push(reqwest::Certificate::from_der(der.as_ref()).map_err(|e| {
-                        Error::Config(format!("CA bundle {}: {e}", path.display()))
-                    })?);
-            }
-            if certs.is_empty() {
-                return Err(Error::Config(format!(
-                    "CA bundle {} holds no PEM certificate",
-                    path.display()
-                )));
-            }
-            b.tls_certs_only(certs)
-        }
-        Tls::Thumbprint(t) => {
-            let pinned = Pinned {
-                hex: normalize_thumbprint(t)?,
-                provider: provider.clone(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| Error::Config(format!("TLS: {e}")))?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(pinned))
-                .with_no_client_auth();
-            b.tls_backend_preconfigured(config)
-        }
-    })
+        .http1_only()
+        .tls_backend_preconfigured(client_config(tls)?))
 }
 
 #[cfg(test)]
@@ -173,5 +278,55 @@ mod tests {
         assert_eq!(normalize_thumbprint(&"0".repeat(40)).unwrap().len(), 40);
         assert!(normalize_thumbprint("abc").is_err());
         assert!(normalize_thumbprint(&"g".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn the_client_prefers_aes_128_and_keeps_every_suite_and_group() {
+        use rustls::CipherSuite as S;
+        let ring = rustls::crypto::ring::default_provider();
+        let ours = client_provider();
+        let names = |suites: &[rustls::SupportedCipherSuite]| -> Vec<S> {
+            suites.iter().map(|s| s.suite()).collect()
+        };
+        let mut sorted = names(&ours.cipher_suites);
+        assert_eq!(
+            &sorted[..3],
+            [
+                S::TLS13_AES_128_GCM_SHA256,
+                S::TLS13_AES_256_GCM_SHA384,
+                S::TLS13_CHACHA20_POLY1305_SHA256
+            ]
+        );
+        assert_eq!(sorted[3], S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+        let mut theirs = names(&ring.cipher_suites);
+        sorted.sort_by_key(|s| u16::from(*s));
+        theirs.sort_by_key(|s| u16::from(*s));
+        assert_eq!(sorted, theirs, "the same suites as ring's default");
+        let groups = |p: &rustls::crypto::CryptoProvider| -> Vec<rustls::NamedGroup> {
+            p.kx_groups.iter().map(|g| g.name()).collect()
+        };
+        assert_eq!(groups(&ours), groups(&ring));
+        assert!(groups(&ours).contains(&rustls::NamedGroup::X25519));
+    }
+
+    #[test]
+    fn every_mode_builds_a_config_with_the_client_order() {
+        let dir = std::env::temp_dir().join(format!("vsess-tls-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let missing = dir.join("missing.pem");
+        for tls in [Tls::Verify, Tls::Insecure, Tls::Thumbprint("ab".repeat(32))] {
+            let c = client_config(&tls).unwrap();
+            assert_eq!(
+                c.crypto_provider().cipher_suites[0].suite(),
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+            );
+            assert_eq!(c.alpn_protocols, vec![b"http/1.1".to_vec()]);
+            assert!(http_builder(&tls).unwrap().build().is_ok());
+        }
+        assert!(client_config(&Tls::CaBundle(missing)).is_err());
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, b"no certificate here\n").unwrap();
+        assert!(client_config(&Tls::CaBundle(empty)).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
