@@ -28,8 +28,6 @@ use crate::tls::Tls;
 use crate::vsphere::{url_credentials, Client};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -117,7 +115,7 @@ pub struct Hint {
 }
 
 fn cookie_digest(cookie: &str) -> String {
-    hex::encode(Sha256::digest(cookie.as_bytes()))
+    crate::digest::sha256_hex(cookie.as_bytes())
 }
 
 impl Hint {
@@ -223,8 +221,8 @@ impl Session {
     pub fn file_names(&self, path: &str) -> [String; 2] {
         let key = self.key_string(path);
         [
-            hex::encode(Sha256::digest(key.as_bytes())),
-            hex::encode(Sha1::digest(key.as_bytes())),
+            crate::digest::sha256_hex(key.as_bytes()),
+            crate::digest::sha1_hex(key.as_bytes()),
         ]
     }
 

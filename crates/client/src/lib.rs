@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod cache;
+mod digest;
 pub mod error;
 pub mod openstack;
 pub mod selfservice;

@@ -5,8 +5,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -62,9 +60,9 @@ impl ServerCertVerifier for Pinned {
         _now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         let got = if self.hex.len() == 64 {
-            hex::encode(Sha256::digest(end_entity.as_ref()))
+            crate::digest::sha256_hex(end_entity.as_ref())
         } else {
-            hex::encode(Sha1::digest(end_entity.as_ref()))
+            crate::digest::sha1_hex(end_entity.as_ref())
         };
         if got == self.hex {
             Ok(ServerCertVerified::assertion())

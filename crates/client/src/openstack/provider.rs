@@ -18,7 +18,6 @@ use crate::tls::{http_builder, Tls};
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Method;
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -105,7 +104,7 @@ fn default_ok_codes(method: &Method) -> &'static [u16] {
 
 /// A short, non-reversible fingerprint of a token for logs.
 pub(crate) fn fingerprint(token: &str) -> String {
-    hex::encode(&Sha256::digest(token.as_bytes())[..4])
+    crate::digest::sha256_prefix_hex(token.as_bytes(), 4)
 }
 
 /// The current token and what came with it.
