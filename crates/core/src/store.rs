@@ -40,9 +40,11 @@ impl LockState {
 pub trait Store: Send + Sync + 'static {
     // users
     /// A user, for checking a session's role on each call: a store may answer from a cache
-    /// that lags an edit briefly (the embedded store: up to half a second).
+    /// that lags an edit briefly (the embedded store: an edit of `users.json` made other
+    /// than through `vsess user`, up to half a second).
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
-    /// A user as a login must see it: the current password hash, never a cached one.
+    /// A user as a login must see it: every change made through the store's own interface
+    /// (the embedded store: `vsess user`) is seen.
     async fn get_user_fresh(&self, name: &str) -> StoreResult<Option<User>> {
         self.get_user(name).await
     }

@@ -1068,11 +1068,13 @@ fn replay_chunked(path: &Path, chunk: usize) -> StoreResult<(MemoryState, Replay
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.users.get_recent(name)
+        self.users.get_current(name)
     }
 
+    /// The same as `get_user`: a change made with `vsess user` is seen at once (see
+    /// [`UserFile::get_current`]).
     async fn get_user_fresh(&self, name: &str) -> StoreResult<Option<User>> {
-        self.users.get(name)
+        self.users.get_current(name)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {

@@ -10,14 +10,14 @@ use crate::fsutil::write_private_atomic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use vsess_core::{StoreError, StoreResult, User};
 
 const FILE: &str = "users.json";
-#[cfg(target_os = "linux")]
-const FILE_C: &std::ffi::CStr = c"users.json";
 const LOCK: &str = "users.lock";
 
 #[derive(Serialize, Deserialize, Default)]
@@ -34,6 +34,8 @@ pub const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 #[derive(Default)]
 struct Cache {
     stamp: Option<Stamp>,
+    /// The [`Generation`] read before the last check of the file.
+    generation: Option<u64>,
     users: BTreeMap<String, User>,
     /// When the file was last checked.
     checked: Option<std::time::Instant>,
@@ -41,9 +43,7 @@ struct Cache {
 
 pub struct UserFile {
     path: PathBuf,
-    /// The directory, held open: a login stats `users.json` relative to it, a one-name
-    /// lookup instead of a walk of the whole path.
-    dir: Option<File>,
+    generation: Option<Generation>,
     lock_path: PathBuf,
     cache: Mutex<Cache>,
 }
@@ -52,57 +52,88 @@ fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{what} {}: {e}", path.display()))
 }
 
-/// `dir` opened as a handle for `fstatat` (None where that is not available; the stamp is
-/// then read by path).
-#[cfg(target_os = "linux")]
-fn open_dir(dir: &Path) -> Option<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(dir)
-        .ok()
+/// The first 8 bytes of `users.lock`: a counter that [`UserFile::modify`] bumps, under the
+/// lock, after each change of `users.json`. Servers map it read-only and compare it on
+/// each login, so a `vsess user passwd` or `rm` counts from the next login without a
+/// `stat` per login. (The file must not be truncated while a server maps it; nothing
+/// but vsess writes it.)
+struct Generation {
+    counter: NonNull<AtomicU64>,
+    _file: File,
 }
 
-#[cfg(not(target_os = "linux"))]
-fn open_dir(_: &Path) -> Option<File> {
-    None
-}
+// SAFETY: the mapping is only read, through an atomic, and lives as long as `self`.
+unsafe impl Send for Generation {}
+// SAFETY: as above; `AtomicU64` loads may race with other processes' writes.
+unsafe impl Sync for Generation {}
 
-/// The stamp of `users.json` in `dir`.
-#[cfg(target_os = "linux")]
-fn stat_at(dir: &File) -> std::io::Result<Option<Stamp>> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `stat` is plain data, written by fstatat below before it is read.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid directory descriptor, a NUL-terminated name and a valid out pointer.
-    let r = unsafe { libc::fstatat(dir.as_raw_fd(), FILE_C.as_ptr(), &mut st, 0) };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.kind() {
-            std::io::ErrorKind::NotFound => Ok(None),
-            _ => Err(e),
+impl Generation {
+    fn open(path: &Path) -> Option<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .ok()?;
+        // Extending only: a counter already there is kept.
+        if file.metadata().ok()?.len() < 8 {
+            file.set_len(8).ok()?;
+        }
+        // SAFETY: a new read-only shared mapping of the file's first 8 bytes.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                8,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            )
         };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Self {
+            counter: NonNull::new(p.cast::<AtomicU64>())?,
+            _file: file,
+        })
     }
-    Ok(Some((
-        st.st_ino,
-        u64::try_from(st.st_size).unwrap_or_default(),
-        st.st_mtime,
-        st.st_mtime_nsec,
-    )))
+
+    fn get(&self) -> u64 {
+        // SAFETY: page-aligned (an mmap start), mapped for the life of `self`. Another
+        // process's write may be seen torn: any value but the last one read only means
+        // one more check of the file.
+        unsafe { self.counter.as_ref() }.load(Ordering::Acquire)
+    }
+
+    /// Adds one to the counter in `lock` (held).
+    fn bump(lock: &File) -> std::io::Result<()> {
+        let mut b = [0u8; 8];
+        let n = lock.read_at(&mut b, 0)?;
+        let now = if n == 8 { u64::from_ne_bytes(b) } else { 0 };
+        lock.write_all_at(&now.wrapping_add(1).to_ne_bytes(), 0)
+    }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn stat_at(_: &File) -> std::io::Result<Option<Stamp>> {
-    Err(std::io::Error::other("no fstatat"))
+impl Drop for Generation {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `open`.
+        unsafe {
+            libc::munmap(self.counter.as_ptr().cast(), 8);
+        }
+    }
 }
 
 impl UserFile {
     /// Opens the user directory in `dir` (which must exist). A missing file is an empty directory.
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        let lock_path = dir.join(LOCK);
         let f = Self {
-            dir: open_dir(dir),
+            generation: Generation::open(&lock_path),
             path: dir.join(FILE),
-            lock_path: dir.join(LOCK),
+            lock_path,
             cache: Mutex::new(Cache::default()),
         };
         f.refresh()?;
@@ -114,9 +145,6 @@ impl UserFile {
     }
 
     fn stamp(&self) -> StoreResult<Option<Stamp>> {
-        if let Some(dir) = &self.dir {
-            return stat_at(dir).map_err(|e| io_err("cannot read", &self.path, e));
-        }
         match fs::metadata(&self.path) {
             Ok(m) => Ok(Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -145,9 +173,12 @@ impl UserFile {
 
     /// Reloads the file if it changed since the last read.
     fn refresh(&self) -> StoreResult<()> {
+        // Read before the file: a change made after this read bumps it again.
+        let generation = self.generation.as_ref().map(Generation::get);
         let stamp = self.stamp()?;
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.checked = Some(std::time::Instant::now());
+        c.generation = generation;
         if c.stamp == stamp && stamp.is_some() {
             return Ok(());
         }
@@ -156,11 +187,16 @@ impl UserFile {
         Ok(())
     }
 
-    /// A user, checking the file for edits at most every `RECHECK` (half a second).
-    pub fn get_recent(&self, name: &str) -> StoreResult<Option<User>> {
-        {
+    /// A user as the last change made through [`modify`](Self::modify) (by any process,
+    /// `vsess user …` included) left it: the shared generation counter tells, without a
+    /// system call, whether the file must be checked. An edit of `users.json` by other
+    /// means is seen within `RECHECK`. Without the counter (it could not be mapped) the
+    /// file is checked every time.
+    pub fn get_current(&self, name: &str) -> StoreResult<Option<User>> {
+        if let Some(g) = &self.generation {
+            let now = g.get();
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if c.checked.is_some_and(|t| t.elapsed() < RECHECK) {
+            if c.generation == Some(now) && c.checked.is_some_and(|t| t.elapsed() < RECHECK) {
                 return Ok(c.users.get(name).cloned());
             }
         }
@@ -186,6 +222,7 @@ impl UserFile {
         change: impl FnOnce(&mut BTreeMap<String, User>) -> Result<T, String>,
     ) -> StoreResult<T> {
         let lock: File = OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(false)
@@ -204,6 +241,7 @@ impl UserFile {
             .map_err(|e| StoreError::Io(format!("cannot encode users: {e}")))?;
         write_private_atomic(&self.path, &data)
             .map_err(|e| io_err("cannot write", &self.path, e))?;
+        Generation::bump(&lock).map_err(|e| io_err("cannot write", &self.lock_path, e))?;
         drop(lock);
         self.refresh()?;
         Ok(out)
@@ -223,26 +261,6 @@ mod tests {
             role: Role::Admin,
             password_hash: "$argon2id$x".into(),
         }
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_stamp_by_directory_handle_is_the_stamp_by_path() {
-        assert_eq!(FILE_C.to_str(), Ok(FILE));
-        let dir = tempfile::tempdir().unwrap();
-        let f = UserFile::open(dir.path()).unwrap();
-        assert!(f.dir.is_some());
-        assert_eq!(f.stamp().unwrap(), None);
-        f.modify(|u| {
-            u.insert("a@b".into(), user("a@b"));
-            Ok(())
-        })
-        .unwrap();
-        let m = fs::metadata(dir.path().join(FILE)).unwrap();
-        assert_eq!(
-            f.stamp().unwrap(),
-            Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
-        );
     }
 
     #[test]
@@ -266,11 +284,15 @@ mod tests {
         assert!(server.get("a@b").unwrap().is_none());
     }
 
+    /// A change through `modify` (what `vsess user` does) bumps the shared counter, so a
+    /// server's next lookup sees it even right after a check; an edit by other means is
+    /// seen once RECHECK has passed.
     #[test]
-    fn logins_see_edits_at_once_and_role_checks_within_recheck() {
+    fn changes_are_seen_at_once_and_other_edits_within_recheck() {
         let dir = tempfile::tempdir().unwrap();
         let server = UserFile::open(dir.path()).unwrap();
-        assert!(server.get_recent("a@x").unwrap().is_none());
+        assert!(server.generation.is_some());
+        assert!(server.get_current("a@x").unwrap().is_none());
         let cli = UserFile::open(dir.path()).unwrap();
         cli.modify(|u| {
             u.insert("a@x".into(), user("a@x"));
@@ -278,19 +300,40 @@ mod tests {
         })
         .unwrap();
         assert!(
-            server.get("a@x").unwrap().is_some(),
-            "get checks the file every time"
+            server.get_current("a@x").unwrap().is_some(),
+            "the counter says the file changed"
         );
-        cli.modify(|u| {
-            u.remove("a@x");
-            Ok(())
-        })
-        .unwrap();
-        std::thread::sleep(RECHECK + std::time::Duration::from_millis(50));
-        assert!(
-            server.get_recent("a@x").unwrap().is_none(),
-            "get_recent rechecks once RECHECK has passed"
-        );
+        cli.modify(|u| Ok(u.remove("a@x"))).unwrap();
+        assert!(server.get_current("a@x").unwrap().is_none());
+        // By other means: users.json replaced without the counter.
+        let doc = br#"{"version":1,"users":[{"name":"b@x","full_name":"","role":"Admin","password_hash":"$argon2id$x"}]}"#;
+        crate::fsutil::write_private_atomic(&dir.path().join(FILE), doc).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while server.get_current("b@x").unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the edit was never seen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_counter_survives_reopening_and_counts_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = UserFile::open(dir.path()).unwrap();
+        let g0 = a.generation.as_ref().unwrap().get();
+        for i in 0..3 {
+            a.modify(|u| {
+                u.insert(format!("u{i}@x"), user(&format!("u{i}@x")));
+                Ok(())
+            })
+            .unwrap();
+        }
+        let b = UserFile::open(dir.path()).unwrap();
+        assert_eq!(b.generation.as_ref().unwrap().get(), g0 + 3);
+        assert_eq!(a.generation.as_ref().unwrap().get(), g0 + 3);
+        assert_eq!(fs::metadata(dir.path().join(LOCK)).unwrap().len(), 8);
     }
 
     #[test]
