@@ -65,6 +65,8 @@ pub(crate) struct LogTail {
     plain: bool,
     /// Leave the preallocated zeros in place on drop (what a crash leaves; tests).
     keep_tail: bool,
+    /// The last growth failed for want of space (warned once).
+    disk_full: bool,
 }
 
 fn page_size() -> u64 {
@@ -92,6 +94,7 @@ impl LogTail {
             window: None,
             plain: false,
             keep_tail: false,
+            disk_full: false,
         })
     }
 
@@ -160,18 +163,31 @@ impl LogTail {
         Ok(())
     }
 
-    /// Preallocates the file to a multiple of [`GROW`] past `end`. `Ok(false)`: the file
-    /// system cannot, and the tail falls back to `pwrite()` for good.
+    /// Preallocates the file to a multiple of [`GROW`] past `end`. `Ok(false)`: this
+    /// append is to be a `pwrite()`: the file system cannot preallocate (for good), or
+    /// the disk has no room for a whole step (the record itself may still fit; the next
+    /// append tries again).
     fn grow(&mut self, end: u64) -> io::Result<bool> {
         let new_cap = end.div_ceil(GROW).saturating_mul(GROW);
         let e = match preallocate(&self.file, self.cap, new_cap - self.cap) {
             Ok(()) => {
                 self.cap = new_cap;
+                self.disk_full = false;
                 return Ok(true);
             }
             Err(e) => e,
         };
         match e.raw_os_error() {
+            Some(libc::ENOSPC) => {
+                if !self.disk_full {
+                    tracing::warn!(
+                        "no room to grow the session log by {} MiB; appending with write() while the disk is this full",
+                        GROW >> 20
+                    );
+                    self.disk_full = true;
+                }
+                Ok(false)
+            }
             Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
                 tracing::info!(
                     "the file system cannot preallocate the session log; appending with write()"
