@@ -134,21 +134,20 @@ impl LogTail {
         if end > self.cap && !self.grow(end)? {
             return self.pwrite(data);
         }
-        let covered = self
-            .window
-            .as_ref()
-            .is_some_and(|w| self.len >= w.off && end <= w.off + w.len as u64);
-        if !covered {
-            self.map_at(self.len)?;
+        let len = self.len;
+        let covers = |w: &Window| len >= w.off && end <= w.off + w.len as u64;
+        if !self.window.as_ref().is_some_and(covers) {
+            self.map_at(len)?;
         }
         let w = self
             .window
             .as_ref()
-            .ok_or_else(|| io::Error::other("the log's mapping is missing"))?;
-        let at = usize::try_from(self.len - w.off).map_err(io::Error::other)?;
+            .filter(|w| covers(w))
+            .ok_or_else(|| io::Error::other("the log's mapping does not cover the append"))?;
+        let at = usize::try_from(len - w.off).map_err(io::Error::other)?;
         // SAFETY: the window maps [w.off, w.off + w.len) of the file, which is at least
-        // `cap` bytes long, and [len, end) lies inside it (checked above); `data` is a
-        // separate buffer.
+        // `cap` bytes long, and [len, end) lies inside it (checked just above); `data` is
+        // a separate buffer.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), w.ptr.as_ptr().add(at), data.len());
         }
