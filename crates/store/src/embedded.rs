@@ -1394,17 +1394,7 @@ mod tests {
         let s = EmbeddedStore::open(dir.path()).unwrap();
         assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
         assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_some());
-        let backups = fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains("corrupt")
-            })
-            .count();
-        assert_eq!(backups, 1);
+        assert_eq!(corrupt_backups(dir.path()), 1);
     }
 
     #[tokio::test]

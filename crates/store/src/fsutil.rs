@@ -25,6 +25,17 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens `path` for reading and writing, creating it with mode 0600; never truncates.
+pub(crate) fn open_private_rw(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Writes `data` to `path` atomically with mode 0600: a temp file in the same
 /// directory, fsync, rename, fsync of the directory.
 pub fn write_private_atomic(path: &Path, data: &[u8]) -> io::Result<()> {

@@ -44,12 +44,7 @@ impl Backend {
     /// on shutdown.
     pub async fn flush(&self) -> StoreResult<()> {
         match self {
-            Backend::Embedded(s) => {
-                let s = s.clone();
-                tokio::task::spawn_blocking(move || s.flush())
-                    .await
-                    .map_err(|e| vsess_core::StoreError::Io(e.to_string()))?
-            }
+            Backend::Embedded(s) => off_the_workers(s, EmbeddedStore::flush).await,
             Backend::Redis(s) => s.flush().await,
         }
     }
@@ -58,12 +53,7 @@ impl Backend {
     /// preallocated space.
     pub async fn close(&self) -> StoreResult<()> {
         match self {
-            Backend::Embedded(s) => {
-                let s = s.clone();
-                tokio::task::spawn_blocking(move || s.close())
-                    .await
-                    .map_err(|e| vsess_core::StoreError::Io(e.to_string()))?
-            }
+            Backend::Embedded(s) => off_the_workers(s, EmbeddedStore::close).await,
             Backend::Redis(s) => s.flush().await,
         }
     }
@@ -83,4 +73,15 @@ impl Backend {
             Backend::Redis(s) => format!("Redis at {}", s.shown_url()),
         }
     }
+}
+
+/// Runs a blocking call of the embedded store (file I/O, fsync) on tokio's blocking pool.
+async fn off_the_workers(
+    s: &Arc<EmbeddedStore>,
+    f: fn(&EmbeddedStore) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|e| vsess_core::StoreError::Io(e.to_string()))?
 }

@@ -21,10 +21,11 @@
 //! Nothing else may truncate the file while the store has it open (the directory lock
 //! keeps other vsess processes out): a store into a mapped page past the end of a file is
 //! a SIGBUS.
-use std::fs::{File, OpenOptions};
+use crate::fsutil::open_private_rw;
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::ptr::NonNull;
 
@@ -79,13 +80,7 @@ impl LogTail {
     /// Opens (creating, mode 0600) the log at `path` whose first `len` bytes are data; an
     /// append goes at `len`, over any zeros a crash left after it.
     pub(crate) fn open(path: &Path, len: u64) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
+        let file = open_private_rw(path)?;
         let cap = file.metadata()?.len().max(len);
         Ok(Self {
             file,

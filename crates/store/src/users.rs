@@ -6,11 +6,11 @@
 //! checks on every call (logins), [`UserFile::get_recent`] at most every
 //! half a second (the role check on every authenticated call, which a `stat` per request
 //! would slow by about 8%).
-use crate::fsutil::write_private_atomic;
+use crate::fsutil::{open_private_rw, write_private_atomic};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,14 +69,7 @@ unsafe impl Sync for Generation {}
 
 impl Generation {
     fn open(path: &Path) -> Option<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .ok()?;
+        let file = open_private_rw(path).ok()?;
         // Extending only: a counter already there is kept.
         if file.metadata().ok()?.len() < 8 {
             file.set_len(8).ok()?;
@@ -221,13 +214,7 @@ impl UserFile {
         &self,
         change: impl FnOnce(&mut BTreeMap<String, User>) -> Result<T, String>,
     ) -> StoreResult<T> {
-        let lock: File = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&self.lock_path)
+        let lock: File = open_private_rw(&self.lock_path)
             .map_err(|e| io_err("cannot open", &self.lock_path, e))?;
         lock.lock()
             .map_err(|e| io_err("cannot lock", &self.lock_path, e))?;
