@@ -248,25 +248,9 @@ impl Fields<'_, '_> {
         };
     }
 
-    fn uint(&mut self, field: &Field, n: u64, negative: bool) {
-        self.field(field, |f, _| {
-            let mut buf = [0u8; 21];
-            let mut i = buf.len();
-            let mut n = n;
-            loop {
-                i -= 1;
-                buf[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            if negative {
-                i -= 1;
-                buf[i] = b'-';
-            }
-            f.w.write_str(std::str::from_utf8(&buf[i..]).map_err(|_| fmt::Error)?)
-        });
+    /// An integer, in decimal without `fmt`.
+    fn int(&mut self, field: &Field, n: impl itoa::Integer) {
+        self.field(field, |f, _| f.w.write_str(itoa::Buffer::new().format(n)));
     }
 }
 
@@ -305,11 +289,11 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.uint(field, value.unsigned_abs(), value < 0);
+        self.int(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.uint(field, value, false);
+        self.int(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {

@@ -537,18 +537,7 @@ fn put_session_line(buf: &mut Vec<u8>, rec: &SessionRecord) {
     buf.extend_from_slice(br#","user_agent":"#);
     json_str(buf, user_agent);
     buf.extend_from_slice(br#","call_count":"#);
-    let mut digits = [0u8; 20];
-    let mut n = *call_count;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&digits[i..]);
+    buf.extend_from_slice(itoa::Buffer::new().format(*call_count).as_bytes());
     buf.extend_from_slice(b"}}");
 }
 

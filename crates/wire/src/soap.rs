@@ -353,18 +353,8 @@ pub(crate) fn rfc3339_into(out: &mut String, t: &DateTime<Utc>, format: SecondsF
 }
 
 /// A decimal number, appended to `out` without going through `fmt`.
-fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+fn push_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 fn field(out: &mut String, name: &str, value: &str) {
