@@ -168,7 +168,7 @@ impl SessionService {
     /// the session's recorded client (`ipAddress`, `userAgent`).
     pub async fn lookup(&self, id: &SessionId) -> Result<Option<SessionRecord>, Fault> {
         let now = self.clock.now();
-        let Some(mut rec) = self.store.touch_session(&id.digest(), now).await? else {
+        let Some((mut rec, user)) = self.store.touch_session_user(&id.digest(), now).await? else {
             return Ok(None);
         };
         if self.expired(&rec, now) {
@@ -176,7 +176,7 @@ impl SessionService {
             return Ok(None);
         }
         // The user's current role applies, and a removed user's sessions end.
-        match self.store.get_user(&rec.user_name).await? {
+        match user {
             None => {
                 self.store.remove_session(rec.key.as_str()).await?;
                 return Ok(None);

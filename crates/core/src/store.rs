@@ -62,6 +62,22 @@ pub trait Store: Send + Sync + 'static {
         digest: &IdDigest,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRecord>>;
+    /// [`Store::touch_session`], and the session's user as a role check needs it: a user
+    /// change made through the store's own interface and completed before this call began is
+    /// seen, on every replica. A store may answer from a cache it can validate (the Redis
+    /// store checks its cache against a generation read in the same round trip as the
+    /// session).
+    async fn touch_session_user(
+        &self,
+        digest: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(SessionRecord, Option<User>)>> {
+        let Some(rec) = self.touch_session(digest, now).await? else {
+            return Ok(None);
+        };
+        let user = self.get_user(&rec.user_name).await?;
+        Ok(Some((rec, user)))
+    }
     async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
     /// Replaces a session's record (locale, identity). Returns false if it has ended.
     async fn update_session(&self, rec: &SessionRecord) -> StoreResult<bool>;

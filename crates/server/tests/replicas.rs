@@ -156,29 +156,56 @@ async fn a_session_ended_on_one_replica_is_refused_by_the_next_request_on_anothe
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn user_changes_invalidate_every_replicas_cache_at_once() {
-    let (_redis, r, h) = setup(2, "").await;
-    let cookie = r.login(0, "reader@vsphere.local", "reader-pw").await;
-    // Warm replica B's user cache.
+    let (redis, r, h) = setup(2, "").await;
+    let reader = r.login(0, "reader@vsphere.local", "reader-pw").await;
+    let admin = r.login(0, ADMIN.0, ADMIN.1).await;
+    // Warm replica B's user cache with both users.
     for _ in 0..3 {
-        let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&cookie)).await;
+        let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&reader)).await;
         assert!(body.contains("reader@vsphere.local"), "{body}");
+        let (s, body, _) = r.soap(1, &fetch("sessionList"), Some(&admin)).await;
+        assert_eq!(s, 200, "{body}");
     }
-    // B serves the user from its cache (its subscription is set up in the background).
-    let vsess_store::Backend::Redis(b) = &r.servers[1].app.backend else {
-        panic!("not on Redis")
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !b.caches_users() {
-        assert!(Instant::now() < deadline, "no invalidation subscription");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // B answers the session check from its cache: no user reads on further calls.
+    let reads = redis.command_calls("hmget");
+    for _ in 0..5 {
+        r.soap(1, &fetch("currentSession"), Some(&reader)).await;
     }
-    r.soap(1, &fetch("currentSession"), Some(&cookie)).await;
+    assert_eq!(
+        redis.command_calls("hmget"),
+        reads,
+        "B re-read a cached user"
+    );
+    // A role change made through another handle applies to B's very next call.
+    let mut u = vsess_core::Store::get_user(&h, ADMIN.0)
+        .await
+        .unwrap()
+        .unwrap();
+    u.role = Role::ReadOnly;
+    assert!(h.update_user(&u).await.unwrap());
+    let (s, body, _) = r.soap(1, &fetch("sessionList"), Some(&admin)).await;
+    assert_eq!((s, fault_type(&body)), (500, "NoPermission"), "{body}");
+    // So does a removal: the removed user's session ends on its next request.
+    r.soap(1, &fetch("currentSession"), Some(&reader)).await;
     assert!(h.remove_user("reader@vsphere.local").await.unwrap());
-    let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&cookie)).await;
+    let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&reader)).await;
     assert!(
         !body.contains("<key>"),
         "a removed user's session must end on its next request: {body}"
     );
+    // The generation token is not a user.
+    let names: Vec<String> = vsess_core::Store::list_users(&h)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name.as_str().to_owned())
+        .collect();
+    assert_eq!(names, vec![ADMIN.0.to_owned()]);
+    assert!(!h.remove_user("@gen").await.unwrap());
+    // A first-run bootstrap (`only_if_empty`) counts users, not the token.
+    assert!(!h.add_user(&u, true).await.unwrap(), "a user exists");
+    assert!(h.remove_user(ADMIN.0).await.unwrap());
+    assert!(h.add_user(&u, true).await.unwrap(), "no user is left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

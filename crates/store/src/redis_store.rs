@@ -13,12 +13,11 @@
 //! | `P:live` | sorted set | digest → deadline (ms): the global session count for `maxSessionCount` |
 //! | `P:t:<digest>` | string | a one-time ticket, with its expiry as TTL; taken with `GETDEL` |
 //! | `P:tok:<digest>` | string | a self-service API token, with its expiry as TTL |
-//! | `P:users` | hash | user name → user (JSON, argon2id hash) |
+//! | `P:users` | hash | user name → user (JSON, argon2id hash); and `@gen`, a random token replaced by every change (no user name can start with `@`) |
 //! | `P:lock:<user>` | hash | lockout: `f` failures, `u` locked until (ms, or -1) |
 //! | `P:message` | string | the service message |
 //! | `P:{inv}:entities`, `P:{inv}:ver` | hash, string | the inventory, and its version for compare-and-set |
 //! | `P:instance-uuid` | string | the `instanceUuid` all replicas report |
-//! | channel `P:events` | pub/sub | `users`: the user directory changed |
 //!
 //! # Costs and precision
 //!
@@ -29,20 +28,21 @@
 //!   therefore up to one flush interval (plus one round trip) old, and idle expiry is precise
 //!   to about a second. A replica that dies loses at most its last second of activity
 //!   counts; never a session.
-//! - Users are cached per replica, and the cache is dropped whenever any writer publishes
-//!   `users` on `P:events`, or while the subscription is down (then every read goes to Redis).
+//! - Users are cached per replica for the session check, keyed by the `@gen` token they were
+//!   read with. The session lookup reads the current token in the same round trip as the
+//!   session, so a user change completed before a request began is seen by that request on
+//!   every replica; a cached user costs no second round trip. Every user write replaces the
+//!   token in the same script as the change.
 //! - Times (deadlines, TTLs via `PEXPIREAT`) come from the replicas' clocks: keep them in
 //!   sync (NTP), as for any cluster.
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use futures_util::future::join_all;
-use futures_util::StreamExt;
+use futures_util::future::{join_all, try_join};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use vsess_core::ids::{IdDigest, SessionKey};
 use vsess_core::inventory::{CreateError, CreateKind, Entity, ROOT_FOLDER};
@@ -153,23 +153,43 @@ struct Pending {
     login: DateTime<Utc>,
 }
 
+/// The field of `P:users` that holds the users' generation token. `@` cannot start a user
+/// name ([`vsess_core::user::UserName::parse`] needs a name before it).
+const USERS_GENERATION: &str = "@gen";
+
+/// Users as read at one generation of `P:users` (`None`: no change recorded yet).
 #[derive(Default)]
 struct UserCache {
+    generation: Option<String>,
     users: HashMap<String, Option<User>>,
+}
+
+impl UserCache {
+    /// The cached answer for `name`, if the cache was read at `generation`.
+    fn get(&self, generation: &Option<String>, name: &str) -> Option<Option<User>> {
+        if self.generation == *generation {
+            self.users.get(name).cloned()
+        } else {
+            None
+        }
+    }
+
+    /// Records `user` as read at `generation`; a cache of another generation is dropped.
+    fn put(&mut self, generation: Option<String>, name: &str, user: Option<User>) {
+        if self.generation != generation {
+            self.users.clear();
+            self.generation = generation;
+        }
+        self.users.insert(name.to_owned(), user);
+    }
 }
 
 struct Inner {
     conn: Conn,
-    /// For the pub/sub subscription (a cluster's first seed node).
-    pubsub_client: redis::Client,
     opts: RedisOptions,
     shown_url: String,
     pending: Mutex<HashMap<IdDigest, Pending>>,
     user_cache: Mutex<UserCache>,
-    /// Whether the `users` subscription is up; the cache is used only then.
-    subscribed: AtomicBool,
-    /// Bumped on every invalidation; a read that raced one is not cached.
-    generation: AtomicU64,
     scripts: Scripts,
 }
 
@@ -182,6 +202,7 @@ struct Scripts {
     cas_inventory: Script,
     add_user: Script,
     update_user: Script,
+    remove_user: Script,
 }
 
 impl Scripts {
@@ -242,14 +263,25 @@ for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('INCR', KEYS[2])
 return 1",
             ),
-            // KEYS[1] users; ARGV name, json, only-if-empty
+            // The user scripts replace the generation token with every change they make.
+            // KEYS[1] users; ARGV generation field, new token, name, json, only-if-empty
             add_user: Script::new(
-                r"if ARGV[3] == '1' and redis.call('HLEN', KEYS[1]) > 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])",
+                r"if ARGV[3] == ARGV[1] then return 0 end
+local n = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], ARGV[1])
+if ARGV[5] == '1' and n > 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1",
             ),
-            // KEYS[1] users; ARGV name, json
+            // KEYS[1] users; ARGV generation field, new token, name, json
             update_user: Script::new(
-                r"if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+                r"if ARGV[3] == ARGV[1] or redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], ARGV[1], ARGV[2])
+return 1",
+            ),
+            // KEYS[1] users; ARGV generation field, new token, name
+            remove_user: Script::new(
+                r"if ARGV[3] == ARGV[1] or redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1",
             ),
@@ -341,7 +373,7 @@ impl RedisStore {
                 "cannot reach Redis at {shown_url}: {e}; start Redis or fix [store] url"
             ))
         };
-        let pubsub_client = client_for(first).map_err(bad_url)?;
+        let single_client = client_for(first).map_err(bad_url)?;
         let conn = if opts.cluster {
             let mut b = redis::cluster::ClusterClientBuilder::new(infos)
                 .connection_timeout(std::time::Duration::from_millis(500))
@@ -368,7 +400,7 @@ impl RedisStore {
                 .set_max_delay(std::time::Duration::from_millis(500));
             let c = tokio::time::timeout(
                 opts.timeout,
-                pubsub_client.get_connection_manager_with_config(cfg),
+                single_client.get_connection_manager_with_config(cfg),
             )
             .await
             .map_err(|_| StoreError::Unavailable(format!("Redis at {shown_url} did not answer")))?
@@ -378,26 +410,15 @@ impl RedisStore {
         let store = Self {
             inner: Arc::new(Inner {
                 conn,
-                pubsub_client,
                 opts,
                 shown_url,
                 pending: Mutex::new(HashMap::new()),
                 user_cache: Mutex::new(UserCache::default()),
-                subscribed: AtomicBool::new(false),
-                generation: AtomicU64::new(0),
                 scripts: Scripts::new(),
             }),
         };
         store.health().await?;
-        let weak = Arc::downgrade(&store.inner);
-        tokio::spawn(subscribe_loop(weak));
         Ok(store)
-    }
-
-    /// Whether user lookups are served from this replica's cache (only while the
-    /// invalidation subscription is up).
-    pub fn caches_users(&self) -> bool {
-        self.inner.subscribed.load(Ordering::SeqCst)
     }
 
     /// The URL, with any password hidden.
@@ -423,10 +444,6 @@ impl RedisStore {
 
     fn users_key(&self) -> String {
         self.k("users")
-    }
-
-    fn channel(&self) -> String {
-        self.k("events")
     }
 
     fn err(&self, e: RedisError) -> StoreError {
@@ -524,6 +541,29 @@ impl RedisStore {
             rec.last_active_time = rec.last_active_time.max(p.at);
             rec.call_count += p.calls;
         }
+    }
+
+    /// Decodes a looked-up session hash and batches one call on it at `now` (written by
+    /// [`RedisStore::flush`]). Returns the record as it was before this call.
+    fn record_call(
+        &self,
+        digest: &IdDigest,
+        h: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let Some(rec) = self.decode_session(h)? else {
+            return Ok(None);
+        };
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let p = pending.entry(*digest).or_insert_with(|| Pending {
+            key: rec.key.clone(),
+            at: now,
+            calls: 0,
+            login: rec.login_time,
+        });
+        p.at = p.at.max(now);
+        p.calls += 1;
+        Ok(Some(rec))
     }
 
     /// `SET key json PXAT expires`: the value lives until `expires`.
@@ -639,71 +679,60 @@ impl RedisStore {
 
     // ---- users (the directory `vsess user …` edits) ----
 
+    /// A user and the generation token read with it (one `HMGET`), into the cache.
     async fn fetch_user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.json(redis::cmd("HGET").arg(self.users_key()).arg(name), "user")
-            .await
+        let (json, generation): (Option<String>, Option<String>) = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(self.users_key())
+                    .arg(name)
+                    .arg(USERS_GENERATION),
+            )
+            .await?;
+        let user = json
+            .map(|j| serde_json::from_str::<User>(&j).map_err(|e| corrupt("user", e)))
+            .transpose()?;
+        self.user_cache().put(generation, name, user.clone());
+        Ok(user)
     }
 
-    async fn publish_users_changed(&self) {
-        let r: StoreResult<i64> = self
-            .query(redis::cmd("PUBLISH").arg(self.channel()).arg("users"))
-            .await;
-        if let Err(e) = r {
-            tracing::warn!("cannot announce a user change: {e}");
-        }
-        self.invalidate_users();
-    }
-
-    fn invalidate_users(&self) {
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        let mut c = self
-            .inner
+    fn user_cache(&self) -> std::sync::MutexGuard<'_, UserCache> {
+        self.inner
             .user_cache
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        c.users.clear();
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one of the user scripts, which take the generation field and a new token first.
+    async fn user_script(&self, script: &Script, args: Vec<String>) -> StoreResult<bool> {
+        let mut all = vec![USERS_GENERATION.to_owned(), vsess_core::ids::random_hex(16)];
+        all.extend(args);
+        let done: i64 = self.script(script, &[&self.users_key()], &all).await?;
+        Ok(done == 1)
     }
 
     /// Adds a user unless the name exists (or, with `only_if_empty`, unless any user
     /// exists); returns whether it did.
     pub async fn add_user(&self, user: &User, only_if_empty: bool) -> StoreResult<bool> {
-        let added: i64 = self
-            .script(
-                &self.inner.scripts.add_user,
-                &[&self.users_key()],
-                &[
-                    user.name.as_str().to_owned(),
-                    to_json(user)?,
-                    if only_if_empty { "1" } else { "0" }.to_owned(),
-                ],
-            )
-            .await?;
-        if added == 1 {
-            self.publish_users_changed().await;
-        }
-        Ok(added == 1)
+        let args = vec![
+            user.name.as_str().to_owned(),
+            to_json(user)?,
+            if only_if_empty { "1" } else { "0" }.to_owned(),
+        ];
+        self.user_script(&self.inner.scripts.add_user, args).await
     }
 
     /// Replaces an existing user; returns false if there is none.
     pub async fn update_user(&self, user: &User) -> StoreResult<bool> {
-        let done: i64 = self
-            .script(
-                &self.inner.scripts.update_user,
-                &[&self.users_key()],
-                &[user.name.as_str().to_owned(), to_json(user)?],
-            )
-            .await?;
-        self.publish_users_changed().await;
-        Ok(done == 1)
+        let args = vec![user.name.as_str().to_owned(), to_json(user)?];
+        self.user_script(&self.inner.scripts.update_user, args)
+            .await
     }
 
     /// Removes a user; their sessions end on their next request, on every replica.
     pub async fn remove_user(&self, name: &str) -> StoreResult<bool> {
-        let n: i64 = self
-            .query(redis::cmd("HDEL").arg(self.users_key()).arg(name))
-            .await?;
-        self.publish_users_changed().await;
-        Ok(n == 1)
+        self.user_script(&self.inner.scripts.remove_user, vec![name.to_owned()])
+            .await
     }
 
     /// The `instanceUuid` shared by every replica: `candidate` if none is set yet.
@@ -886,84 +915,20 @@ impl RedisStore {
     }
 }
 
-/// Keeps a subscription to `P:events` and drops the user cache on every `users` message;
-/// while it is down, the cache is bypassed.
-async fn subscribe_loop(weak: std::sync::Weak<Inner>) {
-    loop {
-        let Some(inner) = weak.upgrade() else { return };
-        let client = inner.pubsub_client.clone();
-        let channel = format!("{}:events", inner.opts.prefix);
-        drop(inner);
-        let sub = async {
-            let mut ps = client.get_async_pubsub().await?;
-            ps.subscribe(&channel).await?;
-            Ok::<_, RedisError>(ps)
-        };
-        match tokio::time::timeout(std::time::Duration::from_secs(2), sub).await {
-            Ok(Ok(ps)) => {
-                if let Some(inner) = weak.upgrade() {
-                    RedisStore { inner }.invalidate_users();
-                }
-                if let Some(inner) = weak.upgrade() {
-                    inner.subscribed.store(true, Ordering::SeqCst);
-                }
-                let mut stream = ps.into_on_message();
-                while let Some(_msg) = stream.next().await {
-                    let Some(inner) = weak.upgrade() else { return };
-                    RedisStore { inner }.invalidate_users();
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                inner.subscribed.store(false, Ordering::SeqCst);
-                RedisStore { inner }.invalidate_users();
-                tracing::warn!("lost the Redis subscription for user changes; reconnecting");
-            }
-            Ok(Err(e)) => tracing::debug!("cannot subscribe to Redis events: {e}"),
-            Err(_) => tracing::debug!("subscribing to Redis events timed out"),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-}
-
 #[async_trait]
 impl Store for RedisStore {
+    /// Always read from Redis: only [`Store::touch_session_user`] knows the generation to
+    /// check the cache against without a round trip of its own.
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
-        let cacheable = self.inner.subscribed.load(Ordering::SeqCst);
-        if cacheable {
-            let c = self
-                .inner
-                .user_cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(u) = c.users.get(name) {
-                return Ok(u.clone());
-            }
-        }
-        let generation = self.inner.generation.load(Ordering::SeqCst);
-        let user = self.fetch_user(name).await?;
-        if cacheable {
-            let mut c = self
-                .inner
-                .user_cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if self.inner.generation.load(Ordering::SeqCst) == generation
-                && self.inner.subscribed.load(Ordering::SeqCst)
-            {
-                c.users.insert(name.to_owned(), user.clone());
-            }
-        }
-        Ok(user)
-    }
-
-    async fn get_user_fresh(&self, name: &str) -> StoreResult<Option<User>> {
         self.fetch_user(name).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         let all: HashMap<String, String> = self.hgetall(&self.users_key()).await?;
         let mut users = all
-            .values()
-            .map(|j| serde_json::from_str::<User>(j).map_err(|e| corrupt("user", e)))
+            .iter()
+            .filter(|(name, _)| *name != USERS_GENERATION)
+            .map(|(_, j)| serde_json::from_str::<User>(j).map_err(|e| corrupt("user", e)))
             .collect::<StoreResult<Vec<User>>>()?;
         users.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
         Ok(users)
@@ -1003,19 +968,34 @@ impl Store for RedisStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRecord>> {
         let h = self.hgetall(&self.session_key(digest)).await?;
-        let Some(rec) = self.decode_session(&h)? else {
+        self.record_call(digest, &h, now)
+    }
+
+    /// One round trip for the session and the users' generation token, and a second one
+    /// only when this replica has not read the session's user at that generation.
+    async fn touch_session_user(
+        &self,
+        digest: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(SessionRecord, Option<User>)>> {
+        let session_key = self.session_key(digest);
+        let users_key = self.users_key();
+        let mut generation_cmd = redis::cmd("HGET");
+        generation_cmd.arg(&users_key).arg(USERS_GENERATION);
+        let (h, generation) = try_join(
+            self.hgetall(&session_key),
+            self.query::<Option<String>>(&generation_cmd),
+        )
+        .await?;
+        let Some(rec) = self.record_call(digest, &h, now)? else {
             return Ok(None);
         };
-        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let p = pending.entry(*digest).or_insert_with(|| Pending {
-            key: rec.key.clone(),
-            at: now,
-            calls: 0,
-            login: rec.login_time,
-        });
-        p.at = p.at.max(now);
-        p.calls += 1;
-        Ok(Some(rec))
+        let cached = self.user_cache().get(&generation, &rec.user_name);
+        let user = match cached {
+            Some(u) => u,
+            None => self.fetch_user(&rec.user_name).await?,
+        };
+        Ok(Some((rec, user)))
     }
 
     async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>> {

@@ -111,6 +111,21 @@ impl RedisProc {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// How many times the server has run `command` (lowercase), from `INFO commandstats`.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let out = Command::new(redis_cli_bin())
+            .args(["-p", &self.port.to_string(), "info", "commandstats"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let prefix = format!("cmdstat_{command}:calls=");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0, |rest| {
+                rest.split(',').next().unwrap().trim().parse().unwrap()
+            })
+    }
+
     /// SIGKILL: no shutdown save; only what the append-only file holds survives.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -123,6 +138,16 @@ impl RedisProc {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+}
+
+/// `redis-cli` (Debian's redis-tools): next to `redis-server`, or on PATH.
+pub fn redis_cli_bin() -> PathBuf {
+    let cli = redis_server_bin().with_file_name("redis-cli");
+    if cli.exists() {
+        cli
+    } else {
+        PathBuf::from("redis-cli")
     }
 }
 
@@ -157,12 +182,7 @@ impl RedisCluster {
             ]);
             nodes.push(r);
         }
-        let cli = redis_server_bin().with_file_name("redis-cli");
-        let cli = if cli.exists() {
-            cli
-        } else {
-            PathBuf::from("redis-cli")
-        };
+        let cli = redis_cli_bin();
         let mut cmd = Command::new(&cli);
         cmd.arg("--cluster").arg("create");
         for r in &nodes {
