@@ -292,7 +292,11 @@ async fn concurrent_creates_of_one_folder_name_succeed_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn redis_outage_fails_fast_with_clear_errors_and_service_recovers() {
-    let (mut redis, r, _h) = setup(2, "").await;
+    // `always`: Redis writes and fsyncs a command before answering it. With `everysec` it
+    // may answer before even writing while a background fsync is slow (for up to 2 s), and
+    // a kill then loses the answered logins (seen once here under load).
+    let mut redis = RedisProc::start_with(&["--appendfsync", "always"]);
+    let (r, _h) = setup_on(&redis.url(), 2, "").await;
     let cookie = r.login(0, ADMIN.0, ADMIN.1).await;
     let id = cookie
         .split_once('=')
@@ -402,7 +406,9 @@ async fn redis_cluster_keeps_the_invariants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn killing_redis_under_load_gives_clear_errors_and_no_replica_fails() {
-    let (mut redis, r, _h) = setup(2, "").await;
+    // `always`, so that the kill cannot take the users and the session with it (see above).
+    let mut redis = RedisProc::start_with(&["--appendfsync", "always"]);
+    let (r, _h) = setup_on(&redis.url(), 2, "").await;
     let cookie = r.login(0, ADMIN.0, ADMIN.1).await;
     let r = std::sync::Arc::new(r);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

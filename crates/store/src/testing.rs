@@ -18,6 +18,8 @@ pub struct RedisProc {
     pub port: u16,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra `redis-server` arguments, kept for [`RedisProc::restart`].
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -30,20 +32,23 @@ fn free_port() -> u16 {
 
 impl RedisProc {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// With extra `redis-server` arguments, which override the defaults (e.g.
+    /// `["--appendfsync", "always"]`) and apply again on restart.
+    pub fn start_with(extra: &[&str]) -> Self {
         let mut r = RedisProc {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         r.spawn();
         r
     }
 
     fn spawn(&mut self) {
-        self.spawn_with(&[]);
-    }
-
-    fn spawn_with(&mut self, extra: &[&str]) {
         let child = Command::new(redis_server_bin())
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
@@ -54,7 +59,7 @@ impl RedisProc {
                 "--appendfsync",
                 "everysec",
             ])
-            .args(extra)
+            .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -77,33 +82,32 @@ impl RedisProc {
     /// redis-server speaking only TLS on `port`, with the given PEM files, requiring
     /// `password` (AUTH); clients need no certificate of their own.
     pub fn start_tls(cert: &Path, key: &Path, ca: &Path, password: &str) -> Self {
+        let port = free_port();
         let mut r = RedisProc {
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            extra: [
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                &cert.display().to_string(),
+                "--tls-key-file",
+                &key.display().to_string(),
+                "--tls-ca-cert-file",
+                &ca.display().to_string(),
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                password,
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect(),
         };
-        let tls_port = r.port.to_string();
-        let (cert, key, ca) = (
-            cert.display().to_string(),
-            key.display().to_string(),
-            ca.display().to_string(),
-        );
-        r.spawn_with(&[
-            "--port",
-            "0",
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-            "--requirepass",
-            password,
-        ]);
+        r.spawn();
         r
     }
 
@@ -167,20 +171,14 @@ impl RedisCluster {
     pub fn start(n: usize) -> Self {
         let mut nodes = Vec::new();
         for _ in 0..n {
-            let mut r = RedisProc {
-                port: free_port(),
-                dir: tempfile::tempdir().unwrap(),
-                child: None,
-            };
-            r.spawn_with(&[
+            nodes.push(RedisProc::start_with(&[
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
-            ]);
-            nodes.push(r);
+            ]));
         }
         let cli = redis_cli_bin();
         let mut cmd = Command::new(&cli);
