@@ -46,6 +46,8 @@ struct Inner {
     dirty: HashMap<SessionKey, Mutation>,
     /// Lines in the log, to decide when to compact.
     lines: u64,
+    /// An append failed: changes are refused until [`LogTail::probe`] succeeds.
+    log_failed: bool,
 }
 
 pub struct EmbeddedStore {
@@ -271,6 +273,7 @@ impl EmbeddedStore {
                 buf: Vec::new(),
                 dirty: HashMap::new(),
                 lines: report.lines,
+                log_failed: false,
             }),
             syncer,
             durability: options.durability,
@@ -309,16 +312,34 @@ impl EmbeddedStore {
 
     /// Runs `op` on the state and appends the mutations it returns; returns the log
     /// position to wait for when they must be durable.
+    ///
+    /// If the append fails (a full disk), the state is rebuilt from the log, so that
+    /// nothing the caller was told failed stays in effect (a Logout that could not be
+    /// logged must not end the session only until the next restart), and changes are
+    /// refused without running `op` until the log takes writes again.
     fn apply<T>(
         &self,
         op: impl FnOnce(&mut Inner) -> (T, Vec<Mutation>),
     ) -> StoreResult<(T, Option<u64>)> {
         let mut g = self.lock();
+        if g.log_failed {
+            g.log.probe().map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot write to {}: {e}; changes are refused until it can be written (free disk space)",
+                    self.dir.join(LOG).display()
+                ))
+            })?;
+            g.log_failed = false;
+        }
         let (out, muts) = op(&mut g);
         if muts.is_empty() {
             return Ok((out, None));
         }
-        append(&mut g, &muts).map_err(|e| io("cannot append to", &self.dir.join(LOG), e))?;
+        if let Err(e) = append(&mut g, &muts) {
+            let e = io("cannot append to", &self.dir.join(LOG), e);
+            self.rewind_to_log(&mut g);
+            return Err(e);
+        }
         let pos = self
             .syncer
             .written
@@ -354,14 +375,47 @@ impl EmbeddedStore {
         Ok(out)
     }
 
+    /// After a failed append: replaces the state with what the log holds (plus the touches
+    /// not yet written, which the state already had), and refuses changes until the log
+    /// takes writes again.
+    fn rewind_to_log(&self, g: &mut Inner) {
+        g.log_failed = true;
+        let path = self.dir.join(LOG);
+        match replay_prefix(&path, g.log.len()) {
+            Ok((mut state, report)) => {
+                for m in g.dirty.values() {
+                    state.apply(m);
+                }
+                g.state = state;
+                g.lines = report.lines;
+                tracing::error!(
+                    "an append to {} failed; the sessions were reloaded from it",
+                    path.display()
+                );
+            }
+            Err(e) => tracing::error!(
+                "an append to {} failed, and reloading the sessions from it failed too: {e}",
+                path.display()
+            ),
+        }
+    }
+
     /// Writes pending touches and fsyncs; compacts the log when it has grown.
     pub fn flush(&self) -> StoreResult<()> {
         let compact = {
             let mut g = self.lock();
             if !g.dirty.is_empty() {
                 let muts: Vec<Mutation> = g.dirty.drain().map(|(_, m)| m).collect();
-                append(&mut g, &muts)
-                    .map_err(|e| io("cannot append to", &self.dir.join(LOG), e))?;
+                if let Err(e) = append(&mut g, &muts) {
+                    // The touches are in the state already; keep them for the next flush.
+                    for m in muts {
+                        if let Mutation::Touch { key, .. } = &m {
+                            g.dirty.entry(key.clone()).or_insert(m);
+                        }
+                    }
+                    g.log_failed = true;
+                    return Err(io("cannot append to", &self.dir.join(LOG), e));
+                }
                 self.syncer
                     .written
                     .fetch_add(muts.len() as u64, std::sync::atomic::Ordering::SeqCst);
@@ -961,10 +1015,19 @@ fn merge(state: &mut MemoryState, report: &mut ReplayReport, d: Decoded) -> Vec<
 /// Replays the log at `path`. Chunks are decoded on every core while this thread applies
 /// them in order.
 fn replay(path: &Path) -> StoreResult<(MemoryState, ReplayReport)> {
-    replay_chunked(path, CHUNK)
+    replay_chunked(path, CHUNK, u64::MAX)
 }
 
-fn replay_chunked(path: &Path, chunk: usize) -> StoreResult<(MemoryState, ReplayReport)> {
+/// The state the first `limit` bytes of the log hold.
+fn replay_prefix(path: &Path, limit: u64) -> StoreResult<(MemoryState, ReplayReport)> {
+    replay_chunked(path, CHUNK, limit)
+}
+
+fn replay_chunked(
+    path: &Path,
+    chunk: usize,
+    limit: u64,
+) -> StoreResult<(MemoryState, ReplayReport)> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -972,7 +1035,9 @@ fn replay_chunked(path: &Path, chunk: usize) -> StoreResult<(MemoryState, Replay
         }
         Err(e) => return Err(io("cannot read", path, e)),
     };
-    let len = data_len(&file).map_err(|e| io("cannot read", path, e))?;
+    let len = data_len(&file)
+        .map_err(|e| io("cannot read", path, e))?
+        .min(limit);
     let mut reader = ChunkReader {
         file: file.take(len),
         size: chunk.max(1),
@@ -1693,7 +1758,7 @@ mod tests {
         data.resize(data.len() + 70_000, 0);
         fs::write(&path, &data).unwrap();
         for chunk in [1, 7, 100, 333, 4096, CHUNK] {
-            let (st, report) = replay_chunked(&path, chunk).unwrap();
+            let (st, report) = replay_chunked(&path, chunk, u64::MAX).unwrap();
             assert_eq!(
                 report,
                 ReplayReport {
@@ -1877,6 +1942,71 @@ mod tests {
         let s = EmbeddedStore::open(dir.path()).unwrap();
         assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_none());
         assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_some());
+    }
+
+    /// A failed append (a full disk) leaves nothing in effect that the caller was told
+    /// failed, in memory or in the file, refuses changes until the log takes writes, and
+    /// then carries on.
+    #[tokio::test]
+    async fn a_failed_append_leaves_nothing_in_effect_and_the_store_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let [(_, a), (_, b), (_, c)] = [rec(now), rec(now), rec(now)];
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.touch_session(&a.digest, now + Duration::seconds(5))
+                .await
+                .unwrap()
+                .unwrap();
+            let before = s.lock().log.len();
+            // Half of B's line reaches the file before the disk fills.
+            s.lock().log.fail_writes(Some(40));
+            assert!(s.insert_session(b.clone(), 10).await.is_err());
+            assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
+            assert_eq!(s.list_sessions().await.unwrap().len(), 1);
+            // The touch not yet written survived the reload.
+            let a_now = s.session_by_key(a.key.as_str()).await.unwrap().unwrap();
+            assert_eq!(a_now.last_active_time, now + Duration::seconds(5));
+            // The part of B's line that was written is zeros again.
+            let file = File::open(dir.path().join(LOG)).unwrap();
+            assert_eq!(data_len(&file).unwrap(), before);
+            // While the disk is full, changes are refused without taking effect.
+            let e = s.remove_session(a.key.as_str()).await.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+            // Space again: changes go through.
+            s.lock().log.fail_writes(None);
+            assert!(s.remove_session(a.key.as_str()).await.unwrap().is_some());
+            assert!(s.insert_session(c.clone(), 10).await.unwrap());
+            s.flush().unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_none());
+        assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
+        assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_some());
+        assert_eq!(corrupt_backups(dir.path()), 0);
+    }
+
+    /// Touches a failed flush could not write are written by the next one.
+    #[tokio::test]
+    async fn touches_a_failed_flush_could_not_write_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let later = now + Duration::seconds(7);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.touch_session(&a.digest, later).await.unwrap().unwrap();
+            s.lock().log.fail_writes(Some(0));
+            assert!(s.flush().is_err());
+            s.lock().log.fail_writes(None);
+            s.flush().unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let a = s.session_by_key(a.key.as_str()).await.unwrap().unwrap();
+        assert_eq!((a.last_active_time, a.call_count), (later, 1));
     }
 
     #[tokio::test]

@@ -68,6 +68,10 @@ pub(crate) struct LogTail {
     keep_tail: bool,
     /// The last growth failed for want of space (warned once).
     disk_full: bool,
+    /// Tests: every write fails with ENOSPC after putting this many bytes of its data in
+    /// the file (as a full disk can).
+    #[cfg(test)]
+    fail_after: Option<usize>,
 }
 
 fn page_size() -> u64 {
@@ -90,6 +94,8 @@ impl LogTail {
             plain: false,
             keep_tail: false,
             disk_full: false,
+            #[cfg(test)]
+            fail_after: None,
         })
     }
 
@@ -98,9 +104,15 @@ impl LogTail {
         self.file.try_clone()
     }
 
-    #[cfg(test)]
+    /// Where the next append goes: the end of the data.
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Whether the file takes writes again after a failed append: writes a block of zeros
+    /// past the data, which replay and the next appends ignore (zeros end the data).
+    pub(crate) fn probe(&mut self) -> io::Result<()> {
+        self.write_at(&[0; 4096], self.len)
     }
 
     /// As if the file system had no `fallocate`.
@@ -108,6 +120,23 @@ impl LogTail {
     pub(crate) fn force_plain(&mut self) {
         self.plain = true;
         self.window = None;
+    }
+
+    /// Make every write fail as a full disk does, after putting `partial` bytes of its data
+    /// in the file; `None` heals it.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&mut self, partial: Option<usize>) {
+        self.fail_after = partial;
+    }
+
+    /// `write_all_at`, or the failure [`LogTail::fail_writes`] asked for.
+    fn write_at(&self, data: &[u8], at: u64) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(n) = self.fail_after {
+            self.file.write_all_at(&data[..n.min(data.len())], at)?;
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        self.file.write_all_at(data, at)
     }
 
     /// On drop, leave the file as a killed server would: data, then zeros.
@@ -121,6 +150,10 @@ impl LogTail {
     pub(crate) fn append(&mut self, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
+        }
+        #[cfg(test)]
+        if self.fail_after.is_some() {
+            return self.pwrite(data);
         }
         if self.plain || data.len() > WINDOW / 2 {
             return self.pwrite(data);
@@ -151,7 +184,22 @@ impl LogTail {
     }
 
     fn pwrite(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(data, self.len)?;
+        if let Err(e) = self.write_at(data, self.len) {
+            // Part of `data` may have reached the file. Zero it (best effort), so that a
+            // replay does not take lines this append reports as not written: the blocks
+            // that part went to are allocated, so zeros fit where it did.
+            let zeros = [0u8; 4096];
+            let mut at = self.len;
+            let end = self.len + data.len() as u64;
+            while at < end {
+                let n = (end - at).min(zeros.len() as u64) as usize;
+                if self.file.write_all_at(&zeros[..n], at).is_err() {
+                    break;
+                }
+                at += n as u64;
+            }
+            return Err(e);
+        }
         self.len += data.len() as u64;
         self.cap = self.cap.max(self.len);
         Ok(())
