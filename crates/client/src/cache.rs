@@ -23,6 +23,17 @@
 //! another cookie, so the hint no longer applies and is ignored. It lets
 //! [`Session::resume`] use a cached session with no round trip at all, and
 //! [`Session::login`] skip version negotiation when it validates a cached session.
+//!
+//! Beyond govmomi, too: a client that [`Session::load`], [`Session::login`] or
+//! [`Session::save`] returned or saved stays attached to the cache ([`Session::attach`]).
+//! When its session dies and it logs in again by itself (the client keeps the password,
+//! see [`crate::vsphere`]), the new session is written back here, files and hint, so the
+//! next process (vsess or govc) reuses it instead of trying the dead one and logging in
+//! again. That relogin runs under the same lock as [`Session::login`]: of several
+//! processes whose shared session died, the first logs in and caches the new session,
+//! and the others find it there and use it, so they log in once between them. A valid
+//! session in the cache is never replaced; only a dead one (or none) is. govmomi's cache
+//! is written only by its `Login`, and govc never logs in again by itself.
 use crate::error::{Error, Result};
 use crate::tls::Tls;
 use crate::vsphere::{url_credentials, Client};
@@ -31,6 +42,7 @@ use serde_json::{json, Map, Value};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use url::Url;
 use vsess_core::UserSession;
 use vsess_store::{ensure_private_dir, replace_private, write_private_atomic};
@@ -438,7 +450,8 @@ impl Session {
     }
 
     /// `Login`: the cached session if it is valid (one round trip), otherwise a new login
-    /// that is then cached. Concurrent processes wait for each other.
+    /// that is then cached. Concurrent processes wait for each other. The client returned
+    /// is attached to the cache ([`Session::attach`]), unless `passthrough`.
     ///
     /// When vsess's hint describes a cached session, the vim25 version negotiated for it
     /// is used without asking again; if that session is no longer valid, the version is
@@ -522,6 +535,7 @@ impl Session {
             client.set_session_id(Some(cookie));
             if let Some(session) = client.current_session().await? {
                 self.update_hint(client, &session, None);
+                self.attach(client);
                 return Ok(Some(Login {
                     client: client.clone(),
                     reused: true,
@@ -533,7 +547,8 @@ impl Session {
         Ok(None)
     }
 
-    /// Saves the client's SOAP session (both file names), in govc's format.
+    /// Saves the client's SOAP session (both file names), in govc's format, and links the
+    /// client to this cache ([`Session::attach`]).
     pub async fn save(&self, client: &Client) -> Result<()> {
         if self.passthrough {
             return Ok(());
@@ -542,15 +557,129 @@ impl Session {
             return Err(Error::Config("the client has no session to save".into()));
         };
         let content = client.service_content().await?;
+        self.write_soap(&id, client.version(), element_json(&content))?;
+        self.attach(client);
+        Ok(())
+    }
+
+    /// Writes a SOAP session (cookie `id`) with `content` as its ServiceContent.
+    fn write_soap(&self, id: &str, version: &str, content: Value) -> Result<()> {
         let doc = json!({
             "SoapClient": self.soap_client_json(
                 SOAP_PATH,
-                client.version(),
+                version,
                 json!([{"Name": "vmware_soap_session", "Value": id, "Path": "/", "Secure": !self.url.scheme().eq("http"), "HttpOnly": true}]),
             ),
-            "ServiceContent": element_json(&content),
+            "ServiceContent": content,
         });
         self.write(SOAP_PATH, &doc)
+    }
+
+    /// Links `client` to this cache, so that when its session dies and it logs in again
+    /// (it needs a password for that) the cache follows:
+    ///
+    /// - The relogin takes the cache's per-endpoint lock, as [`Session::login`] does, so
+    ///   it is single-flight across processes as well as within one.
+    /// - If a cache file now holds another session than the one that failed (another
+    ///   process has logged in again already) and that session is valid, the client uses
+    ///   it: no Login, and nothing is written but the hint.
+    /// - Otherwise it logs in, then writes the new cookie to both file names (same files,
+    ///   permissions and atomic rename as [`Session::save`]) and the [`Hint`] for it.
+    ///   Only a dead session, or none, is ever replaced: a valid one found under the lock
+    ///   is adopted instead.
+    /// - Only a relogin with this cache's user's credentials touches it; a failure to
+    ///   write it is logged, and the call that needed the relogin still succeeds.
+    ///
+    /// [`Session::load`], [`Session::login`] and [`Session::save`] attach the client they
+    /// return or save; call this for a client made otherwise (a [`Resumed`] one, given a
+    /// password with [`Client::set_password`]). Nothing happens with `passthrough`.
+    pub fn attach(&self, client: &Client) {
+        if self.passthrough {
+            return;
+        }
+        let mut link = self.clone();
+        // The client keeps its own credentials; the link needs no password.
+        let _ = link.url.set_password(None);
+        client.set_cache(Some(Arc::new(link)));
+    }
+
+    /// Whether a login as `user` makes a session for this cache's files.
+    pub(crate) fn is_for_user(&self, user: &str) -> bool {
+        self.user() == user
+    }
+
+    /// The relogin of a client attached to this cache ([`Session::attach`]). `failed` is
+    /// the session that was refused; the client's single-flight lock is held.
+    pub(crate) async fn relogin(
+        &self,
+        client: &Client,
+        failed: Option<&str>,
+        user: &str,
+        password: &str,
+    ) -> Result<()> {
+        let _lock = match self.lock(SOAP_PATH).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("cannot lock the session cache, so not updating it: {e}");
+                return client.login_inner(user, password, None).await.map(|_| ());
+            }
+        };
+        let docs = self.read_all(SOAP_PATH);
+        // Another process may have logged in again already: use its session if valid.
+        let mut tried: Vec<String> = Vec::new();
+        for cookie in docs.iter().filter_map(soap_cookie) {
+            if Some(cookie.as_str()) == failed || tried.contains(&cookie) {
+                continue;
+            }
+            tried.push(cookie.clone());
+            if let Some(session) = client.current_session_of(Some(&cookie)).await? {
+                tracing::info!(
+                    key = %session.key,
+                    "another process has cached a new session; using it"
+                );
+                client.set_session_id(Some(cookie));
+                self.update_hint(client, &session, None);
+                return Ok(());
+            }
+        }
+        let session = client.login_inner(user, password, None).await?;
+        if let Err(e) = self.store_relogin(client, &session, &docs).await {
+            tracing::warn!("logged in again, but cannot update the session cache: {e}");
+        }
+        Ok(())
+    }
+
+    /// Caches the session a relogin made (files and hint), reusing a cached
+    /// ServiceContent (it describes the server, not the session) when there is one.
+    async fn store_relogin(
+        &self,
+        client: &Client,
+        session: &UserSession,
+        docs: &[Value],
+    ) -> Result<()> {
+        let Some(id) = client.session_id() else {
+            return Err(Error::Config("the client has no session to save".into()));
+        };
+        let cached = docs
+            .iter()
+            .filter_map(|d| get_ci(d, "ServiceContent"))
+            .find(|c| c.is_object())
+            .cloned();
+        let content = match cached {
+            Some(c) => c,
+            None => element_json(&client.service_content_once().await?),
+        };
+        self.write_soap(&id, client.version(), content)?;
+        // Whether the server offers /v2/session does not change with the session.
+        let self_service = self.hint().and_then(|h| h.self_service);
+        self.write_hint(&Hint::new(
+            &id,
+            client.version(),
+            session.clone(),
+            self_service,
+        ));
+        tracing::debug!(key = %session.key, "cached the session of the relogin");
+        Ok(())
     }
 
     /// Logs out and removes the cached files.

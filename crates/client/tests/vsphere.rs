@@ -19,20 +19,22 @@ struct Server {
 impl Server {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let name = UserName::parse("admin@vsphere.local").unwrap();
-        let hash = hash_password("admin-pw").unwrap();
+        let users = [
+            ("admin@vsphere.local", "admin-pw", Role::Admin),
+            ("ops@vsphere.local", "ops-pw", Role::ReadOnly),
+        ]
+        .map(|(name, pw, role)| User {
+            name: UserName::parse(name).unwrap(),
+            full_name: String::new(),
+            role,
+            password_hash: hash_password(pw).unwrap(),
+        });
         UserFile::open(dir.path())
             .unwrap()
             .modify(|u| {
-                u.insert(
-                    name.as_str().into(),
-                    User {
-                        name: name.clone(),
-                        full_name: String::new(),
-                        role: Role::Admin,
-                        password_hash: hash,
-                    },
-                );
+                for user in users {
+                    u.insert(user.name.as_str().into(), user);
+                }
                 Ok(())
             })
             .unwrap();
@@ -197,6 +199,223 @@ async fn a_hinted_session_resumes_without_a_round_trip_and_falls_back_safely() {
         .unwrap();
     assert!(!hint_file.exists());
     assert!(cache(&server, home.path()).resume().unwrap().is_none());
+}
+
+/// An administrator's client, to end other sessions with.
+async fn admin(server: &Server) -> Client {
+    let admin = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    admin
+        .login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    admin
+}
+
+/// The cookie in each of the cache's two govc files (SHA-256 and SHA-1 names); checks
+/// that they are private and hold no password.
+fn cached_cookies(server: &Server, home: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    cache(server, home)
+        .file_names("/sdk")
+        .iter()
+        .map(|n| {
+            let f = home.join("sessions").join(n);
+            assert_eq!(
+                std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(!text.contains("admin-pw"));
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!(
+                doc["ServiceContent"]["sessionManager"].is_object(),
+                "{text}"
+            );
+            doc["SoapClient"]["Cookies"][0]["Value"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relogin_writes_the_new_session_to_the_cache() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let s = cache(&server, home.path());
+    let first = s.login().await.unwrap();
+    s.remember_self_service(&first, true);
+    // A client loaded from the cache (no Login), as the next run of a tool would be.
+    let loaded = cache(&server, home.path()).login().await.unwrap();
+    assert!(loaded.reused);
+    assert_eq!(loaded.client.login_count(), 0);
+    assert!(loaded.client.is_cached());
+    let old_id = loaded.client.session_id().unwrap();
+    let admin = admin(&server).await;
+    admin
+        .terminate_session(std::slice::from_ref(&loaded.session.key))
+        .await
+        .unwrap();
+    // A call fails with NotAuthenticated, logs in again and is retried.
+    loaded.client.current_time().await.unwrap();
+    assert_eq!(loaded.client.login_count(), 1);
+    let new_id = loaded.client.session_id().unwrap();
+    assert_ne!(new_id, old_id);
+    let new_key = loaded.client.current_session().await.unwrap().unwrap().key;
+    // Both govc files now hold the new session (private, no password, a ServiceContent).
+    assert_eq!(
+        cached_cookies(&server, home.path()),
+        [new_id.as_str(), new_id.as_str()]
+    );
+    // So does the hint, which keeps what it knew about the server.
+    let hint = cache(&server, home.path()).hint().unwrap();
+    assert!(hint.describes(&new_id));
+    assert_eq!(hint.session.key, new_key);
+    assert_eq!(hint.version, "8.0.3.0");
+    assert_eq!(hint.self_service, Some(true));
+    let resumed = cache(&server, home.path()).resume().unwrap().unwrap();
+    assert_eq!(
+        resumed.client.session_id().as_deref(),
+        Some(new_id.as_str())
+    );
+    assert_eq!(resumed.session.key, new_key);
+    // The next client loaded from the cache uses the new session: no Login.
+    let probe = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    let next = cache(&server, home.path())
+        .load(&probe)
+        .await
+        .unwrap()
+        .expect("the cached session is valid");
+    assert_eq!(next.session.key, new_key);
+    assert_eq!(probe.login_count(), 0);
+    let again = cache(&server, home.path()).login().await.unwrap();
+    assert!(again.reused);
+    assert_eq!(again.client.login_count(), 0);
+    assert_eq!(again.client.session_id().as_deref(), Some(new_id.as_str()));
+    assert_eq!(
+        server.live_sessions(),
+        2,
+        "the admin's and the one new session"
+    );
+    // With the cache files gone (removed by hand, or by a `vsess logout` elsewhere), a
+    // relogin writes them afresh, asking the server for the ServiceContent.
+    std::fs::remove_dir_all(home.path().join("sessions")).unwrap();
+    admin.terminate_session(&[new_key]).await.unwrap();
+    loaded.client.current_time().await.unwrap();
+    assert_eq!(loaded.client.login_count(), 2);
+    let id = loaded.client.session_id().unwrap();
+    assert_eq!(
+        cached_cookies(&server, home.path()),
+        [id.as_str(), id.as_str()]
+    );
+    let hint = cache(&server, home.path()).hint().unwrap();
+    assert!(hint.describes(&id));
+    assert_eq!(hint.self_service, None, "nothing was known any more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_sharing_a_cache_log_in_again_once_and_never_cache_a_dead_session() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    // Two clients (two processes, as far as the cache is concerned: each takes the file
+    // lock through its own open file) share one cached session.
+    let a = cache(&server, home.path()).login().await.unwrap();
+    let b = cache(&server, home.path()).login().await.unwrap();
+    assert!(b.reused);
+    let admin = admin(&server).await;
+    admin
+        .terminate_session(std::slice::from_ref(&a.session.key))
+        .await
+        .unwrap();
+    let (a0, b0) = (a.client.login_count(), b.client.login_count());
+    // Both find the session dead at once: one logs in and caches the new session; the
+    // other, waiting on the cache's lock, finds it there and uses it.
+    let (ra, rb) = tokio::join!(a.client.current_time(), b.client.current_time());
+    ra.unwrap();
+    rb.unwrap();
+    let logins = (a.client.login_count() - a0) + (b.client.login_count() - b0);
+    assert_eq!(logins, 1, "one Login between the two clients");
+    let id = a.client.session_id().unwrap();
+    assert_eq!(b.client.session_id().as_deref(), Some(id.as_str()));
+    assert_eq!(
+        cached_cookies(&server, home.path()),
+        [id.as_str(), id.as_str()]
+    );
+    assert_eq!(
+        server.live_sessions(),
+        2,
+        "the admin's and one shared session"
+    );
+    // Another process caches its own session, which then dies too; the shared one dies.
+    let mut other = cache(&server, home.path());
+    other.reauth = true;
+    let c = other.login().await.unwrap();
+    let c_key = c.session.key.clone();
+    let shared_key = a.client.current_session().await.unwrap().unwrap().key;
+    admin.terminate_session(&[c_key, shared_key]).await.unwrap();
+    // The relogin finds a session other than its own in the cache, but a dead one: it
+    // logs in and replaces it.
+    let a1 = a.client.login_count();
+    a.client.current_time().await.unwrap();
+    assert_eq!(a.client.login_count() - a1, 1);
+    let id = a.client.session_id().unwrap();
+    assert_eq!(
+        cached_cookies(&server, home.path()),
+        [id.as_str(), id.as_str()]
+    );
+    let hint = cache(&server, home.path()).hint().unwrap();
+    assert!(hint.describes(&id));
+    assert_eq!(server.live_sessions(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relogin_leaves_the_cache_alone_unless_the_client_belongs_to_it() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let cached = cache(&server, home.path()).login().await.unwrap();
+    let files: Vec<_> = std::fs::read_dir(home.path().join("sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|e| e != "lock"))
+        .collect();
+    assert_eq!(files.len(), 3, "two govc files and the hint: {files:?}");
+    let snapshot = || -> Vec<Vec<u8>> { files.iter().map(|f| std::fs::read(f).unwrap()).collect() };
+    let before = snapshot();
+    let admin = admin(&server).await;
+    // A client that logged in by itself relogs in in memory only.
+    let plain = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    plain
+        .login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    assert!(!plain.is_cached());
+    let key = plain.current_session().await.unwrap().unwrap().key;
+    admin.terminate_session(&[key]).await.unwrap();
+    plain.current_time().await.unwrap();
+    assert_eq!(plain.login_count(), 2);
+    assert!(snapshot() == before, "the cache files changed");
+    // Nor does passthrough ever link a client to the cache.
+    let mut pass = cache(&server, home.path());
+    pass.passthrough = true;
+    assert!(!pass.login().await.unwrap().client.is_cached());
+    // A cached client given another user's password logs in as that user, and that
+    // session is not written to the admin's cache files.
+    cached.client.set_password("ops@vsphere.local", "ops-pw");
+    admin
+        .terminate_session(std::slice::from_ref(&cached.session.key))
+        .await
+        .unwrap();
+    cached.client.current_time().await.unwrap();
+    let now = cached.client.current_session().await.unwrap().unwrap();
+    assert_eq!(now.user_name, "ops@vsphere.local");
+    assert!(snapshot() == before, "the cache files changed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -19,7 +19,8 @@ pub struct KeepAlive {
 /// What to ping.
 #[derive(Debug, Clone)]
 pub enum Ping {
-    /// SOAP `CurrentTime` on the client's session (relogin applies as for any call).
+    /// SOAP `CurrentTime` on the client's session (relogin applies as for any call, and
+    /// a cached client's relogin updates the cache).
     Soap,
     /// `GET /api/session` with this session id.
     Rest(String),

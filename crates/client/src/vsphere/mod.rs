@@ -5,6 +5,13 @@
 //! and the legacy `/rest/com/vmware/cis/session`). It is cheap to clone and can be shared
 //! across tasks. When it holds a password, a call that fails with NotAuthenticated logs in
 //! once and is retried once; concurrent callers wait for that one login (single-flight).
+//!
+//! A client whose session came from, or was saved to, an on-disk session cache
+//! ([`crate::cache::Session::load`], [`crate::cache::Session::login`],
+//! [`crate::cache::Session::save`]) stays linked to it: that relogin takes the cache's
+//! lock, uses a session another process has already put there if it is valid, and
+//! otherwise logs in and writes the new session to the cache (see
+//! [`crate::cache::Session::attach`]). Other clients log in again in memory only.
 mod keepalive;
 
 pub use keepalive::{KeepAlive, Ping};
@@ -72,6 +79,8 @@ struct Inner {
     credentials: RwLock<Option<Credentials>>,
     relogin: tokio::sync::Mutex<()>,
     logins: AtomicU64,
+    /// The session cache this client's session belongs to: a relogin updates it.
+    cache: RwLock<Option<Arc<crate::cache::Session>>>,
 }
 
 /// A vSphere client. `Clone` shares the connection pool and the session.
@@ -194,6 +203,7 @@ impl Client {
                 credentials: RwLock::new(None),
                 relogin: tokio::sync::Mutex::new(()),
                 logins: AtomicU64::new(0),
+                cache: RwLock::new(None),
             }),
         }
     }
@@ -233,6 +243,29 @@ impl Client {
     /// How many Logins this client has sent (relogins included); for tests and metrics.
     pub fn login_count(&self) -> u64 {
         self.inner.logins.load(Ordering::SeqCst)
+    }
+
+    /// Links the client to a session cache (see [`crate::cache::Session::attach`]), or
+    /// unlinks it with `None`.
+    pub(crate) fn set_cache(&self, cache: Option<Arc<crate::cache::Session>>) {
+        *self.inner.cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
+    }
+
+    fn cache(&self) -> Option<Arc<crate::cache::Session>> {
+        self.inner
+            .cache
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Whether a relogin of this client writes its new session to an on-disk cache.
+    pub fn is_cached(&self) -> bool {
+        self.inner
+            .cache
+            .read()
+            .map(|g| g.is_some())
+            .unwrap_or_else(|e| e.into_inner().is_some())
     }
 
     /// Remembers a password so that a dead session is replaced by one new login.
@@ -335,7 +368,10 @@ impl Client {
             .unwrap_or(false)
     }
 
-    /// Logs in again unless another caller already replaced the session `failed`.
+    /// Logs in again unless another caller already replaced the session `failed`. For a
+    /// client linked to a session cache whose user these credentials are for, the cache
+    /// does it ([`crate::cache::Session::attach`]): it may adopt a session another process
+    /// cached, and it caches the new one.
     async fn relogin(&self, failed: Option<&str>) -> Result<()> {
         let _guard = self.inner.relogin.lock().await;
         if self.session_id().as_deref() != failed {
@@ -350,7 +386,19 @@ impl Client {
         match creds {
             Some(Credentials::Password { user, password }) => {
                 tracing::info!(%user, "session expired; logging in again");
-                self.login_inner(&user, &password, None).await.map(|_| ())
+                match self.cache() {
+                    Some(cache) if cache.is_for_user(&user) => {
+                        cache.relogin(self, failed, &user, &password).await
+                    }
+                    Some(_) => {
+                        tracing::debug!(
+                            %user,
+                            "the session cache is another user's; not updating it"
+                        );
+                        self.login_inner(&user, &password, None).await.map(|_| ())
+                    }
+                    None => self.login_inner(&user, &password, None).await.map(|_| ()),
+                }
             }
             None => Err(Error::Authentication(
                 "the session is not valid and no credentials are known".into(),
@@ -371,7 +419,8 @@ impl Client {
             })
     }
 
-    async fn login_inner(
+    /// `Login` with no relogin around it; the new cookie replaces the client's session.
+    pub(crate) async fn login_inner(
         &self,
         user: &str,
         password: &str,
@@ -464,9 +513,14 @@ impl Client {
     /// `currentSession`: `None` when the session is not valid. One round trip; never
     /// logs in again (this is how a cached session is validated).
     pub async fn current_session(&self) -> Result<Option<UserSession>> {
+        self.current_session_of(self.session_id().as_deref()).await
+    }
+
+    /// [`Client::current_session`] of the session `id`, whatever the client's own is.
+    pub(crate) async fn current_session_of(&self, id: Option<&str>) -> Result<Option<UserSession>> {
         let body =
             soap_client::request("Fetch", SM.0, SM.1, &[("prop", Arg::Str("currentSession"))]);
-        match self.post_soap(body, self.session_id().as_deref()).await {
+        match self.post_soap(body, id).await {
             Ok((el, _)) => Ok(Self::returnval(&el).and_then(soap_client::user_session)),
             Err(e) if e.is_unauthenticated() => Ok(None),
             Err(e) => Err(e),
@@ -640,7 +694,19 @@ impl Client {
     /// `RetrieveServiceContent`, as raw XML elements (for the session cache).
     pub async fn service_content(&self) -> Result<Element> {
         let el = self.call("RetrieveServiceContent", SI, &[]).await?;
-        Self::returnval(&el).cloned().ok_or_else(|| Error::Decode {
+        self.content_of(&el)
+    }
+
+    /// `RetrieveServiceContent` sent once, never followed by a relogin: for use while a
+    /// relogin is in progress (it holds the single-flight lock).
+    pub(crate) async fn service_content_once(&self) -> Result<Element> {
+        let body = soap_client::request("RetrieveServiceContent", SI.0, SI.1, &[]);
+        let (el, _) = self.post_soap(body, self.session_id().as_deref()).await?;
+        self.content_of(&el)
+    }
+
+    fn content_of(&self, el: &Element) -> Result<Element> {
+        Self::returnval(el).cloned().ok_or_else(|| Error::Decode {
             url: self.inner.sdk.to_string(),
             message: "RetrieveServiceContent returned nothing".into(),
         })
