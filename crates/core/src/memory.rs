@@ -223,6 +223,13 @@ impl MemoryState {
         self.sessions.records().collect()
     }
 
+    /// The sessions whose `user_name` is `user`, from the per-user index: exactly what
+    /// filtering [`MemoryState::sessions`] gives, in the same order, at a cost that grows
+    /// with that user's sessions rather than with all of them.
+    pub fn sessions_of_user(&self, user: &str) -> Vec<SessionRecord> {
+        self.sessions.of_user(user)
+    }
+
     pub fn put_ticket(&mut self, digest: IdDigest, ticket: Ticket) -> Mutation {
         self.applied(Mutation::PutTicket { digest, ticket })
     }
@@ -541,6 +548,9 @@ impl Store for MemoryStore {
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
         Ok(self.with(|s| s.sessions()))
     }
+    async fn sessions_of_user(&self, user: &str) -> StoreResult<Vec<SessionRecord>> {
+        Ok(self.with(|s| s.sessions_of_user(user)))
+    }
     async fn reap_sessions(
         &self,
         now: DateTime<Utc>,
@@ -691,6 +701,116 @@ mod tests {
             1
         );
         assert_eq!(s.session_count(), 0);
+    }
+
+    /// `sessions_of_user` against filtering `sessions()`, for every user and one unknown.
+    fn assert_user_index(s: &MemoryState, users: &[&str], what: &str) {
+        for u in users.iter().chain(&["nobody@x"]) {
+            let want: Vec<SessionRecord> = s
+                .sessions()
+                .into_iter()
+                .filter(|r| &*r.user_name == *u)
+                .collect();
+            assert_eq!(s.sessions_of_user(u), want, "{what}: user {u}");
+        }
+    }
+
+    /// Random operations through `MemoryState`'s own interface (inserts under a limit,
+    /// touches, updates that change the user as ImpersonateUser does, ends, reaps), then the
+    /// log they made replayed into a fresh state, and a snapshot of it replayed again: the
+    /// per-user index agrees with a walk over every session at each step and after each
+    /// replay.
+    #[test]
+    fn sessions_of_user_matches_a_filtered_list_under_random_operations() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let users = ["a@x", "b@x", "c@x", "d@x"];
+        for seed in 0..30 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let t0 = Utc::now();
+            let mut now = t0;
+            let mut s = MemoryState::default();
+            let mut log: Vec<Mutation> = Vec::new();
+            for step in 0..300 {
+                now += Duration::milliseconds(rng.gen_range(0..900));
+                let live = s.sessions();
+                let pick = |rng: &mut StdRng| {
+                    (!live.is_empty()).then(|| live[rng.gen_range(0..live.len())].clone())
+                };
+                match rng.gen_range(0..10) {
+                    0..=3 => {
+                        let mut r = rec(now);
+                        let u = users[rng.gen_range(0..users.len())];
+                        (r.user_name, r.login_user) = (u.into(), u.into());
+                        r.user_agent = format!("ua{}", rng.gen_range(0..3)).into();
+                        log.extend(s.insert_session(r, 40));
+                    }
+                    4 => {
+                        if let Some(r) = pick(&mut rng) {
+                            log.extend(s.touch(&r.digest, now).map(|(_, m)| m));
+                        }
+                    }
+                    5 | 6 => {
+                        // ImpersonateUser: the session takes on another user's identity.
+                        if let Some(mut r) = pick(&mut rng) {
+                            r.user_name = users[rng.gen_range(0..users.len())].into();
+                            r.full_name = format!("{} (full)", r.user_name).into();
+                            log.extend(s.update_session(&r));
+                        }
+                    }
+                    7 => {
+                        if let Some(r) = pick(&mut rng) {
+                            log.extend(s.remove_session(r.key.as_str()).map(|(_, m)| m));
+                        }
+                    }
+                    _ => {
+                        let idle = Duration::seconds(rng.gen_range(5..40));
+                        log.extend(s.reap(now, idle, None));
+                    }
+                }
+                assert_user_index(&s, &users, &format!("seed {seed} step {step}"));
+            }
+            let mut replayed = MemoryState::default();
+            for m in &log {
+                replayed.apply(m);
+            }
+            assert_eq!(replayed.sessions(), s.sessions(), "seed {seed}");
+            assert_user_index(&replayed, &users, &format!("seed {seed} replayed"));
+            let mut compacted = MemoryState::with_capacity(replayed.session_count());
+            for m in &replayed.snapshot() {
+                compacted.apply(m);
+            }
+            assert_user_index(&compacted, &users, &format!("seed {seed} compacted"));
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_store_lists_one_users_sessions_after_impersonation() {
+        let t0 = Utc::now();
+        let store = MemoryStore::default();
+        let (a, mut b) = (rec(t0), rec(t0));
+        b.user_name = "v".into();
+        assert!(store.insert_session(a.clone(), 10).await.unwrap());
+        assert!(store.insert_session(b.clone(), 10).await.unwrap());
+        let keys = |v: Vec<SessionRecord>| v.into_iter().map(|r| r.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(store.sessions_of_user("u").await.unwrap()),
+            std::slice::from_ref(&a.key)
+        );
+        b.user_name = "u".into();
+        assert!(store.update_session(&b).await.unwrap());
+        assert_eq!(
+            keys(store.sessions_of_user("u").await.unwrap()),
+            [a.key.clone(), b.key.clone()]
+        );
+        assert!(store.sessions_of_user("v").await.unwrap().is_empty());
+        store.remove_session(a.key.as_str()).await.unwrap();
+        // The next session reuses `a`'s slot; it is `w`'s, not `u`'s.
+        let mut c = rec(t0);
+        c.user_name = "w".into();
+        assert!(store.insert_session(c.clone(), 10).await.unwrap());
+        assert_eq!(keys(store.sessions_of_user("u").await.unwrap()), [b.key]);
+        assert_eq!(keys(store.sessions_of_user("w").await.unwrap()), [c.key]);
     }
 
     #[tokio::test]

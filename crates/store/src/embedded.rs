@@ -1181,6 +1181,9 @@ impl Store for EmbeddedStore {
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
         Ok(self.lock().state.sessions())
     }
+    async fn sessions_of_user(&self, user: &str) -> StoreResult<Vec<SessionRecord>> {
+        Ok(self.lock().state.sessions_of_user(user))
+    }
 
     /// Ends the expired sessions under one lock, through the state's expiry index. The ends
     /// are appended to the log but not fsynced: a session lost to a crash after this was
@@ -2056,6 +2059,90 @@ mod tests {
             .await
             .unwrap()
             .is_some());
+    }
+
+    /// Each user's `sessions_of_user`: the filtered `list_sessions`, in its order, and
+    /// exactly the keys wanted.
+    async fn check_users(s: &EmbeddedStore, want: &[(&str, Vec<&SessionKey>)]) {
+        let all = s.list_sessions().await.unwrap();
+        for (u, keys) in want {
+            let got = s.sessions_of_user(u).await.unwrap();
+            let filtered: Vec<SessionRecord> = all
+                .iter()
+                .filter(|r| &*r.user_name == *u)
+                .cloned()
+                .collect();
+            assert_eq!(got, filtered, "{u}");
+            let mut got: Vec<SessionKey> = got.into_iter().map(|r| r.key).collect();
+            got.sort();
+            let mut keys: Vec<SessionKey> = keys.iter().map(|k| (*k).clone()).collect();
+            keys.sort();
+            assert_eq!(got, keys, "{u}");
+        }
+    }
+
+    /// The per-user index after inserts, an impersonation, an end and a reap, and again
+    /// after the log is replayed on reopen and after it is compacted.
+    #[tokio::test]
+    async fn sessions_of_user_survive_reopen_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let of = |u: &str, old: bool| {
+            let (_, mut r) = rec(if old { now - Duration::hours(2) } else { now });
+            (r.user_name, r.login_user) = (u.into(), u.into());
+            r
+        };
+        let (a1, a2, a3) = (of("a@x", false), of("a@x", false), of("a@x", true));
+        let (b1, b2) = (of("b@x", false), of("b@x", false));
+        let c1 = of("c@x", false);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            for r in [&a1, &a2, &a3, &b1, &b2] {
+                assert!(s.insert_session(r.clone(), 10).await.unwrap());
+            }
+            // b1 impersonates a@x; a2 ends; a3 has been idle for two hours.
+            let mut imp = b1.clone();
+            imp.user_name = "a@x".into();
+            assert!(s.update_session(&imp).await.unwrap());
+            s.remove_session(a2.key.as_str()).await.unwrap();
+            let n = s
+                .reap_sessions(now, Duration::minutes(30), None)
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+            // A new session takes a slot that an ended one left.
+            assert!(s.insert_session(c1.clone(), 10).await.unwrap());
+            let want = [
+                ("a@x", vec![&a1.key, &b1.key]),
+                ("b@x", vec![&b2.key]),
+                ("c@x", vec![&c1.key]),
+                ("d@x", vec![]),
+            ];
+            check_users(&s, &want).await;
+            // dropped without flush
+        }
+        let want = [
+            ("a@x", vec![&a1.key, &b1.key]),
+            ("b@x", vec![&b2.key]),
+            ("c@x", vec![&c1.key]),
+            ("d@x", vec![]),
+        ];
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        check_users(&s, &want).await;
+        s.compact().unwrap();
+        check_users(&s, &want).await;
+        drop(s);
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        check_users(&s, &want).await;
+        // After the replay the index still follows changes.
+        let mut back = b1.clone();
+        back.user_name = "b@x".into();
+        assert!(s.update_session(&back).await.unwrap());
+        check_users(
+            &s,
+            &[("a@x", vec![&a1.key]), ("b@x", vec![&b1.key, &b2.key])],
+        )
+        .await;
     }
 
     /// For profiling the store's share of a Login and a Logout (not a test):

@@ -10,7 +10,12 @@
 //! - everything a user's sessions usually share (user, full and login names, role, locales,
 //!   address, user agent) is one interned [`Profile`], and its strings are interned too;
 //! - two ordered sets index the sessions by the second of their last activity and of their
-//!   login, so that reaping visits only sessions that may have expired.
+//!   login, so that reaping visits only sessions that may have expired;
+//! - a table from each user name (the interned `Arc<str>` of its profiles) to the slot
+//!   numbers of that user's sessions answers "the sessions of one user" without a walk over
+//!   every session. Each slot knows its position in that list, so ending a session takes it
+//!   out in constant time (a swap with the list's last entry), however many sessions the
+//!   user has.
 //!
 //! Records are converted to and from [`SessionRecord`] at this module's boundary.
 //!
@@ -288,6 +293,8 @@ struct Slot {
     profile: Arc<Profile>,
     /// The second under which the idle index holds this slot.
     idle_at: u32,
+    /// Where this slot is in its user's list (`Sessions::by_user`).
+    user_pos: u32,
 }
 
 impl Slot {
@@ -319,9 +326,11 @@ impl Slot {
 
 /// Bytes of one slot in the slab.
 pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Option<Slot>>();
-/// Bytes of one session's entries in the two hash tables (a `u32` and a control byte each)
-/// and in the two expiry indexes (a `u64` each), before table slack and B-tree nodes.
-pub(super) const INDEX_BYTES: usize = 2 * (std::mem::size_of::<u32>() + 1) + 2 * 8;
+/// Bytes of one session's entries in the two hash tables (a `u32` and a control byte each),
+/// in the two expiry indexes (a `u64` each) and in its user's list (a `u32`), before table
+/// slack, B-tree nodes and list capacity.
+pub(super) const INDEX_BYTES: usize =
+    2 * (std::mem::size_of::<u32>() + 1) + 2 * 8 + std::mem::size_of::<u32>();
 
 /// The index second of a time: whole seconds since 1970, clamped to `u32`. Never later
 /// than the time itself, and ordered like it.
@@ -377,6 +386,10 @@ pub(super) struct Sessions {
     idle: BTreeSet<u64>,
     /// `entry(stamp(login_time), slot)` for every slot.
     login: BTreeSet<u64>,
+    /// Each user name with a live session (keyed by the interner's own `Arc`) to the slots
+    /// of its sessions, in no order; `Slot::user_pos` is each slot's place here. A user
+    /// with no session has no entry.
+    by_user: HashMap<Arc<str>, Vec<u32>>,
     interner: Interner,
 }
 
@@ -386,6 +399,7 @@ impl fmt::Debug for Sessions {
             .field("len", &self.len)
             .field("slots", &self.slots.len())
             .field("profiles", &self.interner.profiles.len())
+            .field("users", &self.by_user.len())
             .finish()
     }
 }
@@ -466,6 +480,42 @@ impl Sessions {
         }
     }
 
+    /// Appends slot `s` to the list of `user` (its profile's interned name).
+    fn link_user(&mut self, s: u32, user: &Arc<str>) {
+        let list = self.by_user.entry(user.clone()).or_default();
+        // A list never holds more entries than there are slots, which are `u32`s.
+        let pos = u32::try_from(list.len()).unwrap_or(u32::MAX);
+        list.push(s);
+        if let Some(x) = self.slots.get_mut(s as usize).and_then(Option::as_mut) {
+            x.user_pos = pos;
+        }
+    }
+
+    /// Takes slot `s` out of the list of `user`, where it is at `pos`: the list's last entry
+    /// takes its place. Drops the user's entry once its list is empty.
+    fn unlink_user(&mut self, s: u32, user: &str, pos: u32) {
+        let Some(list) = self.by_user.get_mut(user) else {
+            return;
+        };
+        let pos = pos as usize;
+        if list.get(pos) != Some(&s) {
+            return;
+        }
+        list.swap_remove(pos);
+        if let Some(&moved) = list.get(pos) {
+            if let Some(x) = self.slots.get_mut(moved as usize).and_then(Option::as_mut) {
+                // `pos` came from a `u32`.
+                x.user_pos = pos as u32;
+            }
+        }
+        if list.is_empty() {
+            self.by_user.remove(user);
+        } else if list.capacity() > 64 && list.len() < list.capacity() / 4 {
+            // A user whose sessions mostly ended gives the room back.
+            list.shrink_to(list.len() * 2);
+        }
+    }
+
     /// Stores a session, replacing the one with the same key (`PutSession`).
     pub(super) fn put(&mut self, rec: &SessionRecord) {
         let key = Key::new(rec.key.as_str());
@@ -482,6 +532,8 @@ impl Sessions {
         };
         let old_digest = std::mem::replace(&mut slot.digest, rec.digest);
         let old_login = std::mem::replace(&mut slot.login_time, rec.login_time);
+        let new_user = (*profile.user_name != *slot.profile.user_name)
+            .then(|| (profile.user_name.clone(), slot.user_pos));
         let old_profile = std::mem::replace(&mut slot.profile, profile);
         slot.last_active_time = rec.last_active_time;
         slot.call_count = rec.call_count;
@@ -503,6 +555,11 @@ impl Sessions {
             self.unlink_digest(&old_digest, s);
             self.link_digest(&rec.digest, s);
         }
+        // ImpersonateUser (and a replayed `PutSession`) may change the user.
+        if let Some((user, pos)) = new_user {
+            self.unlink_user(s, &old_profile.user_name, pos);
+            self.link_user(s, &user);
+        }
         self.interner.release(old_profile);
     }
 
@@ -523,6 +580,7 @@ impl Sessions {
         };
         let idle_at = stamp(rec.last_active_time);
         let kh = key.table_hash(&self.key_hasher);
+        let user = profile.user_name.clone();
         if let Some(x) = self.slots.get_mut(s as usize) {
             *x = Some(Slot {
                 digest: rec.digest,
@@ -532,9 +590,11 @@ impl Sessions {
                 call_count: rec.call_count,
                 profile,
                 idle_at,
+                user_pos: 0,
             });
         }
         self.len += 1;
+        self.link_user(s, &user);
         let (slots, hasher) = (&self.slots, &self.key_hasher);
         self.by_key.insert_unique(kh, s, |&x| {
             slots
@@ -562,6 +622,7 @@ impl Sessions {
             self.idle.remove(&entry(slot.idle_at, s));
             self.login.remove(&entry(stamp(slot.login_time), s));
         }
+        self.unlink_user(s, &slot.profile.user_name, slot.user_pos);
         self.interner.release(slot.profile);
         self.len -= 1;
         if self.len == 0 {
@@ -624,6 +685,21 @@ impl Sessions {
     /// Every session's record, in slot order.
     pub(super) fn records(&self) -> impl Iterator<Item = SessionRecord> + '_ {
         self.slots.iter().flatten().map(Slot::record)
+    }
+
+    /// The records of the sessions whose `user_name` is `user`, in slot order (the order of
+    /// [`Sessions::records`]), found through the user's list.
+    pub(super) fn of_user(&self, user: &str) -> Vec<SessionRecord> {
+        let Some(list) = self.by_user.get(user) else {
+            return Vec::new();
+        };
+        let mut slots = list.clone();
+        slots.sort_unstable();
+        slots
+            .into_iter()
+            .filter_map(|s| self.slot(s))
+            .map(Slot::record)
+            .collect()
     }
 
     /// Builds the expiry indexes, if they are not yet: in bulk, which is several times faster
@@ -734,6 +810,24 @@ impl Sessions {
                 assert!(self.login.contains(&entry(stamp(x.login_time), s)));
             }
         }
+        // The user lists: each live slot exactly once, under its own user, at its
+        // `user_pos`; no empty list; each key is the interner's own string.
+        let mut listed = 0;
+        for (user, list) in &self.by_user {
+            assert!(!list.is_empty(), "an empty list for {user}");
+            assert!(self
+                .interner
+                .strings
+                .get_key_value(&**user)
+                .is_some_and(|(k, _)| Arc::ptr_eq(k, user)));
+            for (pos, &s) in list.iter().enumerate() {
+                let x = self.slot(s).expect("a listed slot is live");
+                assert_eq!(*x.profile.user_name, **user);
+                assert_eq!(x.user_pos as usize, pos);
+            }
+            listed += list.len();
+        }
+        assert_eq!(listed, self.len);
         let profiles: std::collections::HashSet<*const Profile> =
             live.iter().map(|(_, x)| Arc::as_ptr(&x.profile)).collect();
         assert_eq!(profiles.len(), self.interner.profiles.len());
@@ -977,6 +1071,91 @@ mod tests {
         assert_eq!(s.reap(at + Duration::seconds(20), day, life).len(), 1);
     }
 
+    fn keys_of(s: &Sessions, user: &str) -> Vec<String> {
+        s.of_user(user).into_iter().map(|r| r.key.0).collect()
+    }
+
+    #[test]
+    fn user_lists_follow_inserts_ends_reaps_and_user_changes() {
+        let mut s = Sessions::default();
+        for k in ["a1", "a2", "a3", "a4"] {
+            s.put(&rec(k, "alice", t0()));
+        }
+        s.put(&rec("b1", "bob", t0() + Duration::seconds(100)));
+        assert_eq!(keys_of(&s, "alice"), ["a1", "a2", "a3", "a4"]);
+        assert_eq!(keys_of(&s, "bob"), ["b1"]);
+        assert!(keys_of(&s, "carol").is_empty());
+        // Ending one in the middle of the list moves the list's last entry into its place.
+        s.remove("a2");
+        s.check();
+        assert_eq!(keys_of(&s, "alice"), ["a1", "a3", "a4"]);
+        // Its slot is reused by the next session, which lists in slot order.
+        s.put(&rec("a5", "alice", t0()));
+        assert_eq!(keys_of(&s, "alice"), ["a1", "a5", "a3", "a4"]);
+        // ImpersonateUser: the same session (key) now belongs to bob, and only to bob.
+        let mut b = rec("a3", "bob", t0());
+        b.login_user = "alice".into();
+        s.put(&b);
+        s.check();
+        assert_eq!(keys_of(&s, "alice"), ["a1", "a5", "a4"]);
+        assert_eq!(keys_of(&s, "bob"), ["a3", "b1"]);
+        // A replace that keeps the user (a locale change) keeps the lists.
+        let mut fr = rec("a1", "alice", t0());
+        fr.locale = "fr".into();
+        s.put(&fr);
+        s.check();
+        assert_eq!(keys_of(&s, "alice"), ["a1", "a5", "a4"]);
+        // Reaping ends alice's (idle since t0) and keeps bob's younger one.
+        let mut reaped = s.reap(t0() + Duration::seconds(60), Duration::seconds(60), None);
+        reaped.sort();
+        let keys: Vec<&str> = reaped.iter().map(SessionKey::as_str).collect();
+        assert_eq!(keys, ["a1", "a3", "a4", "a5"]);
+        s.check();
+        assert!(keys_of(&s, "alice").is_empty());
+        assert!(
+            !s.by_user.contains_key("alice"),
+            "no entry without a session"
+        );
+        assert_eq!(keys_of(&s, "bob"), ["b1"]);
+        s.remove("b1");
+        assert!(s.by_user.is_empty());
+        s.check();
+    }
+
+    #[test]
+    fn a_user_with_many_sessions_ends_them_in_any_order_and_gives_room_back() {
+        let mut s = Sessions::default();
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut keys: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
+        for k in &keys {
+            s.put(&rec(k, "bench", t0()));
+        }
+        s.put(&rec("other", "alice", t0()));
+        for i in (1..keys.len()).rev() {
+            keys.swap(i, rng.gen_range(0..=i));
+        }
+        let cap = s.by_user.get("bench").map(Vec::capacity).unwrap();
+        let (gone, left) = keys.split_at(1990);
+        for k in gone {
+            assert!(s.remove(k).is_some());
+        }
+        s.check();
+        assert!(s.by_user.get("bench").map(Vec::capacity).unwrap() < cap / 4);
+        let mut got = keys_of(&s, "bench");
+        got.sort();
+        let mut want = left.to_vec();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(keys_of(&s, "alice"), ["other"]);
+    }
+
+    /// The user index lives in a slot's padding: a slot is no larger than before it.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn the_user_index_costs_a_slot_nothing() {
+        assert_eq!(SLOT_BYTES, 104);
+    }
+
     /// Random operations against a plain map of records: after each reap the sessions
     /// ended are exactly those `SessionRecord::expired` picks, and everything else agrees.
     #[test]
@@ -1082,6 +1261,17 @@ mod tests {
                 }
                 s.check();
                 assert_eq!(s.len(), model.len());
+                for u in users.iter().chain(&["nobody"]) {
+                    let mut want: Vec<&SessionRecord> =
+                        model.values().filter(|r| &*r.user_name == *u).collect();
+                    want.sort_by(|a, b| a.key.cmp(&b.key));
+                    let mut got = s.of_user(u);
+                    let in_slot_order: Vec<SessionRecord> =
+                        s.records().filter(|r| &*r.user_name == *u).collect();
+                    assert_eq!(got, in_slot_order, "seed {seed} step {step} user {u}");
+                    got.sort_by(|a, b| a.key.cmp(&b.key));
+                    assert_eq!(got.iter().collect::<Vec<_>>(), want);
+                }
             }
             for (k, r) in &model {
                 assert_eq!(s.get(k.as_str()).as_ref(), Some(r));
