@@ -79,8 +79,11 @@ impl SessionService {
         Ok(())
     }
 
-    /// The live sessions a token may see: its user's own, or with `all` (which needs
-    /// Sessions.TerminateSession) everyone's. Expired sessions are reaped, not listed.
+    /// The live sessions a token may see: its user's own (found through
+    /// [`Store::sessions_of_user`](crate::Store::sessions_of_user), not a walk over every
+    /// session, since any user may ask), or with `all` (which needs
+    /// Sessions.TerminateSession) everyone's. Expired sessions among those are reaped, not
+    /// listed. Ordered by login time, then key.
     pub async fn sessions_for(
         &self,
         token: &TokenRecord,
@@ -93,11 +96,16 @@ impl SessionService {
             });
         }
         let now = self.clock.now();
+        let seen = if all {
+            self.store.list_sessions().await?
+        } else {
+            self.store.sessions_of_user(&token.user).await?
+        };
         let mut out = Vec::new();
-        for rec in self.store.list_sessions().await? {
+        for rec in seen {
             if self.expired(&rec, now) {
                 self.store.remove_session(rec.key.as_str()).await?;
-            } else if all || *rec.user_name == *token.user {
+            } else {
                 out.push(rec);
             }
         }

@@ -526,10 +526,12 @@ impl SessionService {
             return Err(Fault::InvalidLogin);
         };
         let now = self.clock.now();
-        let target =
-            self.store.list_sessions().await?.into_iter().find(|r| {
-                &*r.user_name == name.as_str() && r.key != s.key && !self.expired(r, now)
-            });
+        let target = self
+            .store
+            .sessions_of_user(name.as_str())
+            .await?
+            .into_iter()
+            .find(|r| r.key != s.key && !self.expired(r, now));
         let Some(target) = target else {
             return Err(Fault::InvalidLogin);
         };

@@ -413,6 +413,50 @@ async fn impersonation_needs_a_live_session_of_the_target() {
 }
 
 #[tokio::test]
+async fn impersonation_skips_the_callers_own_and_expired_sessions() {
+    let f = fixture();
+    let a1 = f.login("admin@vsphere.local").await;
+    let r1 = f.login("reader@vsphere.local").await;
+    let r1_key = f.auth(&r1).await.unwrap().key;
+    let rec = f.auth(&a1).await.unwrap();
+    assert_eq!(
+        f.svc
+            .impersonate_user(Some(&rec), "admin@vsphere.local", None)
+            .await
+            .unwrap_err(),
+        Fault::InvalidLogin,
+        "the caller's own session is not a target"
+    );
+    // r1 idles past the timeout while a1 stays active; nothing has reaped r1 yet.
+    f.clock.advance(Duration::minutes(20));
+    f.auth(&a1).await.unwrap();
+    f.clock.advance(Duration::minutes(11));
+    let rec = f.auth(&a1).await.unwrap();
+    assert!(f
+        .store
+        .session_by_key(r1_key.as_str())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        f.svc
+            .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+            .await
+            .unwrap_err(),
+        Fault::InvalidLogin,
+        "an expired session is not a target"
+    );
+    let _r2 = f.login("reader@vsphere.local").await;
+    let us = f
+        .svc
+        .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+        .await
+        .unwrap();
+    assert_eq!(us.user_name, "reader@vsphere.local");
+    assert_eq!(f.auth(&a1).await.unwrap().role, Role::ReadOnly);
+}
+
+#[tokio::test]
 async fn local_tickets_are_local_only_and_one_time() {
     let f = fixture();
     let remote = Caller {
@@ -892,6 +936,69 @@ mod self_service {
         assert!(f.auth(&r1).await.is_none());
         f.svc.end_session_for(&admin, &ak, false).await.unwrap();
         assert!(f.auth(&a1).await.is_none());
+    }
+}
+
+mod own_sessions {
+    use super::*;
+
+    fn keys(v: Vec<SessionRecord>) -> Vec<SessionKey> {
+        v.into_iter().map(|s| s.key).collect()
+    }
+
+    /// A user's own list follows ImpersonateUser (the session moves to the user it now
+    /// acts as), is ordered by login, and leaves out (and ends) expired sessions.
+    #[tokio::test]
+    async fn own_sessions_follow_impersonation_and_leave_out_expired_ones() {
+        let f = fixture();
+        let r_old = f.login("reader@vsphere.local").await;
+        let r_old = f.auth(&r_old).await.unwrap();
+        f.clock.advance(Duration::minutes(20));
+        let r_new = f.login("reader@vsphere.local").await;
+        let r_new = f.auth(&r_new).await.unwrap();
+        f.clock.advance(Duration::minutes(1));
+        let a = f.login("admin@vsphere.local").await;
+        let a_rec = f.auth(&a).await.unwrap();
+        let (_, reader) = f
+            .svc
+            .request_token("reader@vsphere.local", "pw", Duration::hours(2))
+            .await
+            .unwrap();
+        let (_, admin) = f
+            .svc
+            .request_token("admin@vsphere.local", "pw", Duration::hours(2))
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(f.svc.sessions_for(&reader, false).await.unwrap()),
+            [r_old.key.clone(), r_new.key.clone()]
+        );
+        assert_eq!(
+            keys(f.svc.sessions_for(&admin, false).await.unwrap()),
+            std::slice::from_ref(&a_rec.key)
+        );
+        f.svc
+            .impersonate_user(Some(&a_rec), "reader@vsphere.local", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(f.svc.sessions_for(&reader, false).await.unwrap()),
+            [r_old.key.clone(), r_new.key.clone(), a_rec.key.clone()]
+        );
+        assert!(f.svc.sessions_for(&admin, false).await.unwrap().is_empty());
+        assert_eq!(f.svc.sessions_for(&admin, true).await.unwrap().len(), 3);
+        // r_old has been idle for 31 minutes; the others for 11 and 10.
+        f.clock.advance(Duration::minutes(10));
+        assert_eq!(
+            keys(f.svc.sessions_for(&reader, false).await.unwrap()),
+            [r_new.key, a_rec.key]
+        );
+        assert!(f
+            .store
+            .session_by_key(r_old.key.as_str())
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 
