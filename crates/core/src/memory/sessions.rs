@@ -11,11 +11,11 @@
 //!   address, user agent) is one interned [`Profile`], and its strings are interned too;
 //! - two ordered sets index the sessions by the second of their last activity and of their
 //!   login, so that reaping visits only sessions that may have expired;
-//! - a table from each user name (the interned `Arc<str>` of its profiles) to the slot
-//!   numbers of that user's sessions answers "the sessions of one user" without a walk over
-//!   every session. Each slot knows its position in that list, so ending a session takes it
-//!   out in constant time (a swap with the list's last entry), however many sessions the
-//!   user has.
+//! - a table from each user name (the interned `Arc<str>` of its profiles, found by its
+//!   address) to the slot numbers of that user's sessions answers "the sessions of one
+//!   user" without a walk over every session. Each slot knows its position in that list,
+//!   so ending a session takes it out in constant time (a swap with the list's last
+//!   entry), however many sessions the user has.
 //!
 //! Records are converted to and from [`SessionRecord`] at this module's boundary.
 //!
@@ -324,6 +324,24 @@ impl Slot {
     }
 }
 
+/// The sessions of one user: the slots whose profile's `user_name` is `name`.
+#[derive(Debug)]
+struct UserList {
+    /// The interner's own `Arc` for the name. Equal names share one `Arc` while any profile
+    /// holds the name, and this clone keeps the address in use, so the address identifies
+    /// the name for as long as the list exists.
+    name: Arc<str>,
+    /// In no order; `Slot::user_pos` is each slot's place here.
+    slots: Vec<u32>,
+}
+
+/// A hash of an interned name's address (see [`UserList::name`]): no hashing of the text
+/// while a log is replayed.
+fn name_hash(name: &Arc<str>) -> u64 {
+    let h = (Arc::as_ptr(name).cast::<u8>() as usize as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 32)
+}
+
 /// Bytes of one slot in the slab.
 pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Option<Slot>>();
 /// Bytes of one session's entries in the two hash tables (a `u32` and a control byte each),
@@ -386,10 +404,9 @@ pub(super) struct Sessions {
     idle: BTreeSet<u64>,
     /// `entry(stamp(login_time), slot)` for every slot.
     login: BTreeSet<u64>,
-    /// Each user name with a live session (keyed by the interner's own `Arc`) to the slots
-    /// of its sessions, in no order; `Slot::user_pos` is each slot's place here. A user
-    /// with no session has no entry.
-    by_user: HashMap<Arc<str>, Vec<u32>>,
+    /// One list for each user with a live session, by [`name_hash`]. A user with no
+    /// session has no list.
+    by_user: HashTable<UserList>,
     interner: Interner,
 }
 
@@ -480,23 +497,40 @@ impl Sessions {
         }
     }
 
-    /// Appends slot `s` to the list of `user` (its profile's interned name).
-    fn link_user(&mut self, s: u32, user: &Arc<str>) {
-        let list = self.by_user.entry(user.clone()).or_default();
-        // A list never holds more entries than there are slots, which are `u32`s.
-        let pos = u32::try_from(list.len()).unwrap_or(u32::MAX);
-        list.push(s);
-        if let Some(x) = self.slots.get_mut(s as usize).and_then(Option::as_mut) {
-            x.user_pos = pos;
-        }
-    }
-
-    /// Takes slot `s` out of the list of `user`, where it is at `pos`: the list's last entry
-    /// takes its place. Drops the user's entry once its list is empty.
-    fn unlink_user(&mut self, s: u32, user: &str, pos: u32) {
-        let Some(list) = self.by_user.get_mut(user) else {
+    /// Appends slot `s` to the list of its profile's user.
+    fn link_user(&mut self, s: u32) {
+        let Some(x) = self.slots.get_mut(s as usize).and_then(Option::as_mut) else {
             return;
         };
+        let name = &x.profile.user_name;
+        let list = match self.by_user.entry(
+            name_hash(name),
+            |l| Arc::ptr_eq(&l.name, name),
+            |l| name_hash(&l.name),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => e.into_mut(),
+            hashbrown::hash_table::Entry::Vacant(e) => e
+                .insert(UserList {
+                    name: name.clone(),
+                    slots: Vec::new(),
+                })
+                .into_mut(),
+        };
+        // A list never holds more entries than there are slots, which are `u32`s.
+        x.user_pos = u32::try_from(list.slots.len()).unwrap_or(u32::MAX);
+        list.slots.push(s);
+    }
+
+    /// Takes slot `s` out of the list of `name` (its profile's user, interned), where it is
+    /// at `pos`: the list's last entry takes its place. Drops the list once it is empty.
+    fn unlink_user(&mut self, s: u32, name: &Arc<str>, pos: u32) {
+        let Ok(mut e) = self
+            .by_user
+            .find_entry(name_hash(name), |l| Arc::ptr_eq(&l.name, name))
+        else {
+            return;
+        };
+        let list = &mut e.get_mut().slots;
         let pos = pos as usize;
         if list.get(pos) != Some(&s) {
             return;
@@ -509,11 +543,18 @@ impl Sessions {
             }
         }
         if list.is_empty() {
-            self.by_user.remove(user);
+            e.remove();
         } else if list.capacity() > 64 && list.len() < list.capacity() / 4 {
             // A user whose sessions mostly ended gives the room back.
             list.shrink_to(list.len() * 2);
         }
+    }
+
+    /// The list of the user named `user`, if that user has a session.
+    fn user_list(&self, user: &str) -> Option<&UserList> {
+        let (name, _) = self.interner.strings.get_key_value(user)?;
+        self.by_user
+            .find(name_hash(name), |l| Arc::ptr_eq(&l.name, name))
     }
 
     /// Stores a session, replacing the one with the same key (`PutSession`).
@@ -532,8 +573,8 @@ impl Sessions {
         };
         let old_digest = std::mem::replace(&mut slot.digest, rec.digest);
         let old_login = std::mem::replace(&mut slot.login_time, rec.login_time);
-        let new_user = (*profile.user_name != *slot.profile.user_name)
-            .then(|| (profile.user_name.clone(), slot.user_pos));
+        let user_moves = !Arc::ptr_eq(&profile.user_name, &slot.profile.user_name);
+        let user_pos = slot.user_pos;
         let old_profile = std::mem::replace(&mut slot.profile, profile);
         slot.last_active_time = rec.last_active_time;
         slot.call_count = rec.call_count;
@@ -556,9 +597,9 @@ impl Sessions {
             self.link_digest(&rec.digest, s);
         }
         // ImpersonateUser (and a replayed `PutSession`) may change the user.
-        if let Some((user, pos)) = new_user {
-            self.unlink_user(s, &old_profile.user_name, pos);
-            self.link_user(s, &user);
+        if user_moves {
+            self.unlink_user(s, &old_profile.user_name, user_pos);
+            self.link_user(s);
         }
         self.interner.release(old_profile);
     }
@@ -580,7 +621,6 @@ impl Sessions {
         };
         let idle_at = stamp(rec.last_active_time);
         let kh = key.table_hash(&self.key_hasher);
-        let user = profile.user_name.clone();
         if let Some(x) = self.slots.get_mut(s as usize) {
             *x = Some(Slot {
                 digest: rec.digest,
@@ -594,7 +634,7 @@ impl Sessions {
             });
         }
         self.len += 1;
-        self.link_user(s, &user);
+        self.link_user(s);
         let (slots, hasher) = (&self.slots, &self.key_hasher);
         self.by_key.insert_unique(kh, s, |&x| {
             slots
@@ -690,10 +730,10 @@ impl Sessions {
     /// The records of the sessions whose `user_name` is `user`, in slot order (the order of
     /// [`Sessions::records`]), found through the user's list.
     pub(super) fn of_user(&self, user: &str) -> Vec<SessionRecord> {
-        let Some(list) = self.by_user.get(user) else {
+        let Some(list) = self.user_list(user) else {
             return Vec::new();
         };
-        let mut slots = list.clone();
+        let mut slots = list.slots.clone();
         slots.sort_unstable();
         slots
             .into_iter()
@@ -813,19 +853,20 @@ impl Sessions {
         // The user lists: each live slot exactly once, under its own user, at its
         // `user_pos`; no empty list; each key is the interner's own string.
         let mut listed = 0;
-        for (user, list) in &self.by_user {
-            assert!(!list.is_empty(), "an empty list for {user}");
+        for l in &self.by_user {
+            assert!(!l.slots.is_empty(), "an empty list for {}", l.name);
             assert!(self
                 .interner
                 .strings
-                .get_key_value(&**user)
-                .is_some_and(|(k, _)| Arc::ptr_eq(k, user)));
-            for (pos, &s) in list.iter().enumerate() {
+                .get_key_value(&*l.name)
+                .is_some_and(|(k, _)| Arc::ptr_eq(k, &l.name)));
+            assert!(self.user_list(&l.name).is_some_and(|m| std::ptr::eq(m, l)));
+            for (pos, &s) in l.slots.iter().enumerate() {
                 let x = self.slot(s).expect("a listed slot is live");
-                assert_eq!(*x.profile.user_name, **user);
+                assert!(Arc::ptr_eq(&x.profile.user_name, &l.name));
                 assert_eq!(x.user_pos as usize, pos);
             }
-            listed += list.len();
+            listed += l.slots.len();
         }
         assert_eq!(listed, self.len);
         let profiles: std::collections::HashSet<*const Profile> =
@@ -1112,10 +1153,7 @@ mod tests {
         assert_eq!(keys, ["a1", "a3", "a4", "a5"]);
         s.check();
         assert!(keys_of(&s, "alice").is_empty());
-        assert!(
-            !s.by_user.contains_key("alice"),
-            "no entry without a session"
-        );
+        assert!(s.user_list("alice").is_none(), "no entry without a session");
         assert_eq!(keys_of(&s, "bob"), ["b1"]);
         s.remove("b1");
         assert!(s.by_user.is_empty());
@@ -1134,13 +1172,13 @@ mod tests {
         for i in (1..keys.len()).rev() {
             keys.swap(i, rng.gen_range(0..=i));
         }
-        let cap = s.by_user.get("bench").map(Vec::capacity).unwrap();
+        let cap = s.user_list("bench").map(|l| l.slots.capacity()).unwrap();
         let (gone, left) = keys.split_at(1990);
         for k in gone {
             assert!(s.remove(k).is_some());
         }
         s.check();
-        assert!(s.by_user.get("bench").map(Vec::capacity).unwrap() < cap / 4);
+        assert!(s.user_list("bench").map(|l| l.slots.capacity()).unwrap() < cap / 4);
         let mut got = keys_of(&s, "bench");
         got.sort();
         let mut want = left.to_vec();
