@@ -226,8 +226,8 @@ impl MemoryState {
     /// The sessions whose `user_name` is `user`, from the per-user index: exactly what
     /// filtering [`MemoryState::sessions`] gives, in the same order, at a cost that grows
     /// with that user's sessions rather than with all of them.
-    pub fn sessions_of_user(&self, user: &str) -> Vec<SessionRecord> {
-        self.sessions.of_user(user)
+    pub fn sessions_of_user(&self, user: &str, limit: usize) -> Vec<SessionRecord> {
+        self.sessions.of_user(user, limit)
     }
 
     pub fn put_ticket(&mut self, digest: IdDigest, ticket: Ticket) -> Mutation {
@@ -548,8 +548,8 @@ impl Store for MemoryStore {
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
         Ok(self.with(|s| s.sessions()))
     }
-    async fn sessions_of_user(&self, user: &str) -> StoreResult<Vec<SessionRecord>> {
-        Ok(self.with(|s| s.sessions_of_user(user)))
+    async fn sessions_of_user(&self, user: &str, limit: usize) -> StoreResult<Vec<SessionRecord>> {
+        Ok(self.with(|s| s.sessions_of_user(user, limit)))
     }
     async fn reap_sessions(
         &self,
@@ -711,7 +711,7 @@ mod tests {
                 .into_iter()
                 .filter(|r| &*r.user_name == *u)
                 .collect();
-            assert_eq!(s.sessions_of_user(u), want, "{what}: user {u}");
+            assert_eq!(s.sessions_of_user(u, usize::MAX), want, "{what}: user {u}");
         }
     }
 
@@ -794,23 +794,33 @@ mod tests {
         assert!(store.insert_session(b.clone(), 10).await.unwrap());
         let keys = |v: Vec<SessionRecord>| v.into_iter().map(|r| r.key).collect::<Vec<_>>();
         assert_eq!(
-            keys(store.sessions_of_user("u").await.unwrap()),
+            keys(store.sessions_of_user("u", usize::MAX).await.unwrap()),
             std::slice::from_ref(&a.key)
         );
         b.user_name = "u".into();
         assert!(store.update_session(&b).await.unwrap());
         assert_eq!(
-            keys(store.sessions_of_user("u").await.unwrap()),
+            keys(store.sessions_of_user("u", usize::MAX).await.unwrap()),
             [a.key.clone(), b.key.clone()]
         );
-        assert!(store.sessions_of_user("v").await.unwrap().is_empty());
+        assert!(store
+            .sessions_of_user("v", usize::MAX)
+            .await
+            .unwrap()
+            .is_empty());
         store.remove_session(a.key.as_str()).await.unwrap();
         // The next session reuses `a`'s slot; it is `w`'s, not `u`'s.
         let mut c = rec(t0);
         c.user_name = "w".into();
         assert!(store.insert_session(c.clone(), 10).await.unwrap());
-        assert_eq!(keys(store.sessions_of_user("u").await.unwrap()), [b.key]);
-        assert_eq!(keys(store.sessions_of_user("w").await.unwrap()), [c.key]);
+        assert_eq!(
+            keys(store.sessions_of_user("u", usize::MAX).await.unwrap()),
+            [b.key]
+        );
+        assert_eq!(
+            keys(store.sessions_of_user("w", usize::MAX).await.unwrap()),
+            [c.key]
+        );
     }
 
     #[tokio::test]

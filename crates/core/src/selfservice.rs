@@ -99,7 +99,7 @@ impl SessionService {
         let seen = if all {
             self.store.list_sessions().await?
         } else {
-            self.store.sessions_of_user(&token.user).await?
+            self.store.sessions_of_user(&token.user, usize::MAX).await?
         };
         let mut out = Vec::new();
         for rec in seen {

@@ -60,6 +60,9 @@ pub trait LocalTicketSink: Send + Sync + 'static {
     fn remove(&self, path: &str);
 }
 
+/// How many of a user's sessions ImpersonateUser looks at before it looks at all of them.
+const IMPERSONATION_PROBE: usize = 16;
+
 /// `vim.AboutInfo`, as RetrieveServiceContent reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AboutInfo {
@@ -526,12 +529,22 @@ impl SessionService {
             return Err(Fault::InvalidLogin);
         };
         let now = self.clock.now();
-        let target = self
+        // Any live session of the user but the caller's own will do: look at the first
+        // few, and at all of them only if those are all expired (or the caller's).
+        let usable = |r: &SessionRecord| r.key != s.key && !self.expired(r, now);
+        let first = self
             .store
-            .sessions_of_user(name.as_str())
-            .await?
-            .into_iter()
-            .find(|r| r.key != s.key && !self.expired(r, now));
+            .sessions_of_user(name.as_str(), IMPERSONATION_PROBE)
+            .await?;
+        let full = first.len() == IMPERSONATION_PROBE;
+        let mut target = first.into_iter().find(|r| usable(r));
+        if target.is_none() && full {
+            let all = self
+                .store
+                .sessions_of_user(name.as_str(), usize::MAX)
+                .await?;
+            target = all.into_iter().find(|r| usable(r));
+        }
         let Some(target) = target else {
             return Err(Fault::InvalidLogin);
         };

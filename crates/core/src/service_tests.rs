@@ -456,6 +456,37 @@ async fn impersonation_skips_the_callers_own_and_expired_sessions() {
     assert_eq!(f.auth(&a1).await.unwrap().role, Role::ReadOnly);
 }
 
+/// ImpersonateUser looks at a user's first few sessions, and at all of them when those are
+/// all expired.
+#[tokio::test]
+async fn impersonation_finds_a_live_session_behind_many_expired_ones() {
+    let f = fixture();
+    let a1 = f.login("admin@vsphere.local").await;
+    for _ in 0..IMPERSONATION_PROBE + 2 {
+        f.login("reader@vsphere.local").await;
+    }
+    // They idle past the timeout while a1 stays active; nothing reaps them.
+    f.clock.advance(Duration::minutes(20));
+    f.auth(&a1).await.unwrap();
+    f.clock.advance(Duration::minutes(11));
+    let rec = f.auth(&a1).await.unwrap();
+    assert_eq!(
+        f.svc
+            .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+            .await
+            .unwrap_err(),
+        Fault::InvalidLogin,
+        "only expired sessions"
+    );
+    f.login("reader@vsphere.local").await;
+    let us = f
+        .svc
+        .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+        .await
+        .unwrap();
+    assert_eq!(us.user_name, "reader@vsphere.local");
+}
+
 #[tokio::test]
 async fn local_tickets_are_local_only_and_one_time() {
     let f = fixture();

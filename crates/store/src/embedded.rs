@@ -1181,8 +1181,8 @@ impl Store for EmbeddedStore {
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
         Ok(self.lock().state.sessions())
     }
-    async fn sessions_of_user(&self, user: &str) -> StoreResult<Vec<SessionRecord>> {
-        Ok(self.lock().state.sessions_of_user(user))
+    async fn sessions_of_user(&self, user: &str, limit: usize) -> StoreResult<Vec<SessionRecord>> {
+        Ok(self.lock().state.sessions_of_user(user, limit))
     }
 
     /// Ends the expired sessions under one lock, through the state's expiry index. The ends
@@ -2066,7 +2066,7 @@ mod tests {
     async fn check_users(s: &EmbeddedStore, want: &[(&str, Vec<&SessionKey>)]) {
         let all = s.list_sessions().await.unwrap();
         for (u, keys) in want {
-            let got = s.sessions_of_user(u).await.unwrap();
+            let got = s.sessions_of_user(u, usize::MAX).await.unwrap();
             let filtered: Vec<SessionRecord> = all
                 .iter()
                 .filter(|r| &*r.user_name == *u)

@@ -729,11 +729,16 @@ impl Sessions {
 
     /// The records of the sessions whose `user_name` is `user`, in slot order (the order of
     /// [`Sessions::records`]), found through the user's list.
-    pub(super) fn of_user(&self, user: &str) -> Vec<SessionRecord> {
+    pub(super) fn of_user(&self, user: &str, limit: usize) -> Vec<SessionRecord> {
         let Some(list) = self.user_list(user) else {
             return Vec::new();
         };
         let mut slots = list.slots.clone();
+        if limit < slots.len() {
+            // The `limit` lowest slots, without sorting all of them.
+            slots.select_nth_unstable(limit);
+            slots.truncate(limit);
+        }
         slots.sort_unstable();
         slots
             .into_iter()
@@ -1113,7 +1118,10 @@ mod tests {
     }
 
     fn keys_of(s: &Sessions, user: &str) -> Vec<String> {
-        s.of_user(user).into_iter().map(|r| r.key.0).collect()
+        s.of_user(user, usize::MAX)
+            .into_iter()
+            .map(|r| r.key.0)
+            .collect()
     }
 
     #[test]
@@ -1303,10 +1311,14 @@ mod tests {
                     let mut want: Vec<&SessionRecord> =
                         model.values().filter(|r| &*r.user_name == *u).collect();
                     want.sort_by(|a, b| a.key.cmp(&b.key));
-                    let mut got = s.of_user(u);
+                    let mut got = s.of_user(u, usize::MAX);
                     let in_slot_order: Vec<SessionRecord> =
                         s.records().filter(|r| &*r.user_name == *u).collect();
                     assert_eq!(got, in_slot_order, "seed {seed} step {step} user {u}");
+                    // A limit takes the first ones in that order.
+                    let k = step % 4;
+                    let first = &in_slot_order[..k.min(in_slot_order.len())];
+                    assert_eq!(s.of_user(u, k), first, "seed {seed} step {step} user {u}");
                     got.sort_by(|a, b| a.key.cmp(&b.key));
                     assert_eq!(got.iter().collect::<Vec<_>>(), want);
                 }
