@@ -166,6 +166,18 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
         let (s, body, _) = r.soap(1, &fetch("sessionList"), Some(&admin)).await;
         assert_eq!(s, 200, "{body}");
     }
+    // Logins, whatever name they try, read Redis and leave the cache alone: it holds the
+    // users of the sessions B has served, and no more.
+    for i in 0..20 {
+        let (s, body, _) = r
+            .soap(1, &common::login_body(&format!("nobody{i}"), "x"), None)
+            .await;
+        assert_eq!((s, fault_type(&body)), (500, "InvalidLogin"), "{body}");
+    }
+    let vsess_store::Backend::Redis(b) = &r.servers[1].app.backend else {
+        panic!("not on Redis")
+    };
+    assert_eq!(b.cached_users(), 2);
     // B answers the session check from its cache: no user reads on further calls.
     let reads = redis.command_calls("hmget");
     for _ in 0..5 {

@@ -421,6 +421,12 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// How many users this replica has cached for session checks (users of sessions it
+    /// has served since the last user change).
+    pub fn cached_users(&self) -> usize {
+        self.user_cache().users.len()
+    }
+
     /// The URL, with any password hidden.
     pub fn shown_url(&self) -> &str {
         &self.inner.shown_url
@@ -679,8 +685,8 @@ impl RedisStore {
 
     // ---- users (the directory `vsess user …` edits) ----
 
-    /// A user and the generation token read with it (one `HMGET`), into the cache.
-    async fn fetch_user(&self, name: &str) -> StoreResult<Option<User>> {
+    /// A user and the generation token read with it (one `HMGET`).
+    async fn fetch_user(&self, name: &str) -> StoreResult<(Option<User>, Option<String>)> {
         let (json, generation): (Option<String>, Option<String>) = self
             .query(
                 redis::cmd("HMGET")
@@ -692,8 +698,7 @@ impl RedisStore {
         let user = json
             .map(|j| serde_json::from_str::<User>(&j).map_err(|e| corrupt("user", e)))
             .transpose()?;
-        self.user_cache().put(generation, name, user.clone());
-        Ok(user)
+        Ok((user, generation))
     }
 
     fn user_cache(&self) -> std::sync::MutexGuard<'_, UserCache> {
@@ -918,9 +923,10 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     /// Always read from Redis: only [`Store::touch_session_user`] knows the generation to
-    /// check the cache against without a round trip of its own.
+    /// check the cache against without a round trip of its own. Not cached either: a
+    /// Login with any name comes here, and the cache would grow with every name tried.
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.fetch_user(name).await
+        Ok(self.fetch_user(name).await?.0)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -993,7 +999,13 @@ impl Store for RedisStore {
         let cached = self.user_cache().get(&generation, &rec.user_name);
         let user = match cached {
             Some(u) => u,
-            None => self.fetch_user(&rec.user_name).await?,
+            None => {
+                // Only users of live sessions are cached, so the cache stays that small.
+                let (user, generation) = self.fetch_user(&rec.user_name).await?;
+                self.user_cache()
+                    .put(generation, &rec.user_name, user.clone());
+                user
+            }
         };
         Ok(Some((rec, user)))
     }
