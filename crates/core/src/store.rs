@@ -104,10 +104,11 @@ pub trait Store: Send + Sync + 'static {
         Ok(n)
     }
     /// The first `limit` sessions whose effective user (`user_name`, which ImpersonateUser
-    /// changes) is exactly `user`, expired ones included, in the order
-    /// [`Store::list_sessions`] gives them. This default filters `list_sessions`; a store
-    /// with a per-user index overrides it, so that one user's sessions cost what that user
-    /// has (or `limit`), not what everyone has.
+    /// changes) is exactly `user`, expired ones included, in a fixed order (this default
+    /// and the embedded store: [`Store::list_sessions`]'s; Redis: oldest login first).
+    /// This default filters `list_sessions`; a store with a per-user index overrides it,
+    /// so that one user's sessions cost what that user has (or `limit`), not what everyone
+    /// has.
     async fn sessions_of_user(&self, user: &str, limit: usize) -> StoreResult<Vec<SessionRecord>> {
         let mut all = self.list_sessions().await?;
         all.retain(|r| *r.user_name == *user);

@@ -220,6 +220,77 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
     assert!(h.add_user(&u, true).await.unwrap(), "no user is left");
 }
 
+/// A user's sessions are found through that user's own set, which follows logins,
+/// logouts and ImpersonateUser on every replica, sheds sessions that expired by TTL when it
+/// is read, and is built on start for sessions that predate it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn each_users_sessions_are_found_through_their_own_set() {
+    use vsess_core::Store;
+    const READER: &str = "reader@vsphere.local";
+    let (redis, r, h) = setup(2, "config.vmacore.soap.sessionTimeout = 2\n").await;
+    let set = format!("t:us:{READER}");
+    let keys = |v: Vec<vsess_core::SessionRecord>| -> Vec<String> {
+        v.into_iter().map(|r| r.key.as_str().to_owned()).collect()
+    };
+    let mut readers = Vec::new();
+    for i in 0..3 {
+        let c = r.login(i, READER, "reader-pw").await;
+        let (_, body, _) = r.soap(i, &fetch("currentSession"), Some(&c)).await;
+        readers.push((c, current_key(&body)));
+    }
+    let admin = r.login(1, ADMIN.0, ADMIN.1).await;
+    let all: Vec<String> = readers.iter().map(|(_, k)| k.clone()).collect();
+    assert_eq!(
+        keys(h.sessions_of_user(READER, usize::MAX).await.unwrap()),
+        all
+    );
+    assert_eq!(keys(h.sessions_of_user(READER, 2).await.unwrap()), all[..2]);
+    assert_eq!(h.sessions_of_user(ADMIN.0, 9).await.unwrap().len(), 1);
+
+    // A Logout on another replica than the Login leaves the set.
+    let logout = "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>";
+    r.soap(1, logout, Some(&readers[0].0)).await;
+    assert_eq!(redis.cli(&["zcard", &set]), "2");
+    // ImpersonateUser moves the admin's session to the reader's set.
+    let impersonate = format!("<ImpersonateUser xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><userName>{READER}</userName></ImpersonateUser>");
+    let (s, body, _) = r.soap(0, &impersonate, Some(&admin)).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        h.sessions_of_user(READER, usize::MAX).await.unwrap().len(),
+        3
+    );
+    assert!(h.sessions_of_user(ADMIN.0, 9).await.unwrap().is_empty());
+
+    // They all expire by TTL, which tells no one.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(redis.cli(&["zcard", &set]), "3");
+    // The user's next login checks two members at random: at least one of them is dead.
+    let c = r.login(0, READER, "reader-pw").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.cli(&["zcard", &set]).parse::<u32>().unwrap() > 3 {
+        assert!(Instant::now() < deadline, "the login pruned nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A read drops the rest.
+    let (_, body, _) = r.soap(0, &fetch("currentSession"), Some(&c)).await;
+    assert_eq!(
+        keys(h.sessions_of_user(READER, usize::MAX).await.unwrap()),
+        [current_key(&body)]
+    );
+    assert_eq!(redis.cli(&["zcard", &set]), "1");
+
+    // Sessions from before the sets existed are indexed when a replica starts.
+    redis.cli(&["del", &set, "t:us-built"]);
+    assert!(h.sessions_of_user(READER, 9).await.unwrap().is_empty());
+    let h2 = admin_handle(&redis.url(), "t").await;
+    assert_eq!(
+        keys(h2.sessions_of_user(READER, 9).await.unwrap()),
+        [current_key(&body)]
+    );
+    assert_eq!(redis.cli(&["exists", "t:us-built"]), "1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn lockout_counts_failures_from_every_replica() {

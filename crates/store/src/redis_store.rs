@@ -11,6 +11,8 @@
 //! | `P:{s:<digest>}` | hash | one session: `rec` (the record as JSON), `la` (lastActiveTime, ms), `cc` (callCount), `lt` (loginTime, ms); its TTL is the session's deadline |
 //! | `P:key:{<key>}` | string | session key → digest, same TTL (for TerminateSession and the self-service API) |
 //! | `P:live` | sorted set | digest → deadline (ms): the global session count for `maxSessionCount` |
+//! | `P:us:<user>` | sorted set | digest → loginTime (ms): the sessions of one user (ImpersonateUser, "list my sessions"); members of sessions that have ended are dropped when a read finds them, and a few at random on each of the user's logins |
+//! | `P:us-built` | string | set once the per-user sets hold every session (a replica builds them on start if not) |
 //! | `P:t:<digest>` | string | a one-time ticket, with its expiry as TTL; taken with `GETDEL` |
 //! | `P:tok:<digest>` | string | a self-service API token, with its expiry as TTL |
 //! | `P:users` | hash | user name → user (JSON, argon2id hash); and `@gen`, a random token replaced by every change (no user name can start with `@`) |
@@ -231,11 +233,12 @@ end
 redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', deadline))
 return string.format('%.0f', deadline)",
             ),
-            // KEYS[1] session; ARGV rec
+            // KEYS[1] session; ARGV rec. Returns the record it replaced, or false.
             update: Script::new(
-                r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+                r"local old = redis.call('HGET', KEYS[1], 'rec')
+if not old then return false end
 redis.call('HSET', KEYS[1], 'rec', ARGV[1])
-return 1",
+return old",
             ),
             // KEYS[1] session: deletes it, returning {rec, la, cc} if it existed.
             end: Script::new(
@@ -418,7 +421,101 @@ impl RedisStore {
             }),
         };
         store.health().await?;
+        store.build_user_index().await?;
         Ok(store)
+    }
+
+    /// Fills the per-user session sets from the live sessions, once per Redis (the first
+    /// replica of a version that has them does it; `P:us-built` records that it is done).
+    async fn build_user_index(&self) -> StoreResult<()> {
+        let built = self.k("us-built");
+        let done: bool = self.query(redis::cmd("EXISTS").arg(&built)).await?;
+        if done {
+            return Ok(());
+        }
+        let sessions = self.list_sessions().await?;
+        for chunk in sessions.chunks(512) {
+            let adds = join_all(chunk.iter().map(|rec| self.index_session(rec))).await;
+            adds.into_iter().collect::<StoreResult<Vec<()>>>()?;
+        }
+        let _: () = self.query(redis::cmd("SET").arg(&built).arg("1")).await?;
+        if !sessions.is_empty() {
+            tracing::info!(
+                sessions = sessions.len(),
+                "indexed the sessions in Redis by user"
+            );
+        }
+        Ok(())
+    }
+
+    /// Adds a session to its user's set.
+    async fn index_session(&self, rec: &SessionRecord) -> StoreResult<()> {
+        let _: i64 = self
+            .query(
+                redis::cmd("ZADD")
+                    .arg(self.user_sessions_key(&rec.user_name))
+                    .arg(ms(rec.login_time))
+                    .arg(rec.digest.to_hex()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Drops `members` (digests) from `user`'s set.
+    async fn unindex(&self, user: &str, members: &[String]) -> StoreResult<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = self
+            .query(
+                redis::cmd("ZREM")
+                    .arg(self.user_sessions_key(user))
+                    .arg(members),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The sessions behind `members` (digests): `None` for those that have ended.
+    async fn sessions_by_digest(
+        &self,
+        members: &[String],
+    ) -> StoreResult<Vec<Option<SessionRecord>>> {
+        let mut out = Vec::with_capacity(members.len());
+        for chunk in members.chunks(512) {
+            let maps = join_all(chunk.iter().map(|m| async move {
+                match IdDigest::from_hex(m) {
+                    Some(d) => self.hgetall(&self.session_key(&d)).await,
+                    None => Ok(HashMap::new()),
+                }
+            }))
+            .await;
+            for h in maps {
+                out.push(self.decode_session(&h?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks two random members of `user`'s set and drops those whose session has ended
+    /// (they expire by TTL, which no one hears of): on each login, so the set stays near
+    /// the size of the user's live sessions even if no one ever reads it.
+    async fn prune_user_index(&self, user: &str) -> StoreResult<()> {
+        let members: Vec<String> = self
+            .query(
+                redis::cmd("ZRANDMEMBER")
+                    .arg(self.user_sessions_key(user))
+                    .arg(2),
+            )
+            .await?;
+        let found = self.sessions_by_digest(&members).await?;
+        let dead: Vec<String> = members
+            .into_iter()
+            .zip(found)
+            .filter(|(_, rec)| rec.as_ref().is_none_or(|r| *r.user_name != *user))
+            .map(|(m, _)| m)
+            .collect();
+        self.unindex(user, &dead).await
     }
 
     /// How many users this replica has cached for session checks (users of sessions it
@@ -450,6 +547,11 @@ impl RedisStore {
 
     fn users_key(&self) -> String {
         self.k("users")
+    }
+
+    /// The sorted set of one user's sessions.
+    fn user_sessions_key(&self, user: &str) -> String {
+        self.k(&format!("us:{user}"))
     }
 
     fn err(&self, e: RedisError) -> StoreError {
@@ -889,15 +991,13 @@ impl RedisStore {
             .ignore();
         let mut c = self.inner.conn.clone();
         self.run(p.query_async::<()>(&mut c)).await?;
-        let _: () = self
-            .query(
-                redis::cmd("SET")
-                    .arg(self.key_index(rec.key.as_str()))
-                    .arg(rec.digest.to_hex())
-                    .arg("PXAT")
-                    .arg(deadline),
-            )
-            .await?;
+        let mut key_index = redis::cmd("SET");
+        key_index
+            .arg(self.key_index(rec.key.as_str()))
+            .arg(rec.digest.to_hex())
+            .arg("PXAT")
+            .arg(deadline);
+        try_join(self.query::<()>(&key_index), self.index_session(rec)).await?;
         Ok(())
     }
 
@@ -965,6 +1065,12 @@ impl Store for RedisStore {
                 .await;
             return Err(e);
         }
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.prune_user_index(&rec.user_name).await {
+                tracing::debug!("cannot prune a user's session set: {e}");
+            }
+        });
         Ok(true)
     }
 
@@ -1019,14 +1125,22 @@ impl Store for RedisStore {
     }
 
     async fn update_session(&self, rec: &SessionRecord) -> StoreResult<bool> {
-        let done: i64 = self
+        let old: Option<String> = self
             .script(
                 &self.inner.scripts.update,
                 &[&self.session_key(&rec.digest)],
                 &[to_json(rec)?],
             )
             .await?;
-        Ok(done == 1)
+        let Some(old) = old else { return Ok(false) };
+        // ImpersonateUser moves the session to another user's set.
+        let old: SessionRecord =
+            serde_json::from_str(&old).map_err(|e| corrupt("session record", e))?;
+        if old.user_name != rec.user_name {
+            self.index_session(rec).await?;
+            self.unindex(&old.user_name, &[rec.digest.to_hex()]).await?;
+        }
+        Ok(true)
     }
 
     async fn remove_session(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
@@ -1054,7 +1168,11 @@ impl Store for RedisStore {
                 h.insert(name.to_owned(), v);
             }
         }
-        self.decode_session(&h)
+        let rec = self.decode_session(&h)?;
+        if let Some(rec) = &rec {
+            self.unindex(&rec.user_name, &[d.to_hex()]).await?;
+        }
+        Ok(rec)
     }
 
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
@@ -1068,19 +1186,44 @@ impl Store for RedisStore {
                     .arg("BYSCORE"),
             )
             .await?;
-        let mut out = Vec::with_capacity(members.len());
-        for chunk in members.chunks(512) {
-            let maps = join_all(chunk.iter().filter_map(|m| IdDigest::from_hex(m)).map(|d| {
-                let key = self.session_key(&d);
-                async move { self.hgetall(&key).await }
-            }))
-            .await;
-            for h in maps {
-                if let Some(rec) = self.decode_session(&h?)? {
-                    out.push(rec);
+        Ok(self
+            .sessions_by_digest(&members)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// From the user's set, oldest login first; members whose session has ended (or,
+    /// after an ImpersonateUser, belongs to another user) are dropped from it.
+    async fn sessions_of_user(&self, user: &str, limit: usize) -> StoreResult<Vec<SessionRecord>> {
+        let key = self.user_sessions_key(user);
+        let (mut out, mut dead, mut start) = (Vec::new(), Vec::new(), 0usize);
+        while out.len() < limit {
+            let page = (limit - out.len()).clamp(1, 512);
+            let members: Vec<String> = self
+                .query(
+                    redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(start)
+                        .arg(start + page - 1),
+                )
+                .await?;
+            start += members.len();
+            let found = self.sessions_by_digest(&members).await?;
+            let last_page = members.len() < page;
+            for (m, rec) in members.into_iter().zip(found) {
+                match rec {
+                    Some(r) if *r.user_name == *user => out.push(r),
+                    _ => dead.push(m),
                 }
             }
+            if last_page {
+                break;
+            }
         }
+        self.unindex(user, &dead).await?;
+        out.truncate(limit);
         Ok(out)
     }
 

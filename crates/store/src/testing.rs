@@ -115,13 +115,20 @@ impl RedisProc {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// How many times the server has run `command` (lowercase), from `INFO commandstats`.
-    pub fn command_calls(&self, command: &str) -> u64 {
+    /// Runs a command with `redis-cli` and returns its output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(redis_cli_bin())
-            .args(["-p", &self.port.to_string(), "info", "commandstats"])
+            .args(["-p", &self.port.to_string()])
+            .args(args)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "redis-cli {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// How many times the server has run `command` (lowercase), from `INFO commandstats`.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let text = self.cli(&["info", "commandstats"]);
         let prefix = format!("cmdstat_{command}:calls=");
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
