@@ -15,7 +15,8 @@
 //! | `P:us-built` | string | set once the per-user sets hold every session (a replica builds them on start if not) |
 //! | `P:t:<digest>` | string | a one-time ticket, with its expiry as TTL; taken with `GETDEL` |
 //! | `P:tok:<digest>` | string | a self-service API token, with its expiry as TTL |
-//! | `P:users` | hash | user name → user (JSON, argon2id hash); and `@gen`, a random token replaced by every change (no user name can start with `@`) |
+//! | `P:users` | hash | user name → user (JSON, argon2id hash) |
+//! | `{P:users}:gen` | string | a random token, replaced by every change to `P:users` in the same script (same slot: the tag is `P:users`'s name) |
 //! | `P:lock:<user>` | hash | lockout: `f` failures, `u` locked until (ms, or -1) |
 //! | `P:message` | string | the service message |
 //! | `P:{inv}:entities`, `P:{inv}:ver` | hash, string | the inventory, and its version for compare-and-set |
@@ -30,11 +31,13 @@
 //!   therefore up to one flush interval (plus one round trip) old, and idle expiry is precise
 //!   to about a second. A replica that dies loses at most its last second of activity
 //!   counts; never a session.
-//! - Users are cached per replica for the session check, keyed by the `@gen` token they were
-//!   read with. The session lookup reads the current token in the same round trip as the
-//!   session, so a user change completed before a request began is seen by that request on
-//!   every replica; a cached user costs no second round trip. Every user write replaces the
-//!   token in the same script as the change.
+//! - Users are cached per replica for the session check, keyed by the generation token they
+//!   were read with. The session lookup reads the current token in the same round trip as
+//!   the session, so a change made through vsess and completed before a request began is
+//!   seen by that request on every replica; a cached user costs no second round trip. An
+//!   entry is also dropped after [`USER_CACHE_MAX_AGE`], so a change made otherwise
+//!   (`redis-cli`, an earlier vsess during a rolling upgrade) is seen within a second.
+//!   Writers also publish `users` on channel `P:events`, which earlier versions listen to.
 //! - Times (deadlines, TTLs via `PEXPIREAT`) come from the replicas' clocks: keep them in
 //!   sync (NTP), as for any cluster.
 use async_trait::async_trait;
@@ -155,25 +158,25 @@ struct Pending {
     login: DateTime<Utc>,
 }
 
-/// The field of `P:users` that holds the users' generation token. `@` cannot start a user
-/// name ([`vsess_core::user::UserName::parse`] needs a name before it).
-const USERS_GENERATION: &str = "@gen";
+/// How long a cached user is used at most, whatever the generation token says: the bound on
+/// how late a change made other than through vsess's own scripts is seen.
+pub const USER_CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Users as read at one generation of `P:users` (`None`: no change recorded yet).
 #[derive(Default)]
 struct UserCache {
     generation: Option<String>,
-    users: HashMap<String, Option<User>>,
+    users: HashMap<String, (Option<User>, std::time::Instant)>,
 }
 
 impl UserCache {
-    /// The cached answer for `name`, if the cache was read at `generation`.
+    /// The cached answer for `name`, if the cache was read at `generation` and recently.
     fn get(&self, generation: &Option<String>, name: &str) -> Option<Option<User>> {
-        if self.generation == *generation {
-            self.users.get(name).cloned()
-        } else {
-            None
+        if self.generation != *generation {
+            return None;
         }
+        let (user, at) = self.users.get(name)?;
+        (at.elapsed() < USER_CACHE_MAX_AGE).then(|| user.clone())
     }
 
     /// Records `user` as read at `generation`; a cache of another generation is dropped.
@@ -182,7 +185,8 @@ impl UserCache {
             self.users.clear();
             self.generation = generation;
         }
-        self.users.insert(name.to_owned(), user);
+        self.users
+            .insert(name.to_owned(), (user, std::time::Instant::now()));
     }
 }
 
@@ -192,6 +196,8 @@ struct Inner {
     shown_url: String,
     pending: Mutex<HashMap<IdDigest, Pending>>,
     user_cache: Mutex<UserCache>,
+    /// Users read from Redis (cache misses and direct lookups), for tests and metrics.
+    user_reads: std::sync::atomic::AtomicU64,
     scripts: Scripts,
 }
 
@@ -205,6 +211,7 @@ struct Scripts {
     add_user: Script,
     update_user: Script,
     remove_user: Script,
+    read_user: Script,
 }
 
 impl Scripts {
@@ -267,26 +274,29 @@ redis.call('INCR', KEYS[2])
 return 1",
             ),
             // The user scripts replace the generation token with every change they make.
-            // KEYS[1] users; ARGV generation field, new token, name, json, only-if-empty
+            // KEYS[1] users, KEYS[2] generation; ARGV new token, name, json, only-if-empty
             add_user: Script::new(
-                r"if ARGV[3] == ARGV[1] then return 0 end
-local n = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], ARGV[1])
-if ARGV[5] == '1' and n > 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+                r"if ARGV[4] == '1' and redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
 return 1",
             ),
-            // KEYS[1] users; ARGV generation field, new token, name, json
+            // KEYS[1] users, KEYS[2] generation; ARGV new token, name, json
             update_user: Script::new(
-                r"if ARGV[3] == ARGV[1] or redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], ARGV[1], ARGV[2])
+                r"if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[1])
 return 1",
             ),
-            // KEYS[1] users; ARGV generation field, new token, name
+            // KEYS[1] users, KEYS[2] generation; ARGV new token, name
             remove_user: Script::new(
-                r"if ARGV[3] == ARGV[1] or redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+                r"if redis.call('HDEL', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
 return 1",
+            ),
+            // KEYS[1] users, KEYS[2] generation; ARGV name: {user or nil, token or nil}
+            read_user: Script::new(
+                r"return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('GET', KEYS[2])}",
             ),
         }
     }
@@ -417,6 +427,7 @@ impl RedisStore {
                 shown_url,
                 pending: Mutex::new(HashMap::new()),
                 user_cache: Mutex::new(UserCache::default()),
+                user_reads: std::sync::atomic::AtomicU64::new(0),
                 scripts: Scripts::new(),
             }),
         };
@@ -524,6 +535,13 @@ impl RedisStore {
         self.user_cache().users.len()
     }
 
+    /// How many times this replica has read a user from Redis.
+    pub fn user_reads(&self) -> u64 {
+        self.inner
+            .user_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The URL, with any password hidden.
     pub fn shown_url(&self) -> &str {
         &self.inner.shown_url
@@ -547,6 +565,12 @@ impl RedisStore {
 
     fn users_key(&self) -> String {
         self.k("users")
+    }
+
+    /// The users' generation token: in `P:users`'s slot (its name is the hash tag; a prefix
+    /// has no braces).
+    fn users_generation_key(&self) -> String {
+        format!("{{{}}}:gen", self.users_key())
     }
 
     /// The sorted set of one user's sessions.
@@ -787,14 +811,16 @@ impl RedisStore {
 
     // ---- users (the directory `vsess user …` edits) ----
 
-    /// A user and the generation token read with it (one `HMGET`).
+    /// A user and the generation token read with it (one script, so at one instant).
     async fn fetch_user(&self, name: &str) -> StoreResult<(Option<User>, Option<String>)> {
+        self.inner
+            .user_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (json, generation): (Option<String>, Option<String>) = self
-            .query(
-                redis::cmd("HMGET")
-                    .arg(self.users_key())
-                    .arg(name)
-                    .arg(USERS_GENERATION),
+            .script(
+                &self.inner.scripts.read_user,
+                &[&self.users_key(), &self.users_generation_key()],
+                &[name.to_owned()],
             )
             .await?;
         let user = json
@@ -810,11 +836,22 @@ impl RedisStore {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs one of the user scripts, which take the generation field and a new token first.
+    /// Runs one of the user scripts, which take a new generation token first. A change is
+    /// also published on `P:events`, for replicas of earlier versions, whose user caches
+    /// listen there (best effort).
     async fn user_script(&self, script: &Script, args: Vec<String>) -> StoreResult<bool> {
-        let mut all = vec![USERS_GENERATION.to_owned(), vsess_core::ids::random_hex(16)];
+        let mut all = vec![vsess_core::ids::random_hex(16)];
         all.extend(args);
-        let done: i64 = self.script(script, &[&self.users_key()], &all).await?;
+        let keys = [self.users_key(), self.users_generation_key()];
+        let done: i64 = self.script(script, &[&keys[0], &keys[1]], &all).await?;
+        if done == 1 {
+            let published: StoreResult<i64> = self
+                .query(redis::cmd("PUBLISH").arg(self.k("events")).arg("users"))
+                .await;
+            if let Err(e) = published {
+                tracing::debug!("cannot publish a user change for earlier versions: {e}");
+            }
+        }
         Ok(done == 1)
     }
 
@@ -1032,9 +1069,8 @@ impl Store for RedisStore {
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         let all: HashMap<String, String> = self.hgetall(&self.users_key()).await?;
         let mut users = all
-            .iter()
-            .filter(|(name, _)| *name != USERS_GENERATION)
-            .map(|(_, j)| serde_json::from_str::<User>(j).map_err(|e| corrupt("user", e)))
+            .values()
+            .map(|j| serde_json::from_str::<User>(j).map_err(|e| corrupt("user", e)))
             .collect::<StoreResult<Vec<User>>>()?;
         users.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
         Ok(users)
@@ -1091,9 +1127,8 @@ impl Store for RedisStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(SessionRecord, Option<User>)>> {
         let session_key = self.session_key(digest);
-        let users_key = self.users_key();
-        let mut generation_cmd = redis::cmd("HGET");
-        generation_cmd.arg(&users_key).arg(USERS_GENERATION);
+        let mut generation_cmd = redis::cmd("GET");
+        generation_cmd.arg(self.users_generation_key());
         let (h, generation) = try_join(
             self.hgetall(&session_key),
             self.query::<Option<String>>(&generation_cmd),
