@@ -219,6 +219,15 @@ async fn open_backend(opts: &Options) -> Result<Backend, StartError> {
             let store = RedisStore::connect(o)
                 .await
                 .map_err(|e| StartError::Store(e.to_string()))?;
+            // Sessions from before the per-user sets: indexed while the replica serves.
+            let indexer = store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = indexer.build_user_index().await {
+                    tracing::warn!(
+                        "cannot index the sessions in Redis by user (the next start tries again): {e}"
+                    );
+                }
+            });
             Ok(Backend::Redis(store))
         }
     }

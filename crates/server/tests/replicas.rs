@@ -299,12 +299,66 @@ async fn each_users_sessions_are_found_through_their_own_set() {
     // Sessions from before the sets existed are indexed when a replica starts.
     redis.cli(&["del", &set, "t:us-built"]);
     assert!(h.sessions_of_user(READER, 9).await.unwrap().is_empty());
-    let h2 = admin_handle(&redis.url(), "t").await;
+    let config = redis_config("", &redis.url(), "t");
+    let _late = Replicas::start(1, &config).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.cli(&["exists", "t:us-built"]) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "the starting replica did not index"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
-        keys(h2.sessions_of_user(READER, 9).await.unwrap()),
+        keys(h.sessions_of_user(READER, 9).await.unwrap()),
         [current_key(&body)]
     );
-    assert_eq!(redis.cli(&["exists", "t:us-built"]), "1");
+}
+
+/// A user's set is read in pages by login time, ties broken by digest, skipping ended
+/// sessions: whatever the limit, the first live sessions in that order come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn a_users_set_is_read_in_pages_that_skip_ended_sessions() {
+    use vsess_core::Store;
+    const READER: &str = "reader@vsphere.local";
+    let (redis, r, h) = setup(1, "").await;
+    let set = format!("t:us:{READER}");
+    for _ in 0..7 {
+        r.login(0, READER, "reader-pw").await;
+    }
+    // Give them tied login times, and end two of them behind the set's back.
+    let members: Vec<String> = redis
+        .cli(&["zrange", &set, "0", "-1"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(members.len(), 7);
+    let scores = [1000, 1000, 1000, 2000, 2000, 3000, 1000];
+    for (m, score) in members.iter().zip(scores) {
+        redis.cli(&["zadd", &set, &score.to_string(), m]);
+    }
+    let mut order: Vec<(i32, &String)> = scores.into_iter().zip(&members).collect();
+    order.sort();
+    // The first of each tie: a page must reach past them.
+    for (_, m) in [order[0], order[4]] {
+        assert_eq!(redis.cli(&["del", &format!("t:{{s:{m}}}")]), "1");
+    }
+    let want: Vec<String> = [1, 2, 3, 5, 6].map(|i| order[i].1.clone()).to_vec();
+    for limit in [6, 5, 4, 3, 2, 1] {
+        // Each read drops the ended ones from the set; put them back for the next.
+        for (score, m) in [order[0], order[4]] {
+            redis.cli(&["zadd", &set, &score.to_string(), m]);
+        }
+        let got: Vec<String> = h
+            .sessions_of_user(READER, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.digest.to_hex())
+            .collect();
+        assert_eq!(got, want[..limit.min(want.len())], "limit {limit}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -432,13 +432,13 @@ impl RedisStore {
             }),
         };
         store.health().await?;
-        store.build_user_index().await?;
         Ok(store)
     }
 
-    /// Fills the per-user session sets from the live sessions, once per Redis (the first
-    /// replica of a version that has them does it; `P:us-built` records that it is done).
-    async fn build_user_index(&self) -> StoreResult<()> {
+    /// Fills the per-user session sets from the live sessions, once per Redis: a starting
+    /// server calls it in the background, and `P:us-built` records that it is done. Until
+    /// then, a user's sessions from before the sets may be missing from their set.
+    pub async fn build_user_index(&self) -> StoreResult<()> {
         let built = self.k("us-built");
         let done: bool = self.query(redis::cmd("EXISTS").arg(&built)).await?;
         if done {
@@ -1172,8 +1172,17 @@ impl Store for RedisStore {
         let old: SessionRecord =
             serde_json::from_str(&old).map_err(|e| corrupt("session record", e))?;
         if old.user_name != rec.user_name {
-            self.index_session(rec).await?;
-            self.unindex(&old.user_name, &[rec.digest.to_hex()]).await?;
+            // The change is made: the sets follow on a best-effort basis (a member left
+            // behind is dropped when read; a missing one only hides the session from
+            // the user's list).
+            let moved = try_join(
+                self.index_session(rec),
+                self.unindex(&old.user_name, &[rec.digest.to_hex()]),
+            )
+            .await;
+            if let Err(e) = moved {
+                tracing::warn!("cannot move a session to its new user's set: {e}");
+            }
         }
         Ok(true)
     }
@@ -1205,7 +1214,10 @@ impl Store for RedisStore {
         }
         let rec = self.decode_session(&h)?;
         if let Some(rec) = &rec {
-            self.unindex(&rec.user_name, &[d.to_hex()]).await?;
+            // The session has ended; a member left behind is dropped when read.
+            if let Err(e) = self.unindex(&rec.user_name, &[d.to_hex()]).await {
+                tracing::debug!("cannot take an ended session out of its user's set: {e}");
+            }
         }
         Ok(rec)
     }
@@ -1233,31 +1245,61 @@ impl Store for RedisStore {
     /// after an ImpersonateUser, belongs to another user) are dropped from it.
     async fn sessions_of_user(&self, user: &str, limit: usize) -> StoreResult<Vec<SessionRecord>> {
         let key = self.user_sessions_key(user);
-        let (mut out, mut dead, mut start) = (Vec::new(), Vec::new(), 0usize);
+        let (mut out, mut dead) = (Vec::new(), Vec::new());
+        // Pages go by score (login time) from the last one seen, skipping the members
+        // already seen at that score: ranks shift when a concurrent Logout or prune takes
+        // a member out, scores do not.
+        let mut from: Option<i64> = None;
+        let mut seen_at_from: Vec<String> = Vec::new();
         while out.len() < limit {
-            let page = (limit - out.len()).clamp(1, 512);
-            let members: Vec<String> = self
+            let asked = (limit - out.len()).clamp(1, 512) + seen_at_from.len();
+            let rows: Vec<(String, f64)> = self
                 .query(
                     redis::cmd("ZRANGE")
                         .arg(&key)
-                        .arg(start)
-                        .arg(start + page - 1),
+                        .arg(from.map_or_else(|| "-inf".to_owned(), |f| f.to_string()))
+                        .arg("+inf")
+                        .arg("BYSCORE")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(asked)
+                        .arg("WITHSCORES"),
                 )
                 .await?;
-            start += members.len();
+            let at_end = rows.len() < asked;
+            let fresh: Vec<(String, i64)> = rows
+                .into_iter()
+                .filter(|(m, _)| !seen_at_from.contains(m))
+                .map(|(m, score)| (m, score as i64))
+                .collect();
+            let Some(&(_, last)) = fresh.last() else {
+                break;
+            };
+            if from != Some(last) {
+                seen_at_from.clear();
+                from = Some(last);
+            }
+            seen_at_from.extend(
+                fresh
+                    .iter()
+                    .filter(|(_, score)| *score == last)
+                    .map(|(m, _)| m.clone()),
+            );
+            let members: Vec<String> = fresh.into_iter().map(|(m, _)| m).collect();
             let found = self.sessions_by_digest(&members).await?;
-            let last_page = members.len() < page;
             for (m, rec) in members.into_iter().zip(found) {
                 match rec {
                     Some(r) if *r.user_name == *user => out.push(r),
                     _ => dead.push(m),
                 }
             }
-            if last_page {
+            if at_end {
                 break;
             }
         }
-        self.unindex(user, &dead).await?;
+        if let Err(e) = self.unindex(user, &dead).await {
+            tracing::debug!("cannot drop ended sessions from a user's set: {e}");
+        }
         out.truncate(limit);
         Ok(out)
     }
