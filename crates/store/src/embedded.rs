@@ -443,14 +443,17 @@ impl EmbeddedStore {
     /// Rewrites the log as a snapshot of the current state (atomically).
     pub fn compact(&self) -> StoreResult<()> {
         let mut g = self.lock();
-        let pending: Vec<Mutation> = g.dirty.drain().map(|(_, m)| m).collect();
-        for m in &pending {
-            g.state.apply(m);
+        // The touches not yet written reach the snapshot through the state, which has them
+        // already (applying one again changes nothing). They stay pending until the
+        // snapshot has replaced the log, so a failed compaction loses none of them.
+        let inner = &mut *g;
+        for m in inner.dirty.values() {
+            inner.state.apply(m);
         }
         let snapshot = g.state.snapshot();
         let path = self.dir.join(LOG);
         let tmp = self.dir.join(format!("{LOG}.tmp"));
-        let buf_len = {
+        let write_tmp = || -> StoreResult<u64> {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -464,10 +467,20 @@ impl EmbeddedStore {
             }
             f.write_all(&buf).map_err(|e| io("cannot write", &tmp, e))?;
             f.sync_all().map_err(|e| io("cannot sync", &tmp, e))?;
-            buf.len() as u64
+            fs::rename(&tmp, &path).map_err(|e| io("cannot replace", &path, e))?;
+            Ok(buf.len() as u64)
         };
-        fs::rename(&tmp, &path).map_err(|e| io("cannot replace", &path, e))?;
-        sync_dir(&self.dir).map_err(|e| io("cannot sync", &self.dir, e))?;
+        let buf_len = match write_tmp() {
+            Ok(n) => n,
+            Err(e) => {
+                // Do not leave a partial snapshot holding the space a full disk needs.
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        g.dirty.clear();
+        // The snapshot is the log now: appends must go to it even if the directory sync
+        // below fails.
         g.log = open_log(&path, buf_len)?;
         g.lines = snapshot.len() as u64;
         let sync = g
@@ -475,6 +488,7 @@ impl EmbeddedStore {
             .try_clone_file()
             .map_err(|e| io("cannot open", &path, e))?;
         *self.syncer.file.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(sync);
+        sync_dir(&self.dir).map_err(|e| io("cannot sync", &self.dir, e))?;
         // Everything appended so far is in the fsynced snapshot.
         let written = self.syncer.written();
         let mut st = self.syncer.state();
@@ -2005,6 +2019,30 @@ mod tests {
             s.lock().log.fail_writes(Some(0));
             assert!(s.flush().is_err());
             s.lock().log.fail_writes(None);
+            s.flush().unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let a = s.session_by_key(a.key.as_str()).await.unwrap().unwrap();
+        assert_eq!((a.last_active_time, a.call_count), (later, 1));
+    }
+
+    /// A compaction that fails keeps the touches not yet written, and the log it was to
+    /// replace.
+    #[tokio::test]
+    async fn a_failed_compaction_loses_no_touch() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let later = now + Duration::seconds(9);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.touch_session(&a.digest, later).await.unwrap().unwrap();
+            // The snapshot cannot be created: its name is taken by a directory.
+            let tmp = dir.path().join(format!("{LOG}.tmp"));
+            fs::create_dir(&tmp).unwrap();
+            assert!(s.compact().is_err());
+            fs::remove_dir(&tmp).unwrap();
             s.flush().unwrap();
         }
         let s = EmbeddedStore::open(dir.path()).unwrap();
