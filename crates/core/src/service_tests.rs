@@ -104,6 +104,13 @@ impl Fixture {
     async fn auth(&self, id: &SessionId) -> Option<SessionRecord> {
         self.svc.authenticate(&with(id)).await.unwrap()
     }
+    /// A self-service API token (and its record) for `name`, password "pw", for an hour.
+    async fn token(&self, name: &str) -> (String, crate::selfservice::TokenRecord) {
+        self.svc
+            .request_token(name, "pw", Duration::hours(1))
+            .await
+            .unwrap()
+    }
 }
 
 #[tokio::test]
@@ -880,11 +887,7 @@ mod self_service {
                 .unwrap_err(),
             Fault::InvalidLogin
         );
-        let (tok, rec) = f
-            .svc
-            .request_token("VSPHERE.LOCAL\\reader", "pw", Duration::hours(1))
-            .await
-            .unwrap();
+        let (tok, rec) = f.token("VSPHERE.LOCAL\\reader").await;
         assert_eq!(rec.user, "reader@vsphere.local");
         assert_eq!(f.svc.token(&tok).await.unwrap(), rec);
         let as_session = Caller {
@@ -897,11 +900,7 @@ mod self_service {
         );
         f.clock.advance(Duration::hours(1));
         assert!(f.svc.token(&tok).await.is_err(), "expired");
-        let (tok2, _) = f
-            .svc
-            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
-            .await
-            .unwrap();
+        let (tok2, _) = f.token("reader@vsphere.local").await;
         f.svc.revoke_token(&tok2).await.unwrap();
         assert!(f.svc.token(&tok2).await.is_err(), "revoked");
         assert!(f.svc.token("vst-garbage").await.is_err());
@@ -922,17 +921,9 @@ mod self_service {
         let a1 = f.login("admin@vsphere.local").await;
         let rk = f.auth(&r1).await.unwrap().key.0;
         let ak = f.auth(&a1).await.unwrap().key.0;
-        let (rt, reader) = f
-            .svc
-            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
-            .await
-            .unwrap();
+        let (rt, reader) = f.token("reader@vsphere.local").await;
         let _ = rt;
-        let (_, admin) = f
-            .svc
-            .request_token("admin@vsphere.local", "pw", Duration::hours(1))
-            .await
-            .unwrap();
+        let (_, admin) = f.token("admin@vsphere.local").await;
         let mine: Vec<_> = f
             .svc
             .sessions_for(&reader, false)
@@ -990,16 +981,8 @@ mod own_sessions {
         f.clock.advance(Duration::minutes(1));
         let a = f.login("admin@vsphere.local").await;
         let a_rec = f.auth(&a).await.unwrap();
-        let (_, reader) = f
-            .svc
-            .request_token("reader@vsphere.local", "pw", Duration::hours(2))
-            .await
-            .unwrap();
-        let (_, admin) = f
-            .svc
-            .request_token("admin@vsphere.local", "pw", Duration::hours(2))
-            .await
-            .unwrap();
+        let (_, reader) = f.token("reader@vsphere.local").await;
+        let (_, admin) = f.token("admin@vsphere.local").await;
         assert_eq!(
             keys(f.svc.sessions_for(&reader, false).await.unwrap()),
             [r_old.key.clone(), r_new.key.clone()]
@@ -1039,16 +1022,8 @@ mod ui_support {
     #[tokio::test]
     async fn only_global_message_holders_set_the_message_from_a_token() {
         let f = fixture();
-        let (_, reader) = f
-            .svc
-            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
-            .await
-            .unwrap();
-        let (_, admin) = f
-            .svc
-            .request_token("admin@vsphere.local", "pw", Duration::hours(1))
-            .await
-            .unwrap();
+        let (_, reader) = f.token("reader@vsphere.local").await;
+        let (_, admin) = f.token("admin@vsphere.local").await;
         assert_eq!(f.svc.message_for(&reader).await.unwrap(), "");
         assert!(matches!(
             f.svc.set_message_for(&reader, "hi").await.unwrap_err(),
@@ -1100,11 +1075,7 @@ mod user_changes {
     async fn role_changes_apply_to_live_sessions_and_removed_users_lose_them() {
         let f = fixture();
         let id = f.login("reader@vsphere.local").await;
-        let (tok, _) = f
-            .svc
-            .request_token("reader@vsphere.local", "pw", Duration::hours(1))
-            .await
-            .unwrap();
+        let (tok, _) = f.token("reader@vsphere.local").await;
         let r = f.auth(&id).await.unwrap();
         assert!(matches!(
             f.svc.session_list(Some(&r)).await.unwrap_err(),
