@@ -386,15 +386,9 @@ async fn a_relogin_leaves_the_cache_alone_unless_the_client_belongs_to_it() {
     assert_eq!(files.len(), 3, "two govc files and the hint: {files:?}");
     let snapshot = || -> Vec<Vec<u8>> { files.iter().map(|f| std::fs::read(f).unwrap()).collect() };
     let before = snapshot();
-    let admin = admin(&server).await;
     // A client that logged in by itself relogs in in memory only.
-    let plain = Client::connect(&server.url(false), Tls::Insecure)
-        .await
-        .unwrap();
-    plain
-        .login("admin@vsphere.local", "admin-pw")
-        .await
-        .unwrap();
+    let plain = admin(&server).await;
+    let admin = admin(&server).await;
     assert!(!plain.is_cached());
     let key = plain.current_session().await.unwrap().unwrap().key;
     admin.terminate_session(&[key]).await.unwrap();
@@ -421,20 +415,8 @@ async fn a_relogin_leaves_the_cache_alone_unless_the_client_belongs_to_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_calls_after_expiry_log_in_exactly_once() {
     let server = Server::start().await;
-    let client = Client::connect(&server.url(false), Tls::Insecure)
-        .await
-        .unwrap();
-    client
-        .login("admin@vsphere.local", "admin-pw")
-        .await
-        .unwrap();
-    let admin = Client::connect(&server.url(false), Tls::Insecure)
-        .await
-        .unwrap();
-    admin
-        .login("admin@vsphere.local", "admin-pw")
-        .await
-        .unwrap();
+    let client = admin(&server).await;
+    let admin = admin(&server).await;
     let key = client.current_session().await.unwrap().unwrap().key;
     admin
         .terminate_session(std::slice::from_ref(&key))
