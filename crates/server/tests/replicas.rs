@@ -15,6 +15,7 @@ use vsess_core::Role;
 const NEEDS: &str = "needs Debian's redis-server (scripts/test installs it)";
 
 const ADMIN: (&str, &str) = ("admin@vsphere.local", "admin-pw");
+const READER: &str = "reader@vsphere.local";
 
 async fn setup(n: usize, base: &str) -> (RedisProc, Replicas, vsess_store::RedisStore) {
     let redis = RedisProc::start();
@@ -138,9 +139,7 @@ async fn a_session_ended_on_one_replica_is_refused_by_the_next_request_on_anothe
         "ended session still answered on B: {body}"
     );
     // Logout on B, refused on A at once; over REST too.
-    let (s, _, _) = r
-        .soap(1, "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>", Some(&admin))
-        .await;
+    let (s, _, _) = r.soap(1, common::LOGOUT, Some(&admin)).await;
     assert_eq!(s, 200);
     let id = admin.split_once('=').unwrap().1.trim_matches('"');
     let rest = r
@@ -243,7 +242,6 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn each_users_sessions_are_found_through_their_own_set() {
     use vsess_core::Store;
-    const READER: &str = "reader@vsphere.local";
     let (redis, r, h) = setup(2, "config.vmacore.soap.sessionTimeout = 2\n").await;
     let set = format!("t:us:{READER}");
     let keys = |v: Vec<vsess_core::SessionRecord>| -> Vec<String> {
@@ -265,8 +263,7 @@ async fn each_users_sessions_are_found_through_their_own_set() {
     assert_eq!(h.sessions_of_user(ADMIN.0, 9).await.unwrap().len(), 1);
 
     // A Logout on another replica than the Login leaves the set.
-    let logout = "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>";
-    r.soap(1, logout, Some(&readers[0].0)).await;
+    r.soap(1, common::LOGOUT, Some(&readers[0].0)).await;
     assert_eq!(redis.cli(&["zcard", &set]), "2");
     // ImpersonateUser moves the admin's session to the reader's set.
     let impersonate = format!("<ImpersonateUser xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><userName>{READER}</userName></ImpersonateUser>");
@@ -321,7 +318,6 @@ async fn each_users_sessions_are_found_through_their_own_set() {
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn a_users_set_is_read_in_pages_that_skip_ended_sessions() {
     use vsess_core::Store;
-    const READER: &str = "reader@vsphere.local";
     let (redis, r, h) = setup(1, "").await;
     let set = format!("t:us:{READER}");
     for _ in 0..7 {
@@ -533,9 +529,7 @@ async fn redis_cluster_keeps_the_invariants() {
             assert!(body.contains("<key>"), "{body}");
         }
     }
-    let (s, _, _) = r
-        .soap(0, "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>", Some(&cookies[0]))
-        .await;
+    let (s, _, _) = r.soap(0, common::LOGOUT, Some(&cookies[0])).await;
     assert_eq!(s, 200);
     let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&cookies[0])).await;
     assert!(!body.contains("<key>"), "{body}");

@@ -159,7 +159,9 @@ async fn every_login_works_everywhere_and_every_end_ends_it_everywhere() {
         let sid = kit.login_via("api").await;
         match end {
             "soap" => {
-                let (s, _, _) = kit.call("<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>", Some(&format!("vmware_soap_session={sid}"))).await;
+                let (s, _, _) = kit
+                    .call(common::LOGOUT, Some(&format!("vmware_soap_session={sid}")))
+                    .await;
                 assert_eq!(s, StatusCode::OK);
             }
             "vijson" => {

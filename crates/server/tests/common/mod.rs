@@ -133,6 +133,9 @@ pub fn fetch(prop: &str) -> String {
     format!("<Fetch xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><prop>{prop}</prop></Fetch>")
 }
 
+pub const LOGOUT: &str =
+    "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>";
+
 pub const RSC: &str = "<RetrieveServiceContent xmlns=\"urn:vim25\"><_this type=\"ServiceInstance\">ServiceInstance</_this></RetrieveServiceContent>";
 
 pub fn fault_type(body: &str) -> &str {
