@@ -288,6 +288,7 @@ class Env:
         self.vsess = os.path.join(self.bin, "vsess")
         self.seed = os.path.join(self.bin, "vsess-bench-seed")
         self.baseline_bin = os.path.join(self.bin, "vsess-bench-baseline")
+        self.floor_bin = os.path.join(self.bin, "vsess-bench-floor")
         peers = os.environ.get("VSESS_PEERS_DIR") or os.path.expanduser("~/.cache/vsess-peers")
         self.vcsim_bin = os.path.join(peers, "govmomi", "bin", "vcsim")
         self.work = tempfile.mkdtemp(prefix="vsess-bench-")
@@ -782,16 +783,19 @@ def s6(env, R, checks, out):
     if r.returncode != 0:
         raise Failed("vsess ls failed")
 
-    def hyperfine(label, runs, e, prepare=None):
+    def hyperfine(label, runs, e, prepare=None, command=None, shown_command=None):
         js = env.path("s6", label + ".json")
         argv = ["hyperfine", "-N", "--style", "none", "--runs", str(runs), "--export-json", js]
         if prepare:
             argv += ["--prepare", prepare]
-        argv += [f"{env.vsess} ls"]
-        env.record("cli", argv, dict(shown, GOVMOMI_HOME=e["GOVMOMI_HOME"].replace(env.work, "$WORK")))
+        argv += [command or f"{env.vsess} ls"]
+        if shown_command:
+            env.record("cli", argv[:-1] + [shown_command])
+        else:
+            env.record("cli", argv, dict(shown, GOVMOMI_HOME=e["GOVMOMI_HOME"].replace(env.work, "$WORK")))
         p = subprocess.run(argv, env=e, capture_output=True, timeout=600)
         ok = p.returncode == 0
-        checks.add("S6", f"{label}: every vsess ls run exits 0", ok,
+        checks.add("S6", f"{label}: every run exits 0", ok,
                    (p.stdout + p.stderr).decode(errors="replace")[-400:])
         if not ok:
             raise Failed(f"hyperfine {label} failed")
@@ -812,6 +816,24 @@ def s6(env, R, checks, out):
                f"{len(before)} before, {len(after)} after")
     log(f"  S6 cached  {out['cached']['mean_ms']:.2f} ms/run (median {out['cached']['median_ms']:.2f}, "
         f"{out['cached']['over_30ms']} runs over 30 ms)  sessions created: {created}")
+    # The floor: the same one request with the same session, from a program that does
+    # nothing else (bench/tools/src/bin/floor.rs), on the same list.
+    before = after
+    cookie = cached_cookie(cached_env["GOVMOMI_HOME"])
+    url = f"https://127.0.0.1:{s.port}/v2/session?per_page=100&expand=true"
+    r = subprocess.run([env.floor_bin, url, cookie], capture_output=True, timeout=60)
+    checks.add("S6", "the floor client gets the same list", r.returncode == 0 and b'"data"' in r.stdout,
+               r.stderr.decode(errors="replace")[-300:])
+    if r.returncode != 0:
+        raise Failed("vsess-bench-floor failed")
+    # hyperfine -N splits the command on white space only: the URL needs no quotes.
+    out["floor"] = hyperfine("floor", env.p["s6_cached"], base, command=f"{env.floor_bin} {url} {cookie}",
+                             shown_command=f"target/release/vsess-bench-floor {url} $ID")
+    after = sessions(s.port, BENCH_USER, env.password)
+    out["floor"]["sessions_created"] = len(after) - len(before)
+    checks.add("S6", "the floor client creates no session", len(after) == len(before),
+               f"{len(before)} before, {len(after)} after")
+    log(f"  S6 floor   {out['floor']['mean_ms']:.2f} ms/run (median {out['floor']['median_ms']:.2f})")
     before = after
     out["fresh"] = hyperfine("fresh", env.p["s6_fresh"], fresh_env, prepare=f"rm -rf {fresh_home}")
     after = sessions(s.port, BENCH_USER, env.password)
@@ -823,6 +845,24 @@ def s6(env, R, checks, out):
         f"  sessions created: {len(after) - len(before)}")
     # Leave the server as we found it.
     terminate(s.port, BENCH_USER, env.password, [k for k, _ in after if k not in dict(before)])
+
+
+def cached_cookie(govmomi_home):
+    """The SOAP session cookie in govc's session cache under `govmomi_home`, which holds one
+    server's session (its SOAP file, and possibly a REST file beside it)."""
+    d = os.path.join(govmomi_home, "sessions")
+    found = set()
+    for n in os.listdir(d):
+        if n.startswith("."):
+            continue  # vsess's hints
+        with open(os.path.join(d, n)) as f:
+            cached = json.load(f)
+        for c in (cached.get("SoapClient") or {}).get("Cookies") or []:
+            if c.get("Name") == "vmware_soap_session":
+                found.add(c["Value"])
+    if len(found) != 1:
+        raise Failed(f"expected one cached SOAP session in {d}, found {len(found)}")
+    return found.pop()
 
 
 def wait_serving(server, cookie, timeout=300):
