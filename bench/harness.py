@@ -36,6 +36,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 UA = "vsess-bench/1"
 BENCH_USER = "bench@vsphere.local"
 SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
+# S1 at one connection, pinned: (server CPUs, wrk CPUs).
+PLACEMENTS = {"one CPU": ("0", "0"), "two CPUs": ("0", "1")}
 
 FULL = dict(duration=4, reps=3, s5_duration=8, s5_pair_duration=4, warmup=1.0, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
             cold_users=100, s5_sizes=[10_000, 100_000, 1_000_000], s6_cached=1000,
@@ -388,11 +390,23 @@ class Env:
 
     # ---- wrk ------------------------------------------------------------------------------
 
-    def wrk(self, server, script, conns, duration, env, threads=None, label=""):
-        """Runs wrk against `server`; returns its figures plus the server's CPU per request."""
+    def wrk(self, server, script, conns, duration, env, threads=None, label="", pin=None):
+        """Runs wrk against `server`; returns its figures plus the server's CPU per request.
+        `pin` = (server CPUs, wrk CPUs), e.g. ("0", "1"): both are pinned for this run only."""
         threads = threads or min(conns, 2)
         argv = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--timeout", "10s",
                 "-s", os.path.join(LUA, script), f"https://127.0.0.1:{server.port}"]
+        if pin:
+            argv = ["taskset", "-c", pin[1]] + argv
+            set_affinity(server.pid, pin[0])
+            self.record("pin", ["taskset", "-a", "-p", "-c", pin[0], "$SERVER_PID"])
+        try:
+            return self._wrk(server, argv, conns, threads, duration, env, label)
+        finally:
+            if pin:
+                set_affinity(server.pid, f"0-{(os.cpu_count() or 1) - 1}")
+
+    def _wrk(self, server, argv, conns, threads, duration, env, label):
         full_env = dict(os.environ, BENCH_LUA=LUA, **env)
         shown = {k: v for k, v in env.items()}
         for k in list(shown):
@@ -439,6 +453,13 @@ class Env:
                 self.wrk(server, script, self.p["load_conns"], self.p["warmup"], env, label="warm-up")
             except Failed:
                 pass
+
+
+def set_affinity(pid, cpus):
+    """Pins every thread of `pid` (and the threads it starts later) to `cpus`."""
+    r = subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True)
+    if r.returncode != 0:
+        raise Failed(f"taskset -a -p -c {cpus} {pid}: {r.stderr.decode(errors='replace').strip()}")
 
 
 def wrk_errors(res):
@@ -534,16 +555,17 @@ def median_run(runs):
 def series(env, checks, scenario, points):
     """Runs every point `reps` times, round-robin, so that drift in the machine's speed
     falls on every server alike; returns each point's median run. A point is
-    (key, label, server, script, conns, env, threads, after) where `after(res)` runs after
-    each run (S3 resolves its sessions there)."""
+    (key, label, server, script, conns, env, threads, after[, pin]) where `after(res)` runs after
+    each run (S3 resolves its sessions there) and `pin` is wrk's (see Env.wrk)."""
     runs = {p[0]: [] for p in points}
     warmed = set()
     for _ in range(env.p["reps"]):
-        for key, label, server, script, conns, e, threads, after in points:
+        for key, label, server, script, conns, e, threads, after, *pin in points:
             if (server.name, script, e.get("BENCH_PATH"), e.get("BENCH_BODY_FILE")) not in warmed and script == "request.lua":
                 env.warm(server, script, e)
                 warmed.add((server.name, script, e.get("BENCH_PATH"), e.get("BENCH_BODY_FILE")))
-            res = env.wrk(server, script, conns, env.p["duration"], e, threads=threads, label=label)
+            res = env.wrk(server, script, conns, env.p["duration"], e, threads=threads, label=label,
+                          pin=pin[0] if pin else None)
             if after:
                 after(res)
             checks.wrk_clean(scenario, label, res)
@@ -567,6 +589,23 @@ def s1(env, R, checks, out):
     for (name, c), r in res.items():
         out["servers"].setdefault(name, {})[str(c)] = r
         log(f"  S1 {name:<8} c={c:<3} {fmt_res(r)}")
+    # One connection again, with the scheduler's choice taken away: server and wrk on one
+    # CPU, then on two. At one connection each request wakes the server and then wrk; where
+    # they run decides what a wake-up costs (on one CPU it is a switch, across two an
+    # interrupt to the other, here virtual, CPU).
+    if (os.cpu_count() or 1) < 2:
+        return
+    points = []
+    for placement, pin in PLACEMENTS.items():
+        for name in ("vsess", "vcsim", "baseline"):
+            s = m[name]
+            e = soap_env(s.extra["cookie"], fetch_file)
+            points.append(((placement, name), f"{name} Fetch c=1 {placement}", s, "request.lua", 1, e, None,
+                           None, pin))
+    out["placement"] = {}
+    for (placement, name), r in series(env, checks, "S1", points).items():
+        out["placement"].setdefault(placement, {})[name] = r
+        log(f"  S1 {name:<8} c=1  {placement:<8} {fmt_res(r)}")
 
 
 def s2(env, R, checks, out):

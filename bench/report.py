@@ -190,7 +190,7 @@ def render(results):
       f"run with the median throughput. A {p['warmup']} s warm-up comes first. S5 runs once per size, for "
       f"{p.get('s5_duration', p['duration'])} s. wrk uses 1 thread for 1 connection and 2 threads "
       f"otherwise, and 1 thread per connection in S3. Server and load generator share the "
-      f"{mach['cpus']} cores, unpinned. Between whole runs the figures vary by about ±10–20%. "
+      f"{mach['cpus']} cores, unpinned (except in S1's placement rows). Between whole runs the figures vary by about ±10–20%. "
       "Latency is wrk's closed-loop latency: the time from a request to its response, with no "
       "queueing before the send.")
     w("- **CPU per request:** the server's utime+stime (from `/proc/PID/stat`) over the measured "
@@ -246,6 +246,26 @@ def render(results):
             w(f"| {c} | {num(a, 1)} | {num(b, 1)} | {num(base, 1)} | {x(ratio(a, b))} | {x(ratio(a, base))} | "
               f"{num(get(s1, 'vsess', c, 'loadgen_cpu_us_per_req'), 1)} |")
         w("")
+        placed = get(results, "s1", "placement")
+        if placed:
+            w("**One connection, placed by hand.** The same point again, with the server's threads and "
+              "wrk pinned (`taskset`) to one CPU, and then the server to CPU 0 and wrk to CPU 1. At one "
+              "connection nothing overlaps: each request wakes the server, and its answer wakes wrk. "
+              "On one CPU a wake-up is a context switch. Across two it is an interrupt to a CPU that "
+              "has gone idle, which in this virtual machine means a trip through the hypervisor. "
+              "The unpinned rows above fall between the two, wherever the scheduler put the "
+              "processes. These rows do not count towards the targets.")
+            w("")
+            w("| placement | vsess req/s | vcsim req/s | baseline req/s | vsess/vcsim | baseline/vcsim | "
+              "vsess CPU µs/req | vcsim CPU µs/req | baseline CPU µs/req | vsess/vcsim CPU |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            unpinned = {k: get(s1, k, "1") for k in ("vsess", "vcsim", "baseline")}
+            for label, row in [("unpinned (above)", unpinned)] + list(placed.items()):
+                a, b, base = (get(row, k, "rps") for k in ("vsess", "vcsim", "baseline"))
+                ca, cb, cbase = (get(row, k, "server_cpu_us_per_req") for k in ("vsess", "vcsim", "baseline"))
+                w(f"| {label} | {num(a)} | {num(b)} | {num(base)} | {x(ratio(a, b))} | {x(ratio(base, b))} | "
+                  f"{num(ca, 1)} | {num(cb, 1)} | {num(cbase, 1)} | {x(ratio(ca, cb))} |")
+            w("")
 
     s2 = results.get("s2")
     if s2 and "vsess" in s2:
