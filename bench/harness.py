@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,9 +42,9 @@ PLACEMENTS = {"one CPU": ("0", "0"), "two CPUs": ("0", "1")}
 
 FULL = dict(duration=4, reps=3, s5_duration=8, s5_pair_duration=4, warmup=1.0, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
             cold_users=100, s5_sizes=[10_000, 100_000, 1_000_000], s6_cached=1000,
-            s6_fresh=100)
+            s6_fresh=100, s6_rounds=4)
 QUICK = dict(duration=2, reps=1, s5_duration=2, s5_pair_duration=2, warmup=0.5, s1_conns=[1, 4, 16], load_conns=16, s3_conns=4,
-             cold_users=10, s5_sizes=[10_000, 100_000], s6_cached=100, s6_fresh=20)
+             cold_users=10, s5_sizes=[10_000, 100_000], s6_cached=100, s6_fresh=20, s6_rounds=2)
 
 ENV_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>'
             '<soapenv:Envelope xmlns:soapenc="http://schemas.xmlsoap.org/soap/encoding/" '
@@ -822,8 +823,16 @@ def s6(env, R, checks, out):
     if r.returncode != 0:
         raise Failed("vsess ls failed")
 
-    def hyperfine(label, runs, e, prepare=None, command=None, shown_command=None):
-        js = env.path("s6", label + ".json")
+    cookie = cached_cookie(cached_env["GOVMOMI_HOME"])
+    url = f"https://127.0.0.1:{s.port}/v2/session?per_page=100&expand=true"
+    r = subprocess.run([env.floor_bin, url, cookie], capture_output=True, timeout=60)
+    checks.add("S6", "the floor client gets the same list", r.returncode == 0 and b'"data"' in r.stdout,
+               r.stderr.decode(errors="replace")[-300:])
+    if r.returncode != 0:
+        raise Failed("vsess-bench-floor failed")
+
+    def hyperfine(label, runs, e, chunk, prepare=None, command=None, shown_command=None):
+        js = env.path("s6", f"{label}-{chunk}.json")
         argv = ["hyperfine", "-N", "--style", "none", "--runs", str(runs), "--export-json", js]
         if prepare:
             argv += ["--prepare", prepare]
@@ -840,50 +849,55 @@ def s6(env, R, checks, out):
             raise Failed(f"hyperfine {label} failed")
         with open(js) as f:
             h = json.load(f)["results"][0]
-        return {"runs": runs, "over_30ms": sum(1 for t in h["times"] if t > 0.030),
-                "p90_ms": sorted(h["times"])[int(0.9 * (len(h["times"]) - 1))] * 1000,
-                "mean_ms": h["mean"] * 1000, "median_ms": h["median"] * 1000,
-                "stddev_ms": h["stddev"] * 1000, "min_ms": h["min"] * 1000, "max_ms": h["max"] * 1000,
-                "user_ms": h["user"] * 1000, "system_ms": h["system"] * 1000}
+        return h["times"], h["user"] * runs, h["system"] * runs
 
-    before = sessions(s.port, BENCH_USER, env.password)
-    out["cached"] = hyperfine("cached", env.p["s6_cached"], cached_env)
-    after = sessions(s.port, BENCH_USER, env.password)
-    created = len(after) - len(before)
-    out["cached"]["sessions_created"] = created
-    checks.add("S6", f"no sessions created over {env.p['s6_cached']} cached runs", created == 0,
-               f"{len(before)} before, {len(after)} after")
-    log(f"  S6 cached  {out['cached']['mean_ms']:.2f} ms/run (median {out['cached']['median_ms']:.2f}, "
-        f"{out['cached']['over_30ms']} runs over 30 ms)  sessions created: {created}")
-    # The floor: the same one request with the same session, from a program that does
-    # nothing else (bench/tools/src/bin/floor.rs), on the same list.
-    before = after
-    cookie = cached_cookie(cached_env["GOVMOMI_HOME"])
-    url = f"https://127.0.0.1:{s.port}/v2/session?per_page=100&expand=true"
-    r = subprocess.run([env.floor_bin, url, cookie], capture_output=True, timeout=60)
-    checks.add("S6", "the floor client gets the same list", r.returncode == 0 and b'"data"' in r.stdout,
-               r.stderr.decode(errors="replace")[-300:])
-    if r.returncode != 0:
-        raise Failed("vsess-bench-floor failed")
-    # hyperfine -N splits the command on white space only: the URL needs no quotes.
-    out["floor"] = hyperfine("floor", env.p["s6_cached"], base, command=f"{env.floor_bin} {url} {cookie}",
-                             shown_command=f"target/release/vsess-bench-floor {url} $ID")
-    after = sessions(s.port, BENCH_USER, env.password)
-    out["floor"]["sessions_created"] = len(after) - len(before)
-    checks.add("S6", "the floor client creates no session", len(after) == len(before),
-               f"{len(before)} before, {len(after)} after")
-    log(f"  S6 floor   {out['floor']['mean_ms']:.2f} ms/run (median {out['floor']['median_ms']:.2f})")
-    before = after
-    out["fresh"] = hyperfine("fresh", env.p["s6_fresh"], fresh_env, prepare=f"rm -rf {fresh_home}")
-    after = sessions(s.port, BENCH_USER, env.password)
-    out["fresh"]["sessions_created"] = len(after) - len(before)
+    # The three series run in rounds, each round a chunk of each, so that the machine's
+    # drift falls on all three alike. The floor is `vsess-bench-floor` (bench/tools): the
+    # cached run's one request with the same session, from a program that does nothing
+    # else. Each fresh chunk's sessions are ended after it, so every chunk lists the same
+    # sessions. hyperfine -N splits a command on white space only: the URL needs no quotes.
+    series6 = {
+        "cached": dict(runs=env.p["s6_cached"], e=cached_env),
+        "floor": dict(runs=env.p["s6_cached"], e=base, command=f"{env.floor_bin} {url} {cookie}",
+                      shown_command=f"target/release/vsess-bench-floor {url} $ID"),
+        "fresh": dict(runs=env.p["s6_fresh"], e=fresh_env, prepare=f"rm -rf {fresh_home}"),
+    }
+    rounds = env.p["s6_rounds"]
+    acc = {k: {"times": [], "user": 0.0, "system": 0.0, "created": 0} for k in series6}
+    for i in range(rounds):
+        for label, spec in series6.items():
+            spec = dict(spec)
+            runs = spec.pop("runs") // rounds
+            before = sessions(s.port, BENCH_USER, env.password)
+            times, user, system = hyperfine(label, runs, chunk=i, **spec)
+            after = sessions(s.port, BENCH_USER, env.password)
+            a = acc[label]
+            a["times"] += times
+            a["user"] += user
+            a["system"] += system
+            a["created"] += len(after) - len(before)
+            if label == "fresh":
+                terminate(s.port, BENCH_USER, env.password, [k for k, _ in after if k not in dict(before)])
+    for label, a in acc.items():
+        t = sorted(a["times"])
+        n = len(t)
+        mean = sum(t) / n
+        out[label] = {"runs": n, "rounds": rounds, "over_30ms": sum(1 for v in t if v > 0.030),
+                      "p90_ms": t[int(0.9 * (n - 1))] * 1000, "mean_ms": mean * 1000,
+                      "median_ms": statistics.median(t) * 1000,
+                      "stddev_ms": (statistics.stdev(t) if n > 1 else 0.0) * 1000,
+                      "min_ms": t[0] * 1000, "max_ms": t[-1] * 1000,
+                      "user_ms": a["user"] / n * 1000, "system_ms": a["system"] / n * 1000,
+                      "sessions_created": a["created"]}
+        log(f"  S6 {label:<7} {out[label]['mean_ms']:.2f} ms/run (median {out[label]['median_ms']:.2f}, "
+            f"{out[label]['over_30ms']} runs over 30 ms)  sessions created: {a['created']}")
+    checks.add("S6", f"no sessions created over {out['cached']['runs']} cached runs",
+               out["cached"]["sessions_created"] == 0, f"{out['cached']['sessions_created']} created")
+    checks.add("S6", "the floor client creates no session", out["floor"]["sessions_created"] == 0,
+               f"{out['floor']['sessions_created']} created")
     checks.add("S6", "fresh runs really log in (one new session per run)",
-               len(after) - len(before) == env.p["s6_fresh"], f"{len(after) - len(before)} new sessions")
-    log(f"  S6 fresh   {out['fresh']['mean_ms']:.2f} ms/run (median {out['fresh']['median_ms']:.2f}, "
-        f"{out['fresh']['over_30ms']} runs over 30 ms)"
-        f"  sessions created: {len(after) - len(before)}")
-    # Leave the server as we found it.
-    terminate(s.port, BENCH_USER, env.password, [k for k, _ in after if k not in dict(before)])
+               out["fresh"]["sessions_created"] == out["fresh"]["runs"],
+               f"{out['fresh']['sessions_created']} new sessions in {out['fresh']['runs']} runs")
 
 
 def cached_cookie(govmomi_home):

@@ -379,8 +379,11 @@ def render(results):
         w("Each run is the whole `vsess ls` process: it starts, connects and lists your sessions. "
           "hyperfine (`-N`, no shell) times it. **Cached** reuses the session cached in "
           "`$GOVMOMI_HOME` by a first run. **Fresh** empties `$GOVMOMI_HOME` before every run "
-          "(`--prepare`), so each run logs in anew. The server's session list is counted before "
-          "and after each series.")
+          "(`--prepare`), so each run logs in anew; its sessions are ended after each chunk of runs, "
+          "so that every run lists the same sessions. The series run in "
+          f"{s6['cached'].get('rounds', 1)} rounds, a chunk of each per round, so that the machine's "
+          "drift falls on all of them alike. The server's session list is counted before and after "
+          "each chunk.")
         if "floor" in s6:
             w("")
             w("**Floor** is the least a cached run can cost on this stack: `vsess-bench-floor` "
