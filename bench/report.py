@@ -197,7 +197,7 @@ def render(results):
       "run, divided by the requests served. All threads are included (tokio workers, blocking "
       "pool, Go runtime).")
     w("")
-    w("Run it again with `bench/run` (about 6 minutes; it writes this file and "
+    w("Run it again with `bench/run` (about 7 minutes; it writes this file and "
       "`bench/results.json`). `bench/run --quick` (about 1.5 minutes) checks that every scenario "
       "still runs correctly: no wrk errors, no unexpected status, no leaked sessions. It asserts "
       "no timings. `bench/run --only S1,S3` runs a subset.")
