@@ -837,10 +837,12 @@ def s6(env, R, checks, out):
         if prepare:
             argv += ["--prepare", prepare]
         argv += [command or f"{env.vsess} ls"]
+        # One line for every round's command: they differ only in the round's JSON file.
+        rec = [a.replace(f"{label}-{chunk}.json", f"{label}-$ROUND.json") for a in argv]
         if shown_command:
-            env.record("cli", argv[:-1] + [shown_command])
+            env.record("cli", rec[:-1] + [shown_command])
         else:
-            env.record("cli", argv, dict(shown, GOVMOMI_HOME=e["GOVMOMI_HOME"].replace(env.work, "$WORK")))
+            env.record("cli", rec, dict(shown, GOVMOMI_HOME=e["GOVMOMI_HOME"].replace(env.work, "$WORK")))
         p = subprocess.run(argv, env=e, capture_output=True, timeout=600)
         ok = p.returncode == 0
         checks.add("S6", f"{label}: every run exits 0", ok,

@@ -467,7 +467,8 @@ def render(results):
     w("`bench/run` builds with `cargo build --release -p vsess-cli -p vsess-bench-tools`, installs "
       "`wrk` and `hyperfine` with apt-get if they are missing, and runs `bench/harness.py`. These "
       "are the exact commands it ran. `$WORK` is its temporary directory, `$PORT` the server's "
-      "port, `$ID` a live session id, and paths are relative to the repository.")
+      "port, `$ID` a live session id, `$ROUND` the round of S6 (each S6 command runs once per round), "
+      "and paths are relative to the repository.")
     w("")
     w("```sh")
     for c in m.get("commands", []):
