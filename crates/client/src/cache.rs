@@ -172,8 +172,12 @@ impl Session {
         } else {
             format!("https://{url}")
         };
-        let mut u = Url::parse(&with_scheme)
-            .map_err(|e| Error::Config(format!("'{url}' is not a valid URL: {e}")))?;
+        let mut u = Url::parse(&with_scheme).map_err(|e| {
+            Error::Config(format!(
+                "'{}' is not a valid URL: {e}",
+                crate::error::redact_url(url)
+            ))
+        })?;
         if u.path() == "/" || u.path().is_empty() {
             u.set_path(SOAP_PATH);
         }
@@ -506,7 +510,7 @@ impl Session {
     async fn fresh_login(&self, client: Client, creds: Option<(String, String)>) -> Result<Login> {
         let Some((user, password)) = creds.filter(|(_, p)| !p.is_empty()) else {
             return Err(Error::Authentication(format!(
-                "no valid cached session for {} and no credentials to log in with: put user:password in the URL",
+                "no valid cached session for {} and no credentials to log in with: give a user and password (the URL's user:password)",
                 self.endpoint().map(|u| u.to_string()).unwrap_or_default()
             )));
         };

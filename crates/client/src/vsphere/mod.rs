@@ -106,15 +106,19 @@ pub fn sdk_url(raw: &str) -> Result<Url> {
     } else {
         format!("https://{raw}")
     };
+    // Messages quote the URL without its password: it may have come from stdin or the
+    // environment, and the message may end up in a CI log.
+    let shown = || crate::error::redact_url(raw);
     let mut u = Url::parse(&with_scheme)
-        .map_err(|e| Error::Config(format!("'{raw}' is not a valid URL: {e}")))?;
+        .map_err(|e| Error::Config(format!("'{}' is not a valid URL: {e}", shown())))?;
     if u.scheme() != "https" && u.scheme() != "http" {
         return Err(Error::Config(format!(
-            "'{raw}': the scheme must be https or http"
+            "'{}': the scheme must be https or http",
+            shown()
         )));
     }
     if u.host_str().is_none() {
-        return Err(Error::Config(format!("'{raw}' names no host")));
+        return Err(Error::Config(format!("'{}' names no host", shown())));
     }
     if u.path() == "/" || u.path().is_empty() {
         u.set_path("/sdk");
@@ -910,5 +914,22 @@ mod tests {
         let raw = Url::parse("https://a%40b:p%3Ass%2B@h/sdk").unwrap();
         assert_eq!(url_credentials(&raw), Some(("a@b".into(), "p:ss+".into())));
         assert_eq!(url_credentials(&Url::parse("https://h/sdk").unwrap()), None);
+    }
+
+    #[test]
+    fn a_rejected_url_is_quoted_without_its_password() {
+        for raw in [
+            "ftp://a%40b:S3cretPw!@127.0.0.1:19443/sdk",
+            "https://root:S3cretPw!@127.0.0.1:99999",
+            "https://root:S3cretPw!@",
+        ] {
+            let e = sdk_url(raw).unwrap_err().to_string();
+            assert!(!e.contains("S3cretPw"), "{e}");
+            assert!(e.contains(":***@"), "{e}");
+            let e = crate::cache::Session::new("https://root:S3cretPw!@127.0.0.1:99999", false)
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains("S3cretPw") && e.contains("root:***@"), "{e}");
+        }
     }
 }
