@@ -124,7 +124,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the session server (SOAP /sdk).
+    /// Run the session server (SOAP /sdk, VI/JSON, vAPI REST and JSON-RPC at /api).
     Serve(serve::ServeArgs),
     /// Manage the users in a data directory or in Redis (works while servers run).
     #[command(subcommand)]

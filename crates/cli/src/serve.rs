@@ -5,6 +5,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use vsess_server::{Config, Options, StartError, Transport};
 
+/// `--listen`: an IP address and port; a host name gets an error that says so.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "'{s}' is not IP:PORT: give an address, not a host name (127.0.0.1:8989, \
+             0.0.0.0:443, [::1]:8989)"
+        )
+    })
+}
+
 #[derive(Args)]
 #[command(after_long_help = "\
 Examples:
@@ -45,8 +55,8 @@ Configuration (TOML; every key optional):
 SIGINT or SIGTERM stops the server gracefully. Sessions survive restarts and crashes of the
 server; with fsync = \"always\" also an OS crash or power loss.")]
 pub struct ServeArgs {
-    /// Address to listen on. Port 0 picks a free port (the log line says which).
-    #[arg(long, default_value = "127.0.0.1:8989", env = "VSESS_LISTEN")]
+    /// Address to listen on: IP:PORT. Port 0 picks a free port (the log line says which).
+    #[arg(long, default_value = "127.0.0.1:8989", env = "VSESS_LISTEN", value_parser = parse_listen)]
     listen: SocketAddr,
     /// Data directory: users, sessions, certificate. Created (mode 0700) if missing.
     #[arg(long, default_value = "vsess-data", env = "VSESS_DATA_DIR")]

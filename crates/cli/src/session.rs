@@ -43,13 +43,35 @@ pub struct Conn {
     ca_certs: Option<PathBuf>,
 }
 
+/// The session commands' exit codes, for each one's `--help`.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 TLS verification failed,
+5 authentication failed or not logged in."
+    };
+}
+
+/// What every session command's `--help` says about the cache, and its exit codes.
+macro_rules! session_help {
+    ($examples:literal) => {
+        concat!(
+            "Sessions are cached in govc's format under $GOVMOMI_HOME (default ~/.govmomi), so govc
+and vsess reuse each other's sessions and repeated runs do not leak new ones. The server,
+user and TLS choice of the last `vsess login` are remembered: later commands need no URL.
+
+Examples:
+",
+            $examples,
+            "\n\n",
+            exit_codes!()
+        )
+    };
+}
+
 #[derive(Subcommand)]
 #[command(after_long_help = "\
 Sessions are cached in govc's format under $GOVMOMI_HOME (default ~/.govmomi), so govc
 and vsess reuse each other's sessions and repeated runs do not leak new ones.
-
-Exit codes: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 TLS verification failed,
-5 authentication failed or not logged in.
 
 Examples:
   vsess login https://administrator@vsphere.local@127.0.0.1:8989 -k
@@ -60,6 +82,10 @@ Examples:
   vsess logout")]
 pub enum SessionCommand {
     /// Log in (or reuse a valid cached session) and remember the server.
+    #[command(after_long_help = session_help!("  vsess login https://127.0.0.1:8989 -u administrator@vsphere.local -k
+  printf '%s\\n' \"$PW\" | vsess login https://vc.example -u ops@vsphere.local --password-stdin
+  vsess login https://127.0.0.1:8989 -u ops@vsphere.local --thumbprint AB:CD:...   # pin
+  GOVC_URL=https://user:pass@127.0.0.1:8989 GOVC_INSECURE=1 vsess login"))]
     Login {
         /// Server URL (or use --url / $VSESS_URL / $GOVC_URL).
         #[arg(value_name = "URL")]
@@ -68,6 +94,9 @@ pub enum SessionCommand {
         conn: Conn,
     },
     /// List your sessions on every endpoint (SOAP, VI/JSON, vAPI).
+    #[command(after_long_help = session_help!("  vsess ls                      # your sessions; the current one's Idle is \".\"
+  vsess ls --json               # the same as JSON
+  vsess ls --all                # everyone's (needs Sessions.TerminateSession)"))]
     Ls {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -79,6 +108,9 @@ pub enum SessionCommand {
         conn: Conn,
     },
     /// End sessions: by key, or all of yours idle longer than --idle.
+    #[command(after_long_help = session_help!("  vsess rm --idle 30m           # your sessions idle for more than 30 minutes
+  vsess rm 52d8f0c4-...         # one session, by the key `vsess ls` shows
+  vsess rm --all 52d8f0c4-...   # someone else's (needs Sessions.TerminateSession)"))]
     Rm {
         /// Session keys (UserSession.key, as `vsess ls` shows).
         keys: Vec<String>,
@@ -92,11 +124,15 @@ pub enum SessionCommand {
         conn: Conn,
     },
     /// End the cached session and forget it.
+    #[command(after_long_help = session_help!("  vsess logout                  # the server of the last `vsess login`
+  vsess logout --url https://127.0.0.1:8989 -u ops@vsphere.local"))]
     Logout {
         #[command(flatten)]
         conn: Conn,
     },
     /// Show who the cached session belongs to.
+    #[command(after_long_help = session_help!("  vsess whoami
+  vsess whoami --json"))]
     Whoami {
         /// Print JSON.
         #[arg(long)]
@@ -138,6 +174,9 @@ fn truthy(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
+/// The CLI's names for the TLS choices the SDK's message names in general terms.
+const TLS_FLAGS: &str = " [--thumbprint SHA256 (printed by `vsess serve`), --ca-certs FILE, or -k]";
+
 /// Maps an SDK error to a one-line message and its exit code.
 pub fn failure(e: Error) -> Failure {
     let (code, hint) = match &e {
@@ -145,7 +184,8 @@ pub fn failure(e: Error) -> Failure {
             EXIT_CONNECTION,
             " (is the server running and the URL right?)",
         ),
-        Error::Tls { .. } => (EXIT_TLS, ""),
+        Error::Tls { message, .. } if message.contains("thumbprint mismatch") => (EXIT_TLS, ""),
+        Error::Tls { .. } => (EXIT_TLS, TLS_FLAGS),
         Error::Authentication(_) => (
             EXIT_AUTH,
             " (run `vsess login URL` or check the credentials)",
@@ -162,6 +202,19 @@ pub fn failure(e: Error) -> Failure {
 struct Resolved {
     session: Session,
     tls_desc: Current,
+}
+
+impl Resolved {
+    /// The server's URL for messages: without the user, which they name on their own.
+    fn server(&self) -> String {
+        match self.session.endpoint() {
+            Some(mut u) => {
+                let _ = u.set_username("");
+                u.to_string()
+            }
+            None => self.tls_desc.url.clone(),
+        }
+    }
 }
 
 impl Conn {
@@ -280,26 +333,45 @@ async fn connect_resolved(
     login: bool,
 ) -> Result<(vsess_client::cache::Login, Resolved), Failure> {
     if login {
+        // No cached session has an empty user, so there is nothing to reuse or log in as.
+        if url_credentials(&r.session.url).is_none() {
+            return Err(no_credentials(&r));
+        }
         conn.add_password(&mut r.session)?;
     }
     match r.session.login().await {
         Ok(l) => Ok((l, r)),
-        Err(Error::Authentication(m)) if !login && m.contains("no valid cached session") => {
-            conn.add_password(&mut r.session)?;
-            if url_credentials(&r.session.url).is_some_and(|(_, p)| !p.is_empty()) {
-                let l = r.session.login().await.map_err(failure)?;
-                Ok((l, r))
-            } else {
-                Err(Failure {
-                    code: EXIT_AUTH,
-                    message: format!(
-                        "not logged in to {}: run `vsess login` (or give a user and password)",
-                        r.tls_desc.url
-                    ),
-                })
+        Err(Error::Authentication(m)) if m.contains("no valid cached session") => {
+            if !login {
+                conn.add_password(&mut r.session)?;
+                if url_credentials(&r.session.url).is_some_and(|(_, p)| !p.is_empty()) {
+                    let l = r.session.login().await.map_err(failure)?;
+                    return Ok((l, r));
+                }
             }
+            Err(no_credentials(&r))
         }
         Err(e) => Err(failure(e)),
+    }
+}
+
+/// No valid cached session and nothing to log in with: says which of the two is missing
+/// and how to give it.
+fn no_credentials(r: &Resolved) -> Failure {
+    let url = r.server();
+    let message = match url_credentials(&r.session.url) {
+        None => format!(
+            "not logged in to {url}, and no user to log in as: give one with -u USER (or \
+             $VSESS_USERNAME), e.g. `vsess login {url} -u administrator@vsphere.local`"
+        ),
+        Some((user, _)) => format!(
+            "not logged in to {url}, and no password for {user}: pass --password-stdin, \
+             set $VSESS_PASSWORD, or run in a terminal to be prompted"
+        ),
+    };
+    Failure {
+        code: EXIT_AUTH,
+        message,
     }
 }
 
@@ -519,7 +591,7 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             save_current(&r.tls_desc);
             println!(
                 "Logged in to {} as {} (session {}, {})",
-                r.tls_desc.url,
+                r.server(),
                 login.session.user_name,
                 login.session.key,
                 if login.reused {
@@ -648,13 +720,11 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                     r.session.logout(&l.client).await.map_err(failure)?;
                     println!(
                         "Logged out of {} (session {} ended)",
-                        r.tls_desc.url, l.session.key
+                        r.server(),
+                        l.session.key
                     );
                 }
-                None => println!(
-                    "No valid cached session for {}; nothing to end",
-                    r.tls_desc.url
-                ),
+                None => println!("No valid cached session for {}; nothing to end", r.server()),
             }
             Ok(())
         }
@@ -671,7 +741,7 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                 println!(
                     "{} on {} (session {}, logged in {})",
                     s.user_name,
-                    r.tls_desc.url,
+                    r.server(),
                     s.key,
                     s.login_time.format("%Y-%m-%d %H:%M:%S UTC")
                 );

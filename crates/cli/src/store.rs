@@ -55,12 +55,25 @@ fn redis_options(config: &Config, url: &str) -> Result<RedisOptions, Failure> {
     Ok(o)
 }
 
+/// The data directory a migration reads: it must already be one, so that a mistyped
+/// `--from` is an error instead of an empty copy (and a new, empty directory).
+fn open_source(dir: &str) -> Result<EmbeddedStore, Failure> {
+    let path = std::path::Path::new(dir);
+    if !path.is_dir() {
+        return Err(Failure::usage(format!(
+            "--from {dir}: no such data directory (give a server's --data-dir, or a Redis URL)"
+        )));
+    }
+    if !path.join("sessions.log").exists() && !path.join("users.json").exists() {
+        return Err(Failure::usage(format!(
+            "--from {dir}: not a vsess data directory (it has neither sessions.log nor users.json)"
+        )));
+    }
+    open_embedded(dir)
+}
+
 fn open_embedded(dir: &str) -> Result<EmbeddedStore, Failure> {
-    EmbeddedStore::open(std::path::Path::new(dir)).map_err(|e| {
-        Failure::runtime(format!(
-            "{e} (if a server is using {dir}, stop it before migrating)"
-        ))
-    })
+    EmbeddedStore::open(std::path::Path::new(dir)).map_err(|e| Failure::runtime(e.to_string()))
 }
 
 fn rt_err(e: impl std::fmt::Display) -> Failure {
@@ -75,7 +88,7 @@ pub fn run(cmd: StoreCommand) -> Result<(), Failure> {
     };
     match (is_redis(&a.from), is_redis(&a.to)) {
         (false, true) => {
-            let src = open_embedded(&a.from)?;
+            let src = open_source(&a.from)?;
             let (dst, rt) = connect_redis(redis_options(&config, &a.to)?)?;
             rt.block_on(to_redis(&src, &dst))
         }

@@ -60,9 +60,11 @@ pub fn connect_redis(
 }
 
 impl Directory {
-    fn open(dir: &DataDir) -> Result<Self, Failure> {
+    /// The users of `dir`; `create` makes a missing data directory (only `user add` may:
+    /// a mistyped one would otherwise be created empty and look like a server's).
+    fn open(dir: &DataDir, create: bool) -> Result<Self, Failure> {
         match store_config(dir)? {
-            StoreConfig::Embedded(_) => open(dir).map(Directory::File),
+            StoreConfig::Embedded(_) => open(dir, create).map(Directory::File),
             StoreConfig::Redis(o) => {
                 let (store, rt) = connect_redis(o)?;
                 Ok(Directory::Redis(store, rt))
@@ -199,8 +201,8 @@ pub enum UserCommand {
         /// Admin, ReadOnly or NoAccess.
         #[arg(long)]
         role: Role,
-        /// Display name (UserSession.fullName); defaults to the user name.
-        #[arg(long, default_value = "")]
+        /// Display name (UserSession.fullName). Without it, sessions show the user name.
+        #[arg(long, default_value = "", hide_default_value = true)]
         full_name: String,
         #[command(flatten)]
         password: PasswordInput,
@@ -209,6 +211,7 @@ pub enum UserCommand {
     },
     /// Change a user's password (and optionally role).
     Passwd {
+        /// The user: user@domain or DOMAIN\user.
         name: String,
         /// Also change the role.
         #[arg(long)]
@@ -220,6 +223,7 @@ pub enum UserCommand {
     },
     /// Remove a user.
     Rm {
+        /// The user: user@domain or DOMAIN\user.
         name: String,
         #[command(flatten)]
         dir: DataDir,
@@ -234,7 +238,21 @@ pub enum UserCommand {
     },
 }
 
-fn open(dir: &DataDir) -> Result<UserFile, Failure> {
+fn open(dir: &DataDir, create: bool) -> Result<UserFile, Failure> {
+    if !dir.data_dir.exists() {
+        if !create {
+            return Err(Failure::usage(format!(
+                "no data directory {}: give the server's --data-dir (or $VSESS_DATA_DIR; the \
+                 default is ./vsess-data)",
+                dir.data_dir.display()
+            )));
+        }
+        eprintln!(
+            "created the data directory {} (a new one: the server must be started with \
+             --data-dir {0})",
+            dir.data_dir.display()
+        );
+    }
     ensure_private_dir(&dir.data_dir).map_err(|e| {
         Failure::runtime(format!(
             "cannot use data directory {}: {e}",
@@ -290,7 +308,7 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             dir,
         } => {
             let name = parse_name(&name)?;
-            let users = Directory::open(&dir)?;
+            let users = Directory::open(&dir, true)?;
             let pw = read_password(&password)?;
             let hash = hash_password(&pw).map_err(Failure::runtime)?;
             users.add(User {
@@ -309,7 +327,7 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             dir,
         } => {
             let name = parse_name(&name)?;
-            let users = Directory::open(&dir)?;
+            let users = Directory::open(&dir, false)?;
             if users.get(name.as_str())?.is_none() {
                 return Err(Failure::runtime(format!(
                     "no user {name}; add it with `vsess user add`"
@@ -323,12 +341,12 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
         }
         UserCommand::Rm { name, dir } => {
             let name = parse_name(&name)?;
-            Directory::open(&dir)?.remove(&name)?;
+            Directory::open(&dir, false)?.remove(&name)?;
             eprintln!("removed {name}");
             Ok(())
         }
         UserCommand::List { json, dir } => {
-            let users = Directory::open(&dir)?.list()?;
+            let users = Directory::open(&dir, false)?.list()?;
             if json {
                 let v: Vec<_> = users
                     .iter()

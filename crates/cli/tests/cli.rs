@@ -222,3 +222,140 @@ fn user_commands_manage_the_directory() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user ops@vsphere.local"));
 }
+
+#[test]
+fn a_mistyped_data_directory_is_refused_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo");
+    for args in [
+        vec!["user", "list"],
+        vec!["user", "rm", "ops@vsphere.local"],
+        vec!["user", "passwd", "ops@vsphere.local", "--password-stdin"],
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&typo)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no data directory"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // A migration's source must be a data directory already: no empty copy, no new directory.
+    let out = Command::new(BIN)
+        .args([
+            "store",
+            "migrate",
+            "--to",
+            "redis://127.0.0.1:1/0",
+            "--from",
+        ])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such data directory"));
+    assert!(!typo.exists());
+    std::fs::create_dir(&typo).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "store",
+            "migrate",
+            "--to",
+            "redis://127.0.0.1:1/0",
+            "--from",
+        ])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a vsess data directory"));
+    assert_eq!(
+        std::fs::read_dir(&typo).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    // `user add` may start a directory, and says so.
+    let fresh = dir.path().join("fresh");
+    let out = user_add(&fresh, "ops@vsphere.local", "ReadOnly", "x");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("created the data directory"));
+    let out = user_add(&fresh, "dev@vsphere.local", "ReadOnly", "x");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("created the data directory"));
+}
+
+#[test]
+fn session_command_errors_say_what_is_missing_and_never_show_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let run = |args: &[&str], envs: &[(&str, &str)], stdin: &str| {
+        let mut c = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("GOVMOMI_HOME", home.join("govmomi"))
+            .envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A rejected URL is quoted with its password masked, wherever the password came from.
+    for (args, envs, stdin) in [
+        (
+            vec![
+                "login",
+                "ftp://127.0.0.1:1",
+                "-u",
+                "a@b",
+                "--password-stdin",
+            ],
+            vec![],
+            "S3cretPw!\n",
+        ),
+        (
+            vec!["login", "htps://127.0.0.1:1", "-u", "a@b"],
+            vec![("VSESS_PASSWORD", "S3cretPw!")],
+            "",
+        ),
+        (
+            vec!["ls"],
+            vec![("GOVC_URL", "https://root:S3cretPw!@127.0.0.1:99999")],
+            "",
+        ),
+    ] {
+        let (code, err) = run(&args, &envs, stdin);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            !err.contains("S3cretPw"),
+            "{args:?} shows the password: {err}"
+        );
+        assert!(err.contains(":***@"), "{args:?}: {err}");
+    }
+    // Nothing listens on port 1: a password without a user is caught before any request.
+    let (code, err) = run(
+        &["login", "https://127.0.0.1:1", "-k", "--password-stdin"],
+        &[],
+        "pw\n",
+    );
+    assert_eq!(code, Some(5), "{err}");
+    assert!(
+        err.contains("no user to log in as") && err.contains("-u USER"),
+        "{err}"
+    );
+    // `--listen` wants an address.
+    let (code, err) = run(&["serve", "--listen", "localhost:8989"], &[], "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not IP:PORT"), "{err}");
+}

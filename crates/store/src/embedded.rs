@@ -228,7 +228,7 @@ impl EmbeddedStore {
             .map_err(|e| io("cannot open", &lock_path, e))?;
         if dir_lock.try_lock().is_err() {
             return Err(StoreError::Unavailable(format!(
-                "the data directory {} is in use by another vsess server; stop it or choose another --data-dir",
+                "the data directory {} is in use by another vsess process (a server, or a `vsess store migrate`); stop it first",
                 dir.display()
             )));
         }
@@ -1531,7 +1531,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _a = EmbeddedStore::open(dir.path()).unwrap();
         let err = EmbeddedStore::open(dir.path()).err().unwrap();
-        assert!(err.to_string().contains("in use by another vsess server"));
+        assert!(err.to_string().contains("in use by another vsess process"));
     }
 
     /// One of each mutation, as operations on a state make them.
