@@ -359,3 +359,46 @@ fn session_command_errors_say_what_is_missing_and_never_show_a_password() {
     assert_eq!(code, Some(2));
     assert!(err.contains("not IP:PORT"), "{err}");
 }
+
+#[test]
+fn a_lockout_is_logged_for_the_operator_once() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "right");
+    let cfg = dir.path().join("lockout.toml");
+    std::fs::write(&cfg, "[lockout]\nmax_failures = 2\nlock_seconds = 60\n").unwrap();
+    let (mut child, url, log) =
+        common::serve_logged(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let login = |pw: &str| {
+        soap(&client(), &url, &format!("<Login>{SM}<userName>ops@vsphere.local</userName><password>{pw}</password></Login>"), None).0
+    };
+    for _ in 0..4 {
+        assert_eq!(login("wrong"), 500);
+    }
+    assert_eq!(login("right"), 500, "locked: even the right password fails");
+    let locked = |log: &Vec<String>| {
+        log.iter()
+            .filter(|l| l.contains("user locked out") && l.contains("ops@vsphere.local"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while locked(&log.lock().unwrap()) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let lines = log.lock().unwrap().clone();
+    assert_eq!(
+        locked(&lines),
+        1,
+        "one line per lock, not per refused login:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("until=")),
+        "{}",
+        lines.join("\n")
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

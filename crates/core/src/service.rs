@@ -332,8 +332,15 @@ impl SessionService {
                     .store
                     .record_login_failure(name.as_str(), now, l.max_failures, l.lock_duration)
                     .await?;
-                if state.locked_until.is_some() {
+                if let Some(until) = state.locked_until.filter(|_| state.locked_at(now)) {
                     self.credentials.forget(name.as_str());
+                    // Callers only ever see InvalidLogin; the operator learns of it here.
+                    tracing::warn!(
+                        user = %name.as_str(),
+                        failures = l.max_failures,
+                        until = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "user locked out after repeated failed logins"
+                    );
                 }
             }
             return Err(Fault::InvalidLogin);

@@ -13,6 +13,17 @@ pub const SM: &str = "<_this type=\"SessionManager\">SessionManager</_this>";
 /// `vsess serve --listen 127.0.0.1:0 --data-dir DIR EXTRA…`; returns it and its URL once
 /// it listens.
 pub fn serve(dir: &Path, extra: &[&str]) -> (Child, String) {
+    let (child, url, _) = serve_logged(dir, extra);
+    (child, url)
+}
+
+/// [`serve`], also returning the lines the server writes to stderr (its log), as they come.
+pub fn serve_logged(
+    dir: &Path,
+    extra: &[&str],
+) -> (Child, String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = log.clone();
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -30,12 +41,13 @@ pub fn serve(dir: &Path, extra: &[&str]) -> (Child, String) {
                 let url: String = line[i + 13..].split_whitespace().next().unwrap().to_owned();
                 let _ = tx.send(url);
             }
+            lines.lock().unwrap().push(line);
         }
     });
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server did not become ready");
-    (child, url)
+    (child, url, log)
 }
 
 pub fn client() -> reqwest::blocking::Client {
