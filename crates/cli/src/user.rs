@@ -53,7 +53,12 @@ pub fn connect_redis(
         .build()
         .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
     let store = rt.block_on(RedisStore::connect(o)).map_err(|e| Failure {
-        code: 3,
+        // Unreachable is 3; a malformed URL or an unreadable password or CA file is the
+        // caller's input (2).
+        code: match e {
+            vsess_core::StoreError::Unavailable(_) => 3,
+            _ => 2,
+        },
         message: e.to_string(),
     })?;
     Ok((store, rt))

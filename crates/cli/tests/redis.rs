@@ -225,4 +225,20 @@ fn unreachable_redis_is_a_clear_error_with_exit_code_3() {
     assert_eq!(out.status.code(), Some(3));
     let out = vsess(&["serve", "--store", "http://127.0.0.1:1"], None);
     assert_eq!(out.status.code(), Some(2));
+    // A redis:// URL that does not parse is bad input (2), not an unreachable server (3).
+    let out = vsess(
+        &[
+            "user",
+            "list",
+            "--store",
+            "redis://:hunter2@127.0.0.1:99999/0",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid Redis URL") && !err.contains("hunter2"),
+        "{err}"
+    );
 }
