@@ -153,6 +153,13 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                     .join(vsess_server::ADMIN_PASSWORD_FILE)
                     .display()
             );
+        } else if let Some(file) = &running.admin_password_file {
+            // An earlier start created the administrator; its output may have been lost.
+            println!(
+                "The initial password of {} is saved in {}",
+                vsess_server::ADMIN_USER,
+                file.display()
+            );
         }
         tracing::info!(
             data_dir = %args.data_dir.display(),

@@ -80,6 +80,9 @@ pub struct Running {
     pub cert_generated: bool,
     /// The administrator password, when this start created the administrator.
     pub admin_password: Option<String>,
+    /// The file holding the first administrator's password, if it exists (written by this
+    /// start or an earlier one).
+    pub admin_password_file: Option<PathBuf>,
     pub app: Arc<App>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -233,6 +236,17 @@ async fn open_backend(opts: &Options) -> Result<Backend, StartError> {
     }
 }
 
+/// The listener, ready to serve, prepared before the administrator is created.
+enum Serving {
+    Plain(tokio::net::TcpListener),
+    Tls {
+        server: Box<axum_server::Server<SocketAddr>>,
+        cfg: axum_server::tls_rustls::RustlsConfig,
+        fingerprint: String,
+        generated: bool,
+    },
+}
+
 /// Binds, opens the data directory and starts serving in the background.
 pub async fn start(opts: Options) -> Result<Running, StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -254,7 +268,35 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 
     let backend = open_backend(&opts).await?;
     tracing::info!("sessions are kept in the {}", backend.describe());
-    let admin_password = bootstrap_admin(&backend, &opts.data_dir).await?;
+    // Everything that can fail comes before the administrator is created: a start that
+    // fails must not leave behind an administrator whose password was never printed.
+    let serving = match &opts.transport {
+        Transport::PlainHttp => Serving::Plain(
+            tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| StartError::DataDir(e.to_string()))?,
+        ),
+        t => {
+            let (cert, key) = match t {
+                Transport::Files { cert, key } => (Some(cert.as_path()), Some(key.as_path())),
+                _ => (None, None),
+            };
+            let m = tls::load_or_generate(&opts.data_dir, cert, key).map_err(StartError::Tls)?;
+            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem(
+                m.cert_pem.clone(),
+                m.key_pem.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Tls(format!("{}: {e}", m.cert_path.display())))?;
+            let server =
+                axum_server::from_tcp(listener).map_err(|e| StartError::DataDir(e.to_string()))?;
+            Serving::Tls {
+                server: Box::new(server),
+                cfg,
+                fingerprint: m.fingerprint,
+                generated: m.generated,
+            }
+        }
+    };
     let mut uuid = instance_uuid(&opts.data_dir)?;
     if let Backend::Redis(r) = &backend {
         uuid = r
@@ -268,6 +310,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             opts.data_dir.join("local-tickets").display()
         ))
     })?);
+    let admin_password = bootstrap_admin(&backend, &opts.data_dir).await?;
+    let admin_password_file = Some(opts.data_dir.join(ADMIN_PASSWORD_FILE)).filter(|p| p.exists());
     let policy = opts.config.policy.clone();
     let local_ttl = policy
         .local_ticket_ttl
@@ -292,10 +336,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let router = app::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
 
     let (tx, mut rx) = watch::channel(false);
-    let (scheme, fingerprint, cert_generated, task) = match &opts.transport {
-        Transport::PlainHttp => {
-            let l = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| StartError::DataDir(e.to_string()))?;
+    let (scheme, fingerprint, cert_generated, task) = match serving {
+        Serving::Plain(l) => {
             let mut rx2 = rx.clone();
             let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
                 let _ = tcp.set_nodelay(true);
@@ -309,18 +351,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             });
             ("http", None, false, task)
         }
-        t => {
-            let (cert, key) = match t {
-                Transport::Files { cert, key } => (Some(cert.as_path()), Some(key.as_path())),
-                _ => (None, None),
-            };
-            let m = tls::load_or_generate(&opts.data_dir, cert, key).map_err(StartError::Tls)?;
-            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem(
-                m.cert_pem.clone(),
-                m.key_pem.clone(),
-            )
-            .await
-            .map_err(|e| StartError::Tls(format!("{}: {e}", m.cert_path.display())))?;
+        Serving::Tls {
+            server,
+            cfg,
+            fingerprint,
+            generated,
+        } => {
             let handle = axum_server::Handle::new();
             let h2 = handle.clone();
             let mut rx2 = rx.clone();
@@ -332,12 +368,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             // algorithm (it cost ~40 ms stalls on keep-alive connections).
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
                 .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            let server = axum_server::from_tcp(listener)
-                .map_err(|e| StartError::DataDir(e.to_string()))?
-                .acceptor(acceptor)
-                .handle(handle);
+            let server = (*server).acceptor(acceptor).handle(handle);
             let task = tokio::spawn(async move { server.serve(router).await });
-            ("https", Some(m.fingerprint), m.generated, task)
+            ("https", Some(fingerprint), generated, task)
         }
     };
 
@@ -379,8 +412,64 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         fingerprint,
         cert_generated,
         admin_password,
+        admin_password_file,
         app,
         shutdown: tx,
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(dir: &Path, transport: Transport) -> Options {
+        Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.to_owned(),
+            config: Config::default(),
+            transport,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_creates_no_administrator() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw_file = dir.path().join(ADMIN_PASSWORD_FILE);
+        let bad = Transport::Files {
+            cert: dir.path().join("nonexist.crt"),
+            key: dir.path().join("nonexist.key"),
+        };
+        let Err(StartError::Tls(m)) = start(options(dir.path(), bad)).await else {
+            panic!("a start with an unreadable certificate must fail");
+        };
+        assert!(m.contains("cannot read"), "{m}");
+        assert!(!pw_file.exists(), "no password file after a failed start");
+
+        // The next good start creates the administrator, and prints its password.
+        let running = start(options(dir.path(), Transport::SelfSigned))
+            .await
+            .unwrap();
+        let pw = running
+            .admin_password
+            .clone()
+            .expect("administrator created");
+        assert_eq!(
+            running.admin_password_file.as_deref(),
+            Some(pw_file.as_path())
+        );
+        assert_eq!(std::fs::read_to_string(&pw_file).unwrap().trim(), pw);
+        running.shutdown().await.unwrap();
+
+        // Later starts only point at the file.
+        let running = start(options(dir.path(), Transport::SelfSigned))
+            .await
+            .unwrap();
+        assert_eq!(running.admin_password, None);
+        assert_eq!(
+            running.admin_password_file.as_deref(),
+            Some(pw_file.as_path())
+        );
+        running.shutdown().await.unwrap();
+    }
 }
