@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::auth::{read_body, url_decode};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value as Json};
@@ -69,16 +69,28 @@ fn bad(message: impl Into<String>) -> Fault {
     Fault::InvalidRequest(message.into())
 }
 
-fn base_url(app: &App, headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.chars()
+/// `scheme://host` for the links in responses. The host is the request's authority: the
+/// URI's (HTTP/2's `:authority`, or an absolute-form request target), else the `Host`
+/// header, else `localhost`. Only host-like values are used, so that a request cannot put
+/// arbitrary text into the links.
+fn base_url(tls: bool, uri: &Uri, headers: &HeaderMap) -> String {
+    let host_like = |h: &&str| {
+        !h.is_empty()
+            && h.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+    };
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .filter(host_like)
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .filter(host_like)
         })
         .unwrap_or("localhost");
-    format!("{}://{host}", if app.tls { "https" } else { "http" })
+    format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -308,8 +320,8 @@ fn with_page(base: &str, q: Option<&str>, page: usize) -> String {
 
 // ---- handlers ----------------------------------------------------------------------------
 
-pub async fn root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let base = base_url(&app, &headers);
+pub async fn root(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
+    let base = base_url(app.tls, &uri, &headers);
     json_response(
         StatusCode::OK,
         &json!({"_links": {"self": format!("{base}/v2/"), "session": format!("{base}/v2/session"),
@@ -320,6 +332,7 @@ pub async fn root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 pub async fn list(
     State(app): State<Arc<App>>,
     RawQuery(raw): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
@@ -333,7 +346,7 @@ pub async fn list(
         Ok(x) => x,
         Err(f) => return error(&f),
     };
-    let base = base_url(&app, &headers);
+    let base = base_url(app.tls, &uri, &headers);
     let now = app.svc.now();
     let all = filtered(sessions, &q, now);
     let total = all.len();
@@ -392,6 +405,7 @@ pub async fn get_one(
     State(app): State<Arc<App>>,
     Path(key): Path<String>,
     RawQuery(raw): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
@@ -403,7 +417,7 @@ pub async fn get_one(
     };
     match r.await {
         Ok((token, s)) => {
-            let base = base_url(&app, &headers);
+            let base = base_url(app.tls, &uri, &headers);
             json_response(
                 StatusCode::OK,
                 &json!({
@@ -696,5 +710,30 @@ mod tests {
             "https://h/v2/session?per_page=2&page=2"
         );
         assert_eq!(display_user("josem@vskey5"), "VSKEY5\\josem");
+    }
+
+    #[test]
+    fn links_use_the_uri_authority_then_the_host_header() {
+        let mut host = HeaderMap::new();
+        host.insert(header::HOST, HeaderValue::from_static("h1.example:8989"));
+        // HTTP/2: the authority is in the URI and there is no Host header.
+        let h2: Uri = "https://127.0.0.1:8989/v2/session?per_page=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            base_url(true, &h2, &HeaderMap::new()),
+            "https://127.0.0.1:8989"
+        );
+        assert_eq!(base_url(true, &h2, &host), "https://127.0.0.1:8989");
+        // HTTP/1.1: an origin-form target; the Host header names the server.
+        let h1: Uri = "/v2/session".parse().unwrap();
+        assert_eq!(base_url(true, &h1, &host), "https://h1.example:8989");
+        assert_eq!(base_url(false, &h1, &HeaderMap::new()), "http://localhost");
+        // Nothing but host-like text reaches the links.
+        let mut bad = HeaderMap::new();
+        bad.insert(header::HOST, HeaderValue::from_static("a\"><b"));
+        assert_eq!(base_url(true, &h1, &bad), "https://localhost");
+        let userinfo: Uri = "https://u@evil/v2/session".parse().unwrap();
+        assert_eq!(base_url(true, &userinfo, &host), "https://h1.example:8989");
     }
 }

@@ -350,3 +350,42 @@ async fn a_live_session_id_also_authorizes_its_own_user() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_over_http2_name_the_requested_authority() {
+    let kit = Kit::start("").await;
+    for i in 0..2 {
+        kit.soap_login_as("reader@vsphere.local", "reader-pw", &format!("agent-{i}"))
+            .await;
+    }
+    let t = kit.token("reader@vsphere.local", "reader-pw").await;
+    let base = kit.url("");
+    for (version, client) in [
+        (reqwest::Version::HTTP_11, kit.http.clone()),
+        (reqwest::Version::HTTP_2, http2_client()),
+    ] {
+        let r = client
+            .get(kit.url("/v2/session?per_page=1"))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), version);
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        let links = &v["_links"];
+        assert_eq!(links["api"], format!("{base}/v2/"), "{version:?}: {v}");
+        assert_eq!(links["self"], format!("{base}/v2/session?per_page=1"));
+        assert_eq!(
+            links["next"],
+            format!("{base}/v2/session?per_page=1&page=2")
+        );
+        assert!(
+            v["data"][0]["_links"]["self"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{base}/v2/session/")),
+            "{v}"
+        );
+    }
+}

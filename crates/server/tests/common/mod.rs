@@ -121,6 +121,17 @@ impl Kit {
     }
 }
 
+/// A client that speaks only HTTP/2 (negotiated with ALPN), like `curl --http2`: the
+/// authority travels in `:authority`, with no `Host` header.
+pub fn http2_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
+
 pub fn envelope(inner: &str) -> String {
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>")
 }
