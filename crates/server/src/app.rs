@@ -77,6 +77,9 @@ pub fn router(app: Arc<App>) -> Router {
         // Each handler reads its body with `auth::read_body`, which answers an oversized
         // body in that protocol's own error shape.
         .layer(DefaultBodyLimit::disable())
+        // Over HTTP/2, so that such an answer reaches clients that lose a response sent
+        // along with the stream's reset.
+        .layer(crate::auth::DrainUnreadH2Layer)
         .with_state(app)
 }
 

@@ -7,7 +7,14 @@
 //! - Legacy `/rest`: the `vmware-api-session-id` cookie, then the header (as vAPI's REST
 //!   layer does).
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, Version};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower_service::Service;
 use vsess_wire::soap;
 
 pub const API_SESSION_HEADER: &str = "vmware-api-session-id";
@@ -66,6 +73,107 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Option<
         return None;
     }
     axum::body::to_bytes(body, limit).await.ok()
+}
+
+/// How much of an HTTP/2 request body left unread is still read (and discarded), and for
+/// how long, before the stream is reset.
+const DRAIN_MAX_BYTES: usize = 8 << 20;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
+
+/// Reads HTTP/2 request bodies that a handler leaves unread (it answered without them, as
+/// with a 413 for an oversized body) to their end in the background.
+///
+/// Dropping an unread body makes h2 end the stream with RST_STREAM(NO_ERROR) right after
+/// the response (RFC 9113, 8.1). A response under h2's 256-byte chaining threshold then
+/// leaves in the same write as that reset, and curl 7.88 loses it and reports "(92)
+/// Stream error in the HTTP/2 framing layer": the vAPI and REST 413s were lost this way,
+/// while `/sdk`'s longer SOAP fault was flushed first. Read to its end, the request
+/// closes without a reset. A body left over `DRAIN_MAX_BYTES`, or still coming after
+/// `DRAIN_MAX_TIME`, is reset then, long after the response went out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DrainUnreadH2Layer;
+
+impl<S> tower_layer::Layer<S> for DrainUnreadH2Layer {
+    type Service = DrainUnreadH2<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DrainUnreadH2(inner)
+    }
+}
+
+/// See [`DrainUnreadH2Layer`].
+#[derive(Debug, Clone)]
+pub struct DrainUnreadH2<S>(S);
+
+impl<S: Service<Request>> Service<Request> for DrainUnreadH2<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> S::Future {
+        if req.version() >= Version::HTTP_2 {
+            self.0.call(req.map(|b| Body::new(DrainOnDrop(Some(b)))))
+        } else {
+            self.0.call(req)
+        }
+    }
+}
+
+/// A request body that, dropped before its end, is drained by a background task.
+struct DrainOnDrop(Option<Body>);
+
+impl http_body::Body for DrainOnDrop {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self.0.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.as_ref().map(|b| b.size_hint()).unwrap_or_default()
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let Some(mut body) = self.0.take() else {
+            return;
+        };
+        if body.is_end_stream() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let drain = async {
+                let mut left = DRAIN_MAX_BYTES;
+                while let Some(Ok(frame)) = body.frame().await {
+                    let n = frame.data_ref().map_or(0, Bytes::len);
+                    if n > left {
+                        break;
+                    }
+                    left -= n;
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain).await;
+        });
+    }
 }
 
 /// Decodes a query component: `+` is a space, `%XX` a byte; malformed escapes stay as is.

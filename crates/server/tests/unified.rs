@@ -468,3 +468,108 @@ async fn inventory_over_vijson_and_rest_persists() {
     );
     assert_eq!(h["content-length"], "0");
 }
+
+/// Over HTTP/2 a body over the limit gets the endpoint's 413 too, while the client is
+/// still sending it (2 MiB is more than a stream's flow-control window).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_get_413_over_http2() {
+    let kit = Kit::start("[server]\nmax_body_bytes = 2048").await;
+    let h2 = http2_client();
+    let big = vec![b'a'; 2 << 20];
+    for path in [
+        "/api/session",
+        "/api",
+        "/rest/com/vmware/cis/session",
+        "/sdk",
+        "/sdk/vim25/8.0.3.0/SessionManager/SessionManager/Login",
+    ] {
+        let r = h2
+            .post(kit.url(path))
+            .header("Content-Type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+}
+
+/// An HTTP/2 connection to the kit's server, trusting its generated certificate.
+async fn h2_connect(kit: &Kit) -> h2::client::SendRequest<bytes::Bytes> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let pem = std::fs::read(kit.dir.path().join("server.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).unwrap())
+        .unwrap();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(kit.running.as_ref().unwrap().addr)
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// The 413 for an oversized HTTP/2 body is not followed by a reset of the stream: the
+/// server reads the rest of the body, so that the response does not leave in the same
+/// write as a RST_STREAM, which curl 7.88 answers with "(92) Stream error in the HTTP/2
+/// framing layer" instead of the 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_http2_bodies_are_answered_without_a_reset() {
+    use std::future::poll_fn;
+    let kit = Kit::start("[server]\nmax_body_bytes = 2048").await;
+    let port = kit.running.as_ref().unwrap().addr.port();
+    let len = 2 << 20;
+    for path in [
+        "/api/session",
+        "/api",
+        "/rest/com/vmware/cis/session",
+        "/sdk",
+    ] {
+        let mut h2 = h2_connect(&kit).await.ready().await.unwrap();
+        let req = axum::http::Request::post(format!("https://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/json")
+            .header("content-length", len)
+            .body(())
+            .unwrap();
+        let (response, mut body) = h2.send_request(req, false).unwrap();
+        let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let send_all = async {
+            let mut left = len;
+            while left > 0 {
+                body.reserve_capacity(left.min(64 << 10));
+                let n = match poll_fn(|cx| body.poll_capacity(cx)).await {
+                    Some(Ok(n)) => n.min(left),
+                    Some(Err(e)) => return Err(format!("{e} with {left} bytes left")),
+                    None => return Err(format!("stream closed with {left} bytes left")),
+                };
+                left -= n;
+                body.send_data(bytes::Bytes::from(vec![b'a'; n]), left == 0)
+                    .map_err(|e| format!("{e} with {left} bytes left"))?;
+            }
+            Ok(())
+        };
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(10), send_all).await;
+        assert_eq!(sent, Ok(Ok(())), "{path}: the server reset the stream");
+        let reset = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            poll_fn(|cx| body.poll_reset(cx)),
+        )
+        .await;
+        assert!(reset.is_err(), "{path}: reset after the body: {reset:?}");
+    }
+}
