@@ -149,7 +149,11 @@ pub async fn request_token(
     body: Body,
 ) -> Response {
     if read_body(&headers, body, app.max_body).await.is_none() {
-        return error(&bad("The request body is too large."));
+        return json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({"status": 413, "error": "Payload Too Large",
+                    "message": "The request body is too large."}),
+        );
     }
     let Some((user, password)) = headers
         .get(header::AUTHORIZATION)

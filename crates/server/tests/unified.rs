@@ -347,6 +347,7 @@ async fn errors_come_in_each_protocols_own_shape() {
         "/api/session".into(),
         "/rest/com/vmware/cis/session".into(),
         "/sdk".into(),
+        "/auth/request-token".into(),
     ] {
         let r = kit
             .http
