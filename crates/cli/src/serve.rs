@@ -135,6 +135,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 code: 3,
                 message: m,
             },
+            StartError::StoreConfig(m) => Failure::usage(m),
         })?;
         if let Some(fp) = &running.fingerprint {
             if running.cert_generated {

@@ -226,19 +226,27 @@ fn unreachable_redis_is_a_clear_error_with_exit_code_3() {
     let out = vsess(&["serve", "--store", "http://127.0.0.1:1"], None);
     assert_eq!(out.status.code(), Some(2));
     // A redis:// URL that does not parse is bad input (2), not an unreachable server (3).
-    let out = vsess(
-        &[
-            "user",
-            "list",
+    let bad = "redis://:hunter2@127.0.0.1:99999/0";
+    let data = d.path().join("bad-url");
+    let data = data.to_str().unwrap();
+    for args in [
+        vec!["user", "list", "--store", bad],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
             "--store",
-            "redis://:hunter2@127.0.0.1:99999/0",
+            bad,
         ],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("invalid Redis URL") && !err.contains("hunter2"),
-        "{err}"
-    );
+    ] {
+        let out = vsess(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("invalid Redis URL") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
 }

@@ -67,8 +67,13 @@ pub enum StartError {
     DataDir(String),
     #[error("TLS: {0}")]
     Tls(String),
+    /// The store cannot be reached (Redis down).
     #[error("{0}")]
     Store(String),
+    /// The store's settings are wrong (a malformed Redis URL, an unreadable password or
+    /// CA file).
+    #[error("{0}")]
+    StoreConfig(String),
 }
 
 /// A server serving in the background.
@@ -219,9 +224,10 @@ async fn open_backend(opts: &Options) -> Result<Backend, StartError> {
             let mut o = o.clone();
             o.idle = opts.config.policy.idle_timeout;
             o.lifetime = opts.config.policy.max_lifetime;
-            let store = RedisStore::connect(o)
-                .await
-                .map_err(|e| StartError::Store(e.to_string()))?;
+            let store = RedisStore::connect(o).await.map_err(|e| match e {
+                vsess_core::StoreError::Unavailable(m) => StartError::Store(m),
+                e => StartError::StoreConfig(e.to_string()),
+            })?;
             // Sessions from before the per-user sets: indexed while the replica serves.
             let indexer = store.clone();
             tokio::spawn(async move {
