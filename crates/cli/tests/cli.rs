@@ -245,34 +245,25 @@ fn a_mistyped_data_directory_is_refused_not_created() {
         assert!(!typo.exists(), "{args:?} created {}", typo.display());
     }
     // A migration's source must be a data directory already: no empty copy, no new directory.
-    let out = Command::new(BIN)
-        .args([
-            "store",
-            "migrate",
-            "--to",
-            "redis://127.0.0.1:1/0",
-            "--from",
-        ])
-        .arg(&typo)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no such data directory"));
+    let migrate_from_typo = || {
+        let out = Command::new(BIN)
+            .args([
+                "store",
+                "migrate",
+                "--to",
+                "redis://127.0.0.1:1/0",
+                "--from",
+            ])
+            .arg(&typo)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(migrate_from_typo().contains("no such data directory"));
     assert!(!typo.exists());
     std::fs::create_dir(&typo).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "store",
-            "migrate",
-            "--to",
-            "redis://127.0.0.1:1/0",
-            "--from",
-        ])
-        .arg(&typo)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a vsess data directory"));
+    assert!(migrate_from_typo().contains("not a vsess data directory"));
     assert_eq!(
         std::fs::read_dir(&typo).unwrap().count(),
         0,
