@@ -174,18 +174,29 @@ fn truthy(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
-/// The CLI's names for the TLS choices the SDK's message names in general terms.
-const TLS_FLAGS: &str = " [--thumbprint SHA256 (printed by `vsess serve`), --ca-certs FILE, or -k]";
-
 /// Maps an SDK error to a one-line message and its exit code.
 pub fn failure(e: Error) -> Failure {
+    // The SDK's TLS advice in the CLI's own flags (none for a pinned thumbprint that does
+    // not match: the certificate was chosen, and the question is which server answered).
+    if let Error::Tls { url, message } = &e {
+        let advice = if message.contains("thumbprint mismatch") {
+            ""
+        } else {
+            " (pin the server's certificate with --thumbprint SHA256, as `vsess serve` prints \
+             it; trust its CA with --ca-certs FILE; or, for testing only, skip verification \
+             with -k/--insecure)"
+        };
+        return Failure {
+            code: EXIT_TLS,
+            message: format!("TLS error talking to {url}: {message}{advice}"),
+        };
+    }
     let (code, hint) = match &e {
         Error::Connection { .. } => (
             EXIT_CONNECTION,
             " (is the server running and the URL right?)",
         ),
-        Error::Tls { message, .. } if message.contains("thumbprint mismatch") => (EXIT_TLS, ""),
-        Error::Tls { .. } => (EXIT_TLS, TLS_FLAGS),
+        Error::Tls { .. } => (EXIT_TLS, ""),
         Error::Authentication(_) => (
             EXIT_AUTH,
             " (run `vsess login URL` or check the credentials)",
@@ -754,6 +765,25 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_errors_name_the_flags_except_for_a_pinned_mismatch() {
+        let tls = |message: &str| {
+            failure(Error::Tls {
+                url: "https://h/sdk".into(),
+                message: message.into(),
+            })
+        };
+        let f = tls("invalid peer certificate: UnknownIssuer");
+        assert_eq!(f.code, EXIT_TLS);
+        for flag in ["--thumbprint", "--ca-certs", "--insecure"] {
+            assert!(f.message.contains(flag), "{}", f.message);
+        }
+        let f = tls("certificate thumbprint mismatch: the server presented ab, expected cd");
+        assert_eq!(f.code, EXIT_TLS);
+        assert!(!f.message.contains("--thumbprint"), "{}", f.message);
+        assert!(f.message.ends_with("expected cd"), "{}", f.message);
+    }
 
     #[test]
     fn idle_formats() {
