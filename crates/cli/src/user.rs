@@ -244,19 +244,13 @@ pub enum UserCommand {
 }
 
 fn open(dir: &DataDir, create: bool) -> Result<UserFile, Failure> {
-    if !dir.data_dir.exists() {
-        if !create {
-            return Err(Failure::usage(format!(
-                "no data directory {}: give the server's --data-dir (or $VSESS_DATA_DIR; the \
-                 default is ./vsess-data)",
-                dir.data_dir.display()
-            )));
-        }
-        eprintln!(
-            "created the data directory {} (a new one: the server must be started with \
-             --data-dir {0})",
+    let new = !dir.data_dir.exists();
+    if new && !create {
+        return Err(Failure::usage(format!(
+            "no data directory {}: give the server's --data-dir (or $VSESS_DATA_DIR; the \
+             default is ./vsess-data)",
             dir.data_dir.display()
-        );
+        )));
     }
     ensure_private_dir(&dir.data_dir).map_err(|e| {
         Failure::runtime(format!(
@@ -264,6 +258,13 @@ fn open(dir: &DataDir, create: bool) -> Result<UserFile, Failure> {
             dir.data_dir.display()
         ))
     })?;
+    if new {
+        eprintln!(
+            "created the data directory {} (a new one: the server must be started with \
+             --data-dir {0})",
+            dir.data_dir.display()
+        );
+    }
     UserFile::open(&dir.data_dir).map_err(|e| Failure::runtime(e.to_string()))
 }
 
