@@ -175,7 +175,7 @@ impl Session {
         let mut u = Url::parse(&with_scheme).map_err(|e| {
             Error::Config(format!(
                 "'{}' is not a valid URL: {e}",
-                crate::error::redact_url(url)
+                vsess_core::redact::redact_url(url)
             ))
         })?;
         if u.path() == "/" || u.path().is_empty() {

@@ -16,6 +16,7 @@ pub mod objects;
 pub mod password;
 pub mod policy;
 pub mod privilege;
+pub mod redact;
 pub mod selfservice;
 pub mod service;
 pub mod session;

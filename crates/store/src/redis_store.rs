@@ -91,25 +91,11 @@ impl RedisOptions {
     }
 }
 
-/// `url` with any password replaced by `***`, for logs and errors.
+/// `url` (one Redis URL, or a comma-separated list of them for a cluster) with every
+/// password replaced by `***`, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     url.split(',')
-        .map(|u| {
-            let Some((scheme, rest)) = u.split_once("://") else {
-                return u.to_owned();
-            };
-            let (auth, tail) = match rest.find(['/', '?', '#']) {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            match auth.rsplit_once('@') {
-                Some((cred, host)) if cred.contains(':') => {
-                    let user = cred.split_once(':').map_or("", |(u, _)| u);
-                    format!("{scheme}://{user}:***@{host}{tail}")
-                }
-                _ => u.to_owned(),
-            }
-        })
+        .map(vsess_core::redact::redact_url)
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -1484,5 +1470,10 @@ mod tests {
             "redis://127.0.0.1:6379/0"
         );
         assert_eq!(redact_url("redis://app@h:1"), "redis://app@h:1");
+        // An unescaped '/' in the password no longer ends the part that is masked.
+        assert_eq!(
+            redact_url("redis://:pa/ss@h:1/0,redis://:x@h2:2"),
+            "redis://:***@h:1/0,redis://:***@h2:2"
+        );
     }
 }

@@ -108,7 +108,7 @@ pub fn sdk_url(raw: &str) -> Result<Url> {
     };
     // Messages quote the URL without its password: it may have come from stdin or the
     // environment, and the message may end up in a CI log.
-    let shown = || crate::error::redact_url(raw);
+    let shown = || vsess_core::redact::redact_url(raw);
     let mut u = Url::parse(&with_scheme)
         .map_err(|e| Error::Config(format!("'{}' is not a valid URL: {e}", shown())))?;
     if u.scheme() != "https" && u.scheme() != "http" {
