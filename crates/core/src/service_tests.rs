@@ -104,6 +104,20 @@ impl Fixture {
     async fn auth(&self, id: &SessionId) -> Option<SessionRecord> {
         self.svc.authenticate(&with(id)).await.unwrap()
     }
+
+    /// `ImpersonateUser(name)` from the session `by`.
+    async fn impersonate(&self, by: &SessionRecord, name: &str) -> Result<UserSession, Fault> {
+        self.svc.impersonate_user(Some(by), name, None).await
+    }
+
+    /// 31 minutes pass (past the 30-minute idle timeout) while `active` keeps working, so
+    /// every other session has expired but nothing has reaped it; `active`'s record.
+    async fn idle_all_but(&self, active: &SessionId) -> SessionRecord {
+        self.clock.advance(Duration::minutes(20));
+        self.auth(active).await.unwrap();
+        self.clock.advance(Duration::minutes(11));
+        self.auth(active).await.unwrap()
+    }
     /// A self-service API token (and its record) for `name`, password "pw", for an hour.
     async fn token(&self, name: &str) -> (String, crate::selfservice::TokenRecord) {
         self.svc
@@ -390,18 +404,13 @@ async fn impersonation_needs_a_live_session_of_the_target() {
     let admin = f.login("admin@vsphere.local").await;
     let rec = f.auth(&admin).await.unwrap();
     assert_eq!(
-        f.svc
-            .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+        f.impersonate(&rec, "reader@vsphere.local")
             .await
             .unwrap_err(),
         Fault::InvalidLogin
     );
     let reader = f.login("reader@vsphere.local").await;
-    let us = f
-        .svc
-        .impersonate_user(Some(&rec), "reader@vsphere.local", None)
-        .await
-        .unwrap();
+    let us = f.impersonate(&rec, "reader@vsphere.local").await.unwrap();
     assert_eq!(us.user_name, "reader@vsphere.local");
     assert_eq!(us.key, rec.key.0, "the session stays the same");
     let now_reader = f.auth(&admin).await.unwrap();
@@ -411,10 +420,7 @@ async fn impersonation_needs_a_live_session_of_the_target() {
     ));
     let r = f.auth(&reader).await.unwrap();
     assert!(matches!(
-        f.svc
-            .impersonate_user(Some(&r), "admin@vsphere.local", None)
-            .await
-            .unwrap_err(),
+        f.impersonate(&r, "admin@vsphere.local").await.unwrap_err(),
         Fault::NoPermission { .. }
     ));
 }
@@ -427,18 +433,14 @@ async fn impersonation_skips_the_callers_own_and_expired_sessions() {
     let r1_key = f.auth(&r1).await.unwrap().key;
     let rec = f.auth(&a1).await.unwrap();
     assert_eq!(
-        f.svc
-            .impersonate_user(Some(&rec), "admin@vsphere.local", None)
+        f.impersonate(&rec, "admin@vsphere.local")
             .await
             .unwrap_err(),
         Fault::InvalidLogin,
         "the caller's own session is not a target"
     );
     // r1 idles past the timeout while a1 stays active; nothing has reaped r1 yet.
-    f.clock.advance(Duration::minutes(20));
-    f.auth(&a1).await.unwrap();
-    f.clock.advance(Duration::minutes(11));
-    let rec = f.auth(&a1).await.unwrap();
+    let rec = f.idle_all_but(&a1).await;
     assert!(f
         .store
         .session_by_key(r1_key.as_str())
@@ -446,19 +448,14 @@ async fn impersonation_skips_the_callers_own_and_expired_sessions() {
         .unwrap()
         .is_some());
     assert_eq!(
-        f.svc
-            .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+        f.impersonate(&rec, "reader@vsphere.local")
             .await
             .unwrap_err(),
         Fault::InvalidLogin,
         "an expired session is not a target"
     );
     let _r2 = f.login("reader@vsphere.local").await;
-    let us = f
-        .svc
-        .impersonate_user(Some(&rec), "reader@vsphere.local", None)
-        .await
-        .unwrap();
+    let us = f.impersonate(&rec, "reader@vsphere.local").await.unwrap();
     assert_eq!(us.user_name, "reader@vsphere.local");
     assert_eq!(f.auth(&a1).await.unwrap().role, Role::ReadOnly);
 }
@@ -473,24 +470,16 @@ async fn impersonation_finds_a_live_session_behind_many_expired_ones() {
         f.login("reader@vsphere.local").await;
     }
     // They idle past the timeout while a1 stays active; nothing reaps them.
-    f.clock.advance(Duration::minutes(20));
-    f.auth(&a1).await.unwrap();
-    f.clock.advance(Duration::minutes(11));
-    let rec = f.auth(&a1).await.unwrap();
+    let rec = f.idle_all_but(&a1).await;
     assert_eq!(
-        f.svc
-            .impersonate_user(Some(&rec), "reader@vsphere.local", None)
+        f.impersonate(&rec, "reader@vsphere.local")
             .await
             .unwrap_err(),
         Fault::InvalidLogin,
         "only expired sessions"
     );
     f.login("reader@vsphere.local").await;
-    let us = f
-        .svc
-        .impersonate_user(Some(&rec), "reader@vsphere.local", None)
-        .await
-        .unwrap();
+    let us = f.impersonate(&rec, "reader@vsphere.local").await.unwrap();
     assert_eq!(us.user_name, "reader@vsphere.local");
 }
 
@@ -991,10 +980,7 @@ mod own_sessions {
             keys(f.svc.sessions_for(&admin, false).await.unwrap()),
             std::slice::from_ref(&a_rec.key)
         );
-        f.svc
-            .impersonate_user(Some(&a_rec), "reader@vsphere.local", None)
-            .await
-            .unwrap();
+        f.impersonate(&a_rec, "reader@vsphere.local").await.unwrap();
         assert_eq!(
             keys(f.svc.sessions_for(&reader, false).await.unwrap()),
             [r_old.key.clone(), r_new.key.clone(), a_rec.key.clone()]

@@ -55,15 +55,20 @@ impl Kit {
         assert_eq!(r.status(), StatusCode::OK);
         r.headers()["set-cookie"].to_str().unwrap().to_owned()
     }
+
+    /// `n` SOAP sessions of reader@vsphere.local, with user agents agent-0, agent-1, ….
+    async fn reader_sessions(&self, n: usize) {
+        for i in 0..n {
+            self.soap_login_as("reader@vsphere.local", "reader-pw", &format!("agent-{i}"))
+                .await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_filters_sorting_paging_and_details() {
     let kit = Kit::start("").await;
-    for i in 0..5 {
-        kit.soap_login_as("reader@vsphere.local", "reader-pw", &format!("agent-{i}"))
-            .await;
-    }
+    kit.reader_sessions(5).await;
     kit.soap_login_as("admin@vsphere.local", "admin-pw", "admin-tool")
         .await;
     let t = kit.token("reader@vsphere.local", "reader-pw").await;
@@ -354,10 +359,7 @@ async fn a_live_session_id_also_authorizes_its_own_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_over_http2_name_the_requested_authority() {
     let kit = Kit::start("").await;
-    for i in 0..2 {
-        kit.soap_login_as("reader@vsphere.local", "reader-pw", &format!("agent-{i}"))
-            .await;
-    }
+    kit.reader_sessions(2).await;
     let t = kit.token("reader@vsphere.local", "reader-pw").await;
     let base = kit.url("");
     for (version, client) in [
