@@ -179,7 +179,7 @@ pub fn failure(e: Error) -> Failure {
     // The SDK's TLS advice in the CLI's own flags (none for a pinned thumbprint that does
     // not match: the certificate was chosen, and the question is which server answered).
     if let Error::Tls { url, message } = &e {
-        let advice = if message.contains("thumbprint mismatch") {
+        let advice = if e.is_thumbprint_mismatch() {
             ""
         } else {
             " (pin the server's certificate with --thumbprint SHA256, as `vsess serve` prints \

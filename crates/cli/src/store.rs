@@ -64,7 +64,7 @@ fn open_source(dir: &str) -> Result<EmbeddedStore, Failure> {
             "--from {dir}: no such data directory (give a server's --data-dir, or a Redis URL)"
         )));
     }
-    if !path.join("sessions.log").exists() && !path.join("users.json").exists() {
+    if !EmbeddedStore::holds_data(path) {
         return Err(Failure::usage(format!(
             "--from {dir}: not a vsess data directory (it has neither sessions.log nor users.json)"
         )));

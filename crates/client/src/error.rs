@@ -53,6 +53,12 @@ impl Error {
         }
     }
 
+    /// A TLS error because the server's certificate is not the pinned thumbprint (the
+    /// caller chose whom to trust; the question is which server answered).
+    pub fn is_thumbprint_mismatch(&self) -> bool {
+        matches!(self, Error::Tls { message, .. } if thumbprint_mismatch(message))
+    }
+
     /// Classifies a transport error from reqwest.
     pub fn from_reqwest(url: &str, e: &reqwest::Error) -> Self {
         let message = chain(e);
@@ -76,10 +82,14 @@ impl Error {
     }
 }
 
-/// What to do about a TLS error, unless the message is a pinned thumbprint's mismatch (the
-/// caller already chose whom to trust, and the fix is to check which server answered).
+/// Whether a TLS error's message is `tls`'s pinned-thumbprint mismatch.
+fn thumbprint_mismatch(message: &str) -> bool {
+    message.contains("thumbprint mismatch")
+}
+
+/// What to do about a TLS error, unless it is a pinned thumbprint's mismatch.
 fn tls_hint(message: &str) -> &'static str {
-    if message.contains("thumbprint mismatch") {
+    if thumbprint_mismatch(message) {
         ""
     } else {
         " (pin the certificate with a thumbprint, pass a CA bundle, or use the insecure flag for testing)"

@@ -209,6 +209,12 @@ fn open_log(path: &Path, len: u64) -> StoreResult<LogTail> {
 }
 
 impl EmbeddedStore {
+    /// Whether `dir` holds an embedded store's data (its session log or its users), without
+    /// opening, locking or creating anything.
+    pub fn holds_data(dir: &Path) -> bool {
+        dir.join(LOG).exists() || dir.join(crate::users::FILE).exists()
+    }
+
     /// Opens (creating if needed) the store in `dir` and takes the directory lock, with
     /// [`Durability::Always`].
     pub fn open(dir: &Path) -> StoreResult<Self> {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use vsess_core::{StoreError, StoreResult, User};
 
-const FILE: &str = "users.json";
+pub(crate) const FILE: &str = "users.json";
 const LOCK: &str = "users.lock";
 
 #[derive(Serialize, Deserialize, Default)]
