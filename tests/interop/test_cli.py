@@ -159,6 +159,8 @@ class Cli:
         for r in rows:
             assert {"key", "userName", "loginTime", "idleSeconds", "ipAddress", "userAgent",
                     "current"} <= set(r), f"ls --json row lacks fields: {r}\n{proc.shown}"
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["loginTime"]), \
+                f"ls --json loginTime must be RFC 3339 in UTC: {r['loginTime']!r}\n{proc.shown}"
         return rows, proc
 
     def ls_table(self, *args, **kwargs):
@@ -356,6 +358,8 @@ def test_login_whoami_ls_and_reuse(vsess, cli, observer):
     assert row["key"] == key and row["current"] is True, proc.shown
     assert canonical_user(row["userName"]) == READER, proc.shown
     assert row["ipAddress"] == HOST and isinstance(row["idleSeconds"], int), proc.shown
+    assert row["loginTime"] == who_json["loginTime"], \
+        f"ls --json and whoami --json must write the login time alike\n{who_json}\n{proc.shown}"
     # Nothing above logged in again.
     assert keys_of_user(session_list(observer), READER) == {key}
 

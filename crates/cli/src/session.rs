@@ -438,8 +438,9 @@ struct Row {
     key: String,
     #[serde(rename = "userName")]
     user_name: String,
-    #[serde(rename = "loginTime")]
-    login_time: String,
+    /// RFC 3339 in UTC in the JSON (`2026-11-22T20:16:42Z`), as in `whoami --json`.
+    #[serde(rename = "loginTime", serialize_with = "rfc3339_secs")]
+    login_time: chrono::DateTime<chrono::Utc>,
     #[serde(rename = "idleSeconds")]
     idle_seconds: i64,
     #[serde(rename = "ipAddress")]
@@ -459,20 +460,45 @@ async fn v2_rows(client: &Client, me: &str, all: bool) -> Result<Vec<Row>, Error
         ..Default::default()
     };
     let list = SelfService::with_session(client).list(&q).await?;
-    Ok(detail_rows(list, me))
+    detail_rows(list, me)
 }
 
-fn detail_rows(list: Vec<SessionDetail>, me: &str) -> Vec<Row> {
+fn rfc3339_secs<S: serde::Serializer>(
+    t: &chrono::DateTime<chrono::Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// A `/v2/session` time: the reference's `YYYY-MM-DD HH:MM:SS` in UTC (fractions of a
+/// second are accepted), or RFC 3339.
+fn v2_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .map(|t| t.and_utc())
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()))
+        .ok()
+}
+
+fn detail_rows(list: Vec<SessionDetail>, me: &str) -> Result<Vec<Row>, Error> {
     list.into_iter()
-        .map(|d| Row {
-            current: d.key == me,
-            key: d.key,
-            user_name: d.username,
-            login_time: d.login_time,
-            idle: chrono::Duration::seconds(delta_secs(&d.last_active_time_delta)),
-            idle_seconds: delta_secs(&d.last_active_time_delta),
-            ip_address: d.ip,
-            user_agent: d.user_agent,
+        .map(|d| {
+            let login_time = v2_time(&d.login_time).ok_or_else(|| Error::Decode {
+                url: "/v2/session".into(),
+                message: format!(
+                    "session {}: loginTime '{}' is not a time",
+                    d.key, d.login_time
+                ),
+            })?;
+            Ok(Row {
+                current: d.key == me,
+                key: d.key,
+                user_name: d.username,
+                login_time,
+                idle: chrono::Duration::seconds(delta_secs(&d.last_active_time_delta)),
+                idle_seconds: delta_secs(&d.last_active_time_delta),
+                ip_address: d.ip,
+                user_agent: d.user_agent,
+            })
         })
         .collect()
 }
@@ -544,7 +570,7 @@ async fn rows(client: &Client, me: &str, all: bool, v2: bool) -> Result<Vec<Row>
             current: s.key == me,
             idle: now - s.last_active_time,
             idle_seconds: (now - s.last_active_time).num_seconds(),
-            login_time: s.login_time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            login_time: s.login_time,
             key: s.key,
             user_name: s.user_name,
             ip_address: s.ip_address,
@@ -565,7 +591,7 @@ fn table(rows: &[Row]) -> String {
         } else {
             compact(r.idle_seconds)
         };
-        let created: String = r.login_time.chars().take(16).collect();
+        let created = r.login_time.format("%Y-%m-%d %H:%M");
         let _ = writeln!(
             out,
             "{:<37} {:<28} {:<17} {:>7}  {:<15} {}",
@@ -746,7 +772,7 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                 println!(
                     "{}",
                     serde_json::json!({"server": r.tls_desc.url, "userName": s.user_name, "key": s.key,
-                        "loginTime": s.login_time.to_rfc3339(), "ipAddress": s.ip_address, "locale": s.locale})
+                        "loginTime": s.login_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "ipAddress": s.ip_address, "locale": s.locale})
                 );
             } else {
                 println!(
@@ -783,6 +809,31 @@ mod tests {
         assert_eq!(f.code, EXIT_TLS);
         assert!(!f.message.contains("--thumbprint"), "{}", f.message);
         assert!(f.message.ends_with("expected cd"), "{}", f.message);
+    }
+
+    #[test]
+    fn ls_json_times_are_rfc3339_whatever_the_server_wrote() {
+        for (v2, want) in [
+            ("2026-11-22 20:16:42", "2026-11-22T20:16:42Z"),
+            ("2026-11-22 20:16:42.250", "2026-11-22T20:16:42Z"),
+            ("2026-11-22T21:16:42+01:00", "2026-11-22T20:16:42Z"),
+        ] {
+            let t = v2_time(v2).unwrap_or_else(|| panic!("{v2} did not parse"));
+            let row = Row {
+                key: "k".into(),
+                user_name: "u".into(),
+                login_time: t,
+                idle_seconds: 0,
+                ip_address: String::new(),
+                user_agent: String::new(),
+                current: true,
+                idle: chrono::Duration::zero(),
+            };
+            let json = serde_json::to_value(&row).unwrap_or_default();
+            assert_eq!(json["loginTime"], want, "{v2}");
+        }
+        assert_eq!(v2_time("yesterday"), None);
+        assert_eq!(v2_time("2026-11-22"), None);
     }
 
     #[test]
