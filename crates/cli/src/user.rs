@@ -317,12 +317,7 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             let users = Directory::open(&dir, true)?;
             let pw = read_password(&password)?;
             let hash = hash_password(&pw).map_err(Failure::runtime)?;
-            users.add(User {
-                name: name.clone(),
-                full_name,
-                role,
-                password_hash: hash,
-            })?;
+            users.add(User::new(name.clone(), full_name, role, hash))?;
             eprintln!("added {name} ({role})");
             Ok(())
         }

@@ -223,6 +223,63 @@ fn user_commands_manage_the_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user ops@vsphere.local"));
 }
 
+/// `vsess user rm` then `vsess user add` of the same name, while the server runs and
+/// before the old session's next call: the old session must not pass as the new
+/// account's (which here has more rights). `vsess user passwd` keeps the account.
+#[test]
+fn a_name_removed_and_added_again_does_not_revive_its_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "bob@vsphere.local", "ReadOnly", "first");
+    let (mut child, url) = serve(dir.path(), &[]);
+    let c = client();
+    let login = |pw: &str| {
+        let (s, _, set) = soap(&c, &url, &format!("<Login>{SM}<userName>bob@vsphere.local</userName><password>{pw}</password></Login>"), None);
+        assert_eq!(s, 200);
+        set.unwrap()
+    };
+    let current = |cookie: &str| {
+        let (s, body, _) = soap(&c, &url, &format!("<SessionIsActive>{SM}<sessionID>x</sessionID><userName>bob@vsphere.local</userName></SessionIsActive>"), Some(cookie));
+        (s, body)
+    };
+    let old = login("first");
+    let (s, body) = current(&old);
+    assert!(
+        s == 500 && body.contains("NoPermission"),
+        "ReadOnly cannot call SessionIsActive: {s} {body}"
+    );
+    let rm = Command::new(BIN)
+        .args(["user", "rm", "bob@vsphere.local", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(rm.status.success());
+    add_user(dir.path(), "bob@vsphere.local", "Admin", "second");
+    let (s, body) = current(&old);
+    assert!(
+        s == 500 && body.contains("NotAuthenticated"),
+        "the old session must be dead: {s} {body}"
+    );
+    let new = login("second");
+    assert_eq!(current(&new).0, 200, "the new account is an Admin");
+    let mut passwd = Command::new(BIN)
+        .args(["user", "passwd", "bob@vsphere.local", "--role", "Admin"])
+        .args(["--password-stdin", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(passwd.stdin.take().unwrap(), "third").unwrap();
+    assert!(passwd.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        current(&new).0,
+        200,
+        "a password change keeps the account's sessions"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_mistyped_data_directory_is_refused_not_created() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,11 +23,13 @@ impl Server {
             ("admin@vsphere.local", "admin-pw", Role::Admin),
             ("ops@vsphere.local", "ops-pw", Role::ReadOnly),
         ]
-        .map(|(name, pw, role)| User {
-            name: UserName::parse(name).unwrap(),
-            full_name: String::new(),
-            role,
-            password_hash: hash_password(pw).unwrap(),
+        .map(|(name, pw, role)| {
+            User::new(
+                UserName::parse(name).unwrap(),
+                String::new(),
+                role,
+                hash_password(pw).unwrap(),
+            )
         });
         UserFile::open(dir.path())
             .unwrap()

@@ -55,6 +55,7 @@ fn fixture() -> Fixture {
         full_name: String::new(),
         role: Role::Admin,
         password_hash: String::new(),
+        id: String::new(),
     }]));
     let ip: IpAddr = "127.0.0.1".parse().unwrap();
     let mut callers = Vec::with_capacity(SESSIONS);
@@ -76,6 +77,7 @@ fn fixture() -> Fixture {
                 ip_address: ip.to_string().into(),
                 user_agent: USER_AGENT.into(),
                 call_count: 0,
+                user_id: Default::default(),
             };
             assert!(store.insert_session(rec, usize::MAX).await.unwrap());
             callers.push(Caller {
@@ -149,6 +151,7 @@ fn state(n: usize, now: chrono::DateTime<Utc>) -> MemoryState {
             ip_address: "127.0.0.1".into(),
             user_agent: USER_AGENT.into(),
             call_count: 0,
+            user_id: Default::default(),
         };
         s.apply(&Mutation::PutSession { rec });
     }
@@ -205,6 +208,7 @@ fn replay(c: &mut Criterion) {
                 ip_address: "127.0.0.1".into(),
                 user_agent: format!("{USER_AGENT} {}", i % 16).into(),
                 call_count: 0,
+                user_id: Default::default(),
             },
         })
         .collect();

@@ -653,6 +653,7 @@ mod tests {
             ip_address: "::1".into(),
             user_agent: "ua".into(),
             call_count: 0,
+            user_id: Default::default(),
         }
     }
 

@@ -19,6 +19,9 @@ pub struct TokenRecord {
     pub role: Role,
     pub created: DateTime<Utc>,
     pub expires: DateTime<Utc>,
+    /// [`User::id`](crate::User::id) when the token was issued.
+    #[serde(default)]
+    pub user_id: String,
 }
 
 impl SessionService {
@@ -47,6 +50,7 @@ impl SessionService {
             role: u.role,
             created: now,
             expires: now + lifetime,
+            user_id: u.id,
         };
         self.store
             .put_token(IdDigest::of(&token), rec.clone())
@@ -64,10 +68,11 @@ impl SessionService {
             Some(t) if t.expires > self.clock.now() => t,
             _ => return Err(unauth()),
         };
-        // The user's current role applies; a removed user's tokens stop working.
+        // The user's current role applies; a removed user's tokens stop working, and so
+        // do they when an account of the same name has been added since.
         match self.store.get_user(&t.user).await? {
-            Some(u) => t.role = u.role,
-            None => return Err(unauth()),
+            Some(u) if u.id == t.user_id => t.role = u.role,
+            _ => return Err(unauth()),
         }
         Ok(t)
     }
@@ -103,7 +108,10 @@ impl SessionService {
         };
         let mut out = Vec::new();
         for rec in seen {
-            if self.expired(&rec, now) {
+            // An earlier account of the same name left these: they are dead (the next
+            // call with one ends it), so end them now rather than list them.
+            let stale = !all && *rec.user_id != *token.user_id;
+            if stale || self.expired(&rec, now) {
                 self.store.remove_session(rec.key.as_str()).await?;
             } else {
                 out.push(rec);

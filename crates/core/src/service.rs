@@ -178,9 +178,14 @@ impl SessionService {
             self.store.remove_session(rec.key.as_str()).await?;
             return Ok(None);
         }
-        // The user's current role applies, and a removed user's sessions end.
+        // The user's current role applies, and a removed user's sessions end, also when
+        // an account of the same name has been added since (its id differs).
         match user {
             None => {
+                self.store.remove_session(rec.key.as_str()).await?;
+                return Ok(None);
+            }
+            Some(u) if *u.id != *rec.user_id => {
                 self.store.remove_session(rec.key.as_str()).await?;
                 return Ok(None);
             }
@@ -237,6 +242,7 @@ impl SessionService {
         &self,
         caller: &Caller,
         user: &str,
+        user_id: Arc<str>,
         full_name: &str,
         role: Role,
         locale: Arc<str>,
@@ -263,6 +269,7 @@ impl SessionService {
             ip_address: caller.ip.to_string().into(),
             user_agent: caller.user_agent.as_str().into(),
             call_count: 0,
+            user_id,
         };
         let limit = self.policy.max_sessions;
         let mut inserted = self.store.insert_session(rec.clone(), limit).await?;
@@ -370,6 +377,7 @@ impl SessionService {
         self.new_session(
             caller,
             user.name.as_str(),
+            user.id.as_str().into(),
             &user.full_name,
             user.role,
             locale.into(),
@@ -515,8 +523,15 @@ impl SessionService {
         if self.expired(&src, now) {
             return Err(Fault::InvalidLogin);
         }
-        self.new_session(caller, &src.user_name, &src.full_name, src.role, src.locale)
-            .await
+        self.new_session(
+            caller,
+            &src.user_name,
+            src.user_id,
+            &src.full_name,
+            src.role,
+            src.locale,
+        )
+        .await
     }
 
     /// `ImpersonateUser`: the caller's session takes on the identity of a user who has a
@@ -536,9 +551,15 @@ impl SessionService {
             return Err(Fault::InvalidLogin);
         };
         let now = self.clock.now();
+        let Some(account) = self.store.get_user(name.as_str()).await? else {
+            return Err(Fault::InvalidLogin);
+        };
         // Any live session of the user but the caller's own will do: look at the first
-        // few, and at all of them only if those are all expired (or the caller's).
-        let usable = |r: &SessionRecord| r.key != s.key && !self.expired(r, now);
+        // few, and at all of them only if those are all expired (or the caller's). A
+        // session of an earlier account of the same name does not count.
+        let usable = |r: &SessionRecord| {
+            r.key != s.key && !self.expired(r, now) && *r.user_id == *account.id
+        };
         let first = self
             .store
             .sessions_of_user(name.as_str(), IMPERSONATION_PROBE)
@@ -558,6 +579,7 @@ impl SessionService {
         s.user_name = target.user_name;
         s.full_name = target.full_name;
         s.role = target.role;
+        s.user_id = target.user_id;
         s.message_locale = locale.clone();
         s.locale = locale;
         if !self.store.update_session(&s).await? {

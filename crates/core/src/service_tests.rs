@@ -14,12 +14,12 @@ struct Fixture {
 }
 
 fn user(name: &str, role: Role) -> User {
-    User {
-        name: UserName::parse(name).unwrap(),
-        full_name: String::new(),
+    User::new(
+        UserName::parse(name).unwrap(),
+        String::new(),
         role,
-        password_hash: hash_password("pw").unwrap(),
-    }
+        hash_password("pw").unwrap(),
+    )
 }
 
 fn fixture_with(policy: Policy) -> Fixture {
@@ -1049,6 +1049,7 @@ mod ui_support {
             role: Role::NoAccess,
             created: f.svc.now(),
             expires: f.svc.now() + Duration::hours(1),
+            user_id: Default::default(),
         };
         assert!(f.svc.message_for(&noaccess).await.is_err());
     }
@@ -1067,7 +1068,14 @@ mod user_changes {
             f.svc.session_list(Some(&r)).await.unwrap_err(),
             Fault::NoPermission { .. }
         ));
-        f.store.put_user(user("reader@vsphere.local", Role::Admin));
+        let mut account = f
+            .store
+            .get_user("reader@vsphere.local")
+            .await
+            .unwrap()
+            .unwrap();
+        account.role = Role::Admin;
+        f.store.put_user(account);
         let r = f.auth(&id).await.unwrap();
         assert_eq!(
             r.role,
@@ -1093,6 +1101,68 @@ mod user_changes {
             f.svc.token(&tok).await.is_err(),
             "and their tokens stop working"
         );
+    }
+
+    #[tokio::test]
+    async fn an_account_added_again_under_an_old_name_inherits_nothing() {
+        let f = fixture();
+        let name = "reader@vsphere.local";
+        let old = f.login(name).await;
+        let spare = f.login(name).await;
+        let (old_token, _) = f.token(name).await;
+        let old_key = f.auth(&old).await.unwrap().key;
+        // Removed and added again, with more rights, before the old session's next call.
+        f.store.remove_user(name);
+        f.store.put_user(user(name, Role::Admin));
+        assert!(
+            f.auth(&old).await.is_none(),
+            "the old account's session must not pass as the new account's"
+        );
+        assert!(f
+            .svc
+            .store()
+            .session_by_key(old_key.as_str())
+            .await
+            .unwrap()
+            .is_none());
+        assert!(f.svc.token(&old_token).await.is_err(), "nor its API token");
+
+        // The new account's own list does not show the old account's sessions (and ends
+        // them); an administrator cannot impersonate the new account through them.
+        let (tok, _) = f.token(name).await;
+        let tok = f.svc.token(&tok).await.unwrap();
+        let admin = f.login("admin@vsphere.local").await;
+        let admin = f.auth(&admin).await.unwrap();
+        assert!(matches!(
+            f.svc.impersonate_user(Some(&admin), name, None).await,
+            Err(Fault::InvalidLogin)
+        ));
+        assert!(f.svc.sessions_for(&tok, false).await.unwrap().is_empty());
+        assert_eq!(
+            f.svc
+                .store()
+                .sessions_of_user(name, 10)
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
+
+        // The new account's sessions work, keep working, and can be impersonated.
+        let new = f.login(name).await;
+        let r = f.auth(&new).await.unwrap();
+        assert_eq!(r.role, Role::Admin);
+        assert!(f.auth(&new).await.is_some());
+        let mine = f.svc.sessions_for(&tok, false).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].key, r.key);
+        let as_reader = f
+            .svc
+            .impersonate_user(Some(&admin), name, None)
+            .await
+            .unwrap();
+        assert_eq!(as_reader.user_name, name);
+        assert!(f.auth(&spare).await.is_none());
     }
 }
 

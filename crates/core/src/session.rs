@@ -42,6 +42,10 @@ pub struct SessionRecord {
     pub ip_address: Arc<str>,
     pub user_agent: Arc<str>,
     pub call_count: u64,
+    /// [`User::id`](crate::User::id) of the effective user when the session took that
+    /// identity; the session ends when its user's id no longer matches.
+    #[serde(default)]
+    pub user_id: Arc<str>,
 }
 
 impl SessionRecord {

@@ -52,6 +52,26 @@ pub struct User {
     pub full_name: String,
     pub role: Role,
     pub password_hash: String,
+    /// A random id given when the account is added, kept by password and role changes.
+    /// Sessions and API tokens carry the id their user had when they were made, and stop
+    /// working when it differs: a user removed and added again under the same name does
+    /// not inherit the old account's sessions. Empty for accounts added before vsess
+    /// recorded ids; those match sessions that have none either.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+}
+
+impl User {
+    /// A new account, with a fresh [`id`](Self::id).
+    pub fn new(name: UserName, full_name: String, role: Role, password_hash: String) -> Self {
+        Self {
+            name,
+            full_name,
+            role,
+            password_hash,
+            id: crate::ids::random_hex(8),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +85,15 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.as_str(), "administrator@vsphere.local");
         assert_eq!(UserName::parse("root").unwrap().as_str(), "root");
+    }
+
+    #[test]
+    fn every_new_account_gets_its_own_id() {
+        let name = UserName::parse("bob@vsphere.local").unwrap();
+        let a = User::new(name.clone(), String::new(), Role::Admin, "h".into());
+        let b = User::new(name, String::new(), Role::Admin, "h".into());
+        assert_eq!(a.id.len(), 16);
+        assert_ne!(a.id, b.id);
     }
 
     #[test]

@@ -173,12 +173,7 @@ async fn bootstrap_admin(backend: &Backend, dir: &Path) -> Result<Option<String>
     let hash = hash_password(&password).map_err(StartError::DataDir)?;
     let name = UserName::parse(ADMIN_USER)
         .ok_or_else(|| StartError::DataDir("invalid administrator name".into()))?;
-    let admin = User {
-        name: name.clone(),
-        full_name: "Administrator".into(),
-        role: Role::Admin,
-        password_hash: hash,
-    };
+    let admin = User::new(name.clone(), "Administrator".into(), Role::Admin, hash);
     let created = match backend {
         Backend::Embedded(store) => store
             .users()

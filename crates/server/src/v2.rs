@@ -118,6 +118,7 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<TokenRecord, Fault>
         role: s.role,
         created: s.login_time,
         expires: s.login_time,
+        user_id: String::from(&*s.user_id),
     })
 }
 

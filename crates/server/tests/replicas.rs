@@ -197,6 +197,18 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
     let (s, body, _) = r.soap(1, &fetch("sessionList"), Some(&admin)).await;
     assert_eq!((s, fault_type(&body)), (500, "NoPermission"), "{body}");
     assert_eq!(redis.command_calls("publish"), published + 1);
+    // A name removed and added again is a new account: a session of the old one, which
+    // B served from its cache a moment ago, ends on B's next call.
+    let again = r.login(0, "reader@vsphere.local", "reader-pw").await;
+    let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&again)).await;
+    assert!(body.contains("<key>"), "{body}");
+    assert!(h.remove_user("reader@vsphere.local").await.unwrap());
+    add_user(&h, "reader@vsphere.local", Role::Admin, "reader-pw").await;
+    let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&again)).await;
+    assert!(
+        !body.contains("<key>"),
+        "an earlier account's session must not pass as the new one's: {body}"
+    );
     // So does a removal: the removed user's session ends on its next request.
     r.soap(1, &fetch("currentSession"), Some(&reader)).await;
     assert!(h.remove_user("reader@vsphere.local").await.unwrap());

@@ -40,6 +40,7 @@ fn touch_session(c: &mut Criterion) {
                 ip_address: "127.0.0.1".into(),
                 user_agent: "govc/0.24.2".into(),
                 call_count: 0,
+                user_id: Default::default(),
             };
             serde_json::to_writer(&mut log, &Mutation::PutSession { rec }).unwrap();
             log.write_all(b"\n").unwrap();

@@ -35,6 +35,7 @@ fn write_log(dir: &std::path::Path, n: usize) {
             ip_address: "127.0.0.1".into(),
             user_agent: "govc/0.24.2".into(),
             call_count: 0,
+            user_id: Default::default(),
         };
         serde_json::to_writer(&mut log, &Mutation::PutSession { rec }).unwrap();
         log.write_all(b"\n").unwrap();

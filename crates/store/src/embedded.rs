@@ -573,6 +573,7 @@ fn put_session_line(buf: &mut Vec<u8>, rec: &SessionRecord) {
         ip_address,
         user_agent,
         call_count,
+        user_id,
     } = rec;
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.extend_from_slice(br#"{"op":"put_session","rec":{"digest":""#);
@@ -612,6 +613,8 @@ fn put_session_line(buf: &mut Vec<u8>, rec: &SessionRecord) {
     json_str(buf, user_agent);
     buf.extend_from_slice(br#","call_count":"#);
     buf.extend_from_slice(itoa::Buffer::new().format(*call_count).as_bytes());
+    buf.extend_from_slice(br#","user_id":"#);
+    json_str(buf, user_id);
     buf.extend_from_slice(b"}}");
 }
 
@@ -731,6 +734,9 @@ struct RecordIn {
     ip_address: String,
     user_agent: String,
     call_count: u64,
+    /// Absent in logs written before vsess recorded user ids.
+    #[serde(default)]
+    user_id: String,
 }
 
 impl RecordIn {
@@ -752,6 +758,7 @@ impl RecordIn {
             ip_address: self.ip_address.into(),
             user_agent: self.user_agent.into(),
             call_count: self.call_count,
+            user_id: self.user_id.into(),
         }
     }
 }
@@ -1361,6 +1368,7 @@ mod tests {
             ip_address: "127.0.0.1".into(),
             user_agent: "t".into(),
             call_count: 0,
+            user_id: Default::default(),
         };
         (id, r)
     }
@@ -1577,6 +1585,7 @@ mod tests {
                 role: Role::Admin,
                 created: now,
                 expires: now + Duration::seconds(60),
+                user_id: Default::default(),
             },
         ));
         out.push(st.revoke_token(&tok).unwrap());
@@ -1727,6 +1736,33 @@ mod tests {
             assert!(decode_line(bad).is_none());
             assert!(serde_json::from_slice::<Mutation>(bad).is_err());
         }
+    }
+
+    /// Sessions written before vsess recorded user ids replay with none, which matches
+    /// the accounts of that time (they have none either); a recorded id is kept.
+    #[test]
+    fn a_session_line_without_a_user_id_replays_with_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG);
+        let (_, mut old) = rec(Utc::now());
+        let (_, mut new) = rec(Utc::now());
+        new.user_id = "0123456789abcdef".into();
+        let mut data = Vec::new();
+        put_session_line(&mut data, &old);
+        let cut = data
+            .windows(12)
+            .position(|w| w == br#","user_id":""#)
+            .unwrap();
+        data.truncate(cut);
+        data.extend_from_slice(b"}}\n");
+        put_session_line(&mut data, &new);
+        data.push(b'\n');
+        fs::write(&path, &data).unwrap();
+        let (st, report) = replay(&path).unwrap();
+        assert_eq!(report.corrupt_lines, 0);
+        old.user_id = "".into();
+        assert_eq!(st.session_by_key(old.key.as_str()), Some(old));
+        assert_eq!(st.session_by_key(new.key.as_str()), Some(new));
     }
 
     /// A log written by an earlier vsess (serde's encoding of `Mutation`, one per line)

@@ -242,12 +242,12 @@ mod tests {
     use vsess_core::{Role, UserName};
 
     fn user(n: &str) -> User {
-        User {
-            name: UserName::parse(n).unwrap(),
-            full_name: String::new(),
-            role: Role::Admin,
-            password_hash: "$argon2id$x".into(),
-        }
+        User::new(
+            UserName::parse(n).unwrap(),
+            String::new(),
+            Role::Admin,
+            "$argon2id$x".into(),
+        )
     }
 
     #[test]

@@ -117,6 +117,7 @@ fn main() -> Result<()> {
             ip_address: "127.0.0.1".into(),
             user_agent: format!("vsess-bench-seed/{}", i % 16).into(),
             call_count: 0,
+            user_id: Default::default(),
         };
         serde_json::to_writer(&mut out, &Mutation::PutSession { rec })?;
         out.write_all(b"\n")?;

@@ -120,13 +120,14 @@ struct Profile {
     message_locale: Arc<str>,
     ip_address: Arc<str>,
     user_agent: Arc<str>,
+    user_id: Arc<str>,
     role: Role,
     extension_session: bool,
 }
 
 impl Profile {
     #[cfg(test)]
-    fn strings(&self) -> [&Arc<str>; 7] {
+    fn strings(&self) -> [&Arc<str>; 8] {
         [
             &self.user_name,
             &self.full_name,
@@ -135,6 +136,7 @@ impl Profile {
             &self.message_locale,
             &self.ip_address,
             &self.user_agent,
+            &self.user_id,
         ]
     }
 
@@ -148,6 +150,7 @@ impl Profile {
             &self.message_locale,
             &self.ip_address,
             &self.user_agent,
+            &self.user_id,
             self.role,
             self.extension_session,
         )
@@ -161,12 +164,14 @@ impl Profile {
             && *self.message_locale == *r.message_locale
             && *self.ip_address == *r.ip_address
             && *self.user_agent == *r.user_agent
+            && *self.user_id == *r.user_id
             && self.role == r.role
             && self.extension_session == r.extension_session
     }
 }
 
 type ProfileFields<'a> = (
+    &'a str,
     &'a str,
     &'a str,
     &'a str,
@@ -187,6 +192,7 @@ fn record_fields(r: &SessionRecord) -> ProfileFields<'_> {
         &r.message_locale,
         &r.ip_address,
         &r.user_agent,
+        &r.user_id,
         r.role,
         r.extension_session,
     )
@@ -239,6 +245,7 @@ impl Interner {
             message_locale: self.string(&r.message_locale),
             ip_address: self.string(&r.ip_address),
             user_agent: self.string(&r.user_agent),
+            user_id: self.string(&r.user_id),
             role: r.role,
             extension_session: r.extension_session,
         });
@@ -270,6 +277,7 @@ impl Interner {
             p.message_locale,
             p.ip_address,
             p.user_agent,
+            p.user_id,
         ];
         for f in fields {
             if let Some(n) = self.strings.get_mut(&*f) {
@@ -315,6 +323,7 @@ impl Slot {
             ip_address: p.ip_address.clone(),
             user_agent: p.user_agent.clone(),
             call_count: self.call_count,
+            user_id: p.user_id.clone(),
         }
     }
 
@@ -930,6 +939,7 @@ mod tests {
             ip_address: "127.0.0.1".into(),
             user_agent: "pyvmomi".into(),
             call_count: 0,
+            user_id: format!("id-of-{user}").into(),
         }
     }
 
@@ -1023,7 +1033,8 @@ mod tests {
         s.check();
         // A new session of the same user interns afresh while the old records live.
         s.put(&rec("b", "alice@vsphere.local", t0()));
-        assert_eq!(s.interner.strings.len(), 4);
+        // The name, the user id, "en", the address and the agent.
+        assert_eq!(s.interner.strings.len(), 5);
         s.check();
         assert_eq!(held.user_name, removed.user_name);
     }
@@ -1035,9 +1046,10 @@ mod tests {
             s.put(&rec(&format!("k{i}"), "alice@vsphere.local", t0()));
         }
         s.put(&rec("b", "bob@vsphere.local", t0()));
-        // alice's and bob's profiles; strings: two names, "en", address, agent.
+        // alice's and bob's profiles; strings: two names, two user ids, "en", address,
+        // agent.
         assert_eq!(s.interner.profiles.len(), 2);
-        assert_eq!(s.interner.strings.len(), 5);
+        assert_eq!(s.interner.strings.len(), 7);
         let p0 = &s
             .slot(s.find_key(&Key::new("k0")).unwrap())
             .unwrap()
@@ -1057,7 +1069,7 @@ mod tests {
             assert!(s.remove(&format!("k{i}")).is_some());
         }
         assert_eq!(s.interner.profiles.len(), 1);
-        assert_eq!(s.interner.strings.len(), 4);
+        assert_eq!(s.interner.strings.len(), 5);
         s.check();
         s.remove("b");
         assert!(s.interner.profiles.is_empty() && s.interner.strings.is_empty());

@@ -26,12 +26,7 @@ pub fn add_user(dir: &std::path::Path, name: &str, role: Role, pw: &str) {
         .modify(|u| {
             u.insert(
                 name.as_str().to_owned(),
-                User {
-                    name: name.clone(),
-                    full_name: String::new(),
-                    role,
-                    password_hash: hash,
-                },
+                User::new(name.clone(), String::new(), role, hash),
             );
             Ok(())
         })

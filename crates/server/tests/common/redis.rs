@@ -36,12 +36,12 @@ pub async fn admin_handle(url: &str, prefix: &str) -> RedisStore {
 }
 
 pub async fn add_user(store: &RedisStore, name: &str, role: Role, pw: &str) {
-    let user = User {
-        name: UserName::parse(name).unwrap(),
-        full_name: String::new(),
+    let user = User::new(
+        UserName::parse(name).unwrap(),
+        String::new(),
         role,
-        password_hash: hash_password(pw).unwrap(),
-    };
+        hash_password(pw).unwrap(),
+    );
     assert!(store.add_user(&user, false).await.unwrap());
 }
 
