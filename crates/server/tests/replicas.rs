@@ -202,7 +202,16 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
     let again = r.login(0, "reader@vsphere.local", "reader-pw").await;
     let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&again)).await;
     assert!(body.contains("<key>"), "{body}");
+    let wrong = common::login_body("reader@vsphere.local", "wrong");
+    assert_eq!(r.soap(0, &wrong, None).await.0, 500);
+    let leftovers = ["t:us:reader@vsphere.local", "t:lock:reader@vsphere.local"];
+    for key in leftovers {
+        assert_eq!(redis.cli(&["exists", key]), "1", "{key}");
+    }
     assert!(h.remove_user("reader@vsphere.local").await.unwrap());
+    for key in leftovers {
+        assert_eq!(redis.cli(&["exists", key]), "0", "{key} outlived its user");
+    }
     add_user(&h, "reader@vsphere.local", Role::Admin, "reader-pw").await;
     let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&again)).await;
     assert!(

@@ -859,10 +859,23 @@ impl RedisStore {
             .await
     }
 
-    /// Removes a user; their sessions end on their next request, on every replica.
+    /// Removes a user; their sessions end on their next request, on every replica. Their
+    /// session set and login-failure count go too, so that nothing is left behind for
+    /// good and an account added later under the name starts clean. (Those keys hash to
+    /// other slots than the users' hash, so they are deleted after it, not in its script.)
     pub async fn remove_user(&self, name: &str) -> StoreResult<bool> {
-        self.user_script(&self.inner.scripts.remove_user, vec![name.to_owned()])
-            .await
+        let removed = self
+            .user_script(&self.inner.scripts.remove_user, vec![name.to_owned()])
+            .await?;
+        if removed {
+            for key in [
+                self.user_sessions_key(name),
+                self.k(&format!("lock:{name}")),
+            ] {
+                let _: i64 = self.query(redis::cmd("DEL").arg(key)).await?;
+            }
+        }
+        Ok(removed)
     }
 
     /// The `instanceUuid` shared by every replica: `candidate` if none is set yet.
