@@ -1,5 +1,8 @@
 //! `vsess`: the session server and its tools.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// The doc comments of the command-line types are clap's `--help` text, written for a
+// terminal: `[store]` there is a TOML section and `USER:PASSWORD@HOST` a URL, not links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 /// The allocator: mimalloc for `vsess serve`, the system's for the short-lived commands.
 ///

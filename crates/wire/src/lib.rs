@@ -1,7 +1,7 @@
 //! Codecs shared by the vsess server and client.
 //!
 //! - [`xml`]: a small, bounded XML reader (no DTDs, no custom entities) and escaping.
-//! - [`soap`]: vim25 SOAP: request decoding into [`soap::VimCall`], response and fault
+//! - [`soap`]: vim25 SOAP: request decoding into [`vim::VimCall`], response and fault
 //!   encoding, and `vimServiceVersions.xml`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
