@@ -671,7 +671,7 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             if let Some(d) = &idle {
                 if vsess_core::selfservice::parse_duration(d).is_none() {
                     return Err(Failure::usage(format!(
-                        "--idle '{d}' is not a duration: use e.g. 30m, 1h, 45s or 0s"
+                        "--idle '{d}' is not a duration of at most 100 years: use e.g. 30m, 1h, 45s or 0s"
                     )));
                 }
             }

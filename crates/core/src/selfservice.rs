@@ -193,14 +193,24 @@ impl SessionService {
     }
 }
 
-/// Parses a duration such as `30m`, `1h30m`, `45s`, `2d` or `90` (seconds).
+/// The longest duration [`parse_duration`] accepts: 100 years, far beyond any session's
+/// life, and far inside what times can be shifted by.
+pub const MAX_DURATION_SECS: i64 = 100 * 366 * 86_400;
+
+/// Parses a duration such as `30m`, `1h30m`, `45s`, `2d` or `90` (seconds), up to
+/// [`MAX_DURATION_SECS`]; anything else (or longer) is `None`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
+    let secs = |n: i64| {
+        (0..=MAX_DURATION_SECS)
+            .contains(&n)
+            .then(|| Duration::seconds(n))
+    };
     if let Ok(n) = s.parse::<i64>() {
-        return (n >= 0).then(|| Duration::seconds(n));
+        return secs(n);
     }
     let mut total = 0i64;
     let mut num = String::new();
@@ -221,7 +231,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         };
         total = total.checked_add(n.checked_mul(unit)?)?;
     }
-    num.is_empty().then(|| Duration::seconds(total))
+    if !num.is_empty() {
+        return None;
+    }
+    secs(total)
 }
 
 /// A delta as Python's `str(timedelta)` writes it (the reference's format):
@@ -267,7 +280,24 @@ mod tests {
         assert_eq!(parse_duration("0s"), Some(Duration::zero()));
         assert_eq!(parse_duration("90"), Some(Duration::seconds(90)));
         assert_eq!(parse_duration("2d"), Some(Duration::days(2)));
-        for bad in ["", "m", "5x", "-5", "1h30", "99999999999999999999d"] {
+        assert_eq!(
+            parse_duration("5218w"),
+            Some(Duration::weeks(5218)),
+            "just under 100 years"
+        );
+        // Beyond 100 years, and beyond what chrono can hold: refused, not a panic.
+        for bad in [
+            "",
+            "m",
+            "5x",
+            "-5",
+            "1h30",
+            "99999999999999999999d",
+            "5300w",
+            "9223372036854775807",
+            "10000000000000000s",
+            "9999999999999w",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -224,7 +224,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, Fault> {
             "idle_gt" => {
                 out.idle_gt = Some(parse_duration(&v).ok_or_else(|| {
                     bad(format!(
-                        "idle_gt '{v}' is not a duration: use e.g. 30m, 1h, 45s or 0s"
+                        "idle_gt '{v}' is not a duration of at most 100 years: use e.g. 30m, 1h, 45s or 0s"
                     ))
                 })?)
             }

@@ -222,12 +222,21 @@ async fn access_rules_errors_and_ending_sessions() {
         .await
         .2;
     assert!(!soap.contains("<userName>"), "a token is not a session id");
-    for bad in ["idle_gt=soon", "per_page=0", "sort=name", "bogus=1"] {
-        let (s, v) = kit
-            .v2(Method::GET, &format!("/v2/session?{bad}"), &rt)
-            .await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
-        assert!(!v["message"].as_str().unwrap().is_empty());
+    for bad in [
+        "idle_gt=soon",
+        "idle_gt=9223372036854775807",
+        "idle_gt=9999999999999w",
+        "per_page=0",
+        "sort=name",
+        "bogus=1",
+    ] {
+        for method in [Method::GET, Method::DELETE] {
+            let (s, v) = kit
+                .v2(method.clone(), &format!("/v2/session?{bad}"), &rt)
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{method} {bad}");
+            assert!(!v["message"].as_str().unwrap().is_empty());
+        }
     }
     let (s, _) = kit.v2(Method::DELETE, "/v2/session", &rt).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "DELETE needs idle_gt");

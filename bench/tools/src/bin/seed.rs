@@ -10,8 +10,9 @@
 //! Usage: `vsess-bench-seed --data-dir DIR --count N --user NAME [--role Admin]
 //!         [--ids FILE] [--keep K]`
 //!
-//! The user must exist in `DIR/users.json` with that role (`vsess user add`), or the
-//! server ends the sessions at their first use. Any existing `sessions.log` is replaced.
+//! The user must exist in `DIR/users.json` with that role (`vsess user add`): the sessions
+//! carry the account's id from there, as a Login's would, or the server ends them at their
+//! first use. Any existing `sessions.log` is replaced.
 use anyhow::{anyhow, Context, Result};
 use chrono::Utc;
 use rand::{RngCore, SeedableRng};
@@ -81,9 +82,28 @@ fn key(rng: &mut impl RngCore) -> SessionKey {
     ))
 }
 
+/// The id of the account `user` in `DIR/users.json` (see `vsess_core::User::id`).
+fn account_id(dir: &std::path::Path, user: &str) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Users {
+        users: Vec<vsess_core::User>,
+    }
+    let path = dir.join("users.json");
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let users: Users =
+        serde_json::from_slice(&text).with_context(|| format!("{}", path.display()))?;
+    users
+        .users
+        .into_iter()
+        .find(|u| u.name.as_str() == user)
+        .map(|u| u.id)
+        .ok_or_else(|| anyhow!("no user {user} in {}: add it first", path.display()))
+}
+
 fn main() -> Result<()> {
     let a = args()?;
     let started = Instant::now();
+    let user_id: std::sync::Arc<str> = account_id(&a.data_dir, &a.user)?.into();
     // A CSPRNG seeded from the OS: as unpredictable as OsRng, without a syscall per id.
     let mut rng = rand::rngs::StdRng::from_rng(rand::rngs::OsRng)?;
     let path = a.data_dir.join("sessions.log");
@@ -117,7 +137,7 @@ fn main() -> Result<()> {
             ip_address: "127.0.0.1".into(),
             user_agent: format!("vsess-bench-seed/{}", i % 16).into(),
             call_count: 0,
-            user_id: Default::default(),
+            user_id: user_id.clone(),
         };
         serde_json::to_writer(&mut out, &Mutation::PutSession { rec })?;
         out.write_all(b"\n")?;
