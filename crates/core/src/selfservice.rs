@@ -130,14 +130,18 @@ impl SessionService {
         all: bool,
     ) -> Result<SessionRecord, Fault> {
         let not_found = || Fault::NotFound(format!("No session '{key}'."));
-        let may_all = all && token.role.has(Privilege::SessionsTerminateSession);
+        if all && !token.role.has(Privilege::SessionsTerminateSession) {
+            // As the list answers `all` without the privilege.
+            return Err(Fault::NoPermission {
+                object: MoRef::session_manager(),
+                privilege: Privilege::SessionsTerminateSession,
+            });
+        }
+        // Without `all`, only the token's own account's sessions (not those of an earlier
+        // account of the same name).
+        let mine = |r: &SessionRecord| *r.user_name == *token.user && *r.user_id == *token.user_id;
         match self.store.session_by_key(key).await? {
-            Some(r)
-                if !self.expired(&r, self.clock.now())
-                    && (may_all || *r.user_name == *token.user) =>
-            {
-                Ok(r)
-            }
+            Some(r) if !self.expired(&r, self.clock.now()) && (all || mine(&r)) => Ok(r),
             _ => Err(not_found()),
         }
     }

@@ -1111,6 +1111,7 @@ mod user_changes {
         let spare = f.login(name).await;
         let (old_token, _) = f.token(name).await;
         let old_key = f.auth(&old).await.unwrap().key;
+        let spare_key = f.auth(&spare).await.unwrap().key;
         // Removed and added again, with more rights, before the old session's next call.
         f.store.remove_user(name);
         f.store.put_user(user(name, Role::Admin));
@@ -1136,6 +1137,10 @@ mod user_changes {
         assert!(matches!(
             f.svc.impersonate_user(Some(&admin), name, None).await,
             Err(Fault::InvalidLogin)
+        ));
+        assert!(matches!(
+            f.svc.session_for(&tok, spare_key.as_str(), false).await,
+            Err(Fault::NotFound(_))
         ));
         assert!(f.svc.sessions_for(&tok, false).await.unwrap().is_empty());
         assert_eq!(

@@ -93,11 +93,48 @@ fn base_url(tls: bool, uri: &Uri, headers: &HeaderMap) -> String {
     format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
+/// The token of an `Authorization: Bearer …` header (the scheme in any case, RFC 9110
+/// §11.1).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    v.strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))
-        .map(str::trim)
+    let (scheme, token) = v.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// [`error`] for a request that [`authorize`] refused or that failed later: a 401 says
+/// which credential the request carried and why it did not do (RFC 6750 §3.1's
+/// `invalid_token` for a bearer token), so that a client knows whether to get a new
+/// token, log in again, or send one at all.
+fn refused(headers: &HeaderMap, f: &Fault) -> Response {
+    let r = error(f);
+    if r.status() != StatusCode::UNAUTHORIZED {
+        return r;
+    }
+    let (challenge, message) = if bearer(headers).is_some() {
+        (
+            "Bearer realm=\"vsess\", error=\"invalid_token\", error_description=\"unknown, expired or revoked token\"",
+            "The bearer token is unknown, has expired or was revoked: get a new one with POST /auth/request-token.",
+        )
+    } else if headers.contains_key(crate::auth::API_SESSION_HEADER) {
+        (
+            "Bearer realm=\"vsess\"",
+            "The session in vmware-api-session-id is unknown or has ended: log in again, or use a bearer token from POST /auth/request-token.",
+        )
+    } else {
+        return r;
+    };
+    let mut r = json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"status": 401, "error": "Unauthorized", "message": message}),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    r
 }
 
 /// The caller: a bearer token, or else a live session id in `vmware-api-session-id`
@@ -180,7 +217,17 @@ pub async fn request_token(
                 &json!({"token": token, "expires": rec.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
             )
         }
-        Err(f) => error(&f),
+        Err(f) => {
+            let mut r = error(&f);
+            if r.status() == StatusCode::UNAUTHORIZED {
+                // The credential this resource takes is Basic (RFC 9110 §15.5.2).
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"vsess\""),
+                );
+            }
+            r
+        }
     }
 }
 
@@ -190,7 +237,7 @@ pub async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
     };
     match app.svc.revoke_token(token).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(f) => error(&f),
+        Err(f) => refused(&headers, &f),
     }
 }
 
@@ -349,7 +396,7 @@ pub async fn list(
     };
     let (q, token, sessions) = match r.await {
         Ok(x) => x,
-        Err(f) => return error(&f),
+        Err(f) => return refused(&headers, &f),
     };
     let base = base_url(app.tls, &uri, &headers);
     let now = app.svc.now();
@@ -432,7 +479,7 @@ pub async fn get_one(
                 }),
             )
         }
-        Err(f) => error(&f),
+        Err(f) => refused(&headers, &f),
     }
 }
 
@@ -453,7 +500,7 @@ pub async fn delete_one(
             tracing::info!(by = %token.user, user = %s.user_name, key = %s.key, "session ended (self-service)");
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(f) => error(&f),
+        Err(f) => refused(&headers, &f),
     }
 }
 
@@ -492,7 +539,7 @@ pub async fn delete_idle(
                 &json!({"data": {"ended": ended.len(), "keys": ended}, "meta": meta(ended.len(), started, &token)}),
             )
         }
-        Err(f) => error(&f),
+        Err(f) => refused(&headers, &f),
     }
 }
 
@@ -573,11 +620,15 @@ pub async fn openapi() -> Response {
 
 fn openapi_doc() -> Json {
     let param = |name: &str, desc: &str, schema: Json| json!({"name": name, "in": "query", "required": false, "description": desc, "schema": schema});
+    // Whole seconds, or numbers each with a unit: 90, 30m, 1h30m (not 1h30).
+    let duration = json!({"type": "string", "pattern": "^([0-9]+|([0-9]+[smhdw])+)$"});
+    // A bearer token, or a live session id (`vsess ls` uses its session).
+    let auth = json!([{"bearer": []}, {"session": []}]);
     let list_params: Vec<Json> = vec![
         param(
             "idle_gt",
             "only sessions idle longer than this duration (30m, 1h, 45s, 0s)",
-            json!({"type": "string", "pattern": "^([0-9]+[smhdw]?)+$"}),
+            duration.clone(),
         ),
         param(
             "user_agent",
@@ -624,7 +675,9 @@ fn openapi_doc() -> Json {
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "basic": {"type": "http", "scheme": "basic"}
+                "basic": {"type": "http", "scheme": "basic"},
+                "session": {"type": "apiKey", "in": "header", "name": "vmware-api-session-id",
+                    "description": "a live session id from any vsess endpoint"}
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["status", "error", "message"], "properties": {
@@ -632,7 +685,8 @@ fn openapi_doc() -> Json {
                 "Token": {"type": "object", "required": ["token", "expires"], "properties": {
                     "token": {"type": "string"}, "expires": {"type": "string", "format": "date-time"}}},
                 "Meta": {"type": "object", "required": ["count", "time", "user"], "properties": {
-                    "count": {"type": "integer"}, "time": {"type": "string"}, "user": {"type": "string"},
+                    "count": {"type": "integer", "description": "the sessions that match, on every page (one session: 1; ended: how many)"},
+                    "time": {"type": "string"}, "user": {"type": "string"},
                     "page": {"type": "integer"}, "per_page": {"type": "integer"}, "pages": {"type": "integer"}}},
                 "SessionRef": {"type": "object", "required": ["key", "username", "_links"], "properties": {
                     "key": {"type": "string"}, "username": {"type": "string"},
@@ -664,21 +718,27 @@ fn openapi_doc() -> Json {
                     "responses": {"204": {"description": "revoked"}, "401": err}}
             },
             "/v2/session": {
-                "get": {"summary": "List your sessions", "security": [{"bearer": []}], "parameters": list_params,
+                "get": {"summary": "List your sessions", "security": auth, "parameters": list_params,
                     "responses": {"200": {"description": "sessions", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionList"}}}}, "400": err, "401": err, "403": err}},
-                "delete": {"summary": "End your idle sessions", "security": [{"bearer": []}],
-                    "parameters": [param("idle_gt", "required: idle longer than", json!({"type": "string"})), param("all", "everyone's", json!({"type": "boolean"})), param("exclude", "key to keep", json!({"type": "string"}))],
+                "delete": {"summary": "End your idle sessions", "security": auth,
+                    "parameters": [
+                        {"name": "idle_gt", "in": "query", "required": true, "schema": duration,
+                            "description": "end sessions idle longer than this (0s: all but excluded ones)"},
+                        param("user_agent", "only sessions whose user agent contains this (case-insensitive)", json!({"type": "string"})),
+                        param("ip", "only sessions from this client IP address", json!({"type": "string"})),
+                        param("all", "everyone's sessions (Sessions.TerminateSession)", json!({"type": "boolean", "default": false})),
+                        param("exclude", "a session key to keep (repeatable)", json!({"type": "string"}))],
                     "responses": {"200": {"description": "ended", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ended"}}}}, "400": err, "401": err, "403": err}},
                 "options": {"summary": "Describe this resource", "responses": {"200": {"description": "description"}}}
             },
             "/v2/session/{key}": {
                 "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "get": {"summary": "One of your sessions", "security": [{"bearer": []}],
-                    "parameters": [param("all", "any user's", json!({"type": "boolean"}))],
-                    "responses": {"200": {"description": "session", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionOne"}}}}, "401": err, "404": err}},
-                "delete": {"summary": "End one of your sessions", "security": [{"bearer": []}],
-                    "parameters": [param("all", "any user's", json!({"type": "boolean"}))],
-                    "responses": {"204": {"description": "ended"}, "401": err, "404": err}},
+                "get": {"summary": "One of your sessions", "security": auth,
+                    "parameters": [param("all", "any user's (Sessions.TerminateSession)", json!({"type": "boolean", "default": false}))],
+                    "responses": {"200": {"description": "session", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionOne"}}}}, "400": err, "401": err, "403": err, "404": err}},
+                "delete": {"summary": "End one of your sessions", "security": auth,
+                    "parameters": [param("all", "any user's (Sessions.TerminateSession)", json!({"type": "boolean", "default": false}))],
+                    "responses": {"204": {"description": "ended"}, "400": err, "401": err, "403": err, "404": err}},
                 "options": {"summary": "Describe this resource", "responses": {"200": {"description": "description"}}}
             }
         }

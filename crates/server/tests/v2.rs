@@ -194,6 +194,14 @@ async fn access_rules_errors_and_ending_sessions() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = kit.v2(Method::GET, "/v2/session?all=true", &rt).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    // `all` without the privilege is refused alike on one session, also on one's own.
+    for key in [admin_key.as_str(), "nonexistent"] {
+        for method in [Method::GET, Method::DELETE] {
+            let path = format!("/v2/session/{key}?all=true");
+            let (s, _) = kit.v2(method.clone(), &path, &rt).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path}");
+        }
+    }
     let (s, all) = kit.v2(Method::GET, "/v2/session?all=true", &at).await;
     assert_eq!(
         (s, all["meta"]["count"].as_u64()),
@@ -204,6 +212,16 @@ async fn access_rules_errors_and_ending_sessions() {
         let (s, v) = kit.v2(Method::GET, "/v2/session", bad).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "token {bad:?}");
         assert!(v["message"].as_str().unwrap().contains("request-token"));
+    }
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let r = kit.http.get(kit.url("/v2/session"));
+        let r = r.header("Authorization", format!("{scheme} {rt}"));
+        let r = r.send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "the scheme in any case: {scheme}"
+        );
     }
     let r = kit.http.get(kit.url("/v2/session")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -275,8 +293,37 @@ async fn access_rules_errors_and_ending_sessions() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let (s, _) = kit.v2(Method::GET, "/v2/session", &rt).await;
+    let (s, v) = kit.v2(Method::GET, "/v2/session", &rt).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["message"].as_str().unwrap().contains("revoked"), "{v}");
+    // A refused token says so (RFC 6750), so that a client knows to get a new one; a
+    // refused session id says that; a refused password asks for Basic again.
+    let challenge =
+        |r: &reqwest::Response| r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let r = kit.http.get(kit.url("/v2/session")).bearer_auth(&rt);
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge(&r).contains("error=\"invalid_token\""),
+        "{}",
+        challenge(&r)
+    );
+    let r = kit.http.get(kit.url("/v2/session"));
+    let r = r
+        .header("vmware-api-session-id", "ended")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(!challenge(&r).contains("invalid_token"));
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("vmware-api-session-id"),
+        "{v}"
+    );
     let r = kit
         .http
         .post(kit.url("/auth/request-token"))
@@ -285,6 +332,7 @@ async fn access_rules_errors_and_ending_sessions() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&r).starts_with("Basic "), "{}", challenge(&r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,6 +368,28 @@ async fn options_and_openapi_describe_the_api() {
     for p in ["/auth/request-token", "/v2/session", "/v2/session/{key}"] {
         assert!(doc["paths"][p].is_object(), "{p}");
     }
+    // What the server enforces, the document says: DELETE /v2/session needs idle_gt, and
+    // takes the list's filters; a session id authorises as well as a token.
+    let delete = &doc["paths"]["/v2/session"]["delete"];
+    let param = |name: &str| {
+        delete["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("DELETE /v2/session lacks {name}"))
+    };
+    assert_eq!(param("idle_gt")["required"], true);
+    for name in ["user_agent", "ip", "all", "exclude"] {
+        assert_eq!(param(name)["required"], false, "{name}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session"]["name"],
+        "vmware-api-session-id"
+    );
+    assert!(delete["security"].to_string().contains("session"));
+    assert!(doc["paths"]["/v2/session/{key}"]["get"]["responses"]["403"].is_object());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
