@@ -280,6 +280,27 @@ fn a_name_removed_and_added_again_does_not_revive_its_sessions() {
     child.wait().unwrap();
 }
 
+/// Over plain HTTP (`--http`, for tests) the SOAP cookie has no `Secure`: Go's cookie jar
+/// (govc) drops a Secure cookie on http, then logs in again on every run.
+#[test]
+fn the_soap_cookie_is_secure_only_over_https() {
+    let login =
+        format!("<Login>{SM}<userName>bob@vsphere.local</userName><password>pw</password></Login>");
+    for (extra, secure) in [(&["--http"][..], false), (&[][..], true)] {
+        let dir = tempfile::tempdir().unwrap();
+        add_user(dir.path(), "bob@vsphere.local", "ReadOnly", "pw");
+        let (mut child, url) = serve(dir.path(), extra);
+        assert_eq!(url.starts_with("https://"), secure, "{url}");
+        let (s, _, set) = soap(&client(), &url, &login, None);
+        assert_eq!(s, 200);
+        let set = set.unwrap();
+        assert!(set.starts_with("vmware_soap_session=") && set.contains("HttpOnly"));
+        assert_eq!(set.contains("Secure"), secure, "{url}: {set}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
 #[test]
 fn a_mistyped_data_directory_is_refused_not_created() {
     let dir = tempfile::tempdir().unwrap();

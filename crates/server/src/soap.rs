@@ -47,9 +47,9 @@ fn fault_response(f: &Fault) -> Response {
     xml(StatusCode::INTERNAL_SERVER_ERROR, soap::fault(f))
 }
 
-fn with_cookie(body: String, id: &SessionId) -> Response {
+fn with_cookie(body: String, id: &SessionId, tls: bool) -> Response {
     let mut r = xml(StatusCode::OK, body);
-    if let Ok(v) = HeaderValue::from_str(&soap::set_cookie(id.expose())) {
+    if let Ok(v) = HeaderValue::from_str(&soap::set_cookie(id.expose(), tls)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
@@ -118,7 +118,7 @@ pub async fn sdk(
     }
     match vim::dispatch(&app, &caller, session.as_ref(), call).await {
         Ok(Outcome::NewSession(id, us)) => {
-            with_cookie(soap::outcome(method, &Outcome::Session(us)), &id)
+            with_cookie(soap::outcome(method, &Outcome::Session(us)), &id, app.tls)
         }
         Ok(o) => xml(StatusCode::OK, soap::outcome(method, &o)),
         Err(f) => {

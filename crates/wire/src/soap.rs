@@ -746,9 +746,15 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     None
 }
 
-/// The `Set-Cookie` value for a new session, exactly as vCenter 8 sends it.
-pub fn set_cookie(id: &str) -> String {
-    format!("vmware_soap_session=\"{id}\"; Path=/; HttpOnly; Secure;")
+/// The `Set-Cookie` value for a new session, exactly as vCenter 8 sends it over HTTPS.
+/// Over plain HTTP (`vsess serve --http`) it leaves out `Secure`, which would make
+/// clients (Go's cookie jar: govc) drop the cookie and log in on every call.
+pub fn set_cookie(id: &str, secure: bool) -> String {
+    if secure {
+        format!("vmware_soap_session=\"{id}\"; Path=/; HttpOnly; Secure;")
+    } else {
+        format!("vmware_soap_session=\"{id}\"; Path=/; HttpOnly;")
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,10 @@ pub fn serve_logged(
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on https://") {
+            if let Some(i) = line
+                .find("listening on https://")
+                .or_else(|| line.find("listening on http://"))
+            {
                 let url: String = line[i + 13..].split_whitespace().next().unwrap().to_owned();
                 let _ = tx.send(url);
             }
