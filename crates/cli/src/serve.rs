@@ -187,14 +187,19 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     })
 }
 
+/// SIGTERM, SIGINT and SIGHUP stop the server gracefully (activity flushed, the log
+/// trimmed). SIGHUP is a stop, not a reload: it is what a closing terminal sends, and
+/// vsess has nothing to reload (user changes apply live; configuration needs a restart).
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => tokio::select! {
+    let hup = signal(SignalKind::hangup());
+    match (term, int, hup) {
+        (Ok(mut t), Ok(mut i), Ok(mut h)) => tokio::select! {
             _ = t.recv() => "SIGTERM",
             _ = i.recv() => "SIGINT",
+            _ = h.recv() => "SIGHUP (vsess has no reload: user changes apply live, configuration changes need a restart)",
         },
         _ => {
             let _ = tokio::signal::ctrl_c().await;

@@ -301,6 +301,42 @@ fn the_soap_cookie_is_secure_only_over_https() {
     }
 }
 
+/// SIGHUP (a closing terminal) stops the server as SIGTERM does: logged, exit 0, the
+/// data directory released and its sessions kept. It used to kill it outright.
+#[test]
+fn sighup_stops_the_server_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "bob@vsphere.local", "ReadOnly", "pw");
+    let (mut child, url, log) = common::serve_logged(dir.path(), &[]);
+    let login =
+        format!("<Login>{SM}<userName>bob@vsphere.local</userName><password>pw</password></Login>");
+    let (s, _, cookie) = soap(&client(), &url, &login, None);
+    assert_eq!(s, 200);
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let status = child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let lines = log.lock().unwrap().join("\n");
+    assert!(status.success(), "exit {status:?}\n{lines}");
+    assert!(
+        lines.contains("SIGHUP") && lines.contains("stopped"),
+        "{lines}"
+    );
+    // Released and intact: a new server starts on it and knows the session.
+    let (mut child, url) = serve(dir.path(), &[]);
+    let fetch = format!("<SessionIsActive>{SM}<sessionID>x</sessionID><userName>bob@vsphere.local</userName></SessionIsActive>");
+    let (_, body, _) = soap(&client(), &url, &fetch, cookie.as_deref());
+    assert!(
+        body.contains("NoPermission"),
+        "the session survived: {body}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_mistyped_data_directory_is_refused_not_created() {
     let dir = tempfile::tempdir().unwrap();

@@ -235,6 +235,16 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
+        // Durations are capped far beyond any use (and inside what times can be shifted
+        // by, here and in Redis' expiry times).
+        let max = vsess_core::selfservice::MAX_DURATION_SECS;
+        let capped = |name: &str, t: i64| {
+            if t > max {
+                Err(format!("{name} must be at most {max} seconds (100 years)"))
+            } else {
+                Ok(Duration::seconds(t))
+            }
+        };
         let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut c = Config::default();
         let p = &mut c.policy;
@@ -245,7 +255,7 @@ impl Config {
                         "config.vmacore.soap.sessionTimeout must be at least 1 second".into(),
                     );
                 }
-                p.idle_timeout = Duration::seconds(t);
+                p.idle_timeout = capped("config.vmacore.soap.sessionTimeout", t)?;
             }
             if let Some(n) = soap.max_session_count {
                 if n < 1 {
@@ -258,7 +268,8 @@ impl Config {
             if t < 0 {
                 return Err("vpx.sso.sts.tokenLifetime must be 0 (no limit) or positive".into());
             }
-            p.max_lifetime = (t > 0).then(|| Duration::seconds(t));
+            let lifetime = capped("vpx.sso.sts.tokenLifetime", t)?;
+            p.max_lifetime = (t > 0).then_some(lifetime);
         }
         if let Some(l) = f.lockout {
             if let Some(n) = l.max_failures {
@@ -268,7 +279,7 @@ impl Config {
                 if s < 1 {
                     return Err("lockout.lock_seconds must be at least 1".into());
                 }
-                p.lockout.lock_duration = Duration::seconds(s);
+                p.lockout.lock_duration = capped("lockout.lock_seconds", s)?;
             }
             if let Some(s) = l.credential_cache_seconds {
                 if s < 0 {
@@ -276,7 +287,7 @@ impl Config {
                         "lockout.credential_cache_seconds must be 0 (off) or positive".into(),
                     );
                 }
-                p.credential_cache_ttl = Duration::seconds(s);
+                p.credential_cache_ttl = capped("lockout.credential_cache_seconds", s)?;
             }
         }
         if let Some(l) = f.locale {
@@ -307,7 +318,7 @@ impl Config {
             if t < 1 {
                 return Err("api.token_lifetime must be at least 1 second".into());
             }
-            c.token_lifetime = Duration::seconds(t);
+            c.token_lifetime = capped("api.token_lifetime", t)?;
         }
         if let Some(st) = f.store {
             c.store = store_config(st)?;
@@ -409,6 +420,31 @@ mod tests {
         assert!(Config::parse("config.vmacore.soap.maxSessionCount = 0").is_err());
         assert!(Config::parse("[locale]\ndefault = \"xx\"").is_err());
         assert!(Config::parse("").is_ok());
+        // Durations past 100 years are refused by name (chrono would panic on some).
+        for (key, text) in [
+            ("sessionTimeout", "config.vmacore.soap.sessionTimeout"),
+            ("tokenLifetime", "vpx.sso.sts.tokenLifetime"),
+            ("lock_seconds", "lockout.lock_seconds"),
+            (
+                "credential_cache_seconds",
+                "lockout.credential_cache_seconds",
+            ),
+            ("token_lifetime", "api.token_lifetime"),
+        ] {
+            let (table, name) = text.rsplit_once('.').unwrap();
+            for (v, ok) in [
+                ("3155760000", true),
+                ("3162240001", false),
+                (&i64::MAX.to_string()[..], false),
+            ] {
+                let doc = format!("[{table}]\n{name} = {v}\n");
+                let r = Config::parse(&doc);
+                assert_eq!(r.is_ok(), ok, "{doc}: {r:?}");
+                if !ok {
+                    assert!(r.unwrap_err().contains(key), "{doc}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -14,9 +14,12 @@ pub struct TicketDir {
 }
 
 impl TicketDir {
+    /// The directory is made absolute: the paths handed to clients must open from any
+    /// working directory (vCenter's are absolute too).
     pub fn new(data_dir: &Path) -> std::io::Result<Self> {
         let dir = data_dir.join("local-tickets");
         ensure_private_dir(&dir)?;
+        let dir = fs::canonicalize(&dir)?;
         Ok(Self { dir })
     }
 
@@ -59,5 +62,26 @@ impl LocalTicketSink for TicketDir {
         if p.parent() == Some(self.dir.as_path()) {
             let _ = fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_paths_are_absolute_whatever_the_data_dir_was_given_as() {
+        let tmp = tempfile::tempdir().unwrap();
+        let relative = Path::new("tickets-test-data");
+        let dirs = TicketDir::new(&tmp.path().join(".").join(relative)).unwrap();
+        let path = dirs.write("u", "secret").unwrap();
+        assert!(Path::new(&path).is_absolute(), "{path}");
+        assert!(!path.contains("/./"), "{path}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "secret");
+        dirs.remove(&path);
+        assert!(
+            !Path::new(&path).exists(),
+            "a ticket it handed out can be removed"
+        );
     }
 }

@@ -32,6 +32,18 @@ pub fn load_or_generate(
             let k = data_dir.join(KEY_FILE);
             let generated = if c.exists() && k.exists() {
                 false
+            } else if c.exists() || k.exists() {
+                // Generating a pair would replace the one that is there: a certificate
+                // that clients pin, or the operator's own.
+                let (there, missing) = if c.exists() { (&c, &k) } else { (&k, &c) };
+                return Err(format!(
+                    "{} exists but {} does not: restore it, or move {} away to have a new \
+                     self-signed pair generated (clients that pinned the old fingerprint \
+                     will need the new one)",
+                    there.display(),
+                    missing.display(),
+                    there.display()
+                ));
             } else {
                 let ck = rcgen::generate_simple_self_signed(vec![
                     "localhost".to_owned(),
@@ -70,4 +82,31 @@ pub fn fingerprint(der: &[u8]) -> String {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_certificate_or_key_is_kept_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_generate(dir.path(), None, None).unwrap();
+        assert!(first.generated);
+        let again = load_or_generate(dir.path(), None, None).unwrap();
+        assert!(!again.generated);
+        assert_eq!(again.fingerprint, first.fingerprint);
+        for (keep, lose) in [(CERT_FILE, KEY_FILE), (KEY_FILE, CERT_FILE)] {
+            let kept = std::fs::read(dir.path().join(keep)).unwrap();
+            let lost = std::fs::read(dir.path().join(lose)).unwrap();
+            std::fs::remove_file(dir.path().join(lose)).unwrap();
+            let err = load_or_generate(dir.path(), None, None).unwrap_err();
+            assert!(err.contains(keep) && err.contains(lose), "{err}");
+            assert_eq!(std::fs::read(dir.path().join(keep)).unwrap(), kept);
+            assert!(!dir.path().join(lose).exists());
+            std::fs::write(dir.path().join(lose), lost).unwrap();
+        }
+        let back = load_or_generate(dir.path(), None, None).unwrap();
+        assert_eq!(back.fingerprint, first.fingerprint);
+    }
 }
