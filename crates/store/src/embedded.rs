@@ -316,6 +316,27 @@ impl EmbeddedStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether changes can be made: after a failed append (a full disk), not until the log
+    /// takes writes again (probed here, as the next change would). For `/healthz`, so
+    /// that monitoring sees what callers see.
+    pub fn health(&self) -> StoreResult<()> {
+        self.writable(&mut self.lock())
+    }
+
+    /// After a failed append, whether the log takes writes again (probing it).
+    fn writable(&self, g: &mut Inner) -> StoreResult<()> {
+        if g.log_failed {
+            g.log.probe().map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot write to {}: {e}; changes are refused until it can be written (free disk space)",
+                    self.dir.join(LOG).display()
+                ))
+            })?;
+            g.log_failed = false;
+        }
+        Ok(())
+    }
+
     /// Runs `op` on the state and appends the mutations it returns; returns the log
     /// position to wait for when they must be durable.
     ///
@@ -328,15 +349,7 @@ impl EmbeddedStore {
         op: impl FnOnce(&mut Inner) -> (T, Vec<Mutation>),
     ) -> StoreResult<(T, Option<u64>)> {
         let mut g = self.lock();
-        if g.log_failed {
-            g.log.probe().map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot write to {}: {e}; changes are refused until it can be written (free disk space)",
-                    self.dir.join(LOG).display()
-                ))
-            })?;
-            g.log_failed = false;
-        }
+        self.writable(&mut g)?;
         let (out, muts) = op(&mut g);
         if muts.is_empty() {
             return Ok((out, None));
@@ -2034,8 +2047,11 @@ mod tests {
             let e = s.remove_session(a.key.as_str()).await.unwrap_err();
             assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
             assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
-            // Space again: changes go through.
+            // And the health check (`/healthz`) says so.
+            assert!(matches!(s.health(), Err(StoreError::Unavailable(_))));
+            // Space again: health and changes go through.
             s.lock().log.fail_writes(None);
+            s.health().unwrap();
             assert!(s.remove_session(a.key.as_str()).await.unwrap().is_some());
             assert!(s.insert_session(c.clone(), 10).await.unwrap());
             s.flush().unwrap();

@@ -61,7 +61,7 @@ impl Backend {
     /// Whether the store can serve now.
     pub async fn health(&self) -> StoreResult<()> {
         match self {
-            Backend::Embedded(_) => Ok(()),
+            Backend::Embedded(s) => off_the_workers(s, EmbeddedStore::health).await,
             Backend::Redis(s) => s.health().await,
         }
     }
