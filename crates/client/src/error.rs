@@ -1,7 +1,9 @@
 //! One error type for the whole SDK, with variants a caller can act on.
 use std::fmt;
 
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, so that callers sharing one attempt (a single-flight relogin) all get its
+/// outcome.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The server could not be reached (DNS, refused, reset, timeout).
     #[error("cannot connect to {url}: {message}")]

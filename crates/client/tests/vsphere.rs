@@ -18,6 +18,10 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(Config::default()).await
+    }
+
+    async fn start_with(config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let users = [
             ("admin@vsphere.local", "admin-pw", Role::Admin),
@@ -43,7 +47,7 @@ impl Server {
         let running = vsess_server::start(Options {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
-            config: Config::default(),
+            config,
             transport: Transport::SelfSigned,
         })
         .await
@@ -58,6 +62,19 @@ impl Server {
         } else {
             format!("https://127.0.0.1:{port}/sdk")
         }
+    }
+
+    /// What `vsess user passwd` does: a new password for `name`, seen by the running
+    /// server at once.
+    fn passwd(&self, name: &str, password: &str) {
+        let hash = hash_password(password).unwrap();
+        UserFile::open(self.dir.path())
+            .unwrap()
+            .modify(|u| {
+                u.get_mut(name).unwrap().password_hash = hash;
+                Ok(())
+            })
+            .unwrap();
     }
 
     fn live_sessions(&self) -> usize {
@@ -572,4 +589,110 @@ async fn keepalive_reports_failures_instead_of_dying_silently() {
         .unwrap();
     assert!(err.is_unauthenticated(), "{err}");
     assert!(ka.last_error().unwrap().contains("NotAuthenticated"));
+}
+
+/// A cache for ops@vsphere.local (a ReadOnly user), whose password the tests change.
+fn ops_cache(server: &Server, home: &std::path::Path) -> Session {
+    let port = server.running.addr.port();
+    let url = format!("https://ops%40vsphere.local:ops-pw@127.0.0.1:{port}/sdk");
+    let mut s = Session::new(&url, true).unwrap();
+    s.dir_soap = Some(home.join("sessions"));
+    s.dir_rest = Some(home.join("rest_sessions"));
+    s
+}
+
+/// The audit's repro: a cached session dies, the password changes, and many calls at once
+/// need a relogin. One Login is sent, every caller gets its refusal, and later calls send
+/// none, so the server's lockout (5 failures) never locks the real user out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_relogin_is_sent_once_and_never_repeated() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let login = ops_cache(&server, home.path()).login().await.unwrap();
+    let client = login.client.clone();
+    assert!(client.is_cached());
+    let admin = admin(&server).await;
+    admin
+        .terminate_session(std::slice::from_ref(&login.session.key))
+        .await
+        .unwrap();
+    server.passwd("ops@vsphere.local", "ops-new-pw");
+    let before = client.login_count();
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { c.current_time().await }));
+    }
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::Authentication(_)), "{err}");
+        assert!(!err.is_unauthenticated(), "{err}");
+    }
+    assert_eq!(client.login_count() - before, 1, "one Login for 12 callers");
+    // Later calls fail at once, with a clear error, and send no Login.
+    for _ in 0..6 {
+        let err = client.current_time().await.unwrap_err();
+        assert!(matches!(err, Error::Authentication(_)), "{err}");
+        assert!(err.to_string().contains("not tried again"), "{err}");
+    }
+    assert_eq!(
+        client.login_count() - before,
+        1,
+        "no Login after the refusal"
+    );
+    // The real user is not locked out.
+    let other = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    other
+        .login("ops@vsphere.local", "ops-new-pw")
+        .await
+        .unwrap();
+    // An explicit login with the new password lifts the refusal, and relogins work again.
+    client
+        .login("ops@vsphere.local", "ops-new-pw")
+        .await
+        .unwrap();
+    client.current_time().await.unwrap();
+    let key = client.current_session().await.unwrap().unwrap().key;
+    admin.terminate_session(&[key]).await.unwrap();
+    let n = client.login_count();
+    client.current_time().await.unwrap();
+    assert_eq!(client.login_count() - n, 1);
+}
+
+/// A relogin that fails for another reason than bad credentials (here the server's
+/// session limit) is shared by the callers waiting for it, but not sticky: a later call
+/// tries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relogin_that_failed_for_want_of_room_is_tried_again_later() {
+    let mut config = Config::default();
+    config.policy.max_sessions = 2;
+    let server = Server::start_with(config).await;
+    let client = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    client.login("ops@vsphere.local", "ops-pw").await.unwrap();
+    let admin = admin(&server).await;
+    let key = client.current_session().await.unwrap().unwrap().key;
+    admin.terminate_session(&[key]).await.unwrap();
+    // Another session takes the freed place: the relogin finds the server full.
+    let filler = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    filler.login("ops@vsphere.local", "ops-pw").await.unwrap();
+    let before = client.login_count();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { c.current_time().await }));
+    }
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(err.is_fault("SystemError"), "{err}");
+    }
+    assert_eq!(client.login_count() - before, 1, "one Login for 8 callers");
+    filler.logout().await.unwrap();
+    client.current_time().await.unwrap();
+    assert_eq!(client.login_count() - before, 2, "a later call tried again");
 }

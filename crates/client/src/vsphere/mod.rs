@@ -4,7 +4,9 @@
 //! version from `vimServiceVersions.xml`, and the vAPI session resources (`/api/session`
 //! and the legacy `/rest/com/vmware/cis/session`). It is cheap to clone and can be shared
 //! across tasks. When it holds a password, a call that fails with NotAuthenticated logs in
-//! once and is retried once; concurrent callers wait for that one login (single-flight).
+//! once and is retried once; concurrent callers wait for that one login (single-flight)
+//! and share its outcome. A relogin refused for bad credentials is never repeated with
+//! them (see [`Client::set_password`]).
 //!
 //! A client whose session came from, or was saved to, an on-disk session cache
 //! ([`crate::cache::Session::load`], [`crate::cache::Session::login`],
@@ -38,9 +40,27 @@ const SM: (&str, &str) = ("SessionManager", "SessionManager");
 const SI: (&str, &str) = ("ServiceInstance", "ServiceInstance");
 
 /// How to log in again when a session dies.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 enum Credentials {
     Password { user: String, password: String },
+}
+
+/// The credentials a relogin uses, and whether the server has refused them.
+struct Stored {
+    credentials: Credentials,
+    /// Set when a relogin with these credentials was refused (InvalidLogin): they are
+    /// not sent again, so that one wrong password cannot lock the account out. Cleared
+    /// when new credentials are given ([`Client::login`], [`Client::set_password`]).
+    refused: Option<String>,
+}
+
+/// What the single-flight lock guards: the attempts so far and the last one's outcome.
+#[derive(Default)]
+struct Relogins {
+    /// Attempts finished so far (mirrored in `Inner::relogin_epoch`, read without the lock).
+    finished: u64,
+    /// The outcome of the last attempt, shared with the callers that were waiting for it.
+    last: Option<Result<()>>,
 }
 
 impl fmt::Debug for Credentials {
@@ -76,8 +96,10 @@ struct Inner {
     version: String,
     tls: Tls,
     session: RwLock<Option<String>>,
-    credentials: RwLock<Option<Credentials>>,
-    relogin: tokio::sync::Mutex<()>,
+    credentials: RwLock<Option<Stored>>,
+    /// Single flight: one relogin at a time, and its outcome for those who waited.
+    relogin: tokio::sync::Mutex<Relogins>,
+    relogin_epoch: AtomicU64,
     logins: AtomicU64,
     /// The session cache this client's session belongs to: a relogin updates it.
     cache: RwLock<Option<Arc<crate::cache::Session>>>,
@@ -205,7 +227,8 @@ impl Client {
                 tls,
                 session: RwLock::new(None),
                 credentials: RwLock::new(None),
-                relogin: tokio::sync::Mutex::new(()),
+                relogin: tokio::sync::Mutex::new(Relogins::default()),
+                relogin_epoch: AtomicU64::new(0),
                 logins: AtomicU64::new(0),
                 cache: RwLock::new(None),
             }),
@@ -272,17 +295,59 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner().is_some())
     }
 
-    /// Remembers a password so that a dead session is replaced by one new login.
+    /// Remembers a password so that a dead session is replaced by one new login. This
+    /// also lifts a refusal: after a relogin was refused for bad credentials, the client
+    /// logs in again only once it is given new ones (here or with [`Client::login`]).
     pub fn set_password(&self, user: &str, password: &str) {
         let mut g = self
             .inner
             .credentials
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        *g = Some(Credentials::Password {
-            user: user.to_owned(),
-            password: password.to_owned(),
+        *g = Some(Stored {
+            credentials: Credentials::Password {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            },
+            refused: None,
         });
+    }
+
+    fn credentials(&self) -> Option<Credentials> {
+        self.inner
+            .credentials
+            .read()
+            .map(|g| g.as_ref().map(|s| s.credentials.clone()))
+            .unwrap_or(None)
+    }
+
+    /// The error for a call that needs a relogin whose credentials were refused.
+    fn refused(&self) -> Option<Error> {
+        let g = self.inner.credentials.read().ok()?;
+        let stored = g.as_ref()?;
+        let reason = stored.refused.as_ref()?;
+        let Credentials::Password { user, .. } = &stored.credentials;
+        Some(Error::Authentication(format!(
+            "the session is no longer valid, and logging in again as {user} was refused \
+             ({reason}); that password is not tried again: log in with new credentials"
+        )))
+    }
+
+    /// Marks `used` as refused, unless other credentials have replaced them meanwhile.
+    fn refuse(&self, used: &Credentials, reason: &str) {
+        let mut g = self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(stored) = g.as_mut().filter(|s| s.credentials == *used) {
+            stored.refused = Some(reason.to_owned());
+        }
+    }
+
+    /// Relogin attempts finished so far; read before a call, see [`Client::relogin`].
+    pub(crate) fn relogin_epoch(&self) -> u64 {
+        self.inner.relogin_epoch.load(Ordering::SeqCst)
     }
 
     async fn post_soap(
@@ -354,9 +419,10 @@ impl Client {
     ) -> Result<Element> {
         let body = soap_client::request(method, this.0, this.1, args);
         let used = self.session_id();
+        let epoch = self.relogin_epoch();
         match self.post_soap(body.clone(), used.as_deref()).await {
             Err(e) if e.is_unauthenticated() && self.has_credentials() => {
-                self.relogin(used.as_deref()).await?;
+                self.relogin(used.as_deref(), epoch).await?;
                 let (el, _) = self.post_soap(body, self.session_id().as_deref()).await?;
                 Ok(el)
             }
@@ -364,7 +430,7 @@ impl Client {
         }
     }
 
-    fn has_credentials(&self) -> bool {
+    pub(crate) fn has_credentials(&self) -> bool {
         self.inner
             .credentials
             .read()
@@ -372,41 +438,71 @@ impl Client {
             .unwrap_or(false)
     }
 
-    /// Logs in again unless another caller already replaced the session `failed`. For a
-    /// client linked to a session cache whose user these credentials are for, the cache
-    /// does it ([`crate::cache::Session::attach`]): it may adopt a session another process
-    /// cached, and it caches the new one.
-    async fn relogin(&self, failed: Option<&str>) -> Result<()> {
-        let _guard = self.inner.relogin.lock().await;
+    /// Logs in again after the session `failed` was refused, single-flight: one attempt
+    /// at a time, and its outcome is shared.
+    ///
+    /// - If another caller has already replaced `failed`, there is nothing to do.
+    /// - If an attempt finished after `epoch` ([`Client::relogin_epoch`], read before the
+    ///   call that failed was sent) and failed, this caller waited for it: it gets that
+    ///   attempt's error and sends no Login of its own (gophercloud's reauthFuture).
+    /// - Once a relogin was refused for bad credentials (InvalidLogin), no Login is sent
+    ///   again with them: every later call fails at once with [`Error::Authentication`],
+    ///   until new credentials are given. A wrong password would otherwise be tried by
+    ///   every call and lock the account out. Other failures (the server unreachable, a
+    ///   fault) leave a later call free to try again.
+    ///
+    /// For a client linked to a session cache whose user these credentials are for, the
+    /// cache does the relogin ([`crate::cache::Session::attach`]): it may adopt a session
+    /// another process cached, and it caches the new one.
+    pub(crate) async fn relogin(&self, failed: Option<&str>, epoch: u64) -> Result<()> {
+        if let Some(e) = self.refused() {
+            return Err(e);
+        }
+        let mut state = self.inner.relogin.lock().await;
         if self.session_id().as_deref() != failed {
             return Ok(());
         }
-        let creds = self
-            .inner
-            .credentials
-            .read()
-            .map(|g| g.clone())
-            .unwrap_or(None);
-        match creds {
-            Some(Credentials::Password { user, password }) => {
-                tracing::info!(%user, "session expired; logging in again");
-                match self.cache() {
-                    Some(cache) if cache.is_for_user(&user) => {
-                        cache.relogin(self, failed, &user, &password).await
-                    }
-                    Some(_) => {
-                        tracing::debug!(
-                            %user,
-                            "the session cache is another user's; not updating it"
-                        );
-                        self.login_inner(&user, &password, None).await.map(|_| ())
-                    }
-                    None => self.login_inner(&user, &password, None).await.map(|_| ()),
-                }
+        if state.finished != epoch {
+            if let Some(Err(e)) = &state.last {
+                return Err(e.clone());
             }
-            None => Err(Error::Authentication(
+        }
+        if let Some(e) = self.refused() {
+            return Err(e);
+        }
+        let Some(creds) = self.credentials() else {
+            return Err(Error::Authentication(
                 "the session is not valid and no credentials are known".into(),
-            )),
+            ));
+        };
+        let outcome = self.relogin_with(&creds, failed).await;
+        if let Err(Error::Authentication(reason)) = &outcome {
+            self.refuse(&creds, reason);
+        }
+        state.finished += 1;
+        state.last = Some(outcome.clone());
+        self.inner
+            .relogin_epoch
+            .store(state.finished, Ordering::SeqCst);
+        outcome
+    }
+
+    /// One relogin attempt (the single-flight lock is held).
+    async fn relogin_with(&self, creds: &Credentials, failed: Option<&str>) -> Result<()> {
+        let Credentials::Password { user, password } = creds;
+        tracing::info!(%user, "session expired; logging in again");
+        match self.cache() {
+            Some(cache) if cache.is_for_user(user) => {
+                cache.relogin(self, failed, user, password).await
+            }
+            Some(_) => {
+                tracing::debug!(
+                    %user,
+                    "the session cache is another user's; not updating it"
+                );
+                self.login_inner(user, password, None).await.map(|_| ())
+            }
+            None => self.login_inner(user, password, None).await.map(|_| ()),
         }
     }
 
