@@ -61,11 +61,13 @@ impl Error {
         matches!(self, Error::Tls { message, .. } if thumbprint_mismatch(message))
     }
 
-    /// Classifies a transport error from reqwest.
+    /// Classifies a transport error from reqwest by what failed, never by its text (which
+    /// quotes the URL): a TLS error is one that carries a `rustls::Error` somewhere in its
+    /// chain (a refused certificate, a pinned thumbprint's mismatch, a handshake the peer
+    /// broke off with a TLS alert, a peer that does not speak TLS).
     pub fn from_reqwest(url: &str, e: &reqwest::Error) -> Self {
         let message = chain(e);
-        let lower = message.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        if is_tls(e) {
             Error::Tls {
                 url: url.to_owned(),
                 message,
@@ -82,6 +84,28 @@ impl Error {
             }
         }
     }
+}
+
+/// Whether `e` or an error under it is a `rustls::Error`.
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        // `io::Error::source` skips the error an io::Error wraps (it returns that error's
+        // own source), and the TLS stream wraps rustls's error in one, often twice.
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if is_tls(inner) {
+                return true;
+            }
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// Whether a TLS error's message is `tls`'s pinned-thumbprint mismatch.

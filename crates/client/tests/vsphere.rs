@@ -566,6 +566,30 @@ async fn tls_is_verified_by_default_and_can_be_pinned() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err}");
+    // Classified by what failed, not by words in the URL.
+    for url in [
+        "https://127.0.0.1:1/tls/sdk",
+        "https://127.0.0.1:1/certificate/handshake/sdk",
+    ] {
+        for tls in [Tls::Insecure, Tls::Verify] {
+            let err = Client::connect(url, tls).await.unwrap_err();
+            assert!(matches!(err, Error::Connection { .. }), "{url}: {err}");
+        }
+    }
+    // A TLS server's certificate refused under such a URL is still a TLS error.
+    let port = server.running.addr.port();
+    let err = Client::connect(&format!("https://127.0.0.1:{port}/tls/sdk"), Tls::Verify)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    assert!(!err.is_thumbprint_mismatch(), "{err}");
+    let err = Client::connect(
+        &format!("https://127.0.0.1:{port}/sdk"),
+        Tls::Thumbprint("11".repeat(32)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_thumbprint_mismatch(), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
