@@ -11,10 +11,14 @@ pub enum Error {
     /// TLS failed: an untrusted or mismatched certificate, or a bad CA bundle.
     #[error("TLS error talking to {url}: {message}{}", tls_hint(message))]
     Tls { url: String, message: String },
-    /// The credentials were refused, or the session is not (or no longer) valid.
+    /// The credentials were refused (a Login, a REST login or a token request with a wrong
+    /// password), or a relogin is impossible (no credentials, or refused before). A session
+    /// that is not (or no longer) valid is not this: it is a `NotAuthenticated` fault on
+    /// every path ([`Error::is_unauthenticated`]).
     #[error("authentication failed: {0}")]
     Authentication(String),
-    /// The server answered with a fault (SOAP or VI/JSON) or a vAPI error.
+    /// The server answered with a fault (SOAP or VI/JSON) or a vAPI error. An unknown or
+    /// expired session is `NotAuthenticated` whatever the protocol (SOAP, REST, `/v2`).
     #[error("{kind}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Fault { kind: String, message: String },
     /// An HTTP status the call did not expect.
@@ -44,7 +48,8 @@ impl Error {
     }
 
     /// Whether the error means the session is not valid (SOAP NotAuthenticated, HTTP 401,
-    /// vAPI UNAUTHENTICATED): the cue to log in again.
+    /// vAPI UNAUTHENTICATED): the cue to log in again. Rejected credentials
+    /// ([`Error::Authentication`]) are not: logging in again would not help.
     pub fn is_unauthenticated(&self) -> bool {
         match self {
             Error::Fault { kind, .. } => {
@@ -52,6 +57,15 @@ impl Error {
             }
             Error::Http { status, .. } => *status == 401,
             _ => false,
+        }
+    }
+
+    /// The error for a session the server did not accept on a REST or `/v2` call (HTTP
+    /// 401): the same `NotAuthenticated` fault that SOAP answers.
+    pub(crate) fn not_authenticated(message: String) -> Self {
+        Error::Fault {
+            kind: "NotAuthenticated".into(),
+            message,
         }
     }
 

@@ -135,6 +135,21 @@ pub struct SelfService {
     auth: Auth,
 }
 
+impl std::fmt::Debug for SelfService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfService")
+            .field("client", &self.client)
+            .field(
+                "auth",
+                &match self.auth {
+                    Auth::Session => "session",
+                    Auth::Bearer(_) => "bearer <redacted>",
+                },
+            )
+            .finish()
+    }
+}
+
 impl SelfService {
     /// Uses the client's current session as the credential.
     pub fn with_session(client: &Client) -> Self {
@@ -154,7 +169,7 @@ impl SelfService {
             .send()
             .await
             .map_err(|e| Error::from_reqwest(&url, &e))?;
-        let v = Self::json(resp, &url).await?;
+        let v = Self::json_of(resp, &url, true).await?;
         let token = v["token"].as_str().ok_or_else(|| Error::Decode {
             url,
             message: "no token in the answer".into(),
@@ -171,7 +186,9 @@ impl SelfService {
             Auth::Bearer(t) => r.bearer_auth(t),
             Auth::Session => {
                 let id = self.client.session_id().ok_or_else(|| {
-                    Error::Authentication("not logged in: no session to authorise with".into())
+                    Error::not_authenticated(
+                        "not logged in: the client has no session to authorise with".into(),
+                    )
                 })?;
                 r.header("vmware-api-session-id", id)
             }
@@ -179,6 +196,12 @@ impl SelfService {
     }
 
     async fn json(resp: reqwest::Response, url: &str) -> Result<Value> {
+        Self::json_of(resp, url, false).await
+    }
+
+    /// The answer as JSON; `login` when the request carried a password, so that a 401
+    /// means it was refused rather than that the session or token is not valid.
+    async fn json_of(resp: reqwest::Response, url: &str, login: bool) -> Result<Value> {
         let (status, body) = Self::body(resp, url).await?;
         let v: Value = if body.is_empty() {
             Value::Null
@@ -190,7 +213,7 @@ impl SelfService {
         };
         match status {
             200..=299 => Ok(v),
-            _ => Err(Self::failed(status, url, &v, &body)),
+            _ => Err(Self::failed(status, url, &v, &body, login)),
         }
     }
 
@@ -204,7 +227,7 @@ impl SelfService {
             });
         }
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Err(Self::failed(status, url, &v, &body))
+        Err(Self::failed(status, url, &v, &body, false))
     }
 
     async fn body(resp: reqwest::Response, url: &str) -> Result<(u16, bytes::Bytes)> {
@@ -216,13 +239,17 @@ impl SelfService {
         Ok((status, body))
     }
 
-    fn failed(status: u16, url: &str, v: &Value, body: &[u8]) -> Error {
+    /// The error for a failed answer. A 401 is [`Error::Authentication`] when `login`
+    /// (the password was refused), else a `NotAuthenticated` fault: the session (or the
+    /// token) is not valid, as SOAP says it.
+    fn failed(status: u16, url: &str, v: &Value, body: &[u8], login: bool) -> Error {
         let message = v["message"]
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
         match status {
-            401 => Error::Authentication(message),
+            401 if login => Error::Authentication(message),
+            401 => Error::not_authenticated(format!("{url}: {message}")),
             _ => Error::Http {
                 status,
                 url: url.to_owned(),

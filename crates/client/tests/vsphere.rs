@@ -193,7 +193,7 @@ async fn a_hinted_session_resumes_without_a_round_trip_and_falls_back_safely() {
         .list(&ListQuery::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Authentication(_)), "{err}");
+    assert!(err.is_unauthenticated(), "{err}");
     let second = cache(&server, home.path()).login().await.unwrap();
     assert!(!second.reused);
     assert_eq!(second.client.login_count(), 1);
@@ -719,4 +719,68 @@ async fn a_relogin_that_failed_for_want_of_room_is_tried_again_later() {
     filler.logout().await.unwrap();
     client.current_time().await.unwrap();
     assert_eq!(client.login_count() - before, 2, "a later call tried again");
+}
+
+/// An unknown or ended session is a NotAuthenticated fault on SOAP, REST, legacy REST and
+/// `/v2` alike (`is_unauthenticated`, the cue to log in again); refused credentials are
+/// `Error::Authentication` on each of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_session_looks_the_same_on_every_path() {
+    use vsess_client::selfservice::{ListQuery, SelfService};
+    let server = Server::start().await;
+    let c = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    let id = c
+        .rest_login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    c.rest_logout(&id).await.unwrap();
+    c.set_session_id(Some(id.clone()));
+    let soap = c.current_time().await.unwrap_err();
+    let rest = c.rest_logout(&id).await.unwrap_err();
+    let legacy = c.legacy_rest_logout(&id).await.unwrap_err();
+    let v2 = SelfService::with_session(&c)
+        .list(&ListQuery::default())
+        .await
+        .unwrap_err();
+    let v2_get = SelfService::with_session(&c)
+        .get("some-key", false)
+        .await
+        .unwrap_err();
+    let v2_end = SelfService::with_session(&c)
+        .end_idle("30m", &[], false)
+        .await
+        .unwrap_err();
+    c.set_session_id(None);
+    let none = SelfService::with_session(&c)
+        .list(&ListQuery::default())
+        .await
+        .unwrap_err();
+    for err in [&soap, &rest, &legacy, &v2, &v2_get, &v2_end, &none] {
+        assert!(err.is_unauthenticated(), "{err}");
+        assert!(err.is_fault("NotAuthenticated"), "{err}");
+        assert!(!matches!(err, Error::Authentication(_)), "{err}");
+    }
+    let ss = SelfService::with_password(&c, "admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    ss.list(&ListQuery::default()).await.unwrap();
+    // Refused credentials are Error::Authentication everywhere, and not a cue to log in.
+    let refused = [
+        c.login("admin@vsphere.local", "nope").await.unwrap_err(),
+        c.rest_login("admin@vsphere.local", "nope")
+            .await
+            .unwrap_err(),
+        c.legacy_rest_login("admin@vsphere.local", "nope")
+            .await
+            .unwrap_err(),
+        SelfService::with_password(&c, "admin@vsphere.local", "nope")
+            .await
+            .unwrap_err(),
+    ];
+    for err in &refused {
+        assert!(matches!(err, Error::Authentication(_)), "{err}");
+        assert!(!err.is_unauthenticated(), "{err}");
+    }
 }

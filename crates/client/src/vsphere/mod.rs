@@ -834,12 +834,16 @@ impl Client {
         Ok((status, body.to_vec()))
     }
 
-    fn rest_error(status: u16, url: &str, body: &[u8]) -> Error {
+    /// The error for a REST answer. A 401 means the credentials were refused on a login
+    /// (`login`), and the session was not valid on any other call.
+    fn rest_error(status: u16, url: &str, body: &[u8], login: bool) -> Error {
         let text = String::from_utf8_lossy(body).into_owned();
-        if status == 401 {
-            Error::Authentication(format!(
-                "{url}: {}",
-                text.chars().take(300).collect::<String>()
+        let text: String = text.chars().take(300).collect();
+        if status == 401 && login {
+            Error::Authentication(format!("{url}: {text}"))
+        } else if status == 401 {
+            Error::not_authenticated(format!(
+                "{url}: the session is not valid (HTTP 401: {text})"
             ))
         } else {
             Error::Http {
@@ -860,7 +864,7 @@ impl Client {
             )
             .await?;
         if status != 201 && status != 200 {
-            return Err(Self::rest_error(status, &url, &b));
+            return Err(Self::rest_error(status, &url, &b, true));
         }
         serde_json::from_slice::<String>(&b)
             .or_else(|_| {
@@ -893,7 +897,7 @@ impl Client {
                     message: e.to_string(),
                 }),
             401 | 404 => Ok(None),
-            _ => Err(Self::rest_error(status, &url, &b)),
+            _ => Err(Self::rest_error(status, &url, &b, false)),
         }
     }
 
@@ -917,7 +921,7 @@ impl Client {
         if status == 204 || status == 200 {
             Ok(())
         } else {
-            Err(Self::rest_error(status, &url, &b))
+            Err(Self::rest_error(status, &url, &b, false))
         }
     }
 
@@ -932,7 +936,7 @@ impl Client {
             .header("vmware-use-header-authn", "true");
         let (status, b) = self.rest(req, &url).await?;
         if status != 200 {
-            return Err(Self::rest_error(status, &url, &b));
+            return Err(Self::rest_error(status, &url, &b, true));
         }
         let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| Error::Decode {
             url: url.clone(),
@@ -974,7 +978,7 @@ impl Client {
                     })
             }
             401 | 404 => Ok(None),
-            _ => Err(Self::rest_error(status, &url, &b)),
+            _ => Err(Self::rest_error(status, &url, &b, false)),
         }
     }
 
