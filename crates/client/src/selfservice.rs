@@ -8,6 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The self-service list resource; its pages' links stay on it.
+const LIST_PATH: &str = "/v2/session";
+
 /// One session, as `GET /v2/session/{key}` describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -272,8 +275,14 @@ impl SelfService {
     }
 
     /// Every matching session (all pages), with details.
+    ///
+    /// The pages' `_links.next` are followed on the client's own server only: a link to
+    /// another origin (a server behind a TLS-terminating proxy may name itself with
+    /// `http://`, or by an inner name) gives its path and query, sent to the client's base
+    /// URL; the session or token is never sent elsewhere. A link outside `/v2/session`,
+    /// or back to a page already fetched, is an error.
     pub async fn list(&self, q: &ListQuery) -> Result<Vec<SessionDetail>> {
-        let mut url = reqwest::Url::parse(&self.client.rest_url("/v2/session"))
+        let mut url = reqwest::Url::parse(&self.client.rest_url(LIST_PATH))
             .map_err(|e| Error::Config(e.to_string()))?;
         {
             let mut qp = url.query_pairs_mut();
@@ -287,8 +296,16 @@ impl SelfService {
         }
         let mut out = Vec::new();
         let mut keys = Vec::new();
-        let mut next = Some(url.to_string());
-        while let Some(u) = next.take() {
+        let mut seen = std::collections::HashSet::new();
+        let mut next = Some(url);
+        while let Some(page_url) = next.take() {
+            let u = page_url.to_string();
+            if !seen.insert(u.clone()) {
+                return Err(Error::Decode {
+                    url: u,
+                    message: "the pages' next links loop: this page was already fetched".into(),
+                });
+            }
             let resp = self
                 .req(reqwest::Method::GET, &u)?
                 .send()
@@ -302,7 +319,10 @@ impl SelfService {
                     Err(None) => {}
                 }
             }
-            next = page.links.next;
+            next = match page.links.next {
+                Some(link) => Some(self.next_page(&page_url, &link)?),
+                None => None,
+            };
         }
         for k in keys {
             match self.get(&k, q.all).await {
@@ -313,6 +333,38 @@ impl SelfService {
             }
         }
         Ok(out)
+    }
+
+    /// Where to fetch the page that `link` (a page's `_links.next`, absolute or relative
+    /// to `current`) names: its path and query on the client's base URL, whatever origin
+    /// it names, and only within `/v2/session`.
+    fn next_page(&self, current: &reqwest::Url, link: &str) -> Result<reqwest::Url> {
+        let refused = |message: String| Error::Decode {
+            url: current.to_string(),
+            message,
+        };
+        let named = current
+            .join(link)
+            .map_err(|e| refused(format!("the next-page link is not a URL: {e}")))?;
+        let mut next = reqwest::Url::parse(&self.client.rest_url(LIST_PATH))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if named.origin() != next.origin() {
+            tracing::debug!(
+                link = %named.origin().ascii_serialization(),
+                base = %next.origin().ascii_serialization(),
+                "the next-page link names another origin; using its path on the client's"
+            );
+        }
+        // `join` has resolved any dot segments, so the path is what the server would see.
+        next.set_path(named.path());
+        next.set_query(named.query());
+        if next.path().trim_end_matches('/') != LIST_PATH {
+            return Err(refused(format!(
+                "the next-page link points outside {LIST_PATH} ({}); not following it",
+                named.path()
+            )));
+        }
+        Ok(next)
     }
 
     /// One session's details.
