@@ -154,7 +154,10 @@ impl std::fmt::Debug for SelfService {
 }
 
 impl SelfService {
-    /// Uses the client's current session as the credential.
+    /// Uses the client's current session as the credential. When the server no longer
+    /// accepts it (HTTP 401) and the client holds a password, the client logs in again,
+    /// as its own calls do (one relogin shared by concurrent callers; a refused password
+    /// is not tried again), and the request is sent once more with the new session.
     pub fn with_session(client: &Client) -> Self {
         Self {
             client: client.clone(),
@@ -183,19 +186,57 @@ impl SelfService {
         })
     }
 
-    fn req(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder> {
+    /// Sends one request with the credential: the bearer token, or the session `id`.
+    async fn once(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        id: Option<&str>,
+    ) -> Result<reqwest::Response> {
         let r = self.client.http().request(method, url);
-        Ok(match &self.auth {
+        let r = match &self.auth {
             Auth::Bearer(t) => r.bearer_auth(t),
             Auth::Session => {
-                let id = self.client.session_id().ok_or_else(|| {
+                let id = id.ok_or_else(|| {
                     Error::not_authenticated(
                         "not logged in: the client has no session to authorise with".into(),
                     )
                 })?;
                 r.header("vmware-api-session-id", id)
             }
-        })
+        };
+        r.send().await.map_err(|e| Error::from_reqwest(url, &e))
+    }
+
+    /// Sends a request. With the client's session, a 401 (or no session at all) lets the
+    /// client log in again, if it has a password, through its single-flight relogin
+    /// (concurrent callers share one Login, and a refused password is not tried again):
+    /// then `Ok(None)` says the request must be sent again, with [`SelfService::resend`].
+    async fn first(&self, method: reqwest::Method, url: &str) -> Result<Option<reqwest::Response>> {
+        let used = self.client.session_id();
+        let epoch = self.client.relogin_epoch();
+        let may_relogin = matches!(self.auth, Auth::Session) && self.client.has_credentials();
+        match self.once(method, url, used.as_deref()).await {
+            Ok(resp) if resp.status() == reqwest::StatusCode::UNAUTHORIZED && may_relogin => {}
+            Err(e) if e.is_unauthenticated() && may_relogin => {}
+            other => return other.map(Some),
+        }
+        self.client.relogin(used.as_deref(), epoch).await?;
+        Ok(None)
+    }
+
+    /// Sends a request again after a relogin, with the new session; no more relogins.
+    async fn resend(&self, method: reqwest::Method, url: &str) -> Result<reqwest::Response> {
+        self.once(method, url, self.client.session_id().as_deref())
+            .await
+    }
+
+    /// [`SelfService::first`], then [`SelfService::resend`] if a relogin happened.
+    async fn send(&self, method: reqwest::Method, url: &str) -> Result<reqwest::Response> {
+        match self.first(method.clone(), url).await? {
+            Some(resp) => Ok(resp),
+            None => self.resend(method, url).await,
+        }
     }
 
     async fn json(resp: reqwest::Response, url: &str) -> Result<Value> {
@@ -252,7 +293,9 @@ impl SelfService {
             .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
         match status {
             401 if login => Error::Authentication(message),
-            401 => Error::not_authenticated(format!("{url}: {message}")),
+            401 => Error::not_authenticated(format!(
+                "{url}: the server did not accept the session or token (HTTP 401: {message})"
+            )),
             _ => Error::Http {
                 status,
                 url: url.to_owned(),
@@ -306,11 +349,7 @@ impl SelfService {
                     message: "the pages' next links loop: this page was already fetched".into(),
                 });
             }
-            let resp = self
-                .req(reqwest::Method::GET, &u)?
-                .send()
-                .await
-                .map_err(|e| Error::from_reqwest(&u, &e))?;
+            let resp = self.send(reqwest::Method::GET, &u).await?;
             let page: Page = Self::typed(resp, &u).await?;
             for item in page.data {
                 match item.detail() {
@@ -370,11 +409,7 @@ impl SelfService {
     /// One session's details.
     pub async fn get(&self, key: &str, all: bool) -> Result<SessionDetail> {
         let url = self.key_url(key, all);
-        let resp = self
-            .req(reqwest::Method::GET, &url)?
-            .send()
-            .await
-            .map_err(|e| Error::from_reqwest(&url, &e))?;
+        let resp = self.send(reqwest::Method::GET, &url).await?;
         let v = Self::json(resp, &url).await?;
         let mut d: SessionDetail =
             serde_json::from_value(v["data"][0].clone()).map_err(|e| Error::Decode {
@@ -399,34 +434,40 @@ impl SelfService {
     /// Ends one session (yours, or anyone's with `all`).
     pub async fn end(&self, key: &str, all: bool) -> Result<()> {
         let url = self.key_url(key, all);
-        let resp = self
-            .req(reqwest::Method::DELETE, &url)?
-            .send()
-            .await
-            .map_err(|e| Error::from_reqwest(&url, &e))?;
+        let resp = self.send(reqwest::Method::DELETE, &url).await?;
         Self::json(resp, &url).await.map(|_| ())
     }
 
-    /// Ends your sessions idle longer than `idle` (e.g. `30m`), except `exclude`.
+    /// Ends your sessions idle longer than `idle` (e.g. `30m`), except `exclude`. If the
+    /// client's session had to be replaced first (see [`SelfService::with_session`]), the
+    /// new one is never ended either.
     pub async fn end_idle(&self, idle: &str, exclude: &[String], all: bool) -> Result<Vec<String>> {
-        let mut url = reqwest::Url::parse(&self.client.rest_url("/v2/session"))
-            .map_err(|e| Error::Config(e.to_string()))?;
-        {
-            let mut qp = url.query_pairs_mut();
-            qp.append_pair("idle_gt", idle);
-            for k in exclude {
-                qp.append_pair("exclude", k);
+        let url = |also: Option<&str>| -> Result<String> {
+            let mut url = reqwest::Url::parse(&self.client.rest_url(LIST_PATH))
+                .map_err(|e| Error::Config(e.to_string()))?;
+            {
+                let mut qp = url.query_pairs_mut();
+                qp.append_pair("idle_gt", idle);
+                for k in exclude.iter().map(String::as_str).chain(also) {
+                    qp.append_pair("exclude", k);
+                }
+                if all {
+                    qp.append_pair("all", "true");
+                }
             }
-            if all {
-                qp.append_pair("all", "true");
+            Ok(url.to_string())
+        };
+        let mut u = url(None)?;
+        let resp = match self.first(reqwest::Method::DELETE, &u).await? {
+            Some(resp) => resp,
+            None => {
+                // The caller excluded its session, which has just been replaced: exclude
+                // the new one (a relogin session is idle for no time, but `0s` ends all).
+                let current = self.client.current_session().await?.map(|s| s.key);
+                u = url(current.as_deref())?;
+                self.resend(reqwest::Method::DELETE, &u).await?
             }
-        }
-        let u = url.to_string();
-        let resp = self
-            .req(reqwest::Method::DELETE, &u)?
-            .send()
-            .await
-            .map_err(|e| Error::from_reqwest(&u, &e))?;
+        };
         let v = Self::json(resp, &u).await?;
         Ok(v["data"]["keys"]
             .as_array()

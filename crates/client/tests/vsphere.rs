@@ -784,3 +784,93 @@ async fn an_unknown_session_looks_the_same_on_every_path() {
         assert!(!err.is_unauthenticated(), "{err}");
     }
 }
+
+/// `SelfService::with_session` logs in again when the client's session has ended, through
+/// the client's single-flight relogin, and retries once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn self_service_with_a_dead_session_logs_in_again_once() {
+    use vsess_client::selfservice::{ListQuery, SelfService};
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let login = ops_cache(&server, home.path()).login().await.unwrap();
+    let client = login.client.clone();
+    let admin = admin(&server).await;
+    admin
+        .terminate_session(std::slice::from_ref(&login.session.key))
+        .await
+        .unwrap();
+    let before = client.login_count();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            SelfService::with_session(&c)
+                .list(&ListQuery::default())
+                .await
+        }));
+    }
+    let lists: Vec<_> = futures_all(tasks).await;
+    assert_eq!(client.login_count() - before, 1, "one Login for 8 callers");
+    let now = client.current_session().await.unwrap().unwrap();
+    assert_ne!(now.key, login.session.key);
+    for list in lists {
+        let keys: Vec<_> = list.unwrap().into_iter().map(|d| d.key).collect();
+        assert_eq!(keys, [now.key.clone()]);
+    }
+    // The cache follows, as after any relogin of a cached client.
+    let id = client.session_id().unwrap();
+    let hint = ops_cache(&server, home.path()).hint().unwrap();
+    assert!(hint.describes(&id));
+    assert_eq!(hint.session.key, now.key);
+    // get and end too.
+    let ss = SelfService::with_session(&client);
+    admin.terminate_session(&[now.key.clone()]).await.unwrap();
+    let other = ops_cache(&server, tempfile::tempdir().unwrap().path())
+        .login()
+        .await
+        .unwrap();
+    let d = ss.get(&other.session.key, false).await.unwrap();
+    assert_eq!(d.key, other.session.key);
+    assert_eq!(client.login_count() - before, 2);
+    let now = client.current_session().await.unwrap().unwrap();
+    admin.terminate_session(&[now.key.clone()]).await.unwrap();
+    ss.end(&other.session.key, false).await.unwrap();
+    assert_eq!(client.login_count() - before, 3);
+    assert!(other.client.current_session().await.unwrap().is_none());
+    // end_idle: the session the caller excluded has been replaced, and the new one is
+    // not ended even with 0s.
+    let now = client.current_session().await.unwrap().unwrap();
+    admin.terminate_session(&[now.key.clone()]).await.unwrap();
+    let spare = ops_cache(&server, tempfile::tempdir().unwrap().path())
+        .login()
+        .await
+        .unwrap();
+    let ended = ss
+        .end_idle("0s", std::slice::from_ref(&now.key), false)
+        .await
+        .unwrap();
+    assert_eq!(client.login_count() - before, 4);
+    let current = client
+        .current_session()
+        .await
+        .unwrap()
+        .expect("the new session was not ended");
+    assert_eq!(ended, [spare.session.key.clone()]);
+    assert!(!ended.contains(&current.key));
+    // A refused password: one Login, then none; the error says so.
+    server.passwd("ops@vsphere.local", "ops-new-pw");
+    admin.terminate_session(&[current.key]).await.unwrap();
+    for _ in 0..3 {
+        let err = ss.list(&ListQuery::default()).await.unwrap_err();
+        assert!(matches!(err, Error::Authentication(_)), "{err}");
+    }
+    assert_eq!(client.login_count() - before, 5);
+}
+
+async fn futures_all<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
