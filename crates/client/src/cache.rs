@@ -4,7 +4,8 @@
 //! Layout: `$GOVMOMI_HOME` (default `~/.govmomi`) with `sessions/` (SOAP) and
 //! `rest_sessions/` (vAPI). A file is named by the hash of
 //! `"<scheme>://<user>@<host><path>#insecure=<bool>"` (the password, query and fragment
-//! stripped): SHA-256 (64 hex) in current govmomi, SHA-1 (40 hex) in older releases such
+//! stripped; the user empty if none; the host and port as the URL wrote them, as govc's Go
+//! net/url keeps them): SHA-256 (64 hex) in current govmomi, SHA-1 (40 hex) in older releases such
 //! as govc 0.24. vsess reads both names and writes both, so old and new govc and vsess
 //! share one session. The file holds govc's JSON: the cookie, the URL and the
 //! ServiceContent; never a password.
@@ -79,6 +80,9 @@ pub struct Session {
     pub reauth: bool,
     /// TLS settings when not insecure (default: verify).
     pub tls: Tls,
+    /// `host[:port]` exactly as [`Session::new`] was given it. `url` lowercases the host
+    /// and drops a default port; Go's net/url, and so govc's cache key, keeps both.
+    host_as_given: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -164,6 +168,56 @@ fn go_escape_user(name: &str) -> String {
     out
 }
 
+/// `host[:port]` as written in `raw` (a URL with a scheme): what Go's `url.Parse` keeps
+/// as `URL.Host`, between the `://` (and any `user@`) and the path, query or fragment.
+fn host_as_given(raw: &str) -> Option<&str> {
+    let (_, rest) = raw.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    Some(match authority.rfind('@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    })
+}
+
+/// Go's `URL.String()` escaping of a host (its `encodeHost` mode): ASCII letters and
+/// digits, `-._~` and `!$&'()*+,;=:[]<>"` as they are, anything else (bytes of
+/// non-ASCII names) as `%XX`.
+fn go_escape_host(host: &str) -> String {
+    let mut out = String::new();
+    for b in host.bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+                    | b'<'
+                    | b'>'
+                    | b'"'
+            );
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl Session {
     /// A cache session for `url` (`https://user:pass@host:port/sdk`), govmomi's defaults.
     pub fn new(url: &str, insecure: bool) -> Result<Self> {
@@ -189,6 +243,7 @@ impl Session {
             passthrough: false,
             reauth: false,
             tls: if insecure { Tls::Insecure } else { Tls::Verify },
+            host_as_given: host_as_given(&with_scheme).map(str::to_owned),
         })
     }
 
@@ -207,8 +262,20 @@ impl Session {
             .unwrap_or_default()
     }
 
-    /// `host[:port]`, as in the URL.
+    /// `host[:port]` as govc has it: as the URL given to [`Session::new`] wrote it (its
+    /// case, and its port even when it is the scheme's default), escaped as Go's
+    /// `URL.String()` does. If `url` has since been pointed at another host or port, its
+    /// own `host[:port]`.
     fn host(&self) -> String {
+        if let Some(given) = self.host_as_given.as_deref() {
+            let same = Url::parse(&format!("{}://{given}", self.url.scheme())).is_ok_and(|g| {
+                g.host() == self.url.host()
+                    && g.port_or_known_default() == self.url.port_or_known_default()
+            });
+            if same {
+                return go_escape_host(given);
+            }
+        }
         match (self.url.host_str(), self.url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
@@ -216,18 +283,16 @@ impl Session {
         }
     }
 
-    /// The string govmomi hashes for `path` (`/sdk` or `/rest`).
+    /// The string govc hashes for `path` (`/sdk` or `/rest`): its `soap.ParseURL` gives
+    /// the URL a user (an empty one if none), and the cache's `Endpoint()` and `key()`
+    /// make `"<scheme>://<user>@<host as given><path>#insecure=<bool>"` of it with Go's
+    /// `URL.String()`.
     pub fn key_string(&self, path: &str) -> String {
-        let host = self.host();
-        let user = self.user();
-        let userinfo = if user.is_empty() {
-            String::new()
-        } else {
-            format!("{}@", go_escape_user(&user))
-        };
         format!(
-            "{}://{userinfo}{host}{path}#insecure={}",
+            "{}://{}@{}{path}#insecure={}",
             self.url.scheme(),
+            go_escape_user(&self.user()),
+            self.host(),
             self.insecure
         )
     }
@@ -934,10 +999,116 @@ mod tests {
             s.file_names(SOAP_PATH)[1],
             "0a4794cc9923b7476e2f664371088698bfea3dac"
         );
+        // No user: govc's soap.ParseURL gives the URL an empty one, so the key has "@".
         let s = Session::new("https://127.0.0.1:8989/sdk", true).unwrap();
         assert_eq!(
+            s.key_string(SOAP_PATH),
+            "https://@127.0.0.1:8989/sdk#insecure=true"
+        );
+        assert_eq!(
             s.file_names(SOAP_PATH)[0],
-            "7aa6d1e52761b4da052709ffe6df181aa1fd69ad9bd5e55a208a1636ef7cd094"
+            "931ab53712f487b9633655779fd355fe83cddd88881adb785f5445bb6985181e"
+        );
+    }
+
+    // govc keeps the host as written (Go's net/url neither lowercases it nor drops a
+    // default port); the url crate does both. Expected keys and names computed with Go's
+    // net/url, crypto/sha256 and crypto/sha1 from govc's rule: soap.ParseURL, then
+    // session/cache's Endpoint() and key().
+    #[test]
+    fn file_names_match_govc_for_mixed_case_hosts_and_default_ports() {
+        for (url, insecure, key, sha256, sha1) in [
+            (
+                "https://u:p@VC.Example.com:443/sdk",
+                false,
+                "https://u@VC.Example.com:443/sdk#insecure=false",
+                "3b731b37f6deadb7b62540a521a516dfcc7d83f05f190c8f6fcf01bfe8db40e0",
+                "1916300ac683c4a332ffcaf7050af340d4a35083",
+            ),
+            (
+                "VC.EXAMPLE.COM:443",
+                false,
+                "https://@VC.EXAMPLE.COM:443/sdk#insecure=false",
+                "cd89f069a69200ca2117d0f7bdbbf19a5d7079b2a6df2c4334cafc35e02c0868",
+                "16f90858fd910a4f675d4c567f7990a83ee487d0",
+            ),
+            (
+                "https://u:p@Vc.Example.COM",
+                false,
+                "https://u@Vc.Example.COM/sdk#insecure=false",
+                "138804531d67f70714501b284730544c03f624991c5d6d6e9cab26a3eafe6365",
+                "37de1e67d2ce29f5501a80949eae02944fc852ef",
+            ),
+            (
+                "http://u@Host.Local:80/sdk",
+                false,
+                "http://u@Host.Local:80/sdk#insecure=false",
+                "a742ecf92f7a8681ee88bf14f6630d7f8d117b3d75a19b0bd9d7fc8fd2c85e89",
+                "9007a20a472954492b83f1c72a0895e34fec5054",
+            ),
+            (
+                "https://u:p@[FE80::1]:443/sdk",
+                false,
+                "https://u@[FE80::1]:443/sdk#insecure=false",
+                "ef7bbb800e718d8571f27ffb06b6c4db9dcc1e671214a58633e2b1bc4bdcb1bf",
+                "83e66bbffdf2c4a5e933f428f47eead263bb16de",
+            ),
+            (
+                "HTTPS://u:p@VC.example.com/sdk/",
+                false,
+                "https://u@VC.example.com/sdk#insecure=false",
+                "1b2a3ab1a275acd781dc99518a4ba36b9aea45dcf7d731a16ea73a8fe4c93f13",
+                "9c7244e62cddc49c974cc5de4cd91fc53226f724",
+            ),
+            (
+                "https://u:p@127.0.0.1:08989/sdk",
+                false,
+                "https://u@127.0.0.1:08989/sdk#insecure=false",
+                "7e56a589efef61f1863c27e66fae3148e8ba8164c0a181dd4220420f251264e0",
+                "6990960ea004249a7b9176be3a19fbe8d43b1068",
+            ),
+            (
+                "https://u:p@Bücher.Example:443/sdk",
+                false,
+                "https://u@B%C3%BCcher.Example:443/sdk#insecure=false",
+                "aa0e3e8cc61ecad8e2ce8ad4aeedc2c465907ba740f557bac401a3ba69e9f3ec",
+                "0f3194ee7cd40a70d915ad00a24ab2ff8a4f8589",
+            ),
+        ] {
+            let s = Session::new(url, insecure).unwrap();
+            assert_eq!(s.key_string(SOAP_PATH), key, "{url}");
+            assert_eq!(
+                s.file_names(SOAP_PATH),
+                [sha256.to_owned(), sha1.to_owned()],
+                "{url}"
+            );
+        }
+        let s = Session::new("https://u:p@VC.Example.com:443/sdk", false).unwrap();
+        assert_eq!(
+            s.file_names(REST_PATH),
+            [
+                "c1263b6c7f6125ea5cdeb925e909e0a60874fb8a51ee78e6eb31ab7c32ddb02c".to_owned(),
+                "28d990ce91ca7ae11c024f456aa867370fd8cd65".to_owned(),
+            ]
+        );
+        // Another user (as `vsess -u` sets it) keeps the host as given.
+        let mut s = Session::new("https://u:p@VC.Example.com:443/sdk", false).unwrap();
+        let _ = s.url.set_username("x");
+        let _ = s.url.set_password(Some("y"));
+        assert_eq!(
+            s.file_names(SOAP_PATH)[0],
+            "909ad8e00c6c9dd804caa9fce66866273edf26f4bfccb0e87d509fa79b6f0085"
+        );
+        // A URL pointed elsewhere afterwards is keyed by its own host.
+        s.url = Url::parse("https://x:y@other.example:8443/sdk").unwrap();
+        assert_eq!(
+            s.key_string(SOAP_PATH),
+            "https://x@other.example:8443/sdk#insecure=false"
+        );
+        s.url = Url::parse("https://x:y@vc.example.com:8443/sdk").unwrap();
+        assert_eq!(
+            s.key_string(SOAP_PATH),
+            "https://x@vc.example.com:8443/sdk#insecure=false"
         );
     }
 
