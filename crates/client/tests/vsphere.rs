@@ -815,7 +815,7 @@ async fn self_service_with_a_dead_session_logs_in_again_once() {
     assert_ne!(now.key, login.session.key);
     for list in lists {
         let keys: Vec<_> = list.unwrap().into_iter().map(|d| d.key).collect();
-        assert_eq!(keys, [now.key.clone()]);
+        assert_eq!(keys, std::slice::from_ref(&now.key));
     }
     // The cache follows, as after any relogin of a cached client.
     let id = client.session_id().unwrap();
@@ -824,7 +824,10 @@ async fn self_service_with_a_dead_session_logs_in_again_once() {
     assert_eq!(hint.session.key, now.key);
     // get and end too.
     let ss = SelfService::with_session(&client);
-    admin.terminate_session(&[now.key.clone()]).await.unwrap();
+    admin
+        .terminate_session(std::slice::from_ref(&now.key))
+        .await
+        .unwrap();
     let other = ops_cache(&server, tempfile::tempdir().unwrap().path())
         .login()
         .await
@@ -833,14 +836,20 @@ async fn self_service_with_a_dead_session_logs_in_again_once() {
     assert_eq!(d.key, other.session.key);
     assert_eq!(client.login_count() - before, 2);
     let now = client.current_session().await.unwrap().unwrap();
-    admin.terminate_session(&[now.key.clone()]).await.unwrap();
+    admin
+        .terminate_session(std::slice::from_ref(&now.key))
+        .await
+        .unwrap();
     ss.end(&other.session.key, false).await.unwrap();
     assert_eq!(client.login_count() - before, 3);
     assert!(other.client.current_session().await.unwrap().is_none());
     // end_idle: the session the caller excluded has been replaced, and the new one is
     // not ended even with 0s.
     let now = client.current_session().await.unwrap().unwrap();
-    admin.terminate_session(&[now.key.clone()]).await.unwrap();
+    admin
+        .terminate_session(std::slice::from_ref(&now.key))
+        .await
+        .unwrap();
     let spare = ops_cache(&server, tempfile::tempdir().unwrap().path())
         .login()
         .await
@@ -855,7 +864,7 @@ async fn self_service_with_a_dead_session_logs_in_again_once() {
         .await
         .unwrap()
         .expect("the new session was not ended");
-    assert_eq!(ended, [spare.session.key.clone()]);
+    assert_eq!(ended, std::slice::from_ref(&spare.session.key));
     assert!(!ended.contains(&current.key));
     // A refused password: one Login, then none; the error says so.
     server.passwd("ops@vsphere.local", "ops-new-pw");
