@@ -1067,6 +1067,14 @@ mod tests {
                 "7e56a589efef61f1863c27e66fae3148e8ba8164c0a181dd4220420f251264e0",
                 "6990960ea004249a7b9176be3a19fbe8d43b1068",
             ),
+            // The name govc 0.24.2 itself gave this URL's session file (SHA-1).
+            (
+                "user:pass@LocalHost:18989",
+                true,
+                "https://user@LocalHost:18989/sdk#insecure=true",
+                "091704e02cd5f43038bad03818366f6f58d0d0cdec93c0bf2bfa5c25a07c8f1d",
+                "e6d2fbb1d6ff18466b8955c7ed47975c73312b7e",
+            ),
             (
                 "https://u:p@Bücher.Example:443/sdk",
                 false,
