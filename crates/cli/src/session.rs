@@ -201,6 +201,11 @@ pub fn failure(e: Error) -> Failure {
             EXIT_AUTH,
             " (run `vsess login URL` or check the credentials)",
         ),
+        // A session the server no longer accepts (on any protocol), with no way to log in
+        // again in this run: like refused credentials, a case for `vsess login`.
+        e if e.is_unauthenticated() => {
+            (EXIT_AUTH, " (the session has ended: run `vsess login URL`)")
+        }
         Error::Config(_) => (2, ""),
         _ => (1, ""),
     };
@@ -834,6 +839,26 @@ mod tests {
         }
         assert_eq!(v2_time("yesterday"), None);
         assert_eq!(v2_time("2026-11-22"), None);
+    }
+
+    #[test]
+    fn an_ended_session_exits_like_refused_credentials() {
+        for e in [
+            Error::Fault {
+                kind: "NotAuthenticated".into(),
+                message: "The session is not authenticated.".into(),
+            },
+            Error::Authentication("bad password".into()),
+        ] {
+            let f = failure(e);
+            assert_eq!(f.code, EXIT_AUTH, "{}", f.message);
+            assert!(f.message.contains("vsess login"), "{}", f.message);
+        }
+        let f = failure(Error::Fault {
+            kind: "InvalidArgument".into(),
+            message: String::new(),
+        });
+        assert_eq!(f.code, 1);
     }
 
     #[test]
