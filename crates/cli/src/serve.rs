@@ -43,6 +43,10 @@ Configuration (TOML; every key optional):
   default = \"en\"
   [server]
   max_body_bytes = 1048576                    # larger requests get 413
+  request_timeout_seconds = 60                # HTTPS: a stalled request is cut off
+  idle_timeout_seconds = 960                  # HTTPS: idle keep-alive connections close
+  [api]
+  token_lifetime = 3600                       # /auth/request-token bearer tokens, seconds
   [store]                                     # default: the embedded store in --data-dir
   fsync = \"interval\"                          # embedded: written before answering, fsynced
                                               # within fsync_interval_ms (1000); \"always\":
@@ -51,8 +55,11 @@ Configuration (TOML; every key optional):
   url = \"redis://127.0.0.1:6379/0\"            # rediss:// for TLS
   password_file = \"/etc/vsess/redis-password\" # AUTH, kept out of the URL
   cluster = false                             # Redis Cluster (url: seeds split by \",\")
+  ca_file = \"/etc/vsess/redis-ca.pem\"         # CA for rediss:// (default: system roots)
+  prefix = \"vsess\"                            # key prefix: deployments can share a Redis
+  timeout_ms = 2000                           # a slower Redis command fails the request
 
-SIGINT or SIGTERM stops the server gracefully. Sessions survive restarts and crashes of the
+SIGINT, SIGTERM or SIGHUP stops the server gracefully. Sessions survive restarts and crashes of the
 server; with fsync = \"always\" also an OS crash or power loss.")]
 pub struct ServeArgs {
     /// Address to listen on: IP:PORT. Port 0 picks a free port (the log line says which).

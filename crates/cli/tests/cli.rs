@@ -337,6 +337,72 @@ fn sighup_stops_the_server_gracefully() {
     child.wait().unwrap();
 }
 
+/// Operators see refused logins on every endpoint, and the session limit once.
+#[test]
+fn refused_logins_and_the_session_limit_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "right");
+    let cfg = dir.path().join("limit.toml");
+    std::fs::write(&cfg, "config.vmacore.soap.maxSessionCount = 1\n").unwrap();
+    let (mut child, url, log) =
+        common::serve_logged(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let c = client();
+    let rest = |pw: &str| {
+        c.post(format!("{url}/api/session"))
+            .basic_auth("ops@vsphere.local", Some(pw))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let rpc = |pw: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"1","method":"invoke","params":{{"serviceId":"com.vmware.cis.session","operationId":"create","ctx":{{"securityCtx":{{"schemeId":"com.vmware.vapi.std.security.user_pass","userName":"ops@vsphere.local","password":"{pw}"}}}},"input":{{"STRUCTURE":{{"operation-input":{{}}}}}}}}}}"#
+        );
+        c.post(format!("{url}/api"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert_eq!(rest("wrong"), 401);
+    assert!(!rpc("wrong").contains("\"output\""));
+    assert_eq!(rest("right"), 201);
+    for _ in 0..3 {
+        assert_eq!(rest("right"), 503, "the limit is one session");
+    }
+    let wait_for = |what: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !log.lock().unwrap().iter().any(|l| what(l)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for(&|l| l.contains("login failed (REST)") && l.contains("ops@vsphere.local"));
+    wait_for(&|l| l.contains("login failed (vAPI JSON-RPC)") && l.contains("InvalidLogin"));
+    wait_for(&|l| l.contains("session limit reached") && l.contains("WARN"));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let lines = log.lock().unwrap().clone();
+    let limit = lines
+        .iter()
+        .filter(|l| l.contains("session limit reached"))
+        .count();
+    assert_eq!(
+        limit,
+        1,
+        "once, not per refused login:\n{}",
+        lines.join("\n")
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_mistyped_data_directory_is_refused_not_created() {
     let dir = tempfile::tempdir().unwrap();

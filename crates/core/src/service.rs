@@ -89,6 +89,9 @@ pub struct SessionService {
     about: AboutInfo,
     pub(crate) compute_policies: Vec<ComputePolicy>,
     credentials: CredentialCache,
+    /// When the session limit was last reported in the log (Unix seconds), so that a
+    /// flood of refused logins writes one line a minute, not one each.
+    limit_logged: std::sync::atomic::AtomicI64,
 }
 
 impl SessionService {
@@ -109,6 +112,7 @@ impl SessionService {
             about,
             compute_policies: Vec::new(),
             credentials,
+            limit_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -277,6 +281,22 @@ impl SessionService {
             inserted = self.store.insert_session(rec.clone(), limit).await?;
         }
         if !inserted {
+            use std::sync::atomic::Ordering;
+            let last = self.limit_logged.load(Ordering::Relaxed);
+            let now_s = now.timestamp();
+            if now_s.saturating_sub(last) >= 60
+                && self
+                    .limit_logged
+                    .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    limit,
+                    user,
+                    "session limit reached: logins are refused until sessions end \
+                     (config.vmacore.soap.maxSessionCount; logged at most once a minute)"
+                );
+            }
             return Err(Fault::SessionLimit { limit });
         }
         Ok((id, rec.view()))

@@ -18,6 +18,8 @@
 //!
 //! [server]
 //! max_body_bytes = 1048576
+//! request_timeout_seconds = 60   # no progress within a request (HTTPS): closed
+//! idle_timeout_seconds = 960     # idle keep-alive (HTTPS); over pyVmomi's 900 s pool
 //!
 //! [api]
 //! token_lifetime = 3600   # seconds a /auth/request-token bearer token lives
@@ -185,6 +187,8 @@ struct Locale {
 #[serde(deny_unknown_fields)]
 struct Server {
     max_body_bytes: Option<usize>,
+    request_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
 }
 
 /// The effective configuration.
@@ -192,6 +196,8 @@ struct Server {
 pub struct Config {
     pub policy: Policy,
     pub max_body_bytes: usize,
+    /// When an HTTPS connection without progress is closed (see [`crate::watchdog`]).
+    pub connection_limits: crate::watchdog::Limits,
     /// What `com.vmware.vcenter.compute.policies.list` reports.
     pub compute_policies: Vec<ComputePolicy>,
     /// Lifetime of `/auth/request-token` bearer tokens.
@@ -204,6 +210,7 @@ impl Default for Config {
         Self {
             policy: Policy::default(),
             max_body_bytes: 1024 * 1024,
+            connection_limits: crate::watchdog::Limits::default(),
             compute_policies: Vec::new(),
             token_lifetime: Duration::seconds(3600),
             store: StoreConfig::default(),
@@ -307,11 +314,26 @@ impl Config {
                 ));
             }
         }
-        if let Some(n) = f.server.and_then(|s| s.max_body_bytes) {
-            if n < 1024 {
-                return Err("server.max_body_bytes must be at least 1024".into());
+        if let Some(s) = f.server {
+            if let Some(n) = s.max_body_bytes {
+                if n < 1024 {
+                    return Err("server.max_body_bytes must be at least 1024".into());
+                }
+                c.max_body_bytes = n;
             }
-            c.max_body_bytes = n;
+            let secs = |name: &str, v: u64| {
+                if (1..=86_400).contains(&v) {
+                    Ok(std::time::Duration::from_secs(v))
+                } else {
+                    Err(format!("server.{name} must be from 1 to 86400 seconds"))
+                }
+            };
+            if let Some(v) = s.request_timeout_seconds {
+                c.connection_limits.request = secs("request_timeout_seconds", v)?;
+            }
+            if let Some(v) = s.idle_timeout_seconds {
+                c.connection_limits.idle = secs("idle_timeout_seconds", v)?;
+            }
         }
         c.compute_policies = f.compute_policy.unwrap_or_default();
         if let Some(t) = f.api.and_then(|a| a.token_lifetime) {

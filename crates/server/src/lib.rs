@@ -16,6 +16,7 @@ pub mod v2;
 pub mod vapi;
 pub mod vijson;
 pub mod vim;
+pub mod watchdog;
 
 use app::App;
 use async_trait::async_trait;
@@ -369,6 +370,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             // algorithm (it cost ~40 ms stalls on keep-alive connections).
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
                 .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            // Connections that stall mid-request, or idle past any client's pool, close.
+            let acceptor = watchdog::WatchdogAcceptor::new(acceptor, opts.config.connection_limits);
             let server = (*server).acceptor(acceptor).handle(handle);
             let task = tokio::spawn(async move { server.serve(router).await });
             ("https", Some(fingerprint), generated, task)

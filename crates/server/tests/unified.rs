@@ -496,8 +496,11 @@ async fn oversized_bodies_get_413_over_http2() {
     }
 }
 
-/// An HTTP/2 connection to the kit's server, trusting its generated certificate.
-async fn h2_connect(kit: &Kit) -> h2::client::SendRequest<bytes::Bytes> {
+/// A TLS connection to the kit's server offering `alpn`, trusting its certificate.
+async fn tls_connect(
+    kit: &Kit,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     let pem = std::fs::read(kit.dir.path().join("server.crt")).unwrap();
@@ -508,14 +511,77 @@ async fn h2_connect(kit: &Kit) -> h2::client::SendRequest<bytes::Bytes> {
     let mut cfg = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(kit.running.as_ref().unwrap().addr)
         .await
         .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
+        .unwrap()
+}
+
+/// Slowloris: a connection that stops in the middle of a request is closed after
+/// `request_timeout_seconds`; an idle keep-alive connection lives for
+/// `idle_timeout_seconds`, and serves requests all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_requests_and_idle_connections_are_closed_in_time() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let kit = Kit::start("[server]\nrequest_timeout_seconds = 1\nidle_timeout_seconds = 4").await;
+    let closed_after = |mut tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>| async move {
+        let t0 = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut buf)).await;
+        (t0.elapsed(), buf)
+    };
+    // A partial header, a partial body.
+    let mut partial = Vec::new();
+    for bytes in [
+        &b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[..],
+        &b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc"[..],
+    ] {
+        let mut tls = tls_connect(&kit, b"http/1.1").await;
+        tls.write_all(bytes).await.unwrap();
+        partial.push(tokio::spawn(closed_after(tls)));
+    }
+    for p in partial {
+        let (took, _) = p.await.unwrap();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+            "a stalled request was closed after {took:?}"
+        );
+    }
+    // Idle between requests: past the request limit it still serves, then it is closed.
+    let mut tls = tls_connect(&kit, b"http/1.1").await;
+    let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    for _ in 0..2 {
+        tls.write_all(get).await.unwrap();
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let (took, _) = closed_after(tls).await;
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "idle, closed {took:?} after the last wait"
+    );
+    // HTTP/2 multiplexes: only the idle limit applies, even with bytes unanswered.
+    let mut tls = tls_connect(&kit, b"h2").await;
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
         .unwrap();
+    let (took, _) = closed_after(tls).await;
+    assert!(
+        took >= Duration::from_secs(3),
+        "HTTP/2 closed after {took:?}"
+    );
+}
+
+/// An HTTP/2 connection to the kit's server, trusting its generated certificate.
+async fn h2_connect(kit: &Kit) -> h2::client::SendRequest<bytes::Bytes> {
+    let tls = tls_connect(kit, b"h2").await;
     let (send, conn) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(conn);
     send
