@@ -250,3 +250,75 @@ fn unreachable_redis_is_a_clear_error_with_exit_code_3() {
         );
     }
 }
+
+/// A Redis that answers but refuses the password, wants one, or lacks the database is a
+/// configuration error (exit 2) that says what to fix, not "cannot reach Redis" (exit 3).
+#[test]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+fn refused_credentials_and_databases_say_what_to_fix() {
+    let redis = RedisProc::start_with(&["--requirepass", "s3cret-pw"]);
+    let port = redis
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong-password");
+    std::fs::write(&wrong, "not-it\n").unwrap();
+    let right = dir.path().join("password");
+    std::fs::write(&right, "s3cret-pw\n").unwrap();
+    let cases = [
+        (
+            format!("redis://:not-it@127.0.0.1:{port}/0"),
+            None,
+            "refused the password",
+        ),
+        (
+            format!("redis://127.0.0.1:{port}/0"),
+            Some(&wrong),
+            "refused the password",
+        ),
+        (
+            format!("redis://127.0.0.1:{port}/0"),
+            None,
+            "needs a password",
+        ),
+        (
+            format!("redis://127.0.0.1:{port}/99"),
+            Some(&right),
+            "no such database",
+        ),
+    ];
+    for (i, (url, password_file, says)) in cases.iter().enumerate() {
+        let cfg = dir.path().join(format!("c{i}.toml"));
+        let mut toml = format!("[store]\nurl = \"{url}\"\n");
+        if let Some(p) = password_file {
+            toml.push_str(&format!("password_file = \"{}\"\n", p.display()));
+        }
+        std::fs::write(&cfg, toml).unwrap();
+        let data = dir.path().join(format!("d{i}"));
+        let out = vsess(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--config",
+                cfg.to_str().unwrap(),
+            ],
+            None,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(err.contains(says), "{url}: {err}");
+        assert!(
+            !err.contains("cannot reach") && !err.contains("not-it"),
+            "{url}: {err}"
+        );
+    }
+}

@@ -100,6 +100,12 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// `--store URL`: Redis at `URL`, keeping the rest of a `[store]` table.
     pub fn with_url(self, url: &str) -> Result<Self, String> {
+        if url.trim().is_empty() {
+            // Typically VSESS_STORE= from an environment file.
+            return Err("the store URL (--store or VSESS_STORE) is empty: give \
+                        redis://HOST:PORT/DB, or leave it unset for the embedded store"
+                .into());
+        }
         check_redis_url(url)?;
         let mut o = match self {
             StoreConfig::Redis(o) => o,
@@ -356,9 +362,17 @@ fn store_config(st: StoreFile) -> Result<StoreConfig, String> {
         "embedded"
     }) {
         "embedded" => {
-            if st.url.is_some() || st.cluster.is_some() || st.password_file.is_some() {
+            if st.url.is_some()
+                || st.cluster.is_some()
+                || st.password_file.is_some()
+                || st.ca_file.is_some()
+                || st.prefix.is_some()
+                || st.timeout_ms.is_some()
+            {
                 return Err(
-                    "store.url, cluster and password_file apply only to kind = \"redis\"".into(),
+                    "store.url, cluster, password_file, ca_file, prefix and timeout_ms \
+                            apply only to kind = \"redis\""
+                        .into(),
                 );
             }
             let interval = match st.fsync_interval_ms {
@@ -495,6 +509,18 @@ mod tests {
             })
         ));
         assert!(Config::parse("[store]\nfsync = \"never\"\n").is_err());
+        for redis_only in ["prefix = \"x\"", "timeout_ms = 5", "ca_file = \"/x\""] {
+            let err = Config::parse(&format!("[store]\n{redis_only}\n")).unwrap_err();
+            assert!(
+                err.contains("only to kind = \"redis\""),
+                "{redis_only}: {err}"
+            );
+        }
+        let err = StoreConfig::default().with_url("").unwrap_err();
+        assert!(
+            err.contains("VSESS_STORE") && err.contains("empty"),
+            "{err}"
+        );
         let err = StoreConfig::default().with_url("http://:pw@h").unwrap_err();
         assert!(!err.contains("pw"), "{err}");
     }

@@ -288,7 +288,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 m.key_pem.clone(),
             )
             .await
-            .map_err(|e| StartError::Tls(format!("{}: {e}", m.cert_path.display())))?;
+            .map_err(|e| StartError::Tls(tls::explain_pair(&m, &e)))?;
             let server =
                 axum_server::from_tcp(listener).map_err(|e| StartError::DataDir(e.to_string()))?;
             Serving::Tls {
@@ -434,6 +434,31 @@ mod tests {
             config: Config::default(),
             transport,
         }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_with_another_key_says_which_files_and_what_to_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        for d in [&a, &b] {
+            std::fs::create_dir(d).unwrap();
+        }
+        tls::load_or_generate(&a, None, None).unwrap();
+        tls::load_or_generate(&b, None, None).unwrap();
+        let mixed = Transport::Files {
+            cert: a.join(tls::CERT_FILE),
+            key: b.join(tls::KEY_FILE),
+        };
+        let Err(StartError::Tls(m)) = start(options(dir.path(), mixed)).await else {
+            panic!("a certificate with another's key must not start");
+        };
+        assert!(
+            m.contains("a/server.crt")
+                && m.contains("b/server.key")
+                && m.contains("must come first"),
+            "{m}"
+        );
     }
 
     #[tokio::test]

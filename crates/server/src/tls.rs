@@ -13,6 +13,7 @@ pub struct TlsMaterial {
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
     pub cert_path: PathBuf,
+    pub key_path: PathBuf,
     /// SHA-256 of the certificate's DER, as colon-separated upper-case hex.
     pub fingerprint: String,
     pub generated: bool,
@@ -67,13 +68,49 @@ pub fn load_or_generate(
         std::fs::read(&key_path).map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
     let der = CertificateDer::from_pem_slice(&cert_pem)
         .map_err(|e| format!("{} holds no PEM certificate: {e}", cert_path.display()))?;
+    check_key(&key_pem, &key_path)?;
     Ok(TlsMaterial {
         fingerprint: fingerprint(der.as_ref()),
         cert_pem,
         key_pem,
         cert_path,
+        key_path,
         generated,
     })
+}
+
+/// A key vsess can use: PEM, unencrypted (rustls reads no encrypted keys, and a server
+/// that starts unattended has no one to type a passphrase).
+fn check_key(pem: &[u8], path: &Path) -> Result<(), String> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("BEGIN ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(format!(
+            "{}: the private key is encrypted; vsess needs it unencrypted, readable only by \
+             its own user (e.g. `openssl pkey -in KEY -out KEY.plain`, then chmod 600)",
+            path.display()
+        ));
+    }
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(pem)
+        .map(|_| ())
+        .map_err(|e| format!("{} holds no PEM private key: {e}", path.display()))
+}
+
+/// The error of a certificate and key that rustls will not serve, with what to check.
+pub fn explain_pair(m: &TlsMaterial, e: &dyn std::fmt::Display) -> String {
+    let e = e.to_string();
+    let hint = if e.contains("KeyMismatch") || e.contains("consistent") {
+        ": the key does not belong to the first certificate in the file; the server's own \
+         certificate must come first, then its chain"
+    } else if e.contains("UnsupportedCertVersion") {
+        ": the certificate is X.509 v1; issue a v3 certificate (with subjectAltName)"
+    } else {
+        ""
+    };
+    format!(
+        "{} with {}: {e}{hint}",
+        m.cert_path.display(),
+        m.key_path.display()
+    )
 }
 
 pub fn fingerprint(der: &[u8]) -> String {
@@ -108,5 +145,22 @@ mod tests {
         }
         let back = load_or_generate(dir.path(), None, None).unwrap();
         assert_eq!(back.fingerprint, first.fingerprint);
+    }
+
+    #[test]
+    fn encrypted_or_missing_keys_are_named_as_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        load_or_generate(dir.path(), None, None).unwrap();
+        let cert = dir.path().join(CERT_FILE);
+        let key = dir.path().join("other.key");
+        for (pem, says) in [
+            ("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n", "encrypted"),
+            ("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMIIB\n-----END RSA PRIVATE KEY-----\n", "encrypted"),
+            ("not a key\n", "holds no PEM private key"),
+        ] {
+            std::fs::write(&key, pem).unwrap();
+            let err = load_or_generate(dir.path(), Some(&cert), Some(&key)).unwrap_err();
+            assert!(err.contains(says) && err.contains("other.key"), "{err}");
+        }
     }
 }

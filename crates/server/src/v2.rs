@@ -140,8 +140,16 @@ fn refused(headers: &HeaderMap, f: &Fault) -> Response {
 /// The caller: a bearer token, or else a live session id in `vmware-api-session-id`
 /// (so that tools holding a session, like `vsess ls`, need no second credential).
 async fn authorize(app: &App, headers: &HeaderMap) -> Result<TokenRecord, Fault> {
+    Ok(authorize_with_session(app, headers).await?.0)
+}
+
+/// [`authorize`], with the key of the session that authorised the request, if one did.
+async fn authorize_with_session(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<(TokenRecord, Option<String>), Fault> {
     if let Some(token) = bearer(headers) {
-        return app.svc.token(token).await;
+        return Ok((app.svc.token(token).await?, None));
     }
     let unauth = || Fault::not_authenticated(vsess_core::Privilege::SystemView);
     let id = headers
@@ -150,13 +158,14 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<TokenRecord, Fault>
         .and_then(vsess_core::SessionId::parse)
         .ok_or_else(unauth)?;
     let s = app.svc.lookup(&id).await?.ok_or_else(unauth)?;
-    Ok(TokenRecord {
+    let token = TokenRecord {
         user: String::from(&*s.user_name),
         role: s.role,
         created: s.login_time,
         expires: s.login_time,
         user_id: String::from(&*s.user_id),
-    })
+    };
+    Ok((token, Some(s.key.0)))
 }
 
 /// `DOMAIN\user` (the reference's form) for `user@domain`.
@@ -512,11 +521,13 @@ pub async fn delete_idle(
 ) -> Response {
     let started = Instant::now();
     let r = async {
-        let q = parse_query(raw.as_deref())?;
+        let mut q = parse_query(raw.as_deref())?;
         if q.idle_gt.is_none() {
             return Err(bad("DELETE /v2/session needs idle_gt, e.g. ?idle_gt=30m (use ?idle_gt=0s for all of them)"));
         }
-        let token = authorize(&app, &headers).await?;
+        let (token, own) = authorize_with_session(&app, &headers).await?;
+        // The session the request came with is never ended by it (`vsess rm --idle 0s`).
+        q.exclude.extend(own);
         let sessions = app.svc.sessions_for(&token, q.all).await?;
         let mut ended = Vec::new();
         for s in filtered(sessions, &q, app.svc.now()) {

@@ -425,6 +425,28 @@ async fn a_live_session_id_also_authorizes_its_own_user() {
         d["data"][0]["userAgent"], "pyvmomi-like",
         "reading /v2 does not rewrite the session's client"
     );
+    // Ending idle sessions never ends the one the request came with, even at 0s.
+    kit.soap_login_as("reader@vsphere.local", "reader-pw", "second")
+        .await;
+    let r = kit
+        .http
+        .delete(kit.url("/v2/session?idle_gt=0s"))
+        .header("vmware-api-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"]["ended"], 1, "{v}");
+    assert_ne!(v["data"]["keys"][0], key.as_str(), "{v}");
+    let r = kit
+        .http
+        .get(kit.url("/v2/session"))
+        .header("vmware-api-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the caller's session lives on");
     let r = kit
         .http
         .get(kit.url("/v2/session"))

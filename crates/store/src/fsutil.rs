@@ -19,8 +19,14 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
             format!("{} is not a directory", dir.display()),
         ));
     }
-    if meta.permissions().mode() & 0o077 != 0 {
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        tracing::warn!(
+            dir = %dir.display(),
+            "directory was mode {mode:04o}, open to other users; set to 0700 (it holds \
+             session and user data)"
+        );
     }
     Ok(())
 }

@@ -288,6 +288,20 @@ return 1",
     }
 }
 
+/// What to do about an error that means Redis refused the credentials or the database
+/// (not that it is down).
+fn credential_advice(e: &RedisError) -> Option<&'static str> {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("WRONGPASS") {
+        Some("Redis refused the password: check [store] password_file, or the URL's password")
+    } else if e.code() == Some("NOAUTH") {
+        Some("Redis needs a password: put it in a file named by [store] password_file")
+    } else if e.to_string().contains("refused to switch database") {
+        Some("Redis has no such database: fix the /N at the end of the store URL")
+    } else {
+        None
+    }
+}
+
 /// The Redis [`Store`]. Cheap to clone; clones share one connection.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -367,10 +381,13 @@ impl RedisStore {
             ),
             None => redis::Client::open(info),
         };
-        let unreachable = |e: RedisError| {
-            StoreError::Unavailable(format!(
-                "cannot reach Redis at {shown_url}: {e}; start Redis or fix [store] url"
-            ))
+        let unreachable = |e: RedisError| match credential_advice(&e) {
+            // Redis answered: the password or the database is wrong (exit 2, not 3).
+            Some(advice) => StoreError::Io(format!("Redis at {shown_url}: {e}; {advice}")),
+            None => StoreError::Unavailable(format!(
+                "cannot reach Redis at {shown_url}: {e}; start Redis, or fix the store URL \
+                 (--store, VSESS_STORE or [store] url)"
+            )),
         };
         let single_client = client_for(first).map_err(bad_url)?;
         let conn = if opts.cluster {
@@ -566,7 +583,9 @@ impl RedisStore {
 
     fn err(&self, e: RedisError) -> StoreError {
         let msg = format!("Redis at {}: {e}", self.inner.shown_url);
-        if e.is_io_error()
+        if let Some(advice) = credential_advice(&e) {
+            StoreError::Io(format!("{msg}; {advice}"))
+        } else if e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
