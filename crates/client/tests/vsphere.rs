@@ -707,18 +707,31 @@ async fn a_relogin_that_failed_for_want_of_room_is_tried_again_later() {
     filler.login("ops@vsphere.local", "ops-pw").await.unwrap();
     let before = client.login_count();
     let mut tasks = Vec::new();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
     for _ in 0..8 {
-        let c = client.clone();
-        tasks.push(tokio::spawn(async move { c.current_time().await }));
+        let (c, start) = (client.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            c.current_time().await
+        }));
     }
     for t in tasks {
         let err = t.await.unwrap().unwrap_err();
         assert!(err.is_fault("SystemError"), "{err}");
     }
-    assert_eq!(client.login_count() - before, 1, "one Login for 8 callers");
+    // Callers that were waiting for the attempt share its outcome. A caller whose call
+    // only began after that attempt had failed tries once more (the failure is not
+    // sticky), which a loaded machine can make happen: so one Login, rarely two, never
+    // one per caller.
+    let sent = client.login_count() - before;
+    assert!((1..=2).contains(&sent), "{sent} Logins for 8 callers");
     filler.logout().await.unwrap();
     client.current_time().await.unwrap();
-    assert_eq!(client.login_count() - before, 2, "a later call tried again");
+    assert_eq!(
+        client.login_count() - before,
+        sent + 1,
+        "a later call tried again"
+    );
 }
 
 /// An unknown or ended session is a NotAuthenticated fault on SOAP, REST, legacy REST and
