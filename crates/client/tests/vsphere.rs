@@ -85,8 +85,25 @@ impl Server {
     }
 }
 
+/// A client on the server's plain URL, with a REST session of the administrator.
+async fn rest_admin(server: &Server) -> (Client, String) {
+    let c = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    let id = c
+        .rest_login("admin@vsphere.local", "admin-pw")
+        .await
+        .unwrap();
+    (c, id)
+}
+
 fn cache(server: &Server, home: &std::path::Path) -> Session {
-    let mut s = Session::new(&server.url(true), true).unwrap();
+    cache_for(&server.url(true), home)
+}
+
+/// A session cache for `url` under `home` (GOVMOMI_HOME's layout).
+fn cache_for(url: &str, home: &std::path::Path) -> Session {
+    let mut s = Session::new(url, true).unwrap();
     s.dir_soap = Some(home.join("sessions"));
     s.dir_rest = Some(home.join("rest_sessions"));
     s
@@ -595,13 +612,7 @@ async fn tls_is_verified_by_default_and_can_be_pinned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_reports_failures_instead_of_dying_silently() {
     let server = Server::start().await;
-    let c = Client::connect(&server.url(false), Tls::Insecure)
-        .await
-        .unwrap();
-    let id = c
-        .rest_login("admin@vsphere.local", "admin-pw")
-        .await
-        .unwrap();
+    let (c, id) = rest_admin(&server).await;
     c.set_session_id(Some(id.clone()));
     let mut ka = KeepAlive::start(c.clone(), Ping::Soap, std::time::Duration::from_millis(20));
     assert_eq!(ka.last_error(), None);
@@ -618,11 +629,10 @@ async fn keepalive_reports_failures_instead_of_dying_silently() {
 /// A cache for ops@vsphere.local (a ReadOnly user), whose password the tests change.
 fn ops_cache(server: &Server, home: &std::path::Path) -> Session {
     let port = server.running.addr.port();
-    let url = format!("https://ops%40vsphere.local:ops-pw@127.0.0.1:{port}/sdk");
-    let mut s = Session::new(&url, true).unwrap();
-    s.dir_soap = Some(home.join("sessions"));
-    s.dir_rest = Some(home.join("rest_sessions"));
-    s
+    cache_for(
+        &format!("https://ops%40vsphere.local:ops-pw@127.0.0.1:{port}/sdk"),
+        home,
+    )
 }
 
 /// The audit's repro: a cached session dies, the password changes, and many calls at once
@@ -741,13 +751,7 @@ async fn a_relogin_that_failed_for_want_of_room_is_tried_again_later() {
 async fn an_unknown_session_looks_the_same_on_every_path() {
     use vsess_client::selfservice::{ListQuery, SelfService};
     let server = Server::start().await;
-    let c = Client::connect(&server.url(false), Tls::Insecure)
-        .await
-        .unwrap();
-    let id = c
-        .rest_login("admin@vsphere.local", "admin-pw")
-        .await
-        .unwrap();
+    let (c, id) = rest_admin(&server).await;
     c.rest_logout(&id).await.unwrap();
     c.set_session_id(Some(id.clone()));
     let soap = c.current_time().await.unwrap_err();

@@ -131,17 +131,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                self.wrote(n);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => {
-                self.write_blocked = true;
-                self.expired(cx).map(Err)
-            }
-            other => other,
-        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.after_write(cx, r)
     }
 
     fn poll_write_vectored(
@@ -149,17 +140,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                self.wrote(n);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => {
-                self.write_blocked = true;
-                self.expired(cx).map(Err)
-            }
-            other => other,
-        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -185,11 +167,26 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 }
 
 impl<T> Guarded<T> {
-    fn wrote(&mut self, n: usize) {
-        self.write_blocked = false;
-        if n > 0 {
-            self.last = Instant::now();
-            self.mid_request = false;
+    /// Books a write's outcome: progress, or a blocked write under the request limit.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Ready(Ok(n)) => {
+                self.write_blocked = false;
+                if n > 0 {
+                    self.last = Instant::now();
+                    self.mid_request = false;
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                self.write_blocked = true;
+                self.expired(cx).map(Err)
+            }
+            other => other,
         }
     }
 }
