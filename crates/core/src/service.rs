@@ -185,19 +185,16 @@ impl SessionService {
         // The user's current role applies, and a removed user's sessions end, also when
         // an account of the same name has been added since (its id differs).
         match user {
-            None => {
+            Some(u) if *u.id == *rec.user_id => {
+                if u.role != rec.role {
+                    rec.role = u.role;
+                    self.store.update_session(&rec).await?;
+                }
+            }
+            _ => {
                 self.store.remove_session(rec.key.as_str()).await?;
                 return Ok(None);
             }
-            Some(u) if *u.id != *rec.user_id => {
-                self.store.remove_session(rec.key.as_str()).await?;
-                return Ok(None);
-            }
-            Some(u) if u.role != rec.role => {
-                rec.role = u.role;
-                self.store.update_session(&rec).await?;
-            }
-            Some(_) => {}
         }
         rec.last_active_time = now;
         rec.call_count += 1;
