@@ -596,7 +596,7 @@ fn table(rows: &[Row]) -> String {
         } else {
             compact(r.idle_seconds)
         };
-        let created = r.login_time.format("%Y-%m-%d %H:%M");
+        let created = r.login_time.format("%Y-%m-%d %H:%M").to_string();
         let _ = writeln!(
             out,
             "{:<37} {:<28} {:<17} {:>7}  {:<15} {}",
