@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use vsess_core::password::hash_password;
-use vsess_core::{Role, Store, User, UserName};
+use vsess_core::{LockState, Role, Store, User, UserName};
 use vsess_server::{Config, StoreConfig};
 use vsess_store::{ensure_private_dir, RedisStore, UserFile};
 
@@ -158,6 +158,51 @@ impl Directory {
         }
     }
 
+    /// Bumps a user's [`User::unlocks`]: the failed logins counted so far stop counting,
+    /// and a lockout in force ends.
+    fn unlock(&self, name: &UserName) -> Result<(), Failure> {
+        let missing = || format!("no user {name}");
+        match self {
+            Directory::File(f) => f
+                .modify(|u| {
+                    let user = u.get_mut(name.as_str()).ok_or_else(missing)?;
+                    user.unlocks = user.unlocks.wrapping_add(1);
+                    Ok(())
+                })
+                .map_err(|e| Failure::runtime(e.to_string())),
+            Directory::Redis(s, rt) => {
+                let mut user = self
+                    .get(name.as_str())?
+                    .ok_or_else(|| Failure::runtime(missing()))?;
+                user.unlocks = user.unlocks.wrapping_add(1);
+                let done = rt
+                    .block_on(s.update_user(&user))
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                if done {
+                    Ok(())
+                } else {
+                    Err(Failure::runtime(missing()))
+                }
+            }
+        }
+    }
+
+    /// Where the store can tell (Redis), each user's lockout as it applies now.
+    fn lock_states(&self, users: &[User]) -> Result<Option<Vec<LockState>>, Failure> {
+        let Directory::Redis(s, rt) = self else {
+            return Ok(None);
+        };
+        users
+            .iter()
+            .map(|u| {
+                rt.block_on(s.lock_state(u.name.as_str()))
+                    .map(|l| l.for_account(&u.lock_key()))
+                    .map_err(|e| Failure::runtime(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     fn remove(&self, name: &UserName) -> Result<(), Failure> {
         let missing = || format!("no user {name}");
         match self {
@@ -192,11 +237,16 @@ Roles: Admin (every privilege), ReadOnly (System.Anonymous, System.View, System.
        NoAccess (cannot log in).
 A running server picks up changes on the next login; no restart needed. With --store
 (Redis), every replica sharing it does, and a removed user's sessions end on their next call.
+Lockout: after [lockout] max_failures failed logins in a row the server refuses the user for
+lock_duration (and logs a WARN). `vsess user unlock` ends that at once; a user removed and
+added again starts with no failures. With --store, `user list` shows who is locked; on the
+embedded store the lockout lives in the server's log, so look for the WARN.
 
 Examples:
   printf '%s\\n' \"$PW\" | vsess user add ops@vsphere.local --role ReadOnly --password-stdin
   vsess user passwd ops@vsphere.local
   vsess user list --json
+  vsess user unlock ops@vsphere.local
   vsess user add ops@vsphere.local --role Admin --store redis://127.0.0.1:6379/0")]
 pub enum UserCommand {
     /// Add a user.
@@ -233,7 +283,14 @@ pub enum UserCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// List users and their roles.
+    /// End a user's lockout and forget their failed logins.
+    Unlock {
+        /// The user: user@domain or DOMAIN\user.
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// List users and their roles (with --store, also who is locked out).
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -346,27 +403,66 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             eprintln!("removed {name}");
             Ok(())
         }
+        UserCommand::Unlock { name, dir } => {
+            let name = parse_name(&name)?;
+            Directory::open(&dir, false)?.unlock(&name)?;
+            eprintln!("unlocked {name}");
+            Ok(())
+        }
         UserCommand::List { json, dir } => {
-            let users = Directory::open(&dir, false)?.list()?;
+            let directory = Directory::open(&dir, false)?;
+            let users = directory.list()?;
+            let locks = directory.lock_states(&users)?;
+            let now = chrono::Utc::now();
+            let locked_until = |i: usize| {
+                locks
+                    .as_ref()
+                    .and_then(|l| l[i].locked_until.filter(|_| l[i].locked_at(now)))
+            };
             if json {
                 let v: Vec<_> = users
                     .iter()
-                    .map(|u| {
-                        serde_json::json!({
+                    .enumerate()
+                    .map(|(i, u)| {
+                        let mut o = serde_json::json!({
                             "name": u.name.as_str(),
                             "fullName": u.full_name,
                             "role": u.role.as_str(),
-                        })
+                        });
+                        if let Some(l) = &locks {
+                            o["failedLogins"] = l[i].failures.into();
+                            o["lockedUntil"] = locked_until(i)
+                                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                                .into();
+                        }
+                        o
                     })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
-                println!("{:<40} {:<9} Full name", "Name", "Role");
-                for u in users {
+                let lock_col = |i: usize| match (&locks, locked_until(i)) {
+                    (None, _) => String::new(),
+                    (Some(_), Some(t)) => format!(
+                        "{:<21} ",
+                        format!("until {}", t.format("%Y-%m-%dT%H:%M:%SZ"))
+                    ),
+                    (Some(l), None) if l[i].failures > 0 => {
+                        format!("{:<21} ", format!("{} failed", l[i].failures))
+                    }
+                    (Some(_), None) => format!("{:<21} ", "no"),
+                };
+                let head = if locks.is_some() {
+                    format!("{:<21} ", "Locked")
+                } else {
+                    String::new()
+                };
+                println!("{:<40} {:<9} {head}Full name", "Name", "Role");
+                for (i, u) in users.iter().enumerate() {
                     println!(
-                        "{:<40} {:<9} {}",
+                        "{:<40} {:<9} {}{}",
                         u.name.as_str(),
                         u.role.as_str(),
+                        lock_col(i),
                         u.full_name
                     );
                 }

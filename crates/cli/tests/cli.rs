@@ -533,7 +533,7 @@ fn session_command_errors_say_what_is_missing_and_never_show_a_password() {
 }
 
 #[test]
-fn a_lockout_is_logged_for_the_operator_once() {
+fn a_lockout_is_logged_once_and_vsess_user_unlock_ends_it() {
     let dir = tempfile::tempdir().unwrap();
     add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "right");
     let cfg = dir.path().join("lockout.toml");
@@ -567,10 +567,28 @@ fn a_lockout_is_logged_for_the_operator_once() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("WARN") && l.contains("until=")),
+            .any(|l| l.contains("WARN") && l.contains("until=") && l.contains("vsess user unlock")),
         "{}",
         lines.join("\n")
     );
+    assert_eq!(login("right"), 500, "still locked");
+    let unlock = |name: &str| {
+        Command::new(BIN)
+            .args(["user", "unlock", name, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = unlock("OPS@vsphere.local");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        login("right"),
+        200,
+        "the running server sees the unlock on the next login"
+    );
+    let out = unlock("nobody@vsphere.local");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user nobody@vsphere.local"));
     child.kill().unwrap();
     child.wait().unwrap();
 }

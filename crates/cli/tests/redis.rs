@@ -149,6 +149,42 @@ fn users_and_sessions_move_to_redis_and_back() {
     );
     let ops = login(&url, "ops@vsphere.local", "pw-2");
     assert!(alive(&url, &ops));
+
+    // Five failed logins lock ops out; `user list` shows it and `user unlock` ends it.
+    let login_status = |pw: &str| {
+        soap(&url, &format!("<Login>{SM}<userName>ops@vsphere.local</userName><password>{pw}</password></Login>"), None).0
+    };
+    for _ in 0..5 {
+        assert_eq!(login_status("wrong"), 500);
+    }
+    assert_eq!(login_status("pw-2"), 500, "locked out");
+    let ops_entry = || {
+        let listed = ok(vsess(&["user", "list", "--json", "--store", &url_r], None));
+        let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == "ops@vsphere.local")
+            .cloned()
+            .unwrap()
+    };
+    assert!(ops_entry()["lockedUntil"].is_string(), "{}", ops_entry());
+    let table = ok(vsess(&["user", "list", "--store", &url_r], None));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ops@vsphere.local") && l.contains("until ")),
+        "{table}"
+    );
+    ok(vsess(
+        &["user", "unlock", "ops@vsphere.local", "--store", &url_r],
+        None,
+    ));
+    assert!(ops_entry()["lockedUntil"].is_null(), "{}", ops_entry());
+    assert_eq!(login_status("wrong"), 500);
+    assert_eq!(ops_entry()["failedLogins"], 1);
+    let ops_again = login(&url, "ops@vsphere.local", "pw-2");
+    assert_eq!(ops_entry()["failedLogins"], 0);
     let dup = vsess(
         &[
             "user",
@@ -169,6 +205,7 @@ fn users_and_sessions_move_to_redis_and_back() {
         None,
     ));
     assert!(!alive(&url, &ops), "a removed user's session ends at once");
+    assert!(!alive(&url, &ops_again));
     stop(child);
 
     // And back into a fresh data directory.

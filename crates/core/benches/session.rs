@@ -56,6 +56,7 @@ fn fixture() -> Fixture {
         role: Role::Admin,
         password_hash: String::new(),
         id: String::new(),
+        unlocks: 0,
     }]));
     let ip: IpAddr = "127.0.0.1".parse().unwrap();
     let mut callers = Vec::with_capacity(SESSIONS);

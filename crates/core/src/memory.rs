@@ -295,14 +295,16 @@ impl MemoryState {
     pub fn record_failure(
         &mut self,
         user: &str,
+        account: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lock_for: Duration,
     ) -> (LockState, Mutation) {
-        let mut s = self.lock_state(user);
+        let mut s = self.lock_state(user).for_account(account);
         if s.locked_until.is_some_and(|t| now >= t) {
             s = LockState::default();
         }
+        s.account = account.to_owned();
         s.failures += 1;
         if s.failures >= max_failures {
             s.failures = 0;
@@ -582,11 +584,12 @@ impl Store for MemoryStore {
     async fn record_login_failure(
         &self,
         user: &str,
+        account: &str,
         now: DateTime<Utc>,
         max: u32,
         lock_for: Duration,
     ) -> StoreResult<LockState> {
-        Ok(self.with(|s| s.record_failure(user, now, max, lock_for).0))
+        Ok(self.with(|s| s.record_failure(user, account, now, max, lock_for).0))
     }
     async fn clear_login_failures(&self, user: &str) -> StoreResult<()> {
         self.with(|s| s.clear_failures(user));
@@ -631,7 +634,7 @@ mod tests {
         s.set_message("m");
         s.create_entity("group-d1", "DC", CreateKind::Datacenter)
             .unwrap();
-        s.record_failure("u", Utc::now(), 5, Duration::seconds(1));
+        s.record_failure("u", "id", Utc::now(), 5, Duration::seconds(1));
         assert_eq!(s.snapshot_len(), s.snapshot().len());
         assert_eq!(s.snapshot_len(), 1 + 5 + 1);
     }

@@ -10,7 +10,7 @@ use crate::password::{dummy_hash, verify_password};
 use crate::policy::Policy;
 use crate::privilege::{Privilege, Role};
 use crate::session::{SessionRecord, UserSession};
-use crate::store::Store;
+use crate::store::{LockState, Store};
 use crate::ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
 use crate::user::{User, UserName};
 use async_trait::async_trait;
@@ -332,11 +332,13 @@ impl SessionService {
         password: &str,
         now: DateTime<Utc>,
     ) -> Result<User, Fault> {
-        let lock = self.store.lock_state(name.as_str()).await?;
+        let stored = self.store.lock_state(name.as_str()).await?;
         let Some(user) = self.store.get_user_fresh(name.as_str()).await? else {
             self.burn(password).await;
             return Err(Fault::InvalidLogin);
         };
+        let account = user.lock_key();
+        let lock = stored.clone().for_account(&account);
         if lock.locked_at(now) {
             self.burn(password).await;
             return Err(Fault::InvalidLogin);
@@ -354,7 +356,13 @@ impl SessionService {
             if l.max_failures > 0 {
                 let state = self
                     .store
-                    .record_login_failure(name.as_str(), now, l.max_failures, l.lock_duration)
+                    .record_login_failure(
+                        name.as_str(),
+                        &account,
+                        now,
+                        l.max_failures,
+                        l.lock_duration,
+                    )
                     .await?;
                 if let Some(until) = state.locked_until.filter(|_| state.locked_at(now)) {
                     self.credentials.forget(name.as_str());
@@ -363,7 +371,7 @@ impl SessionService {
                         user = %name.as_str(),
                         failures = l.max_failures,
                         until = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "user locked out after repeated failed logins"
+                        "user locked out after repeated failed logins (`vsess user unlock` ends it early)"
                     );
                 }
             }
@@ -373,7 +381,7 @@ impl SessionService {
             self.credentials
                 .insert(name.as_str(), password, &user.password_hash, now);
         }
-        if lock.failures > 0 || lock.locked_until.is_some() {
+        if stored != LockState::default() {
             self.store.clear_login_failures(name.as_str()).await?;
         }
         Ok(user)

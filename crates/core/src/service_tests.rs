@@ -317,6 +317,47 @@ async fn lockout_after_consecutive_failures_hides_itself_and_expires() {
 }
 
 #[tokio::test]
+async fn failed_logins_count_against_the_account_and_an_unlock_forgets_them() {
+    let f = fixture();
+    let name = "reader@vsphere.local";
+    let fail = |n: usize| {
+        let f = &f;
+        async move {
+            for _ in 0..n {
+                assert!(f.svc.login(&anon(), name, "bad", None).await.is_err());
+            }
+        }
+    };
+    let can_login = || async { f.svc.login(&anon(), name, "pw", None).await.is_ok() };
+
+    // Four failures, then the account is removed and added again: the new account starts
+    // from zero, so one more failure does not lock it.
+    fail(4).await;
+    f.store.remove_user(name);
+    f.store.put_user(user(name, Role::ReadOnly));
+    fail(1).await;
+    assert!(can_login().await, "the old account's failures carried over");
+
+    // Locked; re-adding the account under the same name ends the lock.
+    fail(5).await;
+    assert!(!can_login().await);
+    f.store.remove_user(name);
+    f.store.put_user(user(name, Role::ReadOnly));
+    assert!(can_login().await, "the old account's lock carried over");
+
+    // Locked; `vsess user unlock` (a bumped `unlocks`) ends it, keeping the account.
+    fail(5).await;
+    assert!(!can_login().await);
+    let mut u = f.store.get_user(name).await.unwrap().unwrap();
+    u.unlocks += 1;
+    f.store.put_user(u);
+    assert!(can_login().await, "an unlock must end the lockout");
+    // ...and after an unlock the count starts again from zero.
+    fail(4).await;
+    assert!(can_login().await);
+}
+
+#[tokio::test]
 async fn terminate_goes_in_order_and_refuses_self() {
     let f = fixture();
     let me = f.login("admin@vsphere.local").await;

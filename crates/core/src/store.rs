@@ -26,11 +26,26 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct LockState {
     pub failures: u32,
     pub locked_until: Option<DateTime<Utc>>,
+    /// The [`User::lock_key`] the failures were counted against. A state recorded for
+    /// another key (the account was removed and added again, or `vsess user unlock`ed)
+    /// counts as no failures at all.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
 }
 
 impl LockState {
     pub fn locked_at(&self, now: DateTime<Utc>) -> bool {
         self.locked_until.is_some_and(|t| now < t)
+    }
+
+    /// This state as it applies to the account whose lock key is `account`: itself if it
+    /// was counted against that key, no failures otherwise.
+    pub fn for_account(self, account: &str) -> Self {
+        if self.account == account {
+            self
+        } else {
+            Self::default()
+        }
     }
 }
 
@@ -134,10 +149,13 @@ pub trait Store: Send + Sync + 'static {
 
     // login lockout
     async fn lock_state(&self, user: &str) -> StoreResult<LockState>;
-    /// Counts one failure; locks the user for `lock_for` when `max_failures` is reached.
+    /// Counts one failure against the account whose [`User::lock_key`] is `account`
+    /// (starting again from zero if the stored count was another key's); locks the user for
+    /// `lock_for` when `max_failures` is reached.
     async fn record_login_failure(
         &self,
         user: &str,
+        account: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lock_for: Duration,

@@ -59,6 +59,14 @@ pub struct User {
     /// recorded ids; those match sessions that have none either.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
+    /// Bumped by `vsess user unlock`: failed logins counted before are forgotten, and a
+    /// lockout in force ends (see [`lock_key`](Self::lock_key)).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unlocks: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl User {
@@ -70,6 +78,18 @@ impl User {
             role,
             password_hash,
             id: crate::ids::random_hex(8),
+            unlocks: 0,
+        }
+    }
+
+    /// What failed logins are counted against: the account's id and its
+    /// [`unlocks`](Self::unlocks). A new account under an old name, or an unlocked one,
+    /// starts with no failures.
+    pub fn lock_key(&self) -> String {
+        if self.unlocks == 0 {
+            self.id.clone()
+        } else {
+            format!("{}/{}", self.id, self.unlocks)
         }
     }
 }

@@ -1283,12 +1283,13 @@ impl Store for EmbeddedStore {
     async fn record_login_failure(
         &self,
         user: &str,
+        account: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lock_for: Duration,
     ) -> StoreResult<LockState> {
         self.mutate(false, |s| {
-            let (st, m) = s.record_failure(user, now, max_failures, lock_for);
+            let (st, m) = s.record_failure(user, account, now, max_failures, lock_for);
             (st, vec![m])
         })
         .await
@@ -1584,7 +1585,10 @@ mod tests {
         ));
         out.push(st.take_ticket(&t).unwrap().1);
         out.push(st.set_message("maintenance at 5 \"pm\"\n"));
-        out.push(st.record_failure("u@v", now, 3, Duration::seconds(60)).1);
+        out.push(
+            st.record_failure("u@v", "id", now, 3, Duration::seconds(60))
+                .1,
+        );
         out.extend(
             st.create_entity("group-d1", "DC1", CreateKind::Datacenter)
                 .unwrap()

@@ -17,7 +17,7 @@
 //! | `P:tok:<digest>` | string | a self-service API token, with its expiry as TTL |
 //! | `P:users` | hash | user name → user (JSON, argon2id hash) |
 //! | `{P:users}:gen` | string | a random token, replaced by every change to `P:users` in the same script (same slot: the tag is `P:users`'s name) |
-//! | `P:lock:<user>` | hash | lockout: `f` failures, `u` locked until (ms, or -1) |
+//! | `P:lock:<user>` | hash | lockout: `f` failures, `u` locked until (ms, or -1), `a` the account's lock key |
 //! | `P:message` | string | the service message |
 //! | `P:{inv}:entities`, `P:{inv}:ver` | hash, string | the inventory, and its version for compare-and-set |
 //! | `P:instance-uuid` | string | the `instanceUuid` all replicas report |
@@ -240,15 +240,16 @@ if not r[1] then return false end
 redis.call('DEL', KEYS[1])
 return r",
             ),
-            // KEYS[1] lock; ARGV now, max failures, lock ms. Returns {failures, until}.
+            // KEYS[1] lock; ARGV now, max failures, lock ms, account. Returns {failures, until}.
             fail: Script::new(
                 r"local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
 local u = tonumber(redis.call('HGET', KEYS[1], 'u') or '-1')
 local now = tonumber(ARGV[1])
+if (redis.call('HGET', KEYS[1], 'a') or '') ~= ARGV[4] then f = 0; u = -1 end
 if u >= 0 and now >= u then f = 0; u = -1 end
 f = f + 1
 if f >= tonumber(ARGV[2]) then f = 0; u = now + tonumber(ARGV[3]) end
-redis.call('HSET', KEYS[1], 'f', string.format('%.0f', f), 'u', string.format('%.0f', u))
+redis.call('HSET', KEYS[1], 'f', string.format('%.0f', f), 'u', string.format('%.0f', u), 'a', ARGV[4])
 return {string.format('%.0f', f), string.format('%.0f', u)}",
             ),
             // KEYS[1] entities, KEYS[2] version; ARGV expected version, then id/json pairs.
@@ -942,7 +943,9 @@ impl RedisStore {
                             .arg("f")
                             .arg(state.failures)
                             .arg("u")
-                            .arg(until),
+                            .arg(until)
+                            .arg("a")
+                            .arg(&state.account),
                     )
                     .await?;
             }
@@ -1385,23 +1388,26 @@ impl Store for RedisStore {
     }
 
     async fn lock_state(&self, user: &str) -> StoreResult<LockState> {
-        let (f, u): (Option<u32>, Option<i64>) = self
+        let (f, u, a): (Option<u32>, Option<i64>, Option<String>) = self
             .query(
                 redis::cmd("HMGET")
                     .arg(self.k(&format!("lock:{user}")))
                     .arg("f")
-                    .arg("u"),
+                    .arg("u")
+                    .arg("a"),
             )
             .await?;
         Ok(LockState {
             failures: f.unwrap_or(0),
             locked_until: u.filter(|u| *u >= 0).map(from_ms),
+            account: a.unwrap_or_default(),
         })
     }
 
     async fn record_login_failure(
         &self,
         user: &str,
+        account: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lock_for: Duration,
@@ -1414,6 +1420,7 @@ impl Store for RedisStore {
                     ms(now).to_string(),
                     max_failures.to_string(),
                     lock_for.num_milliseconds().to_string(),
+                    account.to_owned(),
                 ],
             )
             .await?;
@@ -1421,6 +1428,7 @@ impl Store for RedisStore {
         Ok(LockState {
             failures: f.parse().map_err(|e| corrupt("lock", e))?,
             locked_until: (u >= 0).then(|| from_ms(u)),
+            account: account.to_owned(),
         })
     }
 
