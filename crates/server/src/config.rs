@@ -109,6 +109,14 @@ impl StoreConfig {
         check_redis_url(url)?;
         let mut o = match self {
             StoreConfig::Redis(o) => o,
+            StoreConfig::Embedded(e) if e.durability != DEFAULT_DURABILITY => {
+                return Err(format!(
+                    "--store {} selects Redis, but the config's [store] sets fsync for the \
+                     embedded store: remove fsync/fsync_interval_ms from [store] (Redis' own \
+                     appendfsync decides there), or drop --store",
+                    redact_url(url)
+                ))
+            }
             StoreConfig::Embedded(_) => RedisOptions::new(url),
         };
         o.url = url.to_owned();
@@ -509,6 +517,19 @@ mod tests {
             })
         ));
         assert!(Config::parse("[store]\nfsync = \"never\"\n").is_err());
+        // --store over a config that tunes the embedded store's fsync is refused, not
+        // silently dropped.
+        let err = Config::parse("[store]\nfsync = \"always\"\n")
+            .unwrap()
+            .store
+            .with_url("redis://127.0.0.1:6379/0")
+            .unwrap_err();
+        assert!(err.contains("fsync"), "{err}");
+        assert!(Config::parse("")
+            .unwrap()
+            .store
+            .with_url("redis://127.0.0.1:6379/0")
+            .is_ok());
         for redis_only in ["prefix = \"x\"", "timeout_ms = 5", "ca_file = \"/x\""] {
             let err = Config::parse(&format!("[store]\n{redis_only}\n")).unwrap_err();
             assert!(

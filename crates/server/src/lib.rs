@@ -283,6 +283,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 _ => (None, None),
             };
             let m = tls::load_or_generate(&opts.data_dir, cert, key).map_err(StartError::Tls)?;
+            if let Some(w) = m.validity_warning(chrono::Utc::now()) {
+                tracing::warn!("{w}");
+            }
             let cfg = axum_server::tls_rustls::RustlsConfig::from_pem(
                 m.cert_pem.clone(),
                 m.key_pem.clone(),

@@ -1,4 +1,5 @@
 //! TLS material: a self-signed certificate generated on first start, or the operator's own.
+use chrono::{DateTime, Utc};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,51 @@ pub struct TlsMaterial {
     /// SHA-256 of the certificate's DER, as colon-separated upper-case hex.
     pub fingerprint: String,
     pub generated: bool,
+    /// The certificate's notBefore and notAfter, when its DER could be read.
+    pub validity: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl TlsMaterial {
+    /// What an operator should hear at start about the certificate's dates at `now`: it
+    /// has expired, is not valid yet, or expires within 30 days. Clients that verify
+    /// certificates (govc and pyVmomi without their insecure flags) refuse an expired one
+    /// with an error that does not point at the server.
+    pub fn validity_warning(&self, now: DateTime<Utc>) -> Option<String> {
+        let (not_before, not_after) = self.validity?;
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let renew = if self.generated || self.cert_path.file_name() == Some(CERT_FILE.as_ref()) {
+            format!(
+                "renew it, or move {} and {} away to have a new self-signed pair generated",
+                self.cert_path.display(),
+                self.key_path.display()
+            )
+        } else {
+            "renew it".to_owned()
+        };
+        if now >= not_after {
+            Some(format!(
+                "the TLS certificate {} expired at {}: clients that verify certificates will \
+                 refuse this server; {renew}",
+                self.cert_path.display(),
+                at(not_after)
+            ))
+        } else if now < not_before {
+            Some(format!(
+                "the TLS certificate {} is not valid until {} (is this machine's clock right?): \
+                 clients that verify certificates will refuse this server until then",
+                self.cert_path.display(),
+                at(not_before)
+            ))
+        } else if not_after - now < chrono::Duration::days(30) {
+            Some(format!(
+                "the TLS certificate {} expires at {}; {renew}",
+                self.cert_path.display(),
+                at(not_after)
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Loads `cert`/`key` if given; otherwise the data directory's certificate, generating
@@ -71,6 +117,7 @@ pub fn load_or_generate(
     check_key(&key_pem, &key_path)?;
     Ok(TlsMaterial {
         fingerprint: fingerprint(der.as_ref()),
+        validity: validity(der.as_ref()),
         cert_pem,
         key_pem,
         cert_path,
@@ -113,6 +160,68 @@ pub fn explain_pair(m: &TlsMaterial, e: &dyn std::fmt::Display) -> String {
     )
 }
 
+/// One DER element: its tag, its contents and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// A UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`), as RFC 5280 writes
+/// them in a certificate's validity.
+fn der_time(tag: u8, content: &[u8]) -> Option<DateTime<Utc>> {
+    let text = std::str::from_utf8(content).ok()?.strip_suffix('Z')?;
+    let full = match (tag, text.len()) {
+        // RFC 5280: a two-digit year of 50 or more is 19YY.
+        (0x17, 12) => {
+            let yy: u32 = text[..2].parse().ok()?;
+            format!("{}{text}", if yy >= 50 { "19" } else { "20" })
+        }
+        (0x18, 14) => text.to_owned(),
+        _ => return None,
+    };
+    chrono::NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// A certificate's notBefore and notAfter (RFC 5280 §4.1), read from its DER.
+pub fn validity(der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (0x30, cert, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x30, mut tbs, _) = der_element(cert)? else {
+        return None;
+    };
+    // [0] version (absent in v1), serialNumber, signature, issuer; then validity.
+    let mut fields = 0;
+    while fields < 3 {
+        let (tag, _, rest) = der_element(tbs)?;
+        tbs = rest;
+        if tag != 0xa0 {
+            fields += 1;
+        }
+    }
+    let (0x30, validity, _) = der_element(tbs)? else {
+        return None;
+    };
+    let (t1, c1, rest) = der_element(validity)?;
+    let (t2, c2, _) = der_element(rest)?;
+    Some((der_time(t1, c1)?, der_time(t2, c2)?))
+}
+
 pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der)
         .iter()
@@ -145,6 +254,64 @@ mod tests {
         }
         let back = load_or_generate(dir.path(), None, None).unwrap();
         assert_eq!(back.fingerprint, first.fingerprint);
+    }
+
+    /// A certificate valid from `from` to `to` (years), and its key, written to `dir`.
+    fn cert_valid(dir: &Path, from: i32, to: i32) -> (PathBuf, PathBuf) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from, 3, 4);
+        params.not_after = rcgen::date_time_ymd(to, 5, 6);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (c, k) = (dir.join(format!("{from}-{to}.crt")), dir.join("k.key"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    #[test]
+    fn certificate_dates_are_read_and_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |y, m, d| {
+            chrono::NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        let now = at(2026, 11, 22);
+        // UTCTime on both sides (years before 2050), including a 19YY one.
+        let (c, k) = cert_valid(dir.path(), 1999, 2021);
+        let m = load_or_generate(dir.path(), Some(&c), Some(&k)).unwrap();
+        assert_eq!(m.validity, Some((at(1999, 3, 4), at(2021, 5, 6))));
+        let w = m.validity_warning(now).unwrap();
+        assert!(
+            w.contains("expired at 2021-05-06T00:00:00Z") && w.contains("1999-2021.crt"),
+            "{w}"
+        );
+        // GeneralizedTime (2050 and later), not yet valid.
+        let (c, k) = cert_valid(dir.path(), 2027, 2051);
+        let m = load_or_generate(dir.path(), Some(&c), Some(&k)).unwrap();
+        assert_eq!(m.validity, Some((at(2027, 3, 4), at(2051, 5, 6))));
+        assert!(m
+            .validity_warning(now)
+            .unwrap()
+            .contains("not valid until 2027-03-04"));
+        // Expiring within 30 days, then comfortably valid.
+        let (c, k) = cert_valid(dir.path(), 2020, 2026);
+        let m = load_or_generate(dir.path(), Some(&c), Some(&k)).unwrap();
+        assert!(m
+            .validity_warning(at(2026, 4, 30))
+            .unwrap()
+            .contains("expires at 2026-05-06"));
+        assert_eq!(m.validity_warning(at(2026, 4, 1)), None);
+        // The generated certificate is good for a long time.
+        let m = load_or_generate(dir.path(), None, None).unwrap();
+        assert!(m.validity.is_some());
+        assert_eq!(m.validity_warning(now), None);
+        // Garbage is not a date.
+        assert_eq!(validity(b"\x30\x03\x30\x01\x00"), None);
+        assert_eq!(validity(b""), None);
     }
 
     #[test]
