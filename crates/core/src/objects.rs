@@ -8,6 +8,7 @@ use crate::privilege::Privilege;
 use crate::service::SessionService;
 use crate::session::SessionRecord;
 use crate::value::{ObjectContent, PropertyFilterSpec, Value};
+use std::collections::{HashMap, HashSet};
 
 pub const SESSION_MANAGER_PROPS: &[&str] = &[
     "sessionList",
@@ -130,28 +131,42 @@ impl SessionService {
         session: Option<&SessionRecord>,
         specs: &[PropertyFilterSpec],
     ) -> Result<Vec<ObjectContent>, Fault> {
-        let mut out = Vec::new();
+        // Each object once, each of its properties once (in the order first asked for): a
+        // request repeating objects and paths (anonymously, for ServiceInstance) must not
+        // multiply into a response of objects × paths copies.
+        let mut wanted: Vec<(&MoRef, Vec<&str>, HashSet<&str>)> = Vec::new();
+        let mut index: HashMap<(&str, &str), usize> = HashMap::new();
         for spec in specs {
             for obj in &spec.objects {
-                let mut names: Vec<&str> = Vec::new();
+                let i = *index
+                    .entry((obj.type_.as_str(), obj.value.as_str()))
+                    .or_insert_with(|| {
+                        wanted.push((obj, Vec::new(), HashSet::new()));
+                        wanted.len() - 1
+                    });
+                let (_, names, seen) = &mut wanted[i];
                 for p in spec.props.iter().filter(|p| p.type_ == obj.type_) {
-                    if p.all {
-                        names.extend(Self::all_props(obj).iter().copied());
+                    let paths: Box<dyn Iterator<Item = &str>> = if p.all {
+                        Box::new(Self::all_props(obj).iter().copied())
                     } else {
-                        names.extend(p.paths.iter().map(String::as_str));
-                    }
+                        Box::new(p.paths.iter().map(String::as_str))
+                    };
+                    names.extend(paths.filter(|n| seen.insert(*n)));
                 }
-                let mut props = Vec::new();
-                for name in names {
-                    if let Some(v) = self.property(session, obj, name).await? {
-                        props.push((name.to_owned(), v));
-                    }
-                }
-                out.push(ObjectContent {
-                    obj: obj.clone(),
-                    props,
-                });
             }
+        }
+        let mut out = Vec::with_capacity(wanted.len());
+        for (obj, names, _) in wanted {
+            let mut props = Vec::new();
+            for name in names {
+                if let Some(v) = self.property(session, obj, name).await? {
+                    props.push((name.to_owned(), v));
+                }
+            }
+            out.push(ObjectContent {
+                obj: obj.clone(),
+                props,
+            });
         }
         Ok(out)
     }

@@ -1296,3 +1296,67 @@ mod credential_cache {
         );
     }
 }
+
+/// RetrieveProperties answers each object once and each of its properties once, however
+/// often the request repeats them: an anonymous request of O objects × P paths must not
+/// make a response O × P times the size.
+#[tokio::test]
+async fn repeated_objects_and_paths_are_answered_once() {
+    use crate::value::{PropertyFilterSpec, PropertySpec};
+    let f = fixture();
+    let si = MoRef::new("ServiceInstance", "ServiceInstance");
+    let sm = MoRef::new("SessionManager", "SessionManager");
+    let spec = |paths: Vec<&str>, objects: Vec<MoRef>| PropertyFilterSpec {
+        props: vec![
+            PropertySpec {
+                type_: "ServiceInstance".into(),
+                all: false,
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            },
+            PropertySpec {
+                type_: "SessionManager".into(),
+                all: false,
+                paths: vec!["defaultLocale".into(), "defaultLocale".into()],
+            },
+        ],
+        objects,
+    };
+    let specs = vec![
+        spec(vec!["content"; 200], vec![si.clone(); 200]),
+        // The same object again in a second spec: its new path joins the first answer.
+        spec(
+            vec!["serverClock", "content"],
+            vec![si.clone(), sm.clone(), si.clone()],
+        ),
+    ];
+    // Anonymously, as the audit's request was...
+    let anon = f.svc.retrieve(None, &specs[..1]).await.unwrap();
+    assert_eq!(anon.len(), 1);
+    assert_eq!(anon[0].props.len(), 1);
+    // ...and with a session, across two specs.
+    let id = f.login("admin@vsphere.local").await;
+    let admin = f.auth(&id).await.unwrap();
+    let out = f.svc.retrieve(Some(&admin), &specs).await.unwrap();
+    let got: Vec<(String, Vec<String>)> = out
+        .iter()
+        .map(|o| {
+            (
+                o.obj.type_.clone(),
+                o.props.iter().map(|(n, _)| n.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "ServiceInstance".to_owned(),
+                vec!["content".to_owned(), "serverClock".to_owned()]
+            ),
+            (
+                "SessionManager".to_owned(),
+                vec!["defaultLocale".to_owned()]
+            ),
+        ]
+    );
+}
