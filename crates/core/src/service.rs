@@ -89,6 +89,8 @@ pub struct SessionService {
     about: AboutInfo,
     pub(crate) compute_policies: Vec<ComputePolicy>,
     credentials: CredentialCache,
+    /// Password verifications take turns per user name, so that the lockout counts each.
+    turns: crate::turns::Turns,
     /// When the session limit was last reported in the log (Unix seconds), so that a
     /// flood of refused logins writes one line a minute, not one each.
     limit_logged: std::sync::atomic::AtomicI64,
@@ -112,6 +114,7 @@ impl SessionService {
             about,
             compute_policies: Vec::new(),
             credentials,
+            turns: Default::default(),
             limit_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
@@ -343,6 +346,25 @@ impl SessionService {
             self.burn(password).await;
             return Err(Fault::InvalidLogin);
         }
+        if self
+            .credentials
+            .hit(name.as_str(), password, &user.password_hash, now)
+        {
+            // A password verified moments ago: no guess can be here.
+            if stored != LockState::default() {
+                self.store.clear_login_failures(name.as_str()).await?;
+            }
+            return Ok(user);
+        }
+        let turn = self.turns.take(name.as_str()).await;
+        // Read again in this user's turn: the attempts before it may have failed, locked
+        // the user out, or verified this very password.
+        let stored = self.store.lock_state(name.as_str()).await?;
+        if stored.clone().for_account(&account).locked_at(now) {
+            drop(turn);
+            self.burn(password).await;
+            return Err(Fault::InvalidLogin);
+        }
         let cached = self
             .credentials
             .hit(name.as_str(), password, &user.password_hash, now);
@@ -352,29 +374,7 @@ impl SessionService {
                 .verify(user.password_hash.clone(), password.to_owned())
                 .await
         {
-            let l = &self.policy.lockout;
-            if l.max_failures > 0 {
-                let state = self
-                    .store
-                    .record_login_failure(
-                        name.as_str(),
-                        &account,
-                        now,
-                        l.max_failures,
-                        l.lock_duration,
-                    )
-                    .await?;
-                if let Some(until) = state.locked_until.filter(|_| state.locked_at(now)) {
-                    self.credentials.forget(name.as_str());
-                    // Callers only ever see InvalidLogin; the operator learns of it here.
-                    tracing::warn!(
-                        user = %name.as_str(),
-                        failures = l.max_failures,
-                        until = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "user locked out after repeated failed logins (`vsess user unlock` ends it early)"
-                    );
-                }
-            }
+            self.record_failure(name, &account, now).await?;
             return Err(Fault::InvalidLogin);
         }
         if !cached {
@@ -385,6 +385,35 @@ impl SessionService {
             self.store.clear_login_failures(name.as_str()).await?;
         }
         Ok(user)
+    }
+
+    /// Counts a wrong password under the lockout policy, and tells the operator when it
+    /// locks the user out.
+    async fn record_failure(
+        &self,
+        name: &UserName,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Fault> {
+        let l = &self.policy.lockout;
+        if l.max_failures == 0 {
+            return Ok(());
+        }
+        let state = self
+            .store
+            .record_login_failure(name.as_str(), account, now, l.max_failures, l.lock_duration)
+            .await?;
+        if let Some(until) = state.locked_until.filter(|_| state.locked_at(now)) {
+            self.credentials.forget(name.as_str());
+            // Callers only ever see InvalidLogin; the operator learns of it here.
+            tracing::warn!(
+                user = %name.as_str(),
+                failures = l.max_failures,
+                until = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "user locked out after repeated failed logins (`vsess user unlock` ends it early)"
+            );
+        }
+        Ok(())
     }
 
     async fn login_as(

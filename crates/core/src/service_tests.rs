@@ -1228,6 +1228,87 @@ mod credential_cache {
         }
     }
 
+    /// Verifies after a pause, on the runtime, as the server's pool does, counting the
+    /// checks of real hashes (not the dummy hash a refused login burns).
+    #[derive(Default)]
+    struct Slow(AtomicUsize);
+
+    #[async_trait]
+    impl CredentialVerifier for Slow {
+        async fn verify(&self, phc: String, password: String) -> bool {
+            if phc != dummy_hash() {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            verify_password(&phc, &password)
+        }
+    }
+
+    /// Guesses sent all at once are verified one after another, each seeing the failures
+    /// before it: no more are verified than the lockout allows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn guesses_sent_at_once_are_counted_one_by_one() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        ));
+        let store = Arc::new(MemoryStore::new([user("admin@vsphere.local", Role::Admin)]));
+        let slow = Arc::new(Slow::default());
+        let svc = Arc::new(SessionService::new(
+            store,
+            clock,
+            Policy::default(),
+            slow.clone(),
+            about(),
+        ));
+        let guesses: Vec<_> = (0..30)
+            .map(|i| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    svc.login(&anon(), "admin@vsphere.local", &format!("bad{i}"), None)
+                        .await
+                        .is_err()
+                })
+            })
+            .collect();
+        for g in guesses {
+            assert!(g.await.unwrap());
+        }
+        assert_eq!(
+            slow.0.load(Ordering::SeqCst),
+            5,
+            "only max_failures guesses may be verified in one lockout"
+        );
+        assert!(svc
+            .login(&anon(), "admin@vsphere.local", "pw", None)
+            .await
+            .is_err());
+        // Concurrent logins with the right password verify it once, then hit the cache.
+        let svc = Arc::new(SessionService::new(
+            Arc::new(MemoryStore::new([user("admin@vsphere.local", Role::Admin)])),
+            Arc::new(ManualClock::new(
+                Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            )),
+            Policy::default(),
+            slow.clone(),
+            about(),
+        ));
+        let before = slow.0.load(Ordering::SeqCst);
+        let logins: Vec<_> = (0..8)
+            .map(|_| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    svc.login(&anon(), "admin@vsphere.local", "pw", None)
+                        .await
+                        .is_ok()
+                })
+            })
+            .collect();
+        for l in logins {
+            assert!(l.await.unwrap());
+        }
+        assert_eq!(slow.0.load(Ordering::SeqCst) - before, 1);
+    }
+
     #[tokio::test]
     async fn repeated_logins_skip_argon2_but_failures_and_changes_do_not() {
         let clock = Arc::new(ManualClock::new(
