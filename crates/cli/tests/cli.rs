@@ -399,6 +399,30 @@ fn refused_logins_and_the_session_limit_are_logged() {
         "once, not per refused login:\n{}",
         lines.join("\n")
     );
+
+    // The API-token and web-page sign-ins log refusals too, and a user name cannot forge
+    // a log line of its own.
+    let forged = "ops@vsphere.local\n2026-01-01T00:00:00Z  INFO vsess_server::vim: login user=administrator@vsphere.local";
+    let token = c
+        .post(format!("{url}/auth/request-token"))
+        .basic_auth(forged, Some("wrong"))
+        .send()
+        .unwrap();
+    assert_eq!(token.status().as_u16(), 401);
+    let page = c
+        .post(format!("{url}/ui/api/sign-in"))
+        .json(&serde_json::json!({"username": "web@vsphere.local", "password": "wrong"}))
+        .send()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 401);
+    wait_for(&|l| l.contains("login failed (API token)") && l.contains("ops@vsphere.local\\n2026"));
+    wait_for(&|l| l.contains("login failed (web page)") && l.contains("web@vsphere.local"));
+    let lines = log.lock().unwrap().clone();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a user name started a log line:\n{}",
+        lines.join("\n")
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -18,7 +18,7 @@
 use crate::app::App;
 use crate::auth::read_body;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,7 @@ use chrono::SecondsFormat;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use vsess_core::selfservice::format_time;
 use vsess_core::{Fault, Privilege, SessionRecord, TokenRecord};
@@ -291,7 +292,13 @@ struct SignIn {
     password: String,
 }
 
-async fn sign_in(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn sign_in(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = addr.ip().to_canonical();
     if cross_site(&headers) {
         return error(StatusCode::FORBIDDEN, "Cross-site sign-in is refused.");
     }
@@ -323,14 +330,17 @@ async fn sign_in(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
             if let Some(old) = cookie_token(&app, &headers) {
                 let _ = app.svc.revoke_token(old).await;
             }
-            tracing::info!(user = %rec.user, "web page sign-in");
+            tracing::info!(user = %rec.user, ip = %ip, "web page sign-in");
             let mut r = json_response(StatusCode::OK, &whoami(&rec, &token));
             if let Ok(v) = HeaderValue::from_str(&session_cookie(&app, &token)) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             r
         }
-        Err(f) => fault(&f),
+        Err(f) => {
+            crate::login_failed(&form.username, ip, &f, "web page");
+            fault(&f)
+        }
     }
 }
 

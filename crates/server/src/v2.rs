@@ -4,11 +4,12 @@
 use crate::app::App;
 use crate::auth::{read_body, url_decode};
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value as Json};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use vsess_core::selfservice::{format_delta, format_time, parse_duration};
@@ -192,9 +193,11 @@ fn meta(count: usize, started: Instant, token: &TokenRecord) -> Json {
 
 pub async fn request_token(
     State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let ip = addr.ip().to_canonical();
     if read_body(&headers, body, app.max_body).await.is_none() {
         return json_response(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -220,13 +223,14 @@ pub async fn request_token(
         .await
     {
         Ok((token, rec)) => {
-            tracing::info!(user = %rec.user, "API token issued");
+            tracing::info!(user = %rec.user, ip = %ip, "API token issued");
             json_response(
                 StatusCode::OK,
                 &json!({"token": token, "expires": rec.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
             )
         }
         Err(f) => {
+            crate::login_failed(&user, ip, &f, "API token");
             let mut r = error(&f);
             if r.status() == StatusCode::UNAUTHORIZED {
                 // The credential this resource takes is Basic (RFC 9110 §15.5.2).

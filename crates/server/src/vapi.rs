@@ -177,7 +177,7 @@ async fn rest_body_ok(app: &App, headers: &HeaderMap, body: Body) -> Result<(), 
 
 /// The audit line of a refused login, as SOAP's (`vim.rs`) with the endpoint named.
 fn login_failed(user: &str, caller: &Caller, f: &Fault, endpoint: &str) {
-    tracing::info!(user = %user, ip = %caller.ip, fault = f.type_name(), "login failed ({endpoint})");
+    crate::login_failed(user, caller.ip, f, endpoint);
 }
 
 async fn login_basic(app: &App, addr: SocketAddr, headers: &HeaderMap) -> Result<String, Fault> {

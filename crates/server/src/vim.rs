@@ -39,7 +39,7 @@ pub async fn dispatch(
                 Ok(Outcome::NewSession(id, us))
             }
             Err(f) => {
-                tracing::info!(user = %user, ip = %caller.ip, fault = f.type_name(), "login failed");
+                crate::login_failed(&user, caller.ip, &f, "");
                 Err(f)
             }
         },
