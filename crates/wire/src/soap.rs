@@ -698,52 +698,28 @@ pub fn session_cookie(header: &str) -> Option<&str> {
     cookie(header, "vmware_soap_session")
 }
 
-/// Where `needle` first occurs in `hay` at or after `from`: a byte scan for its first
-/// byte, then a comparison (cheaper than `str::find`, which sets up a two-way searcher per
-/// call, for the short headers and early matches of cookies). `None` for an empty needle.
-fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut i = from;
-    loop {
-        i += hay.get(i..)?.iter().position(|&c| c == first)?;
-        if hay.get(i + 1..i + needle.len()) == Some(rest) {
-            return Some(i);
-        }
-        i += 1;
-    }
-}
-
 /// Finds a cookie's value in a `Cookie` header; quoted values are unquoted.
+///
+/// The header is split at `;` and a pair's name must equal `name` whole: a name found
+/// anywhere else (inside another cookie's name or value, as in
+/// `xvmware_soap_session=vmware_soap_session=ID` or `a=b __Host-vsess-ui=T`) is not that
+/// cookie, so a cookie an attacker could plant under another name never stands in for it.
+/// The first such pair decides. Its value ends at a `,` or space (pyVmomi sends back the
+/// whole `Set-Cookie` value, attributes and all).
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    let (h, n) = (header.as_bytes(), name.as_bytes());
-    // Where the search goes on from: past the last occurrence looked at (a byte-wise match
-    // of a UTF-8 name in a UTF-8 header always starts and ends on character boundaries).
-    let mut from = 0;
-    while let Some(i) = find_bytes(h, n, from) {
-        let before_ok =
-            i == from || matches!(h.get(i.wrapping_sub(1)), Some(b' ' | b';' | b',' | b'\t'));
-        let after = i + n.len();
-        if h.get(after) != Some(&b'=') {
-            from = after;
-            continue;
-        }
-        let v = after + 1;
-        if before_ok {
-            let tail = h.get(v..).unwrap_or_default();
-            let (start, len) = match tail.first() {
-                // A one-byte `str::find` is a word-at-a-time memchr.
-                Some(b'"') => (v + 1, header.get(v + 1..).and_then(|q| q.find('"'))),
-                _ => (
-                    v,
-                    tail.iter().position(|&c| matches!(c, b';' | b',' | b' ')),
-                ),
-            };
-            let end = len.map_or(h.len(), |l| start + l);
-            return header.get(start..end).filter(|s| !s.is_empty());
-        }
-        from = v;
+    if name.is_empty() {
+        return None;
     }
-    None
+    let pair = header.split(';').find_map(|pair| {
+        pair.trim_start_matches([' ', '\t'])
+            .strip_prefix(name)?
+            .strip_prefix('=')
+    })?;
+    let value = match pair.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next(),
+        None => pair.split([',', ' ']).next(),
+    };
+    value.filter(|v| !v.is_empty())
 }
 
 /// The `Set-Cookie` value for a new session, exactly as vCenter 8 sends it over HTTPS.
@@ -849,69 +825,38 @@ mod tests {
         assert_eq!(session_cookie("vmware_soap_session=\"\""), None);
     }
 
-    /// The `str::find` cookie scanner before [`find_bytes`], kept as the reference.
-    fn old_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-        let mut rest = header;
-        while let Some(i) = rest.find(name) {
-            let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b' ' | b';' | b',' | b'\t');
-            let after = &rest[i + name.len()..];
-            let Some(v) = after.strip_prefix('=') else {
-                rest = after;
-                continue;
-            };
-            if before_ok {
-                let value = if let Some(q) = v.strip_prefix('"') {
-                    q.split('"').next()
-                } else {
-                    v.split([';', ',', ' ']).next()
-                };
-                return value.filter(|s| !s.is_empty());
-            }
-            rest = v;
-        }
-        None
-    }
-
+    /// A cookie's name is compared whole: one found inside another cookie's name or
+    /// value is not it (the security audit's `__Host-` bypass).
     #[test]
-    fn cookie_scanning_agrees_with_the_str_find_scanner() {
-        let pieces: &[&str] = &[
-            "vmware_soap_session",
-            "vmware-api-session-id",
-            "vmware_soap_session=",
-            "vmware-api-session-id=",
-            "vmware_soap_sessio",
-            "vmware",
-            "é=",
-            "v=",
-            "v",
-            "=",
-            "\"",
-            ";",
-            ",",
-            " ",
-            "\t",
-            "x",
-            "abc",
-            "é",
-            "€",
-            "_",
-            "; Path=/; HttpOnly; Secure;",
-        ];
-        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15u64);
-        let mut found = 0;
-        for _ in 0..20_000 {
-            let mut h = String::new();
-            for _ in 0..next(12) {
-                h.push_str(pieces[next(pieces.len())]);
-            }
-            for name in ["vmware_soap_session", "vmware-api-session-id", "é", "v"] {
-                let got = cookie(&h, name);
-                assert_eq!(got, old_cookie(&h, name), "{name} in {h:?}");
-                found += usize::from(got.is_some());
-            }
+    fn cookie_names_match_whole_pairs_only() {
+        let id = "0123456789abcdef";
+        for (header, want) in [
+            (
+                format!("xvmware_soap_session=vmware_soap_session={id}"),
+                None,
+            ),
+            (format!("a=b vmware_soap_session={id}"), None),
+            (format!("a=\"vmware_soap_session={id}\""), None),
+            (format!("a=b;vmware_soap_session={id}"), Some(id)),
+            (format!("a=b;\tvmware_soap_session={id}"), Some(id)),
+            (
+                format!("vmware_soap_session={id}; vmware_soap_session=other"),
+                Some(id),
+            ),
+            (format!("vmware_soap_session ={id}"), None),
+            (format!("vmware_soap_sessionx={id}"), None),
+        ] {
+            assert_eq!(session_cookie(&header), want, "{header}");
         }
-        assert!(found > 5000, "{found}");
+        assert_eq!(
+            cookie(
+                "x__Host-vsess-ui=__Host-vsess-ui=attacker; __Host-vsess-ui=victim",
+                "__Host-vsess-ui"
+            ),
+            Some("victim")
+        );
         assert_eq!(cookie("a=b", ""), None);
+        assert_eq!(cookie("é=1; v=2", "v"), Some("2"));
     }
 
     #[test]
