@@ -59,7 +59,16 @@ impl SessionService {
     }
 
     /// Resolves a bearer token; unknown, revoked and expired tokens are NotAuthenticated.
+    /// A token whose user may no longer log in (their role lacks System.View: NoAccess)
+    /// is NoPermission, as their Login would be.
     pub async fn token(&self, token: &str) -> Result<TokenRecord, Fault> {
+        let t = self.token_record(token).await?;
+        may_serve_itself(&t)?;
+        Ok(t)
+    }
+
+    /// A bearer token's record, with its user's current role.
+    async fn token_record(&self, token: &str) -> Result<TokenRecord, Fault> {
         let unauth = || Fault::not_authenticated(Privilege::SystemView);
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
             return Err(unauth());
@@ -79,7 +88,8 @@ impl SessionService {
 
     /// `DELETE /auth/request-token`: revokes the token.
     pub async fn revoke_token(&self, token: &str) -> Result<(), Fault> {
-        self.token(token).await?;
+        // Any valid token may be revoked, even one whose user may no longer use it.
+        self.token_record(token).await?;
         self.store.revoke_token(&IdDigest::of(token)).await?;
         Ok(())
     }
@@ -94,6 +104,7 @@ impl SessionService {
         token: &TokenRecord,
         all: bool,
     ) -> Result<Vec<SessionRecord>, Fault> {
+        may_serve_itself(token)?;
         if all && !token.role.has(Privilege::SessionsTerminateSession) {
             return Err(Fault::NoPermission {
                 object: MoRef::session_manager(),
@@ -130,6 +141,7 @@ impl SessionService {
         all: bool,
     ) -> Result<SessionRecord, Fault> {
         let not_found = || Fault::NotFound(format!("No session '{key}'."));
+        may_serve_itself(token)?;
         if all && !token.role.has(Privilege::SessionsTerminateSession) {
             // As the list answers `all` without the privilege.
             return Err(Fault::NoPermission {
@@ -158,6 +170,20 @@ impl SessionService {
             .remove_session(key)
             .await?
             .ok_or_else(|| Fault::NotFound(format!("No session '{key}'.")))
+    }
+}
+
+/// Self-service is for users who may log in: a role without System.View (NoAccess), say
+/// after `vsess user passwd --role NoAccess`, loses it with the tokens and sessions it
+/// still holds.
+fn may_serve_itself(token: &TokenRecord) -> Result<(), Fault> {
+    if token.role.has(Privilege::SystemView) {
+        Ok(())
+    } else {
+        Err(Fault::NoPermission {
+            object: MoRef::session_manager(),
+            privilege: Privilege::SystemView,
+        })
     }
 }
 

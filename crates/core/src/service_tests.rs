@@ -1441,3 +1441,48 @@ async fn repeated_objects_and_paths_are_answered_once() {
         ]
     );
 }
+
+/// A user demoted to NoAccess keeps no self-service through the tokens and sessions they
+/// still hold (security audit), but may still revoke a token.
+#[tokio::test]
+async fn a_user_demoted_to_no_access_loses_self_service() {
+    let f = fixture();
+    let name = "reader@vsphere.local";
+    let (tok, _) = f.token(name).await;
+    let id = f.login(name).await;
+    assert!(f.svc.token(&tok).await.is_ok());
+    let mut u = f.store.get_user(name).await.unwrap().unwrap();
+    u.role = Role::NoAccess;
+    f.store.put_user(u);
+    let no_view = |r: Result<_, Fault>| {
+        matches!(
+            r,
+            Err(Fault::NoPermission {
+                privilege: Privilege::SystemView,
+                ..
+            })
+        )
+    };
+    assert!(no_view(f.svc.token(&tok).await.map(|_| ())));
+    // The session-id path builds its record from the session, with the current role.
+    let s = f.auth(&id).await.unwrap();
+    assert_eq!(s.role, Role::NoAccess);
+    let as_token = crate::selfservice::TokenRecord {
+        user: s.user_name.to_string(),
+        role: s.role,
+        created: s.login_time,
+        expires: s.login_time,
+        user_id: s.user_id.to_string(),
+    };
+    assert!(no_view(
+        f.svc.sessions_for(&as_token, false).await.map(|_| ())
+    ));
+    assert!(no_view(
+        f.svc
+            .end_session_for(&as_token, s.key.as_str(), false)
+            .await
+            .map(|_| ())
+    ));
+    assert!(f.auth(&id).await.is_some(), "the session was not ended");
+    f.svc.revoke_token(&tok).await.unwrap();
+}
