@@ -80,6 +80,9 @@ pub struct AboutInfo {
     pub license_product_version: String,
 }
 
+/// The longest URL or method a service ticket's spec may name.
+pub const MAX_SPEC_LEN: usize = 8192;
+
 pub struct SessionService {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -696,6 +699,23 @@ impl SessionService {
         spec: ServiceRequestSpec,
     ) -> Result<GenericServiceTicket, Fault> {
         let s = self.sm(session, Privilege::SystemAnonymous)?;
+        // Every ticket is kept (in the log too) until it expires: a spec far longer than
+        // any real URL or method name would let a session fill the disk.
+        let too_long = |field: &str, text: &str| {
+            (text.len() > MAX_SPEC_LEN).then(|| {
+                Fault::invalid_argument(
+                    field,
+                    format!("Longer than {MAX_SPEC_LEN} bytes ({}).", text.len()),
+                )
+            })
+        };
+        if let Some(f) = match &spec {
+            ServiceRequestSpec::Http { method, url } => too_long("spec.url", url)
+                .or_else(|| too_long("spec.method", method.as_deref().unwrap_or_default())),
+            ServiceRequestSpec::Vmomi { method } => too_long("spec.method", method),
+        } {
+            return Err(f);
+        }
         let host_name = match &spec {
             ServiceRequestSpec::Http { url, .. } => {
                 let rest = url

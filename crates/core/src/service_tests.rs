@@ -631,17 +631,31 @@ async fn service_tickets_are_bound_to_their_spec_and_used_once() {
             .unwrap_err(),
         Fault::NotAuthenticated { .. }
     ));
-    let bad = ServiceRequestSpec::Http {
-        method: None,
-        url: "ftp://x".into(),
-    };
-    assert!(matches!(
-        f.svc
-            .acquire_generic_service_ticket(Some(&rec), bad)
-            .await
-            .unwrap_err(),
-        Fault::InvalidArgument { .. }
-    ));
+    let long = format!("https://127.0.0.1:1/{}", "a".repeat(MAX_SPEC_LEN));
+    for bad in [
+        ServiceRequestSpec::Http {
+            method: None,
+            url: "ftp://x".into(),
+        },
+        // Specs longer than any real one are refused: each ticket is kept until it expires.
+        ServiceRequestSpec::Http {
+            method: None,
+            url: long.clone(),
+        },
+        ServiceRequestSpec::Http {
+            method: Some(long.clone()),
+            url: "https://127.0.0.1:1/".into(),
+        },
+        ServiceRequestSpec::Vmomi { method: long },
+    ] {
+        assert!(matches!(
+            f.svc
+                .acquire_generic_service_ticket(Some(&rec), bad)
+                .await
+                .unwrap_err(),
+            Fault::InvalidArgument { .. }
+        ));
+    }
 }
 
 #[tokio::test]
