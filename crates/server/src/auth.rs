@@ -50,16 +50,30 @@ fn api_header(headers: &HeaderMap) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// The session id the request carries, if any.
+/// Whether a browser says the request comes from another site (`Sec-Fetch-Site`, which
+/// programs do not send and pages cannot set).
+pub fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !matches!(v, "same-origin" | "none"))
+}
+
+/// The session id the request carries, if any. A cookie does not count on a request a
+/// browser marks as cross-site: a page elsewhere could otherwise have a visitor's browser
+/// call the API with the session cookie it holds (CSRF; a `text/plain` form post needs no
+/// preflight). The header carrier cannot be set cross-site without CORS, which vsess never
+/// allows.
 pub fn credential(headers: &HeaderMap, carrier: Carrier) -> Option<&str> {
+    let cookies = || !cross_site(headers);
+    let soap_cookie = || soap_cookie(headers).filter(|_| cookies());
+    let api_cookie = || api_cookie(headers).filter(|_| cookies());
     match carrier {
-        Carrier::Soap => soap_cookie(headers).or_else(|| api_header(headers)),
-        Carrier::Api => api_header(headers)
-            .or_else(|| soap_cookie(headers))
-            .or_else(|| api_cookie(headers)),
-        Carrier::LegacyRest => api_cookie(headers)
+        Carrier::Soap => soap_cookie().or_else(|| api_header(headers)),
+        Carrier::Api => api_header(headers).or_else(soap_cookie).or_else(api_cookie),
+        Carrier::LegacyRest => api_cookie()
             .or_else(|| api_header(headers))
-            .or_else(|| soap_cookie(headers)),
+            .or_else(soap_cookie),
     }
 }
 
@@ -198,4 +212,60 @@ pub fn url_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A browser's cross-site request does not get to use the session cookie it carries.
+    #[test]
+    fn cookies_do_not_count_on_cross_site_requests() {
+        let id = "0123456789abcdef0123456789abcdef01234567";
+        for carrier in [Carrier::Soap, Carrier::Api, Carrier::LegacyRest] {
+            for (cookie, site, want) in [
+                (format!("vmware_soap_session=\"{id}\""), None, Some(id)),
+                (
+                    format!("vmware_soap_session=\"{id}\""),
+                    Some("same-origin"),
+                    Some(id),
+                ),
+                (
+                    format!("vmware_soap_session=\"{id}\""),
+                    Some("none"),
+                    Some(id),
+                ),
+                (
+                    format!("vmware_soap_session=\"{id}\""),
+                    Some("cross-site"),
+                    None,
+                ),
+                (
+                    format!("vmware_soap_session=\"{id}\""),
+                    Some("same-site"),
+                    None,
+                ),
+                (
+                    format!("{API_SESSION_COOKIE}={id}"),
+                    Some("cross-site"),
+                    None,
+                ),
+            ] {
+                let mut h = HeaderMap::new();
+                h.insert(header::COOKIE, cookie.parse().unwrap());
+                if let Some(s) = site {
+                    h.insert("sec-fetch-site", s.parse().unwrap());
+                }
+                let got = credential(&h, carrier);
+                if cookie.starts_with("vmware_soap_session") || carrier != Carrier::Soap {
+                    assert_eq!(got, want, "{carrier:?} {cookie} {site:?}");
+                }
+            }
+            // The header carrier is not a browser's ambient credential.
+            let mut h = HeaderMap::new();
+            h.insert(API_SESSION_HEADER, id.parse().unwrap());
+            h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+            assert_eq!(credential(&h, carrier), Some(id));
+        }
+    }
 }

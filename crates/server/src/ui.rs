@@ -16,7 +16,7 @@
 //!   `unsafe-inline`, `nosniff`, `frame-ancestors 'none'`/`X-Frame-Options: DENY`,
 //!   `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
 use crate::app::App;
-use crate::auth::read_body;
+use crate::auth::{cross_site, read_body};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -199,13 +199,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A browser's own word that a request comes from another site.
-fn cross_site(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| !matches!(v, "same-origin" | "none"))
-}
-
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
