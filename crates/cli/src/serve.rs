@@ -43,8 +43,8 @@ Configuration (TOML; every key optional):
   default = \"en\"
   [server]
   max_body_bytes = 1048576                    # larger requests get 413
-  request_timeout_seconds = 60                # HTTPS: a stalled request is cut off
-  idle_timeout_seconds = 960                  # HTTPS: idle keep-alive connections close
+  request_timeout_seconds = 60                # a stalled request is cut off
+  idle_timeout_seconds = 960                  # idle keep-alive connections close
   [api]
   token_lifetime = 3600                       # /auth/request-token bearer tokens, seconds
   [store]                                     # default: the embedded store in --data-dir

@@ -360,9 +360,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (scheme, fingerprint, cert_generated, task) = match serving {
         Serving::Plain(l) => {
             let mut rx2 = rx.clone();
-            let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
+            // `tap_io` (a no-op here) is what gives a custom listener axum's `ConnectInfo`.
+            let l = axum::serve::ListenerExt::tap_io(
+                watchdog::GuardedListener::new(l, opts.config.connection_limits),
+                |_| {},
+            );
             let task = tokio::spawn(async move {
                 axum::serve(l, router)
                     .with_graceful_shutdown(async move {

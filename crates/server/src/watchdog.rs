@@ -1,5 +1,6 @@
 //! Connection timeouts against clients that hold connections without finishing requests
-//! (slowloris): an HTTPS connection is closed when it makes no progress for too long.
+//! (slowloris): a connection (HTTPS, or plain HTTP with `serve --http`) is closed when it
+//! makes no progress for too long.
 //!
 //! - **In a request** (HTTP/1: bytes have arrived since the last response was written, or a
 //!   response is waiting for the client to read it): [`Limits::request`], 60 s by default,
@@ -226,6 +227,35 @@ where
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             Ok((Guarded::new(tls, limits, h2), service))
         })
+    }
+}
+
+/// Plain HTTP (`serve --http`): TCP connections under the same [`Limits`], with
+/// `TCP_NODELAY`. Plain HTTP/2 (prior knowledge) is not told apart: it gets HTTP/1's limits.
+pub struct GuardedListener {
+    inner: tokio::net::TcpListener,
+    limits: Limits,
+}
+
+impl GuardedListener {
+    pub fn new(inner: tokio::net::TcpListener, limits: Limits) -> Self {
+        Self { inner, limits }
+    }
+}
+
+impl axum::serve::Listener for GuardedListener {
+    type Io = Guarded<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // axum's own loop for a TCP listener: it waits out errors such as EMFILE.
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let _ = tcp.set_nodelay(true);
+        (Guarded::new(tcp, self.limits, false), addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
     }
 }
 

@@ -579,6 +579,55 @@ async fn stalled_requests_and_idle_connections_are_closed_in_time() {
     );
 }
 
+/// `serve --http` (for tests) has the same limits: a stalled request is cut off, and an
+/// idle connection stays until its own limit.
+#[tokio::test]
+async fn plain_http_connections_have_the_same_limits() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let running = vsess_server::start(vsess_server::Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        config: vsess_server::Config::parse(
+            "[server]\nrequest_timeout_seconds = 1\nidle_timeout_seconds = 3",
+        )
+        .unwrap(),
+        transport: vsess_server::Transport::PlainHttp,
+    })
+    .await
+    .unwrap();
+    let addr = running.url.trim_start_matches("http://").to_owned();
+    let closed_after = |mut tcp: tokio::net::TcpStream| async move {
+        let t0 = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut buf)).await;
+        (t0.elapsed(), buf)
+    };
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (took, _) = closed_after(tcp).await;
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "a stalled request over plain HTTP was closed after {took:?}"
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let (took, _) = closed_after(tcp).await;
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(6),
+        "an idle plain connection was closed after {took:?}"
+    );
+    running.shutdown().await.unwrap();
+}
+
 /// An HTTP/2 connection to the kit's server, trusting its generated certificate.
 async fn h2_connect(kit: &Kit) -> h2::client::SendRequest<bytes::Bytes> {
     let tls = tls_connect(kit, b"h2").await;
