@@ -139,15 +139,13 @@ impl Directory {
                 })
                 .map_err(|e| Failure::runtime(e.to_string())),
             Directory::Redis(s, rt) => {
-                let mut user = self
-                    .get(name.as_str())?
-                    .ok_or_else(|| Failure::runtime(missing()))?;
-                user.password_hash = hash;
-                if let Some(r) = role {
-                    user.role = r;
-                }
                 let done = rt
-                    .block_on(s.update_user(&user))
+                    .block_on(s.modify_user(name.as_str(), |user| {
+                        user.password_hash.clone_from(&hash);
+                        if let Some(r) = role {
+                            user.role = r;
+                        }
+                    }))
                     .map_err(|e| Failure::runtime(e.to_string()))?;
                 if done {
                     Ok(())
@@ -171,12 +169,10 @@ impl Directory {
                 })
                 .map_err(|e| Failure::runtime(e.to_string())),
             Directory::Redis(s, rt) => {
-                let mut user = self
-                    .get(name.as_str())?
-                    .ok_or_else(|| Failure::runtime(missing()))?;
-                user.unlocks = user.unlocks.wrapping_add(1);
                 let done = rt
-                    .block_on(s.update_user(&user))
+                    .block_on(s.modify_user(name.as_str(), |user| {
+                        user.unlocks = user.unlocks.wrapping_add(1);
+                    }))
                     .map_err(|e| Failure::runtime(e.to_string()))?;
                 if done {
                     Ok(())

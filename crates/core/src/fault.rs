@@ -126,7 +126,7 @@ impl From<crate::store::StoreError> for Fault {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::Unavailable(m) => Fault::Unavailable(format!(
-                "The session store is unavailable: {m}. The request was not carried out; retry when the store is back."
+                "The session store is unavailable: {m}. The request may not have taken effect (a store that did not answer in time may still carry it out); retry when the store is back."
             )),
             e => Fault::SystemError(format!("The session store failed: {e}")),
         }

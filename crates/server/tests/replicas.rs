@@ -188,12 +188,10 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
     // Replicas of earlier versions hear of changes on P:events.
     let published = redis.command_calls("publish");
     // A role change made through another handle applies to B's very next call.
-    let mut u = vsess_core::Store::get_user(&h, ADMIN.0)
+    assert!(h
+        .modify_user(ADMIN.0, |u| u.role = Role::ReadOnly)
         .await
-        .unwrap()
-        .unwrap();
-    u.role = Role::ReadOnly;
-    assert!(h.update_user(&u).await.unwrap());
+        .unwrap());
     let (s, body, _) = r.soap(1, &fetch("sessionList"), Some(&admin)).await;
     assert_eq!((s, fault_type(&body)), (500, "NoPermission"), "{body}");
     assert_eq!(redis.command_calls("publish"), published + 1);
@@ -235,6 +233,10 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
         .collect();
     assert_eq!(names, vec![ADMIN.0.to_owned()]);
     // A first-run bootstrap (`only_if_empty`) counts users, not the token.
+    let u = vsess_core::Store::get_user(&h, ADMIN.0)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!h.add_user(&u, true).await.unwrap(), "a user exists");
     assert!(h.remove_user(ADMIN.0).await.unwrap());
     assert!(h.add_user(&u, true).await.unwrap(), "no user is left");
@@ -254,6 +256,40 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
         assert!(Instant::now() < deadline, "the cache never let go");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A change is a compare-and-set: when the record changes between the read and the
+    // write (here: the name re-added as another account, by another process), the change
+    // is applied to the new record, not written over it.
+    assert!(h.add_user(&u, false).await.unwrap());
+    let mut seen = Vec::new();
+    assert!(h
+        .modify_user(ADMIN.0, |u| {
+            seen.push(u.id.clone());
+            if seen.len() == 1 {
+                let mut other = u.clone();
+                other.id = "another-account".into();
+                other.full_name = "Re-added".into();
+                redis.cli(&[
+                    "hset",
+                    "t:users",
+                    ADMIN.0,
+                    &serde_json::to_string(&other).unwrap(),
+                ]);
+            }
+            u.role = Role::Admin;
+        })
+        .await
+        .unwrap());
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1], "another-account");
+    let u = vsess_core::Store::get_user(&h, ADMIN.0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (u.id.as_str(), u.full_name.as_str(), u.role),
+        ("another-account", "Re-added", Role::Admin)
+    );
+    assert!(!h.modify_user("nobody@vsphere.local", |_| {}).await.unwrap());
 }
 
 /// A user's sessions are found through that user's own set, which follows logins,

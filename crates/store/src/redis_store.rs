@@ -268,9 +268,10 @@ if redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 return 1",
             ),
-            // KEYS[1] users, KEYS[2] generation; ARGV new token, name, json
+            // KEYS[1] users, KEYS[2] generation; ARGV new token, name, json, the json it
+            // replaces (a compare-and-set: 0 if the record is gone or not that one)
             update_user: Script::new(
-                r"if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
+                r"if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[1])
 return 1",
@@ -587,6 +588,8 @@ impl RedisStore {
         if let Some(advice) = credential_advice(&e) {
             StoreError::Io(format!("{msg}; {advice}"))
         } else if e.is_io_error()
+            // Redis restarting (loading its dataset), a cluster failing over: retry later.
+            || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN"))
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
@@ -872,11 +875,35 @@ impl RedisStore {
         self.user_script(&self.inner.scripts.add_user, args).await
     }
 
-    /// Replaces an existing user; returns false if there is none.
-    pub async fn update_user(&self, user: &User) -> StoreResult<bool> {
-        let args = vec![user.name.as_str().to_owned(), to_json(user)?];
-        self.user_script(&self.inner.scripts.update_user, args)
-            .await
+    /// Changes an existing user with `change`; returns false if there is none. The
+    /// record is written back only if it is still the one `change` saw: a change made in
+    /// between (a `vsess user passwd` of another process, or the name removed and added
+    /// again) is not overwritten; the record is read again and `change` applied to it.
+    pub async fn modify_user(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut User),
+    ) -> StoreResult<bool> {
+        for _ in 0..32 {
+            let raw: Option<String> = self
+                .query(redis::cmd("HGET").arg(self.users_key()).arg(name))
+                .await?;
+            let Some(raw) = raw else {
+                return Ok(false);
+            };
+            let mut user: User = serde_json::from_str(&raw).map_err(|e| corrupt("user", e))?;
+            change(&mut user);
+            let args = vec![name.to_owned(), to_json(&user)?, raw];
+            if self
+                .user_script(&self.inner.scripts.update_user, args)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "user {name} kept changing while this change was made; try again"
+        )))
     }
 
     /// Removes a user; their sessions end on their next request, on every replica. Their
