@@ -48,6 +48,9 @@ struct Inner {
     lines: u64,
     /// An append failed: changes are refused until [`LogTail::probe`] succeeds.
     log_failed: bool,
+    /// A compaction failed (a full disk): the next is not tried before then, since each
+    /// try writes the whole state under the lock.
+    compact_after: Option<std::time::Instant>,
 }
 
 pub struct EmbeddedStore {
@@ -241,14 +244,28 @@ impl EmbeddedStore {
         let users = UserFile::open(dir)?;
         let log_path = dir.join(LOG);
         let (state, report) = replay(&log_path)?;
+        // The corrupt lines are dropped by the rewrite below only once a copy of the log
+        // holds them (they may be a later version's records).
+        let mut backed_up = true;
         if report.corrupt_lines > 0 {
             let keep = dir.join(format!("{LOG}.corrupt-{}", Utc::now().timestamp()));
-            fs::copy(&log_path, &keep).map_err(|e| io("cannot back up", &log_path, e))?;
-            tracing::warn!(
-                corrupt_lines = report.corrupt_lines,
-                backup = %keep.display(),
-                "the session log had corrupt lines; they were skipped and the original was kept"
-            );
+            match fs::copy(&log_path, &keep) {
+                Ok(_) => tracing::warn!(
+                    corrupt_lines = report.corrupt_lines,
+                    backup = %keep.display(),
+                    "the session log had corrupt lines; they were skipped and the original was kept"
+                ),
+                Err(e) => {
+                    let _ = fs::remove_file(&keep);
+                    backed_up = false;
+                    tracing::warn!(
+                        corrupt_lines = report.corrupt_lines,
+                        "the session log had corrupt lines; they were skipped, and stay in it \
+                         since it could not be copied to {}: {e}",
+                        keep.display()
+                    );
+                }
+            }
         }
         if report.torn_tail {
             tracing::warn!(
@@ -280,6 +297,7 @@ impl EmbeddedStore {
                 dirty: HashMap::new(),
                 lines: report.lines,
                 log_failed: false,
+                compact_after: None,
             }),
             syncer,
             durability: options.durability,
@@ -288,13 +306,27 @@ impl EmbeddedStore {
         };
         // Rewrite the log only when it is damaged or mostly dead records: with a million
         // live sessions a needless rewrite would double the time to serving.
+        // The rewrite is tidying, not repair: appends go after the last whole record, and
+        // a start after a crash on a full disk must not fail for want of room to tidy.
         let live = store.lock().state.snapshot_len();
-        if report.torn_tail
-            || report.unterminated
-            || report.corrupt_lines > 0
-            || report.lines > 2 * live as u64 + 1000
+        if backed_up
+            && (report.torn_tail
+                || report.unterminated
+                || report.corrupt_lines > 0
+                || report.lines > 2 * live as u64 + 1000)
         {
-            store.compact()?;
+            if let Err(e) = store.compact() {
+                tracing::warn!("the session log was not rewritten ({e}); serving from it as it is");
+                if report.torn_tail || report.unterminated {
+                    // The next record must start a line of its own: the torn bytes then
+                    // make one corrupt line, skipped (and kept) by the next start.
+                    store
+                        .lock()
+                        .log
+                        .append(b"\n")
+                        .map_err(|e| io("cannot append to", &log_path, e))?;
+                }
+            }
         }
         Ok(store)
     }
@@ -439,11 +471,18 @@ impl EmbeddedStore {
                     .written
                     .fetch_add(muts.len() as u64, std::sync::atomic::Ordering::SeqCst);
             }
-            g.lines > 100_000 && g.lines > 4 * g.state.session_count() as u64
+            g.lines > 100_000
+                && g.lines > 4 * g.state.session_count() as u64
+                && g.compact_after
+                    .is_none_or(|t| std::time::Instant::now() >= t)
         };
         self.syncer.sync_to(self.syncer.written())?;
         if compact {
-            self.compact()?;
+            if let Err(e) = self.compact() {
+                self.lock().compact_after =
+                    Some(std::time::Instant::now() + std::time::Duration::from_secs(60));
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -2065,6 +2104,40 @@ mod tests {
         assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
         assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_some());
         assert_eq!(corrupt_backups(dir.path()), 0);
+    }
+
+    /// A start whose log wants a rewrite (here: a crash's torn tail) serves from the log
+    /// as it is when the rewrite cannot be written (a full disk), and loses nothing.
+    #[tokio::test]
+    async fn a_start_that_cannot_rewrite_its_log_serves_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let (_, b) = rec(now);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.close().unwrap();
+        }
+        let log = dir.path().join(LOG);
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"{\"op\":\"put_sess").unwrap();
+        drop(f);
+        // The rewrite's temporary file cannot be created.
+        fs::create_dir(dir.path().join(format!("{LOG}.tmp"))).unwrap();
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+            assert!(s.insert_session(b.clone(), 10).await.unwrap());
+            s.close().unwrap();
+        }
+        fs::remove_dir(dir.path().join(format!("{LOG}.tmp"))).unwrap();
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        for r in [&a, &b] {
+            assert!(s.session_by_key(r.key.as_str()).await.unwrap().is_some());
+        }
+        // The torn bytes were one corrupt line; this start rewrote the log without it.
+        assert_eq!(corrupt_backups(dir.path()), 1);
     }
 
     /// Touches a failed flush could not write are written by the next one.
