@@ -39,6 +39,10 @@ struct Cache {
     users: BTreeMap<String, User>,
     /// When the file was last checked.
     checked: Option<std::time::Instant>,
+    /// The file as it was when it last failed to read (`None`: it was gone) after a good
+    /// read: the users of that read are served meanwhile, and the same bad file is not
+    /// read again.
+    rejected: Option<Option<Stamp>>,
 }
 
 pub struct UserFile {
@@ -172,11 +176,35 @@ impl UserFile {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.checked = Some(std::time::Instant::now());
         c.generation = generation;
-        if c.stamp == stamp && stamp.is_some() {
+        if c.stamp == stamp && stamp.is_some() || c.rejected == Some(stamp) {
             return Ok(());
         }
-        c.users = self.read_doc()?;
-        c.stamp = stamp;
+        // Once the file has been read, a missing or broken file (a hand edit half done,
+        // a restore under way) keeps the users of the last good read: treating it as "no
+        // users" would end every session for good.
+        let had = c.stamp.is_some();
+        let kept = |c: &Cache, why: &dyn std::fmt::Display| {
+            tracing::error!(
+                "{why}; serving the {} users last read from it until it is fixed",
+                c.users.len()
+            );
+        };
+        match (stamp, self.read_doc()) {
+            (None, Ok(_)) if had => {
+                kept(&c, &format_args!("{} is gone", self.path.display()));
+                c.rejected = Some(None);
+            }
+            (_, Ok(users)) => {
+                c.users = users;
+                c.stamp = stamp;
+                c.rejected = None;
+            }
+            (_, Err(e)) if had => {
+                kept(&c, &e);
+                c.rejected = Some(stamp);
+            }
+            (_, Err(e)) => return Err(e),
+        }
         Ok(())
     }
 
@@ -248,6 +276,37 @@ mod tests {
             Role::Admin,
             "$argon2id$x".into(),
         )
+    }
+
+    /// After a good read, a broken or missing file keeps the users last read (every
+    /// session would otherwise fail or end for good); a good file is read again.
+    #[test]
+    fn a_broken_or_missing_file_keeps_the_last_good_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = UserFile::open(dir.path()).unwrap();
+        server
+            .modify(|u| {
+                u.insert("a@b".into(), user("a@b"));
+                Ok(())
+            })
+            .unwrap();
+        let path = dir.path().join(FILE);
+        let good = fs::read(&path).unwrap();
+        fs::write(&path, b"{\"version\":1,\"users\":[").unwrap();
+        for _ in 0..2 {
+            assert!(server.get("a@b").unwrap().is_some(), "a broken file");
+        }
+        fs::remove_file(&path).unwrap();
+        assert!(server.get("a@b").unwrap().is_some(), "a missing file");
+        assert_eq!(server.list().unwrap().len(), 1);
+        // Fixed: read again, changes included.
+        let fixed = String::from_utf8(good).unwrap().replace("a@b", "c@d");
+        fs::write(&path, fixed).unwrap();
+        assert!(server.get("a@b").unwrap().is_none());
+        assert!(server.get("c@d").unwrap().is_some());
+        // A handle that never read a good file still refuses a broken one.
+        fs::write(&path, b"nonsense").unwrap();
+        assert!(UserFile::open(dir.path()).is_err());
     }
 
     #[test]
