@@ -100,8 +100,12 @@ pub fn load_or_generate(
                 .map_err(|e| format!("cannot generate a certificate: {e}"))?;
                 write_private_atomic(&k, ck.signing_key.serialize_pem().as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", k.display()))?;
-                write_private_atomic(&c, ck.cert.pem().as_bytes())
-                    .map_err(|e| format!("cannot write {}: {e}", c.display()))?;
+                if let Err(e) = write_private_atomic(&c, ck.cert.pem().as_bytes()) {
+                    // A lone key would block every later start (see above); this one was
+                    // never served.
+                    let _ = std::fs::remove_file(&k);
+                    return Err(format!("cannot write {}: {e}", c.display()));
+                }
                 true
             };
             (c, k, generated)
@@ -312,6 +316,22 @@ mod tests {
         // Garbage is not a date.
         assert_eq!(validity(b"\x30\x03\x30\x01\x00"), None);
         assert_eq!(validity(b""), None);
+    }
+
+    /// A generated pair whose certificate cannot be written leaves no lone key behind
+    /// (it would block every later start).
+    #[test]
+    fn a_pair_half_written_is_not_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir
+            .path()
+            .join(format!(".{CERT_FILE}.tmp-{}", std::process::id()));
+        std::fs::create_dir(&blocker).unwrap();
+        let err = load_or_generate(dir.path(), None, None).unwrap_err();
+        assert!(err.contains(CERT_FILE), "{err}");
+        assert!(!dir.path().join(KEY_FILE).exists());
+        std::fs::remove_dir(&blocker).unwrap();
+        assert!(load_or_generate(dir.path(), None, None).unwrap().generated);
     }
 
     #[test]

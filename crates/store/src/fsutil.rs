@@ -59,7 +59,7 @@ fn write_private(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -70,8 +70,13 @@ fn write_private(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
         if durable {
             f.sync_all()?;
         }
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A full disk must not also keep the part written.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     if durable {
         sync_dir(dir)?;
     }
@@ -80,4 +85,25 @@ fn write_private(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that fails leaves no temporary file holding the space a full disk needs.
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The rename fails: the target is a directory that is not empty.
+        let target = dir.path().join("users.json");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("x"), b"x").unwrap();
+        assert!(write_private_atomic(&target, b"data").is_err());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("users.json")]);
+    }
 }
