@@ -387,7 +387,12 @@ impl EmbeddedStore {
             return Ok((out, None));
         }
         if let Err(e) = append(&mut g, &muts) {
-            let e = io("cannot append to", &self.dir.join(LOG), e);
+            // The same answer as the changes refused after it (`writable`): the change was
+            // undone, and the store takes changes again once the file does.
+            let e = StoreError::Unavailable(format!(
+                "cannot write to {}: {e}; changes are refused until it can be written (free disk space)",
+                self.dir.join(LOG).display()
+            ));
             self.rewind_to_log(&mut g);
             return Err(e);
         }
@@ -2077,7 +2082,9 @@ mod tests {
             let before = s.lock().log.len();
             // Half of B's line reaches the file before the disk fills.
             s.lock().log.fail_writes(Some(40));
-            assert!(s.insert_session(b.clone(), 10).await.is_err());
+            // Unavailable (503, retry), as every change refused after it.
+            let e = s.insert_session(b.clone(), 10).await.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
             assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
             assert_eq!(s.list_sessions().await.unwrap().len(), 1);
             // The touch not yet written survived the reload.
