@@ -51,6 +51,13 @@ struct Inner {
     /// A compaction failed (a full disk): the next is not tried before then, since each
     /// try writes the whole state under the lock.
     compact_after: Option<std::time::Instant>,
+    /// A compaction replaced the file but could not open the new one (its data this many
+    /// bytes long): `log` still writes to the replaced file, which is gone from the
+    /// directory, so nothing may be appended until the new one is open.
+    reopen: Option<u64>,
+    /// Makes [`EmbeddedStore::switch_log`] fail, as a lack of file descriptors would.
+    #[cfg(test)]
+    fail_switch: bool,
 }
 
 pub struct EmbeddedStore {
@@ -298,6 +305,9 @@ impl EmbeddedStore {
                 lines: report.lines,
                 log_failed: false,
                 compact_after: None,
+                reopen: None,
+                #[cfg(test)]
+                fail_switch: false,
             }),
             syncer,
             durability: options.durability,
@@ -357,6 +367,14 @@ impl EmbeddedStore {
 
     /// After a failed append, whether the log takes writes again (probing it).
     fn writable(&self, g: &mut Inner) -> StoreResult<()> {
+        if let Some(len) = g.reopen {
+            self.switch_log(g, len).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "{e}; changes are refused until the compacted log can be opened"
+                ))
+            })?;
+            g.reopen = None;
+        }
         if g.log_failed {
             g.log.probe().map_err(|e| {
                 StoreError::Unavailable(format!(
@@ -431,6 +449,23 @@ impl EmbeddedStore {
         Ok(out)
     }
 
+    /// Points appends and the background fsync at the file now named `LOG`, whose data is
+    /// `len` bytes long.
+    fn switch_log(&self, g: &mut Inner, len: u64) -> StoreResult<()> {
+        let path = self.dir.join(LOG);
+        #[cfg(test)]
+        if g.fail_switch {
+            return Err(io("cannot open", &path, io::Error::other("test")));
+        }
+        let log = open_log(&path, len)?;
+        let sync = log
+            .try_clone_file()
+            .map_err(|e| io("cannot open", &path, e))?;
+        g.log = log;
+        *self.syncer.file.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(sync);
+        Ok(())
+    }
+
     /// After a failed append: replaces the state with what the log holds (plus the touches
     /// not yet written, which the state already had), and refuses changes until the log
     /// takes writes again.
@@ -461,6 +496,8 @@ impl EmbeddedStore {
         let compact = {
             let mut g = self.lock();
             if !g.dirty.is_empty() {
+                // Not into a log that failed or was replaced (the touches stay pending).
+                self.writable(&mut g)?;
                 let muts: Vec<Mutation> = g.dirty.drain().map(|(_, m)| m).collect();
                 if let Err(e) = append(&mut g, &muts) {
                     // The touches are in the state already; keep them for the next flush.
@@ -542,15 +579,13 @@ impl EmbeddedStore {
             }
         };
         g.dirty.clear();
-        // The snapshot is the log now: appends must go to it even if the directory sync
-        // below fails.
-        g.log = open_log(&path, buf_len)?;
         g.lines = snapshot.len() as u64;
-        let sync = g
-            .log
-            .try_clone_file()
-            .map_err(|e| io("cannot open", &path, e))?;
-        *self.syncer.file.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(sync);
+        // The snapshot is the log now: appends must go to it even if the directory sync
+        // below fails, and none may go to the replaced file.
+        if let Err(e) = self.switch_log(&mut g, buf_len) {
+            g.reopen = Some(buf_len);
+            return Err(e);
+        }
         sync_dir(&self.dir).map_err(|e| io("cannot sync", &self.dir, e))?;
         // Everything appended so far is in the fsynced snapshot.
         let written = self.syncer.written();
@@ -2145,6 +2180,40 @@ mod tests {
         }
         // The torn bytes were one corrupt line; this start rewrote the log without it.
         assert_eq!(corrupt_backups(dir.path()), 1);
+    }
+
+    /// A compaction that replaced the file but could not open the new one appends
+    /// nothing to the replaced file (gone from the directory: a restart would lose it);
+    /// changes are refused until the new one opens.
+    #[tokio::test]
+    async fn nothing_is_appended_to_a_log_a_compaction_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let (_, b) = rec(now);
+        let (_, c) = rec(now);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.lock().fail_switch = true;
+            assert!(s.compact().is_err());
+            let e = s.insert_session(b.clone(), 10).await.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            s.touch_session(&a.digest, now + Duration::seconds(3))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(s.flush().is_err(), "the touch waits");
+            assert!(s.health().is_err());
+            s.lock().fail_switch = false;
+            assert!(s.insert_session(c.clone(), 10).await.unwrap());
+            s.close().unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let a = s.session_by_key(a.key.as_str()).await.unwrap().unwrap();
+        assert_eq!(a.last_active_time, now + Duration::seconds(3));
+        assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
+        assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_some());
     }
 
     /// Touches a failed flush could not write are written by the next one.
