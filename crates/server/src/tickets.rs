@@ -42,8 +42,22 @@ impl TicketDir {
     }
 }
 
+/// The most ticket files that may wait to be used at once. Every caller that looks local
+/// may ask for tickets (behind a proxy on the same host: every caller), each one a file
+/// written and fsynced; unused ones go only when they expire.
+pub const MAX_LIVE_TICKETS: usize = 1024;
+
 impl LocalTicketSink for TicketDir {
     fn write(&self, _user: &str, secret: &str) -> Result<String, String> {
+        let live = fs::read_dir(&self.dir)
+            .map_err(|e| e.to_string())?
+            .take(MAX_LIVE_TICKETS)
+            .count();
+        if live >= MAX_LIVE_TICKETS {
+            return Err(format!(
+                "{MAX_LIVE_TICKETS} local tickets are waiting to be used; try again when some have been used or have expired"
+            ));
+        }
         let path = self.dir.join(random_hex(12));
         let mut f = OpenOptions::new()
             .write(true)
@@ -68,6 +82,19 @@ impl LocalTicketSink for TicketDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_tickets_are_capped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = TicketDir::new(tmp.path()).unwrap();
+        let paths: Vec<String> = (0..MAX_LIVE_TICKETS)
+            .map(|_| dirs.write("u", "s").unwrap())
+            .collect();
+        let err = dirs.write("u", "s").unwrap_err();
+        assert!(err.contains("waiting to be used"), "{err}");
+        dirs.remove(&paths[0]);
+        assert!(dirs.write("u", "s").is_ok(), "a used ticket makes room");
+    }
 
     #[test]
     fn ticket_paths_are_absolute_whatever_the_data_dir_was_given_as() {
