@@ -117,7 +117,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// your sessions on vsess, vcsim or vCenter, cached like govc's.
 ///
 /// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 cannot
-/// connect, 4 TLS verification failed, 5 authentication failed or not logged in.
+/// connect or no answer in time, 4 TLS verification failed, 5 authentication failed or not
+/// logged in.
 #[derive(Parser)]
 #[command(name = "vsess", version, propagate_version = true)]
 struct Cli {

@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use vsess_client::cache::Session;
 use vsess_client::selfservice::{ListQuery, SelfService, SessionDetail};
-use vsess_client::tls::Tls;
+use vsess_client::tls::{Timeouts, Tls};
 use vsess_client::vsphere::{url_credentials, Client};
 use vsess_client::Error;
 
@@ -41,13 +41,23 @@ pub struct Conn {
     /// $GOVC_TLS_CA_CERTS).
     #[arg(long)]
     ca_certs: Option<PathBuf>,
+    /// Give up opening a connection (TCP connect and TLS handshake) after this long:
+    /// 10s by default, as govc. Also $VSESS_CONNECT_TIMEOUT, then govc's
+    /// $GOVC_TLS_HANDSHAKE_TIMEOUT. A duration with its unit: 500ms, 10s, 1m.
+    #[arg(long, value_name = "DURATION")]
+    connect_timeout: Option<String>,
+    /// Give up on a request the server has not answered after this long: 60s by default
+    /// (also $VSESS_TIMEOUT). A duration with its unit: 30s, 2m.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
 }
 
 /// The session commands' exit codes, for each one's `--help`.
 macro_rules! exit_codes {
     () => {
-        "Exit codes: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 TLS verification failed,
-5 authentication failed or not logged in."
+        "Exit codes: 0 ok, 1 failure, 2 bad usage, 3 cannot connect or no answer in time (see
+--connect-timeout, --timeout), 4 TLS verification failed, 5 authentication failed or not
+logged in."
     };
 }
 
@@ -196,6 +206,16 @@ pub fn failure(e: Error) -> Failure {
             EXIT_CONNECTION,
             " (is the server running and the URL right?)",
         ),
+        Error::Timeout {
+            connecting: true, ..
+        } => (
+            EXIT_CONNECTION,
+            " (a slow network? raise the limit with --connect-timeout or $VSESS_CONNECT_TIMEOUT)",
+        ),
+        Error::Timeout { .. } => (
+            EXIT_CONNECTION,
+            " (is it overloaded or hung? raise the limit with --timeout or $VSESS_TIMEOUT)",
+        ),
         Error::Tls { .. } => (EXIT_TLS, ""),
         Error::Authentication(_) => (
             EXIT_AUTH,
@@ -272,6 +292,7 @@ impl Conn {
                     .and_then(|c| c.ca_certs.clone())
             });
         let mut session = Session::new(&raw, insecure).map_err(failure)?;
+        session.timeouts = self.timeouts()?;
         if let Some(user) = self
             .user
             .clone()
@@ -298,6 +319,39 @@ impl Conn {
                 thumbprint,
                 ca_certs,
             },
+        })
+    }
+
+    /// The timeouts from the flags, the environment, or the SDK's defaults.
+    fn timeouts(&self) -> Result<Timeouts, Failure> {
+        let pick = |flag: &Option<String>, flag_name: &str, vars: &[&str]| {
+            let (value, from) = match flag {
+                Some(v) => (v.clone(), flag_name.to_owned()),
+                None => match vars
+                    .iter()
+                    .find_map(|n| env(&[n]).map(|v| (v, format!("${n}"))))
+                {
+                    Some(found) => found,
+                    None => return Ok(None),
+                },
+            };
+            parse_timeout(&value).map(Some).ok_or_else(|| {
+                Failure::usage(format!(
+                    "{from} '{value}' is not a duration: give a positive number with its unit, \
+                     e.g. 500ms, 10s or 2m"
+                ))
+            })
+        };
+        let defaults = Timeouts::default();
+        Ok(Timeouts {
+            connect: pick(
+                &self.connect_timeout,
+                "--connect-timeout",
+                &["VSESS_CONNECT_TIMEOUT", "GOVC_TLS_HANDSHAKE_TIMEOUT"],
+            )?
+            .unwrap_or(defaults.connect),
+            request: pick(&self.timeout, "--timeout", &["VSESS_TIMEOUT"])?
+                .unwrap_or(defaults.request),
         })
     }
 
@@ -401,6 +455,38 @@ fn save_current(c: &Current) {
     if let Ok(data) = serde_json::to_vec_pretty(c) {
         let _ = vsess_store::write_private_atomic(&path, &data);
     }
+}
+
+/// A timeout as Go writes durations (`GOVC_TLS_HANDSHAKE_TIMEOUT`): numbers with units
+/// `ms`, `s`, `m`, `h`, e.g. `500ms`, `1.5s`, `1m30s`. A bare number is refused: its unit
+/// would be a guess. Zero (which would mean no limit to reqwest's caller) is refused too.
+fn parse_timeout(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..n_len].parse().ok()?;
+        rest = &rest[n_len..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (0.001, 2)
+        } else if rest.starts_with('s') {
+            (1.0, 1)
+        } else if rest.starts_with('m') {
+            (60.0, 1)
+        } else if rest.starts_with('h') {
+            (3600.0, 1)
+        } else {
+            return None;
+        };
+        rest = &rest[len..];
+        total += n * unit;
+    }
+    (total > 0.0 && total <= 365.0 * 86_400.0).then(|| std::time::Duration::from_secs_f64(total))
 }
 
 /// Compact idle time: `42s`, `5m03s`, `2h01m`, `3d04h`.
@@ -747,13 +833,14 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
         }
         SessionCommand::Logout { conn } => {
             let r = conn.resolve(None)?;
-            let client = Client::connect(
+            let client = Client::connect_with(
                 r.session.url.as_str(),
                 if r.session.insecure {
                     Tls::Insecure
                 } else {
                     r.session.tls.clone()
                 },
+                r.session.timeouts,
             )
             .await
             .map_err(failure)?;
@@ -859,6 +946,41 @@ mod tests {
             message: String::new(),
         });
         assert_eq!(f.code, 1);
+    }
+
+    #[test]
+    fn timeouts_need_a_unit_and_read_like_go_durations() {
+        use std::time::Duration;
+        assert_eq!(parse_timeout("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_timeout("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("1.5s"), Some(Duration::from_millis(1500)));
+        for bad in ["10", "", "0s", "ten", "10x", "s", "-1s", "1e3s"] {
+            assert_eq!(parse_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_timeout_exits_like_an_unreachable_server_and_names_its_knob() {
+        let f = failure(Error::Timeout {
+            url: "https://127.0.0.1:1/sdk".into(),
+            connecting: true,
+            after: Some(std::time::Duration::from_secs(10)),
+        });
+        assert_eq!(f.code, EXIT_CONNECTION);
+        assert!(
+            f.message.contains("no answer from 127.0.0.1:1 within 10 s")
+                && f.message.contains("--connect-timeout"),
+            "{}",
+            f.message
+        );
+        let f = failure(Error::Timeout {
+            url: "https://127.0.0.1:1/sdk".into(),
+            connecting: false,
+            after: Some(std::time::Duration::from_secs(60)),
+        });
+        assert_eq!(f.code, EXIT_CONNECTION);
+        assert!(f.message.contains("--timeout"), "{}", f.message);
     }
 
     #[test]

@@ -616,3 +616,90 @@ fn a_lockout_is_logged_once_and_vsess_user_unlock_ends_it() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `vsess` with a clean environment and its own homes under `home`; returns the exit
+/// code, stdout and stderr.
+fn vsess_in(
+    home: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: &str,
+) -> (Option<i32>, String, String) {
+    let mut c = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("GOVMOMI_HOME", home.join("govmomi"))
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = c.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = c.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A server that accepts connections and never answers: the session commands give up
+/// after their timeouts with exit 3 and say who did not answer, and how long was waited.
+#[test]
+fn a_server_that_never_answers_times_out_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let https = format!("https://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let (code, _, err) = vsess_in(
+        dir.path(),
+        &[
+            "login",
+            &https,
+            "-k",
+            "-u",
+            "a@b",
+            "--connect-timeout",
+            "300ms",
+        ],
+        &[("VSESS_PASSWORD", "pw")],
+        "",
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains(&format!("no answer from 127.0.0.1:{port} within 300 ms"))
+            && err.contains("--connect-timeout"),
+        "{err}"
+    );
+    // Plain HTTP connects at once; the request then waits for the request timeout, set
+    // here from the environment.
+    let (code, _, err) = vsess_in(
+        dir.path(),
+        &["ls", "--url", &format!("http://a%40b:pw@127.0.0.1:{port}")],
+        &[("VSESS_TIMEOUT", "400ms")],
+        "",
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("within 400 ms") && err.contains("--timeout"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // A duration needs its unit.
+    let (code, _, err) = vsess_in(
+        dir.path(),
+        &["ls", "--url", &https, "-k", "--timeout", "30"],
+        &[],
+        "",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--timeout '30'") && err.contains("10s"),
+        "{err}"
+    );
+    drop(silent);
+}

@@ -36,7 +36,7 @@
 //! session in the cache is never replaced; only a dead one (or none) is. govmomi's cache
 //! is written only by its `Login`, and govc never logs in again by itself.
 use crate::error::{Error, Result};
-use crate::tls::Tls;
+use crate::tls::{Timeouts, Tls};
 use crate::vsphere::{url_credentials, Client};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -80,6 +80,10 @@ pub struct Session {
     pub reauth: bool,
     /// TLS settings when not insecure (default: verify).
     pub tls: Tls,
+    /// How long the clients it makes wait for the server (default: 10 s to connect,
+    /// 60 s per request). [`Session::login`] holds the cache's lock while it talks to the
+    /// server, so these also bound how long other processes wait for it.
+    pub timeouts: Timeouts,
     /// `host[:port]` exactly as [`Session::new`] was given it. `url` lowercases the host
     /// and drops a default port; Go's net/url, and so govc's cache key, keeps both.
     host_as_given: Option<String>,
@@ -243,6 +247,7 @@ impl Session {
             passthrough: false,
             reauth: false,
             tls: if insecure { Tls::Insecure } else { Tls::Verify },
+            timeouts: Timeouts::default(),
             host_as_given: host_as_given(&with_scheme).map(str::to_owned),
         })
     }
@@ -489,7 +494,12 @@ impl Session {
                 continue;
             };
             if hint.describes(&cookie) {
-                let client = Client::with_version(self.url.as_str(), self.tls(), &hint.version)?;
+                let client = Client::with_version_within(
+                    self.url.as_str(),
+                    self.tls(),
+                    &hint.version,
+                    self.timeouts,
+                )?;
                 client.set_session_id(Some(cookie));
                 return Ok(Some(Resumed {
                     client,
@@ -534,7 +544,9 @@ impl Session {
             client
         };
         if self.passthrough {
-            let client = with_creds(Client::connect(self.url.as_str(), self.tls()).await?);
+            let client = with_creds(
+                Client::connect_with(self.url.as_str(), self.tls(), self.timeouts).await?,
+            );
             return self.fresh_login(client, creds.clone()).await;
         }
         let _lock = self.lock(SOAP_PATH).await?;
@@ -546,8 +558,13 @@ impl Session {
                     .any(|c| h.describes(&c))
             });
             let client = match &known {
-                Some(h) => Client::with_version(self.url.as_str(), self.tls(), &h.version)?,
-                None => Client::connect(self.url.as_str(), self.tls()).await?,
+                Some(h) => Client::with_version_within(
+                    self.url.as_str(),
+                    self.tls(),
+                    &h.version,
+                    self.timeouts,
+                )?,
+                None => Client::connect_with(self.url.as_str(), self.tls(), self.timeouts).await?,
             };
             let client = with_creds(client);
             if let Some(login) = self.load(&client).await? {
@@ -557,7 +574,8 @@ impl Session {
                 return self.fresh_and_save(client, creds.clone()).await;
             }
         }
-        let client = with_creds(Client::connect(self.url.as_str(), self.tls()).await?);
+        let client =
+            with_creds(Client::connect_with(self.url.as_str(), self.tls(), self.timeouts).await?);
         self.fresh_and_save(client, creds.clone()).await
     }
 
@@ -764,7 +782,7 @@ impl Session {
     pub async fn login_rest(&self, soap: Option<&Client>) -> Result<(String, bool)> {
         let client = match soap {
             Some(c) => c.clone(),
-            None => Client::connect(self.url.as_str(), self.tls()).await?,
+            None => Client::connect_with(self.url.as_str(), self.tls(), self.timeouts).await?,
         };
         let _lock = if self.passthrough {
             None

@@ -5,9 +5,20 @@ use std::fmt;
 /// outcome.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The server could not be reached (DNS, refused, reset, timeout).
+    /// The server could not be reached (DNS, refused, reset).
     #[error("cannot connect to {url}: {message}")]
     Connection { url: String, message: String },
+    /// The server did not answer in time: opening the connection (TCP connect and TLS
+    /// handshake, `connecting`) or a whole request took longer than the client's
+    /// [`crate::tls::Timeouts`] (`after`, when known). Like [`Error::Connection`], the
+    /// server is not usable; unlike it, something accepted the connection or the packets
+    /// went nowhere, so the port, a firewall or a hung server are the suspects.
+    #[error("{}", timeout_message(url, *connecting, *after))]
+    Timeout {
+        url: String,
+        connecting: bool,
+        after: Option<std::time::Duration>,
+    },
     /// TLS failed: an untrusted or mismatched certificate, or a bad CA bundle.
     #[error("TLS error talking to {url}: {message}{}", tls_hint(message))]
     Tls { url: String, message: String },
@@ -80,6 +91,24 @@ impl Error {
     /// chain (a refused certificate, a pinned thumbprint's mismatch, a handshake the peer
     /// broke off with a TLS alert, a peer that does not speak TLS).
     pub fn from_reqwest(url: &str, e: &reqwest::Error) -> Self {
+        Self::from_reqwest_within(url, e, None)
+    }
+
+    /// [`Error::from_reqwest`] by a client with these timeouts, which a timeout error
+    /// then names.
+    pub(crate) fn from_reqwest_within(
+        url: &str,
+        e: &reqwest::Error,
+        timeouts: Option<crate::tls::Timeouts>,
+    ) -> Self {
+        if e.is_timeout() {
+            let connecting = e.is_connect();
+            return Error::Timeout {
+                url: url.to_owned(),
+                connecting,
+                after: timeouts.map(|t| if connecting { t.connect } else { t.request }),
+            };
+        }
         let message = chain(e);
         if is_tls(e) {
             Error::Tls {
@@ -97,6 +126,42 @@ impl Error {
                 message,
             }
         }
+    }
+}
+
+/// "no answer from HOST:PORT within 10 s ...", for [`Error::Timeout`].
+fn timeout_message(url: &str, connecting: bool, after: Option<std::time::Duration>) -> String {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port_or_known_default() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| url.to_owned());
+    let within = after
+        .map(|d| format!(" within {}", seconds(d)))
+        .unwrap_or_default();
+    if connecting {
+        format!(
+            "no answer from {host}{within} while connecting (TCP connect and TLS handshake): \
+             is the server up, and is this its port?"
+        )
+    } else {
+        format!("no answer from {host}{within} to a request to {url}: the server accepted the connection but did not answer in time")
+    }
+}
+
+/// `10 s`, `1.5 s`, `250 ms`.
+fn seconds(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs_f64())
     }
 }
 

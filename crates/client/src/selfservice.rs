@@ -174,7 +174,7 @@ impl SelfService {
             .basic_auth(user, Some(password))
             .send()
             .await
-            .map_err(|e| Error::from_reqwest(&url, &e))?;
+            .map_err(|e| client.transport_error(&url, &e))?;
         let v = Self::json_of(resp, &url, true).await?;
         let token = v["token"].as_str().ok_or_else(|| Error::Decode {
             url,
@@ -205,7 +205,9 @@ impl SelfService {
                 r.header("vmware-api-session-id", id)
             }
         };
-        r.send().await.map_err(|e| Error::from_reqwest(url, &e))
+        r.send()
+            .await
+            .map_err(|e| self.client.transport_error(url, &e))
     }
 
     /// Sends a request. With the client's session, a 401 (or no session at all) lets the
@@ -313,7 +315,7 @@ impl SelfService {
             .request(reqwest::Method::OPTIONS, &url)
             .send()
             .await
-            .map_err(|e| Error::from_reqwest(&url, &e))?;
+            .map_err(|e| self.client.transport_error(&url, &e))?;
         Ok(resp.status().is_success())
     }
 

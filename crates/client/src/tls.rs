@@ -257,11 +257,49 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// A reqwest client builder configured for `tls`, with the SDK's user agent.
+/// How long the SDK's HTTP clients wait for a server.
+///
+/// Without limits, a server that accepts a connection and never answers (a hung process,
+/// a firewall that swallows packets, a port forwarded to nothing) would block a call
+/// forever, and with it every process waiting for the session cache's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To open the connection: TCP connect and the TLS handshake. Default 10 s, Go's
+    /// `TLSHandshakeTimeout`, which govc uses (`GOVC_TLS_HANDSHAKE_TIMEOUT`).
+    pub connect: std::time::Duration,
+    /// For one whole request, from sending it to the end of the answer's body. Default
+    /// 60 s. govc has no such limit; vsess's server cuts off a request that makes no
+    /// progress for 60 s (`[server] request_timeout_seconds`).
+    pub request: std::time::Duration,
+}
+
+impl Timeouts {
+    pub const DEFAULT_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+    pub const DEFAULT_REQUEST: std::time::Duration = std::time::Duration::from_secs(60);
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Self::DEFAULT_CONNECT,
+            request: Self::DEFAULT_REQUEST,
+        }
+    }
+}
+
+/// A reqwest client builder configured for `tls`, with the SDK's user agent and the
+/// default [`Timeouts`].
 pub fn http_builder(tls: &Tls) -> Result<reqwest::ClientBuilder> {
+    http_builder_with(tls, Timeouts::default())
+}
+
+/// [`http_builder`] with the given timeouts.
+pub fn http_builder_with(tls: &Tls, timeouts: Timeouts) -> Result<reqwest::ClientBuilder> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("vsess-client/", env!("CARGO_PKG_VERSION")))
         .http1_only()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
         .tls_backend_preconfigured(client_config(tls)?))
 }
 

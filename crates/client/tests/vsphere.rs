@@ -900,3 +900,71 @@ async fn futures_all<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     }
     out
 }
+
+/// A server that accepts connections and never answers (a hung process, a port forwarded
+/// to nothing) makes every call fail with [`Error::Timeout`] after the client's timeouts,
+/// naming the host and the limit, instead of hanging; and the session cache's lock is
+/// released, so other users of the cache are not blocked for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out_clearly() {
+    use std::time::{Duration, Instant};
+    use vsess_client::tls::Timeouts;
+    // The kernel completes the TCP handshake for the backlog; nobody ever reads or writes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let timeouts = Timeouts {
+        connect: Duration::from_millis(300),
+        request: Duration::from_millis(700),
+    };
+    // HTTPS: the TLS handshake gets no answer, so opening the connection times out.
+    let t = Instant::now();
+    let err = Client::connect_with(
+        &format!("https://127.0.0.1:{port}"),
+        Tls::Insecure,
+        timeouts,
+    )
+    .await
+    .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        matches!(err, Error::Timeout { connecting: true, after: Some(d), .. } if d == timeouts.connect),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("no answer from 127.0.0.1:{port} within 300 ms")),
+        "{text}"
+    );
+    // Plain HTTP: connected at once, then the request gets no answer.
+    let err = Client::connect_with(&format!("http://127.0.0.1:{port}"), Tls::Insecure, timeouts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { connecting: false, after: Some(d), .. } if d == timeouts.request),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("within 700 ms"), "{err}");
+    // The defaults are govc's handshake timeout and a minute per request.
+    assert_eq!(
+        Client::with_version("https://127.0.0.1:1", Tls::Insecure, "8.0.3.0")
+            .unwrap()
+            .timeouts(),
+        Timeouts {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(60)
+        }
+    );
+    // A cached login fails the same way and lets go of the cache's lock: a second login
+    // on the same cache entry gets its own timeout instead of waiting for ever.
+    let home = tempfile::tempdir().unwrap();
+    let mut s = Session::new(&format!("https://u:p@127.0.0.1:{port}/sdk"), true).unwrap();
+    s.dir_soap = Some(home.path().join("sessions"));
+    s.timeouts = timeouts;
+    for _ in 0..2 {
+        let t = Instant::now();
+        let err = s.login().await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+    drop(silent);
+}

@@ -19,7 +19,7 @@ mod keepalive;
 pub use keepalive::{KeepAlive, Ping};
 
 use crate::error::{Error, Result};
-use crate::tls::{http_builder, Tls};
+use crate::tls::{http_builder_with, Timeouts, Tls};
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE};
 use std::fmt;
@@ -95,6 +95,7 @@ struct Inner {
     sdk: Url,
     version: String,
     tls: Tls,
+    timeouts: Timeouts,
     session: RwLock<Option<String>>,
     credentials: RwLock<Option<Stored>>,
     /// Single flight: one relogin at a time, and its outcome for those who waited.
@@ -168,9 +169,17 @@ pub fn url_credentials(u: &Url) -> Option<(String, String)> {
 }
 
 impl Client {
-    /// Connects to `url` (`https://host[:port]/sdk`), negotiating the API version.
+    /// Connects to `url` (`https://host[:port]/sdk`), negotiating the API version, with
+    /// the default [`Timeouts`] (10 s to connect, 60 s per request).
     pub async fn connect(url: &str, tls: Tls) -> Result<Self> {
-        let (sdk, http) = Self::http_for(url, &tls)?;
+        Self::connect_with(url, tls, Timeouts::default()).await
+    }
+
+    /// [`Client::connect`] with the given timeouts, which every later call of the client
+    /// (and of a [`crate::selfservice::SelfService`] on it) keeps. A server that does
+    /// not answer in time gives [`Error::Timeout`].
+    pub async fn connect_with(url: &str, tls: Tls, timeouts: Timeouts) -> Result<Self> {
+        let (sdk, http) = Self::http_for(url, &tls, timeouts)?;
         let versions_url = format!(
             "{}/vimServiceVersions.xml",
             sdk.as_str().trim_end_matches('/')
@@ -179,12 +188,12 @@ impl Client {
             .get(&versions_url)
             .send()
             .await
-            .map_err(|e| Error::from_reqwest(sdk.as_str(), &e))?;
+            .map_err(|e| Error::from_reqwest_within(sdk.as_str(), &e, Some(timeouts)))?;
         let offered = if resp.status().is_success() {
             let body = resp
                 .bytes()
                 .await
-                .map_err(|e| Error::from_reqwest(&versions_url, &e))?;
+                .map_err(|e| Error::from_reqwest_within(&versions_url, &e, Some(timeouts)))?;
             soap_client::service_versions(&body)
         } else {
             Vec::new()
@@ -196,26 +205,42 @@ impl Client {
             .or_else(|| offered.first().cloned())
             .unwrap_or_else(|| "6.5".to_owned());
         tracing::debug!(url = %sdk, %version, "connected");
-        Ok(Self::build(sdk, http, version, tls))
+        Ok(Self::build(sdk, http, version, tls, timeouts))
     }
 
     /// A client for `url` that uses `version` without asking the server (no round trip):
     /// for a version negotiated before, e.g. kept with a cached session, as govmomi's
     /// session cache does.
     pub fn with_version(url: &str, tls: Tls, version: &str) -> Result<Self> {
-        let (sdk, http) = Self::http_for(url, &tls)?;
-        Ok(Self::build(sdk, http, version.to_owned(), tls))
+        Self::with_version_within(url, tls, version, Timeouts::default())
     }
 
-    fn http_for(url: &str, tls: &Tls) -> Result<(Url, reqwest::Client)> {
+    /// [`Client::with_version`] with the given timeouts.
+    pub fn with_version_within(
+        url: &str,
+        tls: Tls,
+        version: &str,
+        timeouts: Timeouts,
+    ) -> Result<Self> {
+        let (sdk, http) = Self::http_for(url, &tls, timeouts)?;
+        Ok(Self::build(sdk, http, version.to_owned(), tls, timeouts))
+    }
+
+    fn http_for(url: &str, tls: &Tls, timeouts: Timeouts) -> Result<(Url, reqwest::Client)> {
         let sdk = sdk_url(url)?;
-        let http = http_builder(tls)?
+        let http = http_builder_with(tls, timeouts)?
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok((sdk, http))
     }
 
-    fn build(sdk: Url, http: reqwest::Client, version: String, tls: Tls) -> Self {
+    fn build(
+        sdk: Url,
+        http: reqwest::Client,
+        version: String,
+        tls: Tls,
+        timeouts: Timeouts,
+    ) -> Self {
         let mut base = sdk.clone();
         base.set_path("");
         Self {
@@ -225,6 +250,7 @@ impl Client {
                 sdk,
                 version,
                 tls,
+                timeouts,
                 session: RwLock::new(None),
                 credentials: RwLock::new(None),
                 relogin: tokio::sync::Mutex::new(Relogins::default()),
@@ -246,6 +272,16 @@ impl Client {
 
     pub fn tls(&self) -> &Tls {
         &self.inner.tls
+    }
+
+    /// How long the client waits for the server.
+    pub fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts
+    }
+
+    /// The error for a failed request to `url`, naming the timeout that expired if one did.
+    pub(crate) fn transport_error(&self, url: &str, e: &reqwest::Error) -> Error {
+        Error::from_reqwest_within(url, e, Some(self.inner.timeouts))
     }
 
     /// The current session id (the `vmware_soap_session` cookie value), if any.
@@ -377,7 +413,7 @@ impl Client {
             .body(body)
             .send()
             .await
-            .map_err(|e| Error::from_reqwest(url, &e))?;
+            .map_err(|e| self.transport_error(url, &e))?;
         let status = resp.status().as_u16();
         let cookie = resp
             .headers()
@@ -388,7 +424,7 @@ impl Client {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| Error::from_reqwest(url, &e))?;
+            .map_err(|e| self.transport_error(url, &e))?;
         if status != 200 && status != 500 {
             return Err(Error::Http {
                 status,
@@ -825,12 +861,15 @@ impl Client {
     }
 
     async fn rest(&self, req: reqwest::RequestBuilder, url: &str) -> Result<(u16, Vec<u8>)> {
-        let resp = req.send().await.map_err(|e| Error::from_reqwest(url, &e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(url, &e))?;
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| Error::from_reqwest(url, &e))?;
+            .map_err(|e| self.transport_error(url, &e))?;
         Ok((status, body.to_vec()))
     }
 
