@@ -703,3 +703,30 @@ fn a_server_that_never_answers_times_out_with_exit_3() {
     );
     drop(silent);
 }
+
+/// `DOMAIN\user@host` in a URL would make DOMAIN the host (the WHATWG parser reads `\` as
+/// `/`), and send the login there: refused before any request, wherever the URL came from.
+#[test]
+fn a_backslash_user_in_the_url_is_refused_with_the_way_to_say_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = r"https://VSPHERE.LOCAL\administrator:S3cretPw@127.0.0.1:1";
+    for (args, envs) in [
+        (vec!["login", url, "-k"], vec![]),
+        (vec!["ls", "--url", url, "-k"], vec![]),
+        (
+            vec!["whoami"],
+            vec![("GOVC_URL", url), ("GOVC_INSECURE", "1")],
+        ),
+    ] {
+        let (code, _, err) = vsess_in(dir.path(), &args, &envs, "");
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(r"-u 'DOMAIN\user'") && err.contains("%5C"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("S3cretPw") && !err.contains("vsphere.local"),
+            "{err}"
+        );
+    }
+}

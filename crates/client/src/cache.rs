@@ -225,6 +225,7 @@ fn go_escape_host(host: &str) -> String {
 impl Session {
     /// A cache session for `url` (`https://user:pass@host:port/sdk`), govmomi's defaults.
     pub fn new(url: &str, insecure: bool) -> Result<Self> {
+        crate::vsphere::check_no_backslash_before_host(url)?;
         let with_scheme = if url.contains("://") {
             url.to_owned()
         } else {

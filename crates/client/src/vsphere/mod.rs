@@ -122,8 +122,29 @@ impl fmt::Debug for Client {
     }
 }
 
+/// Refuses a user-given URL with a `\` before its host, in the raw string (before any
+/// parsing). The WHATWG parser (the `url` crate) reads `\` as `/` in http(s) URLs, so
+/// `https://VSPHERE.LOCAL\administrator@10.0.0.1` has the host `vsphere.local`: the login,
+/// password included, would go to another host than the one the user meant. (Go's
+/// net/url, govc's, refuses such a user name.)
+pub fn check_no_backslash_before_host(raw: &str) -> Result<()> {
+    let rest = raw.split_once("://").map_or(raw, |(_, rest)| rest);
+    // What Go's url.Parse takes as the authority: up to the first '/', '?' or '#'.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('\\') {
+        return Err(Error::Config(
+            "the URL has a '\\' before its host, which would make the part before it the host: \
+             give a DOMAIN\\user name with -u 'DOMAIN\\user' (or $VSESS_USERNAME), or write \
+             it in the URL as DOMAIN%5Cuser"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses `https://host[:port][/sdk]` (user and password are ignored here).
 pub fn sdk_url(raw: &str) -> Result<Url> {
+    check_no_backslash_before_host(raw)?;
     let with_scheme = if raw.contains("://") {
         raw.to_owned()
     } else {
@@ -1053,6 +1074,35 @@ mod tests {
         let raw = Url::parse("https://a%40b:p%3Ass%2B@h/sdk").unwrap();
         assert_eq!(url_credentials(&raw), Some(("a@b".into(), "p:ss+".into())));
         assert_eq!(url_credentials(&Url::parse("https://h/sdk").unwrap()), None);
+    }
+
+    #[test]
+    fn a_backslash_before_the_host_is_refused_not_taken_as_a_path() {
+        // The url crate alone reads the part before the backslash as the host.
+        let u = Url::parse("https://VSPHERE.LOCAL\\administrator@127.0.0.1:19600").unwrap();
+        assert_eq!(u.host_str(), Some("vsphere.local"));
+        for raw in [
+            "https://VSPHERE.LOCAL\\administrator@127.0.0.1:19600",
+            "https://VSPHERE.LOCAL\\administrator:S3cret@127.0.0.1:19600/sdk",
+            "VSPHERE.LOCAL\\administrator@127.0.0.1",
+            "https://127.0.0.1\\@evil.example",
+        ] {
+            let e = sdk_url(raw).unwrap_err().to_string();
+            assert!(e.contains("-u 'DOMAIN\\user'") && e.contains("%5C"), "{e}");
+            assert!(!e.contains("S3cret"), "{e}");
+            let e = crate::cache::Session::new(raw, false).unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{e}");
+        }
+        // Escaped, or after the host, it is fine.
+        let s =
+            crate::cache::Session::new("https://VSPHERE.LOCAL%5Cadmin:pw@127.0.0.1:19600", false)
+                .unwrap();
+        assert_eq!(s.url.host_str(), Some("127.0.0.1"));
+        assert_eq!(
+            url_credentials(&s.url),
+            Some(("VSPHERE.LOCAL\\admin".into(), "pw".into()))
+        );
+        assert!(sdk_url("https://127.0.0.1/sdk?a=\\").is_ok());
     }
 
     #[test]
