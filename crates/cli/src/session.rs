@@ -124,7 +124,8 @@ pub enum SessionCommand {
     Rm {
         /// Session keys (UserSession.key, as `vsess ls` shows).
         keys: Vec<String>,
-        /// End your sessions idle longer than this (30m, 1h, 0s); never the current one.
+        /// End your sessions idle longer than this: a duration with its unit (45s, 30m,
+        /// 1h, 1h30m, 2d, 0s); a bare number is refused. Never the current one.
         #[arg(long, conflicts_with = "keys")]
         idle: Option<String>,
         /// Anyone's sessions (needs Sessions.TerminateSession).
@@ -760,6 +761,12 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                 ));
             }
             if let Some(d) = &idle {
+                let t = d.trim();
+                if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(Failure::usage(format!(
+                        "--idle '{d}' has no unit: write {t}s, {t}m or {t}h (seconds, minutes, hours)"
+                    )));
+                }
                 if vsess_core::selfservice::parse_duration(d).is_none() {
                     return Err(Failure::usage(format!(
                         "--idle '{d}' is not a duration of at most 100 years: use e.g. 30m, 1h, 45s or 0s"

@@ -730,3 +730,43 @@ fn a_backslash_user_in_the_url_is_refused_with_the_way_to_say_it() {
         );
     }
 }
+
+/// `rm --idle 30` once meant 30 seconds (the server's reading of a bare number) and ended
+/// sessions idle for minutes: the CLI wants the unit, and says so before connecting.
+#[test]
+fn rm_idle_needs_a_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, want) in [("30", "30s, 30m or 30h"), ("0", "0s, 0m or 0h")] {
+        let (code, out, err) = vsess_in(
+            dir.path(),
+            &[
+                "rm",
+                "--idle",
+                value,
+                "--url",
+                "https://u:p@127.0.0.1:1",
+                "-k",
+            ],
+            &[],
+            "",
+        );
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("no unit") && err.contains(want), "{err}");
+        assert!(out.is_empty(), "{out}");
+    }
+    // With a unit it gets as far as connecting (nothing listens on port 1).
+    let (code, _, err) = vsess_in(
+        dir.path(),
+        &[
+            "rm",
+            "--idle",
+            "30m",
+            "--url",
+            "https://u:p@127.0.0.1:1",
+            "-k",
+        ],
+        &[],
+        "",
+    );
+    assert_eq!(code, Some(3), "{err}");
+}
