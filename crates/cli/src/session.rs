@@ -631,6 +631,63 @@ fn resume_failed(e: &Error) -> bool {
         )
 }
 
+/// What ending a session by key did.
+enum Ended {
+    Yes,
+    /// The server knows no such session, or none of the user's.
+    NotFound,
+}
+
+/// The outcome of [`end_each`].
+#[derive(Default)]
+struct EndOutcome {
+    ended: Vec<String>,
+    missing: Vec<String>,
+    /// The error that stopped it (not a missing key: the server unreachable, a refusal).
+    stopped: Option<Failure>,
+}
+
+/// Ends each key in turn, carrying on past keys the server does not know, stopping at the
+/// first other error (it would most likely fail the next keys the same way).
+async fn end_each<'a, F, Fut>(keys: &'a [String], mut end: F) -> EndOutcome
+where
+    F: FnMut(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<Ended, Failure>>,
+{
+    let mut out = EndOutcome::default();
+    for k in keys {
+        match end(k).await {
+            Ok(Ended::Yes) => out.ended.push(k.clone()),
+            Ok(Ended::NotFound) => out.missing.push(k.clone()),
+            Err(f) => {
+                out.stopped = Some(f);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Ends one session with `DELETE /v2/session/KEY`; 404 is another user's key or none.
+async fn v2_end(ss: &SelfService, key: &str, all: bool) -> Result<Ended, Failure> {
+    match ss.end(key, all).await {
+        Ok(()) => Ok(Ended::Yes),
+        Err(Error::Http { status: 404, .. }) => Ok(Ended::NotFound),
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// Ends one session with SOAP TerminateSession, by itself: with a list, one unknown key
+/// fails the whole call (NotFound), after ending the keys before it on some servers and
+/// none on others.
+async fn soap_end(client: &Client, key: &str) -> Result<Ended, Failure> {
+    match client.terminate_session(&[key.to_owned()]).await {
+        Ok(()) => Ok(Ended::Yes),
+        Err(e) if e.is_fault("NotFound") => Ok(Ended::NotFound),
+        Err(e) => Err(failure(e)),
+    }
+}
+
 /// Whether the server offers `/v2/session`; the answer is kept with the cached session.
 async fn self_service_available(
     r: &Resolved,
@@ -783,6 +840,10 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                     "that is the current session: use `vsess logout`",
                 ));
             }
+            // Keys the server does not know (or that are not the user's), and the error that
+            // stopped the command, if any: reported after what was ended.
+            let mut missing: Vec<String> = Vec::new();
+            let mut stopped: Option<Failure> = None;
             let ended: Vec<String> = match (&idle, v2) {
                 (Some(d), true) => ss
                     .end_idle(d, std::slice::from_ref(&me), all)
@@ -796,47 +857,59 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                         .filter(|r| !r.current && r.idle > limit)
                         .map(|r| r.key)
                         .collect();
-                    if !victims.is_empty() {
-                        client.terminate_session(&victims).await.map_err(failure)?;
-                    }
-                    victims
+                    // One by one: TerminateSession fails as a whole if one key is gone, and
+                    // a session that ended since the listing is no reason to stop.
+                    let outcome = end_each(&victims, |k| soap_end(client, k)).await;
+                    stopped = outcome.stopped;
+                    outcome.ended
                 }
                 (None, true) => {
-                    for k in &keys {
-                        if *k == me {
-                            return Err(Failure::usage(
-                                "that is the current session: use `vsess logout`",
-                            ));
-                        }
-                        ss.end(k, all).await.map_err(|e| match e {
-                            Error::Http { status: 404, .. } => {
-                                Failure::runtime(format!("no session {k} (or not yours)"))
-                            }
-                            e => failure(e),
-                        })?;
-                    }
-                    keys
+                    let outcome = end_each(&keys, |k| v2_end(&ss, k, all)).await;
+                    missing = outcome.missing;
+                    stopped = outcome.stopped;
+                    outcome.ended
                 }
                 (None, false) => {
-                    client.terminate_session(&keys).await.map_err(|e| match e {
-                        Error::Fault { kind, .. } if kind == "NotFound" => Failure::runtime(format!(
-                            "NotFound: no session {} (unknown or already ended; keys before it were ended)",
-                            keys.join(", ")
-                        )),
-                        e => failure(e),
-                    })?;
-                    keys
+                    let outcome = end_each(&keys, |k| soap_end(client, k)).await;
+                    missing = outcome.missing;
+                    stopped = outcome.stopped;
+                    outcome.ended
                 }
             };
-            println!(
-                "ended {} session{}",
-                ended.len(),
-                if ended.len() == 1 { "" } else { "s" }
-            );
-            for k in ended {
-                println!("  {k}");
+            // What was ended is printed even when a key was not found or an error stopped
+            // the command, so that the user knows which sessions are gone.
+            if idle.is_some() || !ended.is_empty() {
+                let mut text = format!(
+                    "ended {} session{}\n",
+                    ended.len(),
+                    if ended.len() == 1 { "" } else { "s" }
+                );
+                for k in &ended {
+                    text.push_str(&format!("  {k}\n"));
+                }
+                emit(&text)?;
             }
-            Ok(())
+            if !missing.is_empty() {
+                let others = match (ended.len(), stopped.is_some()) {
+                    (0, _) => String::new(),
+                    (1, false) => "; the other one was ended".to_owned(),
+                    (n, false) => format!("; the other {n} were ended"),
+                    (1, true) => "; 1 was ended".to_owned(),
+                    (n, true) => format!("; {n} were ended"),
+                };
+                let m = format!(
+                    "no session {} (unknown, already ended, or not yours){others}",
+                    missing.join(", ")
+                );
+                match &mut stopped {
+                    Some(f) => f.message = format!("{m}; then: {}", f.message),
+                    None => stopped = Some(Failure::runtime(m)),
+                }
+            }
+            match stopped {
+                Some(f) => Err(f),
+                None => Ok(()),
+            }
         }
         SessionCommand::Logout { conn } => {
             let r = conn.resolve(None)?;

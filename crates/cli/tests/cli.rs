@@ -770,3 +770,64 @@ fn rm_idle_needs_a_unit() {
     );
     assert_eq!(code, Some(3), "{err}");
 }
+
+/// The `<key>` of a SOAP Login's answer.
+fn login_key(body: &str) -> String {
+    body.split("<key>")
+        .nth(1)
+        .and_then(|b| b.split("</key>").next())
+        .unwrap()
+        .to_owned()
+}
+
+/// `vsess rm K1 bogus K2` ends K1 and K2, says so, names `bogus`, and exits 1.
+#[test]
+fn rm_reports_each_key_and_carries_on_past_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "admin@vsphere.local", "Admin", "pw-1");
+    let (mut child, url) = serve(dir.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let pw = [("VSESS_PASSWORD", "pw-1")];
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &["login", &url, "-k", "-u", "admin@vsphere.local"],
+        &pw,
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let c = client();
+    let login = format!(
+        "<Login>{SM}<userName>admin@vsphere.local</userName><password>pw-1</password></Login>"
+    );
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let (s, body, cookie) = soap(&c, &url, &login, None);
+        assert_eq!(s, 200);
+        others.push((login_key(&body), cookie.unwrap()));
+    }
+    let (k1, k2) = (others[0].0.clone(), others[1].0.clone());
+    let bogus = "52a1b2c3-dead-beef-0000-000000000000";
+    let (code, out, err) = vsess_in(home.path(), &["rm", &k1, bogus, &k2], &[], "");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(out, format!("ended 2 sessions\n  {k1}\n  {k2}\n"), "{err}");
+    assert!(
+        err.contains(bogus) && err.contains("the other 2 were ended"),
+        "{err}"
+    );
+    for (key, cookie) in &others {
+        let (_, body, _) = soap(
+            &c,
+            &url,
+            &format!("<Fetch>{SM}<prop>currentSession</prop></Fetch>"),
+            Some(cookie),
+        );
+        assert!(!body.contains("<userName>"), "{key} lives on: {body}");
+    }
+    // Only unknown keys: nothing on stdout, each named, exit 1.
+    let (code, out, err) = vsess_in(home.path(), &["rm", bogus, &k1], &[], "");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains(&format!("{bogus}, {k1}")), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
