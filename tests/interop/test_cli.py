@@ -103,7 +103,8 @@ class Cli:
 
     @property
     def current_json(self):
-        return self.config_home / "vsess" / "current.json"
+        # The remembered server lives with the sessions when GOVMOMI_HOME is set.
+        return self.govmomi_home / "vsess-current.json"
 
     def env(self, extra=None):
         env = {k: v for k, v in os.environ.items()

@@ -19,7 +19,9 @@ pub const EXIT_AUTH: u8 = 5;
 #[derive(Args, Clone, Default)]
 pub struct Conn {
     /// Server URL: https://[user[:password]@]host[:port][/sdk]. Defaults to $VSESS_URL,
-    /// then $GOVC_URL, then the server of your last `vsess login`.
+    /// then $GOVC_URL, then the server of your last `vsess login` (kept per
+    /// $GOVMOMI_HOME). A command that uses a variable instead of a different remembered
+    /// server says so on stderr; `whoami` always says where its server came from.
     #[arg(long)]
     url: Option<String>,
     /// User name (user@domain or DOMAIN\user). Defaults to $VSESS_USERNAME, then
@@ -67,7 +69,10 @@ macro_rules! session_help {
         concat!(
             "Sessions are cached in govc's format under $GOVMOMI_HOME (default ~/.govmomi), so govc
 and vsess reuse each other's sessions and repeated runs do not leak new ones. The server,
-user and TLS choice of the last `vsess login` are remembered: later commands need no URL.
+user and TLS choice of the last `vsess login` are remembered (in
+$GOVMOMI_HOME/vsess-current.json, or ~/.config/vsess/current.json without GOVMOMI_HOME):
+later commands need no URL. The server is, first to last: the URL argument of `login`,
+--url, $VSESS_URL, $GOVC_URL, the remembered one.
 
 Examples:
 ",
@@ -162,7 +167,14 @@ struct Current {
     ca_certs: Option<PathBuf>,
 }
 
+/// Where the server of the last `vsess login` is kept: with the sessions it goes with.
+/// With $GOVMOMI_HOME set, `$GOVMOMI_HOME/vsess-current.json`, so that runs isolated by
+/// their GOVMOMI_HOME (CI jobs) each have their own; otherwise
+/// `$XDG_CONFIG_HOME/vsess/current.json` (default `~/.config/vsess/current.json`).
 fn current_path() -> PathBuf {
+    if let Some(home) = std::env::var_os("GOVMOMI_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home).join("vsess-current.json");
+    }
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -173,6 +185,41 @@ fn current_path() -> PathBuf {
                 .join(".config")
         });
     base.join("vsess").join("current.json")
+}
+
+/// Where a command's server came from, in the order they are looked at.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Source {
+    /// `vsess login URL`.
+    Argument,
+    /// `--url`.
+    Flag,
+    /// `$VSESS_URL` or `$GOVC_URL`.
+    Env(&'static str),
+    /// The last `vsess login` (with this GOVMOMI_HOME).
+    Remembered,
+}
+
+impl Source {
+    /// For messages: "$GOVC_URL", "--url", ...
+    fn describe(self) -> String {
+        match self {
+            Source::Argument => "the command line".into(),
+            Source::Flag => "--url".into(),
+            Source::Env(name) => format!("${name}"),
+            Source::Remembered => "your last `vsess login`".into(),
+        }
+    }
+
+    /// For JSON: "argument", "--url", "GOVC_URL", "login".
+    fn key(self) -> &'static str {
+        match self {
+            Source::Argument => "argument",
+            Source::Flag => "--url",
+            Source::Env(name) => name,
+            Source::Remembered => "login",
+        }
+    }
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -239,6 +286,8 @@ pub fn failure(e: Error) -> Failure {
 struct Resolved {
     session: Session,
     tls_desc: Current,
+    /// Where the server came from.
+    source: Source,
 }
 
 impl Resolved {
@@ -254,21 +303,34 @@ impl Resolved {
     }
 }
 
+/// An endpoint string without its user, for messages.
+fn without_user(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        Err(_) => endpoint.to_owned(),
+    }
+}
+
 impl Conn {
     fn resolve(&self, positional: Option<&str>) -> Result<Resolved, Failure> {
         let saved: Option<Current> = std::fs::read(current_path())
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok());
-        let raw = positional
-            .map(str::to_owned)
-            .or_else(|| self.url.clone())
-            .or_else(|| env(&["VSESS_URL", "GOVC_URL"]))
-            .or_else(|| saved.as_ref().map(|c| c.url.clone()))
+        let from_env = ["VSESS_URL", "GOVC_URL"]
+            .into_iter()
+            .find_map(|n| env(&[n]).map(|v| (v, Source::Env(n))));
+        let (raw, source) = positional
+            .map(|p| (p.to_owned(), Source::Argument))
+            .or_else(|| self.url.clone().map(|u| (u, Source::Flag)))
+            .or(from_env)
+            .or_else(|| saved.as_ref().map(|c| (c.url.clone(), Source::Remembered)))
             .ok_or_else(|| {
                 Failure::usage("no server: pass a URL, set VSESS_URL or GOVC_URL, or run `vsess login URL` first")
             })?;
-        let from_saved =
-            positional.is_none() && self.url.is_none() && env(&["VSESS_URL", "GOVC_URL"]).is_none();
+        let from_saved = source == Source::Remembered;
         let insecure = self.insecure
             || env(&["VSESS_INSECURE", "GOVC_INSECURE"]).is_some_and(|v| truthy(&v))
             || (from_saved && saved.as_ref().is_some_and(|c| c.insecure));
@@ -312,6 +374,17 @@ impl Conn {
             .endpoint()
             .map(|u| u.to_string())
             .unwrap_or_default();
+        // The environment beats the remembered login; say so when they differ, since the
+        // user may have forgotten a variable set for something else.
+        if let (Source::Env(name), Some(saved)) = (source, &saved) {
+            if saved.url != endpoint {
+                eprintln!(
+                    "vsess: note: using ${name} ({}), not the server of your last `vsess login` ({})",
+                    without_user(&endpoint),
+                    without_user(&saved.url)
+                );
+            }
+        }
         Ok(Resolved {
             session,
             tls_desc: Current {
@@ -320,6 +393,7 @@ impl Conn {
                 thumbprint,
                 ca_certs,
             },
+            source,
         })
     }
 
@@ -943,16 +1017,18 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"server": r.tls_desc.url, "userName": s.user_name, "key": s.key,
+                    serde_json::json!({"server": r.tls_desc.url, "serverFrom": r.source.key(),
+                        "userName": s.user_name, "key": s.key,
                         "loginTime": s.login_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "ipAddress": s.ip_address, "locale": s.locale})
                 );
             } else {
                 println!(
-                    "{} on {} (session {}, logged in {})",
+                    "{} on {} (session {}, logged in {}; server from {})",
                     s.user_name,
                     r.server(),
                     s.key,
-                    s.login_time.format("%Y-%m-%d %H:%M:%S UTC")
+                    s.login_time.format("%Y-%m-%d %H:%M:%S UTC"),
+                    r.source.describe()
                 );
             }
             Ok(())

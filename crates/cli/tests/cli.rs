@@ -831,3 +831,69 @@ fn rm_reports_each_key_and_carries_on_past_an_unknown_one() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The remembered server is kept per GOVMOMI_HOME, and a command whose server comes from
+/// the environment instead of a different remembered one says so.
+#[test]
+fn the_remembered_server_is_per_govmomi_home_and_its_source_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "admin@vsphere.local", "Admin", "pw-1");
+    let (mut child, url) = serve(dir.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let (g1, g2) = (home.path().join("g1"), home.path().join("g2"));
+    let (g1, g2) = (g1.to_str().unwrap(), g2.to_str().unwrap());
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &["login", &url, "-k", "-u", "admin@vsphere.local"],
+        &[("VSESS_PASSWORD", "pw-1"), ("GOVMOMI_HOME", g1)],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(Path::new(g1).join("vsess-current.json").is_file());
+    assert!(!home.path().join("config/vsess/current.json").exists());
+    // Another GOVMOMI_HOME (another CI job) has no last login.
+    let (code, _, err) = vsess_in(home.path(), &["whoami"], &[("GOVMOMI_HOME", g2)], "");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no server"), "{err}");
+    // Its own does, and whoami says where the server came from.
+    let (code, out, err) = vsess_in(home.path(), &["whoami"], &[("GOVMOMI_HOME", g1)], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("admin@vsphere.local on ")
+            && out.contains("server from your last `vsess login`"),
+        "{out}"
+    );
+    assert!(err.is_empty(), "{err}");
+    // A GOVC_URL for another server wins, and the command says so.
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &["whoami"],
+        &[
+            ("GOVMOMI_HOME", g1),
+            ("GOVC_URL", "https://u:p@127.0.0.1:1"),
+        ],
+        "",
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("note: using $GOVC_URL (https://127.0.0.1:1/sdk), not the server of your last `vsess login`"),
+        "{err}"
+    );
+    // The same server from the environment: no note; --json names the variable.
+    let (code, out, err) = vsess_in(
+        home.path(),
+        &["whoami", "--json"],
+        &[
+            ("GOVMOMI_HOME", g1),
+            ("VSESS_URL", &url),
+            ("VSESS_USERNAME", "admin@vsphere.local"),
+            ("VSESS_INSECURE", "1"),
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains(r#""serverFrom":"VSESS_URL""#), "{out}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
