@@ -102,7 +102,7 @@ pub enum SessionCommand {
   vsess login https://127.0.0.1:8989 -u ops@vsphere.local --thumbprint AB:CD:...   # pin
   GOVC_URL=https://user:pass@127.0.0.1:8989 GOVC_INSECURE=1 vsess login"))]
     Login {
-        /// Server URL (or use --url / $VSESS_URL / $GOVC_URL).
+        /// Server URL (or use --url / $VSESS_URL / $GOVC_URL; not both URL and --url).
         #[arg(value_name = "URL")]
         server: Option<String>,
         #[command(flatten)]
@@ -319,6 +319,11 @@ impl Conn {
         let saved: Option<Current> = std::fs::read(current_path())
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok());
+        if positional.is_some() && self.url.is_some() {
+            return Err(Failure::usage(
+                "two servers: give the URL either as the argument or with --url, not both",
+            ));
+        }
         let from_env = ["VSESS_URL", "GOVC_URL"]
             .into_iter()
             .find_map(|n| env(&[n]).map(|v| (v, Source::Env(n))));

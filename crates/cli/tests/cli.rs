@@ -897,3 +897,24 @@ fn the_remembered_server_is_per_govmomi_home_and_its_source_is_shown() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `vsess login URL --url OTHER` is ambiguous: a usage error, not the argument silently.
+#[test]
+fn login_with_both_a_url_argument_and_url_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = vsess_in(
+        dir.path(),
+        &[
+            "login",
+            "https://u:p@127.0.0.1:1",
+            "--url",
+            "https://u:p@127.0.0.1:2",
+            "-k",
+        ],
+        &[],
+        "",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not both"), "{err}");
+    assert!(out.is_empty());
+}
