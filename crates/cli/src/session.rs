@@ -482,26 +482,39 @@ async fn connect_resolved(
     mut r: Resolved,
     login: bool,
 ) -> Result<(vsess_client::cache::Login, Resolved), Failure> {
-    if login {
-        // No cached session has an empty user, so there is nothing to reuse or log in as.
-        if url_credentials(&r.session.url).is_none() {
-            return Err(no_credentials(&r));
-        }
-        conn.add_password(&mut r.session)?;
+    // No cached session has an empty user, so there is nothing to reuse or log in as.
+    if login && url_credentials(&r.session.url).is_none() {
+        return Err(no_credentials(&r));
     }
+    // The cached session first: the password (a prompt, stdin) is asked for only when a
+    // login is needed.
     match r.session.login().await {
         Ok(l) => Ok((l, r)),
         Err(Error::Authentication(m)) if m.contains("no valid cached session") => {
-            if !login {
-                conn.add_password(&mut r.session)?;
-                if url_credentials(&r.session.url).is_some_and(|(_, p)| !p.is_empty()) {
-                    let l = r.session.login().await.map_err(failure)?;
-                    return Ok((l, r));
-                }
+            conn.add_password(&mut r.session)?;
+            if url_credentials(&r.session.url).is_some_and(|(_, p)| !p.is_empty()) {
+                let l = r
+                    .session
+                    .login()
+                    .await
+                    .map_err(|e| login_failure(e, login))?;
+                return Ok((l, r));
             }
             Err(no_credentials(&r))
         }
-        Err(e) => Err(failure(e)),
+        Err(e) => Err(login_failure(e, login)),
+    }
+}
+
+/// [`failure`] for a login's error. During `vsess login`, refused credentials are not
+/// followed by advice to run `vsess login`.
+fn login_failure(e: Error, login: bool) -> Failure {
+    match e {
+        Error::Authentication(m) if login => Failure {
+            code: EXIT_AUTH,
+            message: format!("authentication failed: {m} (check the user name and password)"),
+        },
+        e => failure(e),
     }
 }
 

@@ -507,7 +507,9 @@ fn session_command_errors_say_what_is_missing_and_never_show_a_password() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    // A rejected URL is quoted with its password masked, wherever the password came from.
+    // A rejected URL never shows the password, wherever it came from: one from stdin or
+    // the environment is not even read before the URL is refused, and one in the URL is
+    // masked.
     for (args, envs, stdin) in [
         (
             vec![
@@ -537,7 +539,13 @@ fn session_command_errors_say_what_is_missing_and_never_show_a_password() {
             !err.contains("S3cretPw"),
             "{args:?} shows the password: {err}"
         );
-        assert!(err.contains(":***@"), "{args:?}: {err}");
+        assert!(
+            err.contains("scheme must be https or http") || err.contains(":***@"),
+            "{args:?}: {err}"
+        );
+        if envs.iter().any(|(_, v)| v.contains("root:")) {
+            assert!(err.contains(":***@"), "{args:?}: {err}");
+        }
     }
     // Nothing listens on port 1: a password without a user is caught before any request.
     let (code, err) = run(
@@ -917,4 +925,61 @@ fn login_with_both_a_url_argument_and_url_is_a_usage_error() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("not both"), "{err}");
     assert!(out.is_empty());
+}
+
+/// `vsess login` with a valid cached session reuses it without asking for a password
+/// (run on a terminal, under util-linux's `script`, where it would prompt); a refused
+/// password during `vsess login` does not advise running `vsess login`.
+#[test]
+fn login_asks_for_a_password_only_when_it_must_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "admin@vsphere.local", "Admin", "pw-1");
+    let (mut child, url) = serve(dir.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let user = &["-u", "admin@vsphere.local"];
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &[&["login", url.as_str(), "-k"][..], user].concat(),
+        &[("VSESS_PASSWORD", "pw-1")],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    // On a terminal: a prompt would read "wrong-pw" (and wait for more without it).
+    let mut tty = Command::new("script")
+        .args(["-qec", &format!("'{BIN}' login"), "/dev/null"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("GOVMOMI_HOME", home.path().join("govmomi"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux's `script` runs a command on a terminal");
+    writeln!(tty.stdin.take().unwrap(), "wrong-pw").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tty.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = tty.kill();
+    let out = tty.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Password for"), "prompted: {text}");
+    assert!(text.contains("cached session reused"), "{text}");
+    // A login that is needed, with a wrong password.
+    let (code, _, err) = vsess_in(home.path(), &["logout"], &[], "");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = vsess_in(
+        home.path(),
+        &[&["login", url.as_str(), "-k", "--password-stdin"][..], user].concat(),
+        &[],
+        "wrong-pw\n",
+    );
+    assert_eq!(code, Some(5), "{out}{err}");
+    assert!(
+        err.contains("authentication failed") && !err.contains("vsess login"),
+        "{err}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
