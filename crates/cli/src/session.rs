@@ -39,8 +39,8 @@ pub struct Conn {
     /// `vsess serve` (also $VSESS_TLS_THUMBPRINT).
     #[arg(long)]
     thumbprint: Option<String>,
-    /// Trust the CA certificates in this PEM file (also $VSESS_TLS_CA_CERTS,
-    /// $GOVC_TLS_CA_CERTS).
+    /// Trust the CA certificates in this PEM file, or in several separated by ':' as govc
+    /// reads them (also $VSESS_TLS_CA_CERTS, $GOVC_TLS_CA_CERTS).
     #[arg(long)]
     ca_certs: Option<PathBuf>,
     /// Give up opening a connection (TCP connect and TLS handshake) after this long:

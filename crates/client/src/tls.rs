@@ -14,7 +14,8 @@ pub enum Tls {
     /// Verify against the system's (webpki) roots. The default.
     #[default]
     Verify,
-    /// Verify against the certificates in a PEM bundle (govc's `tls-ca-certs`).
+    /// Verify against the certificates in a PEM bundle (govc's `tls-ca-certs`), or in
+    /// several, listed as `$PATH` is (`a.crt:b.crt`), as govc reads `GOVC_TLS_CA_CERTS`.
     CaBundle(PathBuf),
     /// Accept only a certificate with this thumbprint: SHA-256 (64 hex digits) or SHA-1
     /// (40, as govc's `-thumbprint`), colons and case ignored. Names are not checked.
@@ -202,21 +203,33 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-/// The certificates of a PEM bundle, as trust anchors.
-fn ca_bundle(path: &std::path::Path) -> Result<rustls::RootCertStore> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
+/// The certificates of PEM bundles, as trust anchors. `paths` is one file or a list in
+/// the platform's path-list form (`a.crt:b.crt`), as govmomi's `SetRootCAs` splits
+/// `GOVC_TLS_CA_CERTS` with Go's `filepath.SplitList`. Each file must hold a certificate.
+fn ca_bundle(paths: &std::path::Path) -> Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
-    for der in CertificateDer::pem_slice_iter(&pem) {
-        let der = der.map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
-        roots
-            .add(der)
-            .map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
+    for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
+        let pem = std::fs::read(&path)
+            .map_err(|e| Error::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
+        let before = roots.len();
+        for der in CertificateDer::pem_slice_iter(&pem) {
+            let der =
+                der.map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
+            roots
+                .add(der)
+                .map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
+        }
+        if roots.len() == before {
+            return Err(Error::Config(format!(
+                "CA bundle {} holds no PEM certificate",
+                path.display()
+            )));
+        }
     }
     if roots.is_empty() {
         return Err(Error::Config(format!(
-            "CA bundle {} holds no PEM certificate",
-            path.display()
+            "no CA bundle in '{}'",
+            paths.display()
         )));
     }
     Ok(roots)

@@ -575,10 +575,33 @@ async fn tls_is_verified_by_default_and_can_be_pinned() {
         .unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err}");
     let ca = server.dir.path().join("server.crt");
-    let c = Client::connect(&server.url(false), Tls::CaBundle(ca))
+    let c = Client::connect(&server.url(false), Tls::CaBundle(ca.clone()))
         .await
         .unwrap();
     c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+    // A list of bundles, as govc splits GOVC_TLS_CA_CERTS: another server's certificate
+    // first, this one's second.
+    let other = Server::start().await;
+    let other_ca = other.dir.path().join("server.crt");
+    let list = std::env::join_paths([&other_ca, &ca]).unwrap();
+    let c = Client::connect(&server.url(false), Tls::CaBundle(list.into()))
+        .await
+        .unwrap();
+    c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+    let err = Client::connect(&server.url(false), Tls::CaBundle(other_ca.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    let missing = other.dir.path().join("missing.crt");
+    let list = std::env::join_paths([&other_ca, &missing]).unwrap();
+    let err = Client::connect(&server.url(false), Tls::CaBundle(list.into()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("cannot read CA bundle {}", missing.display())),
+        "{err}"
+    );
     let err = Client::connect("https://127.0.0.1:1/sdk", Tls::Insecure)
         .await
         .unwrap_err();
