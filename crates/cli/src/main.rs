@@ -95,6 +95,7 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+mod clilog;
 mod logfmt;
 mod logwriter;
 mod serve;

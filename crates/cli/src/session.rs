@@ -854,7 +854,26 @@ fn emit(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// Logs to stderr for the session commands: warnings and errors (a corrupt cache file, a
+/// cache that cannot be written) as `vsess: warning: ...` lines, or, with `RUST_LOG` set,
+/// what it asks for in tracing's usual format. Without `RUST_LOG` this is
+/// [`crate::clilog::Warnings`], which costs next to nothing at start-up (tracing's fmt
+/// subscriber builds its span registry first: about 5% of a cached `vsess ls`'s
+/// instructions).
+fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    } else {
+        let _ = tracing::subscriber::set_global_default(crate::clilog::Warnings);
+    }
+}
+
 pub fn run(cmd: SessionCommand) -> Result<(), Failure> {
+    init_logging();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

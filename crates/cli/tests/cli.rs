@@ -983,3 +983,56 @@ fn login_asks_for_a_password_only_when_it_must_log_in() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The session commands' warnings reach stderr (a corrupt cache file, as the README
+/// promises), and RUST_LOG sets the level.
+#[test]
+fn session_commands_show_warnings_and_follow_rust_log() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "admin@vsphere.local", "Admin", "pw-1");
+    let (mut child, url) = serve(dir.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let login = [
+        ("VSESS_URL", url.as_str()),
+        ("VSESS_USERNAME", "admin@vsphere.local"),
+        ("VSESS_PASSWORD", "pw-1"),
+        ("VSESS_INSECURE", "1"),
+    ];
+    let (code, _, err) = vsess_in(home.path(), &["login"], &login, "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    let corrupt = || {
+        let sessions = home.path().join("govmomi/sessions");
+        let mut n = 0;
+        for f in std::fs::read_dir(&sessions).unwrap() {
+            let f = f.unwrap().path();
+            if !f.file_name().unwrap().to_string_lossy().starts_with('.') {
+                std::fs::write(&f, b"{corrupt").unwrap();
+                n += 1;
+            }
+        }
+        assert_eq!(n, 2, "govc's two file names");
+    };
+    corrupt();
+    let (code, _, err) = vsess_in(home.path(), &["ls"], &login, "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(
+            "vsess: warning: ignoring a corrupt session cache file; it will be replaced (file="
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("DEBUG"), "{err}");
+    // RUST_LOG=error hides it; RUST_LOG=debug shows more.
+    corrupt();
+    let quiet = [&login[..], &[("RUST_LOG", "error")]].concat();
+    let (code, _, err) = vsess_in(home.path(), &["ls"], &quiet, "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    let verbose = [&login[..], &[("RUST_LOG", "debug")]].concat();
+    let (code, _, err) = vsess_in(home.path(), &["ls"], &verbose, "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("DEBUG"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
