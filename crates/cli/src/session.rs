@@ -237,7 +237,7 @@ pub fn failure(e: Error) -> Failure {
     // The SDK's TLS advice in the CLI's own flags (none for a pinned thumbprint that does
     // not match: the certificate was chosen, and the question is which server answered).
     if let Error::Tls { url, message } = &e {
-        let advice = if e.is_thumbprint_mismatch() {
+        let advice = if e.is_thumbprint_mismatch() || e.is_plain_http() {
             ""
         } else {
             " (pin the server's certificate with --thumbprint SHA256, as `vsess serve` prints \
@@ -1094,6 +1094,10 @@ mod tests {
         assert_eq!(f.code, EXIT_TLS);
         assert!(!f.message.contains("--thumbprint"), "{}", f.message);
         assert!(f.message.ends_with("expected cd"), "{}", f.message);
+        // No certificate flag helps a plain-HTTP server either.
+        let f = tls("the server answered in plain HTTP, not TLS: use http:// or check the port");
+        assert_eq!(f.code, EXIT_TLS);
+        assert!(!f.message.contains("--thumbprint"), "{}", f.message);
     }
 
     #[test]

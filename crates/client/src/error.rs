@@ -80,6 +80,13 @@ impl Error {
         }
     }
 
+    /// A TLS error because the server answered the TLS handshake in plain HTTP: an
+    /// `https://` URL for an `http://` server, or the wrong port. No certificate setting
+    /// helps.
+    pub fn is_plain_http(&self) -> bool {
+        matches!(self, Error::Tls { message, .. } if message.starts_with(PLAIN_HTTP))
+    }
+
     /// A TLS error because the server's certificate is not the pinned thumbprint (the
     /// caller chose whom to trust; the question is which server answered).
     pub fn is_thumbprint_mismatch(&self) -> bool {
@@ -111,6 +118,11 @@ impl Error {
         }
         let message = chain(e);
         if is_tls(e) {
+            let message = if plain_http_answer(e) {
+                format!("{PLAIN_HTTP}: use http:// or check the port ({message})")
+            } else {
+                message
+            };
             Error::Tls {
                 url: url.to_owned(),
                 message,
@@ -165,6 +177,33 @@ fn seconds(d: std::time::Duration) -> String {
     }
 }
 
+/// How [`Error::is_plain_http`]'s message starts.
+const PLAIN_HTTP: &str = "the server answered in plain HTTP, not TLS";
+
+/// Whether rustls refused the answer to its ClientHello as a record of an unknown content
+/// type: the first bytes of an HTTP answer ("HTTP/1.1 400") read as a TLS record header.
+fn plain_http_answer(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(r) = c.downcast_ref::<rustls::Error>() {
+            return matches!(
+                r,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            );
+        }
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if plain_http_answer(inner) {
+                return true;
+            }
+        }
+        cur = c.source();
+    }
+    false
+}
+
 /// Whether `e` or an error under it is a `rustls::Error`.
 fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
@@ -194,7 +233,7 @@ fn thumbprint_mismatch(message: &str) -> bool {
 
 /// What to do about a TLS error, unless it is a pinned thumbprint's mismatch.
 fn tls_hint(message: &str) -> &'static str {
-    if thumbprint_mismatch(message) {
+    if thumbprint_mismatch(message) || message.starts_with(PLAIN_HTTP) {
         ""
     } else {
         " (pin the certificate with a thumbprint, pass a CA bundle, or use the insecure flag for testing)"

@@ -45,6 +45,15 @@ pub fn normalize_thumbprint(t: &str) -> Result<String> {
     Ok(hex)
 }
 
+/// `AB:CD:...`: a thumbprint as `vsess serve`, vCenter and govc print it.
+pub fn colon_hex(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 #[derive(Debug)]
 struct Pinned {
     hex: String,
@@ -69,8 +78,9 @@ impl ServerCertVerifier for Pinned {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "certificate thumbprint mismatch: the server presented {got}, expected {}",
-                self.hex
+                "certificate thumbprint mismatch: the server presented {}, expected {}",
+                colon_hex(&got),
+                colon_hex(&self.hex)
             )))
         }
     }
@@ -327,6 +337,11 @@ mod tests {
         assert_eq!(normalize_thumbprint(&"0".repeat(40)).unwrap().len(), 40);
         assert!(normalize_thumbprint("abc").is_err());
         assert!(normalize_thumbprint(&"g".repeat(64)).is_err());
+        assert_eq!(colon_hex("ab01ff"), "AB:01:FF");
+        assert_eq!(
+            normalize_thumbprint(&colon_hex(&"cd".repeat(32))).unwrap(),
+            "cd".repeat(32)
+        );
     }
 
     #[test]

@@ -630,6 +630,50 @@ async fn tls_is_verified_by_default_and_can_be_pinned() {
     .await
     .unwrap_err();
     assert!(err.is_thumbprint_mismatch(), "{err}");
+    // Both in the form `vsess serve` prints: upper case, with colons.
+    let printed = server.running.fingerprint.clone().unwrap();
+    assert!(
+        err.to_string().contains(&format!(
+            "the server presented {printed}, expected {}",
+            ["11"; 32].join(":")
+        )),
+        "{err}"
+    );
+}
+
+/// An `https://` URL for a plain-HTTP server (or the wrong port) is said as such, not as
+/// rustls's "received corrupt message of type InvalidContentType" with certificate advice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_url_for_a_plain_http_server_says_so() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Answers whatever comes (a TLS ClientHello) as an HTTP server does.
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(2) {
+            let Ok(mut conn) = conn else { break };
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    for tls in [Tls::Insecure, Tls::Verify] {
+        let err = Client::connect(&format!("https://127.0.0.1:{port}/sdk"), tls)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Tls { .. }), "{err}");
+        assert!(err.is_plain_http(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "the server answered in plain HTTP, not TLS: use http:// or check the port"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("thumbprint"), "{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
