@@ -25,7 +25,8 @@ pub struct Conn {
     #[arg(long)]
     url: Option<String>,
     /// User name (user@domain or DOMAIN\user). Defaults to $VSESS_USERNAME, then
-    /// $GOVC_USERNAME, then the URL's user.
+    /// $GOVC_USERNAME, then the URL's user; as in govc, each of these replaces a user
+    /// written in the URL (with a warning when they differ).
     #[arg(long, short = 'u')]
     user: Option<String>,
     /// Read the password from standard input instead of $VSESS_PASSWORD, $GOVC_PASSWORD,
@@ -361,11 +362,21 @@ impl Conn {
             });
         let mut session = Session::new(&raw, insecure).map_err(failure)?;
         session.timeouts = self.timeouts()?;
-        if let Some(user) = self
-            .user
-            .clone()
-            .or_else(|| env(&["VSESS_USERNAME", "GOVC_USERNAME"]))
-        {
+        // As govc: a user given apart from the URL replaces the URL's. Said when they
+        // differ, since the URL's user is then silently not the one logged in as.
+        let named_user = self.user.clone().map(|u| (u, "-u".to_owned())).or_else(|| {
+            ["VSESS_USERNAME", "GOVC_USERNAME"]
+                .into_iter()
+                .find_map(|n| env(&[n]).map(|v| (v, format!("${n}"))))
+        });
+        if let Some((user, from)) = named_user {
+            if let Some((in_url, _)) = url_credentials(&session.url).filter(|(u, _)| *u != user) {
+                if source != Source::Remembered {
+                    tracing::warn!(
+                        "the user {user} from {from} replaces the URL's user {in_url}, as in govc"
+                    );
+                }
+            }
             let _ = session.url.set_username(&user);
         }
         if !insecure {

@@ -1036,3 +1036,36 @@ fn session_commands_show_warnings_and_follow_rust_log() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// As in govc, GOVC_USERNAME replaces the URL's user; vsess says so when they differ.
+#[test]
+fn a_user_variable_that_replaces_the_urls_user_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = vsess_in(
+        dir.path(),
+        &["ls"],
+        &[
+            ("GOVC_URL", "https://alice:pw@127.0.0.1:1"),
+            ("GOVC_USERNAME", "bob"),
+        ],
+        "",
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains(
+            "vsess: warning: the user bob from $GOVC_USERNAME replaces the URL's user alice"
+        ),
+        "{err}"
+    );
+    // The same user: nothing to say.
+    let (_, _, err) = vsess_in(
+        dir.path(),
+        &["ls"],
+        &[
+            ("GOVC_URL", "https://alice:pw@127.0.0.1:1"),
+            ("GOVC_USERNAME", "alice"),
+        ],
+        "",
+    );
+    assert!(!err.contains("warning"), "{err}");
+}
