@@ -538,6 +538,12 @@ fn no_credentials(r: &Resolved) -> Failure {
             "not logged in to {url}, and no user to log in as: give one with -u USER (or \
              $VSESS_USERNAME), e.g. `vsess login {url} -u administrator@vsphere.local`"
         ),
+        // A hint is left by a session vsess cached: it was there, and the server refused it.
+        Some((user, _)) if r.session.hint().is_some() => format!(
+            "the session cached for {url} has expired or was ended, and there is no password \
+             for {user} to log in again: pass --password-stdin, set $VSESS_PASSWORD, or run \
+             in a terminal to be prompted"
+        ),
         Some((user, _)) => format!(
             "not logged in to {url}, and no password for {user}: pass --password-stdin, \
              set $VSESS_PASSWORD, or run in a terminal to be prompted"

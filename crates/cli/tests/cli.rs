@@ -1069,3 +1069,57 @@ fn a_user_variable_that_replaces_the_urls_user_is_warned_about() {
     );
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// A cached session the server no longer accepts, and no password to log in again: the
+/// error says the session expired or was ended, not that the user never logged in.
+#[test]
+fn an_ended_cached_session_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "admin@vsphere.local", "Admin", "pw-1");
+    let (mut child, url) = serve(dir.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &["login", &url, "-k", "-u", "admin@vsphere.local"],
+        &[("VSESS_PASSWORD", "pw-1")],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = vsess_in(home.path(), &["whoami", "--json"], &[], "");
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let key = v["key"].as_str().unwrap().to_owned();
+    // An administrator ends it from another session.
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &["rm", &key],
+        &[
+            ("GOVMOMI_HOME", home.path().join("other").to_str().unwrap()),
+            ("VSESS_URL", &url),
+            ("VSESS_USERNAME", "admin@vsphere.local"),
+            ("VSESS_PASSWORD", "pw-1"),
+            ("VSESS_INSECURE", "1"),
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = vsess_in(home.path(), &["ls"], &[], "");
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("has expired or was ended"), "{err}");
+    // Never logged in there at all: the other message.
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &["ls"],
+        &[
+            ("GOVMOMI_HOME", home.path().join("fresh").to_str().unwrap()),
+            ("VSESS_URL", &url),
+            ("VSESS_USERNAME", "admin@vsphere.local"),
+            ("VSESS_INSECURE", "1"),
+        ],
+        "",
+    );
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("not logged in to"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
