@@ -69,7 +69,8 @@ fn open_source(dir: &str) -> Result<EmbeddedStore, Failure> {
             "--from {dir}: not a vsess data directory (it has neither sessions.log nor users.json)"
         )));
     }
-    open_embedded(dir)
+    // Read as it is: a damaged log is not tidied (nor backed up) on the way out.
+    EmbeddedStore::open_as_source(path).map_err(|e| Failure::runtime(e.to_string()))
 }
 
 fn open_embedded(dir: &str) -> Result<EmbeddedStore, Failure> {

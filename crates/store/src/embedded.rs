@@ -231,8 +231,19 @@ impl EmbeddedStore {
         Self::open_with(dir, EmbeddedOptions::default())
     }
 
+    /// Opens the store in `dir` to copy it elsewhere (`vsess store migrate --from`): as
+    /// [`open`](Self::open), but the log is left as it is, damaged or not (no backup of
+    /// corrupt lines, no rewrite).
+    pub fn open_as_source(dir: &Path) -> StoreResult<Self> {
+        Self::open_tidying(dir, EmbeddedOptions::default(), false)
+    }
+
     /// Opens (creating if needed) the store in `dir` and takes the directory lock.
     pub fn open_with(dir: &Path, options: EmbeddedOptions) -> StoreResult<Self> {
+        Self::open_tidying(dir, options, true)
+    }
+
+    fn open_tidying(dir: &Path, options: EmbeddedOptions, tidy: bool) -> StoreResult<Self> {
         ensure_private_dir(dir).map_err(|e| io("cannot use data directory", dir, e))?;
         let lock_path = dir.join(DIR_LOCK);
         let dir_lock = OpenOptions::new()
@@ -253,8 +264,8 @@ impl EmbeddedStore {
         let (state, report) = replay(&log_path)?;
         // The corrupt lines are dropped by the rewrite below only once a copy of the log
         // holds them (they may be a later version's records).
-        let mut backed_up = true;
-        if report.corrupt_lines > 0 {
+        let mut backed_up = tidy;
+        if tidy && report.corrupt_lines > 0 {
             let keep = dir.join(format!("{LOG}.corrupt-{}", Utc::now().timestamp()));
             match fs::copy(&log_path, &keep) {
                 Ok(_) => tracing::warn!(
@@ -2214,6 +2225,30 @@ mod tests {
         assert_eq!(a.last_active_time, now + Duration::seconds(3));
         assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
         assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_some());
+    }
+
+    /// A migration's source is read as it is: a damaged log is neither backed up nor
+    /// rewritten.
+    #[tokio::test]
+    async fn a_source_is_read_without_tidying_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, a) = rec(Utc::now());
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.close().unwrap();
+        }
+        let log = dir.path().join(LOG);
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"not a record\n{\"op\":\"put_sess").unwrap();
+        drop(f);
+        let before = fs::read(&log).unwrap();
+        {
+            let s = EmbeddedStore::open_as_source(dir.path()).unwrap();
+            assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+        }
+        assert_eq!(fs::read(&log).unwrap(), before);
+        assert_eq!(corrupt_backups(dir.path()), 0);
     }
 
     /// Touches a failed flush could not write are written by the next one.
