@@ -267,7 +267,15 @@ impl EmbeddedStore {
         let mut backed_up = tidy;
         if tidy && report.corrupt_lines > 0 {
             let keep = dir.join(format!("{LOG}.corrupt-{}", Utc::now().timestamp()));
-            match fs::copy(&log_path, &keep) {
+            #[cfg(test)]
+            let copied = if tests::FAIL_BACKUP.with(|f| f.get()) {
+                Err(io::Error::other("no space left (test)"))
+            } else {
+                fs::copy(&log_path, &keep)
+            };
+            #[cfg(not(test))]
+            let copied = fs::copy(&log_path, &keep);
+            match copied {
                 Ok(_) => tracing::warn!(
                     corrupt_lines = report.corrupt_lines,
                     backup = %keep.display(),
@@ -330,24 +338,28 @@ impl EmbeddedStore {
         // The rewrite is tidying, not repair: appends go after the last whole record, and
         // a start after a crash on a full disk must not fail for want of room to tidy.
         let live = store.lock().state.snapshot_len();
+        let mut rewritten = false;
         if backed_up
             && (report.torn_tail
                 || report.unterminated
                 || report.corrupt_lines > 0
                 || report.lines > 2 * live as u64 + 1000)
         {
-            if let Err(e) = store.compact() {
-                tracing::warn!("the session log was not rewritten ({e}); serving from it as it is");
-                if report.torn_tail || report.unterminated {
-                    // The next record must start a line of its own: the torn bytes then
-                    // make one corrupt line, skipped (and kept) by the next start.
-                    store
-                        .lock()
-                        .log
-                        .append(b"\n")
-                        .map_err(|e| io("cannot append to", &log_path, e))?;
-                }
+            match store.compact() {
+                Ok(()) => rewritten = true,
+                Err(e) => tracing::warn!(
+                    "the session log was not rewritten ({e}); serving from it as it is"
+                ),
             }
+        }
+        if tidy && !rewritten && (report.torn_tail || report.unterminated) {
+            // The next record must start a line of its own: the torn bytes then make one
+            // corrupt line, skipped (and kept) by the next start.
+            store
+                .lock()
+                .log
+                .append(b"\n")
+                .map_err(|e| io("cannot append to", &log_path, e))?;
         }
         Ok(store)
     }
@@ -379,12 +391,15 @@ impl EmbeddedStore {
     /// After a failed append, whether the log takes writes again (probing it).
     fn writable(&self, g: &mut Inner) -> StoreResult<()> {
         if let Some(len) = g.reopen {
-            self.switch_log(g, len).map_err(|e| {
+            let unavailable = |e: StoreError| {
                 StoreError::Unavailable(format!(
                     "{e}; changes are refused until the compacted log can be opened"
                 ))
-            })?;
+            };
+            self.switch_log(g, len).map_err(unavailable)?;
             g.reopen = None;
+            // The sync of the rename that compaction could not reach.
+            sync_dir(&self.dir).map_err(|e| unavailable(io("cannot sync", &self.dir, e)))?;
         }
         if g.log_failed {
             g.log.probe().map_err(|e| {
@@ -597,6 +612,7 @@ impl EmbeddedStore {
             g.reopen = Some(buf_len);
             return Err(e);
         }
+        g.reopen = None;
         sync_dir(&self.dir).map_err(|e| io("cannot sync", &self.dir, e))?;
         // Everything appended so far is in the fsynced snapshot.
         let written = self.syncer.written();
@@ -2157,6 +2173,45 @@ mod tests {
         assert!(s.session_by_key(b.key.as_str()).await.unwrap().is_none());
         assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_some());
         assert_eq!(corrupt_backups(dir.path()), 0);
+    }
+
+    thread_local! {
+        /// Makes the backup of a log with corrupt lines fail, as a full disk does.
+        pub(super) static FAIL_BACKUP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A log with corrupt lines that cannot be backed up is not rewritten; a torn tail in
+    /// it still gets its newline, so the next record is not glued to the torn bytes.
+    #[tokio::test]
+    async fn without_a_backup_a_torn_tail_still_ends_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let (_, b) = rec(now);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.close().unwrap();
+        }
+        let log = dir.path().join(LOG);
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"not a record\n{\"op\":\"put_sess").unwrap();
+        drop(f);
+        FAIL_BACKUP.with(|f| f.set(true));
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            FAIL_BACKUP.with(|f| f.set(false));
+            assert!(s.insert_session(b.clone(), 10).await.unwrap());
+            s.close().unwrap();
+        }
+        assert!(
+            fs::read_to_string(&log).unwrap().contains("not a record"),
+            "not rewritten without a backup"
+        );
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        for r in [&a, &b] {
+            assert!(s.session_by_key(r.key.as_str()).await.unwrap().is_some());
+        }
     }
 
     /// A start whose log wants a rewrite (here: a crash's torn tail) serves from the log
