@@ -105,11 +105,16 @@ impl Generation {
         unsafe { self.counter.as_ref() }.load(Ordering::Acquire)
     }
 
-    /// Adds one to the counter in `lock` (held).
-    fn bump(lock: &File) -> std::io::Result<()> {
+    /// The counter in `lock`: how many changes `modify` has saved (0 for a new file).
+    fn read(lock: &File) -> std::io::Result<u64> {
         let mut b = [0u8; 8];
         let n = lock.read_at(&mut b, 0)?;
-        let now = if n == 8 { u64::from_ne_bytes(b) } else { 0 };
+        Ok(if n == 8 { u64::from_ne_bytes(b) } else { 0 })
+    }
+
+    /// Adds one to the counter in `lock` (held).
+    fn bump(lock: &File) -> std::io::Result<()> {
+        let now = Self::read(lock)?;
         lock.write_all_at(&now.wrapping_add(1).to_ne_bytes(), 0)
     }
 }
@@ -246,6 +251,19 @@ impl UserFile {
             .map_err(|e| io_err("cannot open", &self.lock_path, e))?;
         lock.lock()
             .map_err(|e| io_err("cannot lock", &self.lock_path, e))?;
+        // A file that users were saved to and that is gone now (moved, deleted by
+        // mistake) must not be replaced by one holding only this change's users.
+        let saved_before =
+            Generation::read(&lock).map_err(|e| io_err("cannot read", &self.lock_path, e))? > 0;
+        if saved_before && !self.path.exists() {
+            return Err(StoreError::Corrupt(format!(
+                "{} is missing, but users were saved to it before ({} says so): restore it \
+                 from a backup; to start an empty user directory on purpose, remove {} too",
+                self.path.display(),
+                self.lock_path.display(),
+                self.lock_path.display()
+            )));
+        }
         let mut users = self.read_doc()?;
         let out = change(&mut users).map_err(StoreError::Io)?;
         let doc = UsersDoc {
@@ -307,6 +325,16 @@ mod tests {
         // A handle that never read a good file still refuses a broken one.
         fs::write(&path, b"nonsense").unwrap();
         assert!(UserFile::open(dir.path()).is_err());
+        // A change while the file is gone does not replace it with only its own users.
+        fs::remove_file(&path).unwrap();
+        let err = server
+            .modify(|u| {
+                u.insert("e@f".into(), user("e@f"));
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("is missing"), "{err}");
+        assert!(!path.exists());
     }
 
     #[test]
