@@ -403,6 +403,16 @@ fn refused_logins_and_the_session_limit_are_logged() {
     // The API-token and web-page sign-ins log refusals too, and a user name cannot forge
     // a log line of its own.
     let forged = "ops@vsphere.local\n2026-01-01T00:00:00Z  INFO vsess_server::vim: login user=administrator@vsphere.local";
+    // ...nor a field of the line it is in.
+    let rest_as = |user: &str| {
+        c.post(format!("{url}/api/session"))
+            .basic_auth(user, Some("wrong"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(rest_as("bob ip=10.9.9.9 fault=None"), 401);
     let token = c
         .post(format!("{url}/auth/request-token"))
         .basic_auth(forged, Some("wrong"))
@@ -415,7 +425,13 @@ fn refused_logins_and_the_session_limit_are_logged() {
         .send()
         .unwrap();
     assert_eq!(page.status().as_u16(), 401);
-    wait_for(&|l| l.contains("login failed (API token)") && l.contains("ops@vsphere.local\\n2026"));
+    wait_for(&|l| {
+        l.contains("login failed (API token)") && l.contains("user=\"ops@vsphere.local\\n2026")
+    });
+    wait_for(&|l| {
+        l.contains("login failed (REST)")
+            && l.contains("user=\"bob ip=10.9.9.9 fault=None\" ip=127.0.0.1")
+    });
     wait_for(&|l| l.contains("login failed (web page)") && l.contains("web@vsphere.local"));
     let lines = log.lock().unwrap().clone();
     assert!(

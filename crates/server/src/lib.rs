@@ -19,22 +19,6 @@ pub mod vim;
 pub mod watchdog;
 
 use app::App;
-
-/// The audit line of a refused login on `endpoint` (empty for SOAP and VI/JSON). `user` is
-/// what the client sent, escaped and cut short: it must not be able to forge log lines.
-pub(crate) fn login_failed(
-    user: &str,
-    ip: std::net::IpAddr,
-    f: &vsess_core::Fault,
-    endpoint: &str,
-) {
-    let user = vsess_core::redact::untrusted(user, 256);
-    if endpoint.is_empty() {
-        tracing::info!(user = %user, ip = %ip, fault = f.type_name(), "login failed");
-    } else {
-        tracing::info!(user = %user, ip = %ip, fault = f.type_name(), "login failed ({endpoint})");
-    }
-}
 use async_trait::async_trait;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -48,6 +32,26 @@ use vsess_core::{
     AboutInfo, CredentialVerifier, Role, SessionService, SystemClock, User, UserName,
 };
 use vsess_store::{write_private_atomic, Backend, EmbeddedStore, RedisStore};
+
+/// The audit line of a refused login on `endpoint` (empty for SOAP and VI/JSON). `user` is
+/// what the client sent, so it is cut to 256 characters and written quoted, with control
+/// characters and quotes escaped (`Debug`): it can forge neither a line nor a field.
+pub(crate) fn login_failed(
+    user: &str,
+    ip: std::net::IpAddr,
+    f: &vsess_core::Fault,
+    endpoint: &str,
+) {
+    let user = match user.char_indices().nth(256) {
+        Some((cut, _)) => &user[..cut],
+        None => user,
+    };
+    if endpoint.is_empty() {
+        tracing::info!(user = ?user, ip = %ip, fault = f.type_name(), "login failed");
+    } else {
+        tracing::info!(user = ?user, ip = %ip, fault = f.type_name(), "login failed ({endpoint})");
+    }
+}
 
 pub use config::{Config, StoreConfig};
 
