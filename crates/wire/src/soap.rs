@@ -694,8 +694,12 @@ pub fn fault(f: &Fault) -> String {
 
 /// Finds the `vmware_soap_session` cookie value in a `Cookie` header, tolerating what
 /// pyVmomi sends back: quotes, and the whole `Set-Cookie` value with its attributes.
+///
+/// Besides `;`, a `,` separates cookies here: pyVmomi sends back the `Set-Cookie` header
+/// as `http.client` joined it, so with a proxy's cookie before ours it is
+/// `LB=x; Path=/, vmware_soap_session="…"; Path=/; …`.
 pub fn session_cookie(header: &str) -> Option<&str> {
-    cookie(header, "vmware_soap_session")
+    find_cookie(header, "vmware_soap_session", &[';', ','])
 }
 
 /// Finds a cookie's value in a `Cookie` header; quoted values are unquoted.
@@ -707,10 +711,15 @@ pub fn session_cookie(header: &str) -> Option<&str> {
 /// The first such pair decides. Its value ends at a `,` or space (pyVmomi sends back the
 /// whole `Set-Cookie` value, attributes and all).
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    find_cookie(header, name, &[';'])
+}
+
+/// [`cookie`], with pairs separated by any of `separators`.
+fn find_cookie<'a>(header: &'a str, name: &str, separators: &[char]) -> Option<&'a str> {
     if name.is_empty() {
         return None;
     }
-    let pair = header.split(';').find_map(|pair| {
+    let pair = header.split(separators).find_map(|pair| {
         pair.trim_start_matches([' ', '\t'])
             .strip_prefix(name)?
             .strip_prefix('=')
@@ -857,6 +866,19 @@ mod tests {
         );
         assert_eq!(cookie("a=b", ""), None);
         assert_eq!(cookie("é=1; v=2", "v"), Some("2"));
+        // pyVmomi echoing two Set-Cookie headers joined by http.client.
+        assert_eq!(
+            session_cookie(&format!(
+                "LB=x; Path=/, vmware_soap_session=\"{id}\"; Path=/; HttpOnly; Secure;"
+            )),
+            Some(id)
+        );
+        // Other cookies (the web page's) are split at `;` only: a value with a comma
+        // (browsers allow one) cannot hold a pair.
+        assert_eq!(
+            cookie("x=a,__Host-vsess-ui=evil; y=1", "__Host-vsess-ui"),
+            None
+        );
     }
 
     #[test]
