@@ -54,36 +54,6 @@ pub(crate) fn decode_error(url: &Url, message: impl Into<String>) -> Error {
     }
 }
 
-/// A copy of an error, to hand one re-authentication failure to every caller waiting on it.
-pub(crate) fn duplicate(e: &Error) -> Error {
-    match e {
-        Error::Connection { url, message } => Error::Connection {
-            url: url.clone(),
-            message: message.clone(),
-        },
-        Error::Tls { url, message } => Error::Tls {
-            url: url.clone(),
-            message: message.clone(),
-        },
-        Error::Authentication(m) => Error::Authentication(m.clone()),
-        Error::Http { status, url, body } => Error::Http {
-            status: *status,
-            url: url.clone(),
-            body: body.clone(),
-        },
-        Error::Decode { url, message } => Error::Decode {
-            url: url.clone(),
-            message: message.clone(),
-        },
-        Error::Config(m) => Error::Config(m.clone()),
-        Error::Fault { kind, message } => Error::Fault {
-            kind: kind.clone(),
-            message: message.clone(),
-        },
-        other => Error::Authentication(format!("re-authentication failed: {other}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! the token's lifetime), so long jobs do not first hit a 401.
 use super::auth_options::{identity_v3_url, AuthOptions};
 use super::endpoint::EndpointOpts;
-use super::errors::{duplicate, status_error};
+use super::errors::status_error;
 use super::identity::v3::tokens::{self, ServiceCatalog, Token};
 use super::service::{Response, ServiceClient};
 use crate::error::{Error, Redacted, Result};
@@ -333,7 +333,7 @@ impl ProviderClient {
                         };
                     drop(guard);
                     tx.send_replace(Some(outcome.clone()));
-                    return outcome.map_err(|e| duplicate(&e));
+                    return outcome.map_err(|e| Error::clone(&e));
                 }
                 Role::Follower(mut rx) => {
                     let got = rx
@@ -341,7 +341,7 @@ impl ProviderClient {
                         .await
                         .map(|v| v.as_ref().cloned());
                     match got {
-                        Ok(Some(outcome)) => return outcome.map_err(|e| duplicate(&e)),
+                        Ok(Some(outcome)) => return outcome.map_err(|e| Error::clone(&e)),
                         // The leader was cancelled before it finished: try again.
                         _ => continue,
                     }
