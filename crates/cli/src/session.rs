@@ -176,6 +176,12 @@ fn current_path() -> PathBuf {
     if let Some(home) = std::env::var_os("GOVMOMI_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(home).join("vsess-current.json");
     }
+    config_current_path()
+}
+
+/// `$XDG_CONFIG_HOME/vsess/current.json`: where the last `vsess login` was kept before it
+/// went with $GOVMOMI_HOME, and still is without it.
+fn config_current_path() -> PathBuf {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -317,7 +323,10 @@ fn without_user(endpoint: &str) -> String {
 
 impl Conn {
     fn resolve(&self, positional: Option<&str>) -> Result<Resolved, Failure> {
+        // A login remembered before it was kept with $GOVMOMI_HOME still counts, until the
+        // next `vsess login` writes the new file.
         let saved: Option<Current> = std::fs::read(current_path())
+            .or_else(|_| std::fs::read(config_current_path()))
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok());
         if positional.is_some() && self.url.is_some() {
@@ -370,7 +379,17 @@ impl Conn {
                 .find_map(|n| env(&[n]).map(|v| (v, format!("${n}"))))
         });
         if let Some((user, from)) = named_user {
-            if let Some((in_url, _)) = url_credentials(&session.url).filter(|(u, _)| *u != user) {
+            // Compared as the server would: `DOMAIN\user` and `user@domain`, any case.
+            let same = |a: &str, b: &str| {
+                a == b
+                    || matches!(
+                        (vsess_core::UserName::parse(a), vsess_core::UserName::parse(b)),
+                        (Some(x), Some(y)) if x == y
+                    )
+            };
+            if let Some((in_url, _)) =
+                url_credentials(&session.url).filter(|(u, _)| !same(u, &user))
+            {
                 if source != Source::Remembered {
                     tracing::warn!(
                         "the user {user} from {from} replaces the URL's user {in_url}, as in govc"
@@ -557,7 +576,9 @@ fn no_credentials(r: &Resolved) -> Failure {
 
 fn save_current(c: &Current) {
     let path = current_path();
-    if let Some(dir) = path.parent() {
+    // A missing directory is made private; an existing one (a $GOVMOMI_HOME that may be a
+    // shared workspace) is left as it is: the file itself is 0600.
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         if vsess_store::ensure_private_dir(dir).is_err() {
             return;
         }
@@ -947,7 +968,8 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             }
             if let Some(d) = &idle {
                 let t = d.trim();
-                if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+                // What parses as a plain integer (`30`, `+30`, `-0`) would be seconds.
+                if t.parse::<i64>().is_ok() {
                     return Err(Failure::usage(format!(
                         "--idle '{d}' has no unit: write {t}s, {t}m or {t}h (seconds, minutes, hours)"
                     )));

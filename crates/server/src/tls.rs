@@ -190,7 +190,7 @@ fn der_time(tag: u8, content: &[u8]) -> Option<DateTime<Utc>> {
     let full = match (tag, text.len()) {
         // RFC 5280: a two-digit year of 50 or more is 19YY.
         (0x17, 12) => {
-            let yy: u32 = text[..2].parse().ok()?;
+            let yy: u32 = text.get(..2)?.parse().ok()?;
             format!("{}{text}", if yy >= 50 { "19" } else { "20" })
         }
         (0x18, 14) => text.to_owned(),

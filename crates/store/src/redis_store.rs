@@ -589,7 +589,11 @@ impl RedisStore {
             StoreError::Io(format!("{msg}; {advice}"))
         } else if e.is_io_error()
             // Redis restarting (loading its dataset), a cluster failing over: retry later.
-            || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN"))
+            // A master demoted in a failover (READONLY), a script running too long (BUSY).
+            || matches!(
+                e.code(),
+                Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "READONLY" | "BUSY")
+            )
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
