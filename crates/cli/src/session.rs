@@ -969,9 +969,9 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             if let Some(d) = &idle {
                 let t = d.trim();
                 // What parses as a plain integer (`30`, `+30`, `-0`) would be seconds.
-                if t.parse::<i64>().is_ok() {
+                if let Ok(n) = t.parse::<i64>() {
                     return Err(Failure::usage(format!(
-                        "--idle '{d}' has no unit: write {t}s, {t}m or {t}h (seconds, minutes, hours)"
+                        "--idle '{d}' has no unit: write {n}s, {n}m or {n}h (seconds, minutes, hours)"
                     )));
                 }
                 if vsess_core::selfservice::parse_duration(d).is_none() {

@@ -760,7 +760,11 @@ fn a_backslash_user_in_the_url_is_refused_with_the_way_to_say_it() {
 #[test]
 fn rm_idle_needs_a_unit() {
     let dir = tempfile::tempdir().unwrap();
-    for (value, want) in [("30", "30s, 30m or 30h"), ("0", "0s, 0m or 0h")] {
+    for (value, want) in [
+        ("30", "30s, 30m or 30h"),
+        ("0", "0s, 0m or 0h"),
+        ("+30", "30s, 30m or 30h"),
+    ] {
         let (code, out, err) = vsess_in(
             dir.path(),
             &[

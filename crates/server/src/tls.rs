@@ -313,7 +313,9 @@ mod tests {
         let m = load_or_generate(dir.path(), None, None).unwrap();
         assert!(m.validity.is_some());
         assert_eq!(m.validity_warning(now), None);
-        // Garbage is not a date.
+        // Garbage is not a date, and no panic: a UTCTime of 12 bytes that are not digits.
+        assert_eq!(der_time(0x17, "€€€€Z".as_bytes()), None);
+        assert_eq!(der_time(0x17, b"99O101000000Z"), None);
         assert_eq!(validity(b"\x30\x03\x30\x01\x00"), None);
         assert_eq!(validity(b""), None);
     }
