@@ -769,6 +769,9 @@ async fn a_refused_relogin_is_sent_once_and_never_repeated() {
 async fn a_relogin_that_failed_for_want_of_room_is_tried_again_later() {
     let mut config = Config::default();
     config.policy.max_sessions = 2;
+    // Every Login pays argon2 (no cache of verified passwords): the relogin attempt then
+    // lasts long enough for all the callers' NotAuthenticated to come back while it runs.
+    config.policy.credential_cache_ttl = chrono::Duration::zero();
     let server = Server::start_with(config).await;
     let client = Client::connect(&server.url(false), Tls::Insecure)
         .await
@@ -797,11 +800,10 @@ async fn a_relogin_that_failed_for_want_of_room_is_tried_again_later() {
         assert!(err.is_fault("SystemError"), "{err}");
     }
     // Callers that were waiting for the attempt share its outcome. A caller whose own
-    // NotAuthenticated only came back after that attempt had failed tries once more (the
-    // failure is not sticky); on a loaded machine (a full `cargo test` beside other
-    // builds) that was more than one caller. So: fewer Logins than callers.
+    // NotAuthenticated came back only after that attempt had failed would try once more
+    // (the failure is not sticky); the argon2 time makes that unlikely, not impossible.
     let sent = client.login_count() - before;
-    assert!((1..8).contains(&sent), "{sent} Logins for 8 callers");
+    assert!((1..=2).contains(&sent), "{sent} Logins for 8 callers");
     filler.logout().await.unwrap();
     client.current_time().await.unwrap();
     assert_eq!(
