@@ -87,11 +87,12 @@ impl SessionService {
     }
 
     /// `DELETE /auth/request-token`: revokes the token.
-    pub async fn revoke_token(&self, token: &str) -> Result<(), Fault> {
-        // Any valid token may be revoked, even one whose user may no longer use it.
-        self.token_record(token).await?;
+    /// Returns the record it revoked. Any valid token may be revoked, even one whose user
+    /// may no longer use it.
+    pub async fn revoke_token(&self, token: &str) -> Result<TokenRecord, Fault> {
+        let rec = self.token_record(token).await?;
         self.store.revoke_token(&IdDigest::of(token)).await?;
-        Ok(())
+        Ok(rec)
     }
 
     /// The live sessions a token may see: its user's own (found through

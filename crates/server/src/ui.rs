@@ -216,21 +216,26 @@ async fn signed_in(app: &App, headers: &HeaderMap) -> Result<(String, TokenRecor
 /// For state-changing requests: signed in, same site, and the right CSRF token.
 async fn signed_in_csrf(app: &App, headers: &HeaderMap) -> Result<(String, TokenRecord), Response> {
     let (token, rec) = signed_in(app, headers).await.map_err(|f| fault(&f))?;
-    let forbidden = |m: &str| error(StatusCode::FORBIDDEN, m);
+    match csrf_refusal(headers, &token) {
+        Some(refused) => Err(refused),
+        None => Ok((token, rec)),
+    }
+}
+
+/// Why a state-changing request of the sign-in `token` is refused: it is cross-site, or it
+/// lacks that sign-in's CSRF token. `None` when it may go on.
+fn csrf_refusal(headers: &HeaderMap, token: &str) -> Option<Response> {
+    let forbidden = |m: &str| Some(error(StatusCode::FORBIDDEN, m));
     if cross_site(headers) {
-        return Err(forbidden("Cross-site requests are refused."));
+        return forbidden("Cross-site requests are refused.");
     }
     let Some(sent) = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes) else {
-        return Err(forbidden(
-            "The X-CSRF-Token header is missing: reload the page.",
-        ));
+        return forbidden("The X-CSRF-Token header is missing: reload the page.");
     };
-    if !constant_time_eq(sent, csrf_token(&token).as_bytes()) {
-        return Err(forbidden(
-            "The X-CSRF-Token header is wrong: reload the page.",
-        ));
+    if !constant_time_eq(sent, csrf_token(token).as_bytes()) {
+        return forbidden("The X-CSRF-Token header is wrong: reload the page.");
     }
-    Ok((token, rec))
+    None
 }
 
 // ---- the page ----------------------------------------------------------------------------
@@ -337,13 +342,18 @@ async fn sign_in(
 }
 
 async fn sign_out(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let (token, rec) = match signed_in_csrf(&app, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    // A user who may no longer use the page (demoted to NoAccess) may still sign out: the
+    // token is checked by revoking it, not through `signed_in`.
+    let Some(token) = cookie_token(&app, &headers) else {
+        return fault(&unauthenticated());
     };
-    if let Err(f) = app.svc.revoke_token(&token).await {
-        return fault(&f);
+    if let Some(refused) = csrf_refusal(&headers, token) {
+        return refused;
     }
+    let rec = match app.svc.revoke_token(token).await {
+        Ok(rec) => rec,
+        Err(f) => return fault(&f),
+    };
     tracing::info!(user = %rec.user, "web page sign-out");
     let mut r = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&clear_cookie(&app)) {

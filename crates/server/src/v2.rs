@@ -249,7 +249,7 @@ pub async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
         return error(&Fault::not_authenticated(vsess_core::Privilege::SystemView));
     };
     match app.svc.revoke_token(token).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(f) => refused(&headers, &f),
     }
 }

@@ -617,3 +617,40 @@ async fn sign_out_revokes_the_page_session() {
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "already signed out");
 }
+
+/// A user demoted to NoAccess loses the page, but can still sign out of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_demoted_to_no_access_can_still_sign_out() {
+    let kit = Kit::start("").await;
+    let (page, _) = kit.sign_in("reader@vsphere.local", "reader-pw").await;
+    vsess_store::UserFile::open(kit.dir.path())
+        .unwrap()
+        .modify(|u| {
+            u.get_mut("reader@vsphere.local").unwrap().role = vsess_core::Role::NoAccess;
+            Ok(())
+        })
+        .unwrap();
+    let a = kit
+        .ui(Method::GET, "/ui/api/sessions", Some(&page), None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Without the CSRF token it is still refused.
+    let a = kit
+        .ui(Method::POST, "/ui/api/sign-out", Some(&page), None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = kit
+        .ui(
+            Method::POST,
+            "/ui/api/sign-out",
+            Some(&page),
+            Some(&page.csrf),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let a = kit
+        .ui(Method::GET, "/ui/api/me", Some(&page), None, None)
+        .await;
+    assert_eq!(a.body["signedIn"], false);
+}
