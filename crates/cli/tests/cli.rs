@@ -503,25 +503,8 @@ fn session_command_errors_say_what_is_missing_and_never_show_a_password() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     let run = |args: &[&str], envs: &[(&str, &str)], stdin: &str| {
-        let mut c = Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .env("HOME", home)
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("GOVMOMI_HOME", home.join("govmomi"))
-            .envs(envs.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The command may exit before it reads its input (a bad URL): a closed pipe is fine.
-        let _ = c.stdin.take().unwrap().write_all(stdin.as_bytes());
-        let out = c.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, _, err) = vsess_in(home, args, envs, stdin);
+        (code, err)
     };
     // A rejected URL never shows the password, wherever it came from: one from stdin or
     // the environment is not even read before the URL is refused, and one in the URL is
@@ -661,6 +644,7 @@ fn vsess_in(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The command may exit before it reads its input (a bad URL): a closed pipe is fine.
     let _ = c.stdin.take().unwrap().write_all(stdin.as_bytes());
     let out = c.wait_with_output().unwrap();
     (

@@ -2175,6 +2175,18 @@ mod tests {
         assert_eq!(corrupt_backups(dir.path()), 0);
     }
 
+    /// A store in `dir` holding one session (returned), closed, with `tail` appended to
+    /// its log as a crash or a bad edit would leave it.
+    async fn one_session_then(dir: &Path, tail: &[u8]) -> SessionRecord {
+        let (_, a) = rec(Utc::now());
+        let s = EmbeddedStore::open(dir).unwrap();
+        s.insert_session(a.clone(), 10).await.unwrap();
+        s.close().unwrap();
+        let mut f = OpenOptions::new().append(true).open(dir.join(LOG)).unwrap();
+        f.write_all(tail).unwrap();
+        a
+    }
+
     thread_local! {
         /// Makes the backup of a log with corrupt lines fail, as a full disk does.
         pub(super) static FAIL_BACKUP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -2185,18 +2197,9 @@ mod tests {
     #[tokio::test]
     async fn without_a_backup_a_torn_tail_still_ends_its_line() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Utc::now();
-        let (_, a) = rec(now);
-        let (_, b) = rec(now);
-        {
-            let s = EmbeddedStore::open(dir.path()).unwrap();
-            s.insert_session(a.clone(), 10).await.unwrap();
-            s.close().unwrap();
-        }
+        let a = one_session_then(dir.path(), b"not a record\n{\"op\":\"put_sess").await;
+        let (_, b) = rec(Utc::now());
         let log = dir.path().join(LOG);
-        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all(b"not a record\n{\"op\":\"put_sess").unwrap();
-        drop(f);
         FAIL_BACKUP.with(|f| f.set(true));
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
@@ -2219,18 +2222,8 @@ mod tests {
     #[tokio::test]
     async fn a_start_that_cannot_rewrite_its_log_serves_from_it() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Utc::now();
-        let (_, a) = rec(now);
-        let (_, b) = rec(now);
-        {
-            let s = EmbeddedStore::open(dir.path()).unwrap();
-            s.insert_session(a.clone(), 10).await.unwrap();
-            s.close().unwrap();
-        }
-        let log = dir.path().join(LOG);
-        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all(b"{\"op\":\"put_sess").unwrap();
-        drop(f);
+        let a = one_session_then(dir.path(), b"{\"op\":\"put_sess").await;
+        let (_, b) = rec(Utc::now());
         // The rewrite's temporary file cannot be created.
         fs::create_dir(dir.path().join(format!("{LOG}.tmp"))).unwrap();
         {
@@ -2287,16 +2280,8 @@ mod tests {
     #[tokio::test]
     async fn a_source_is_read_without_tidying_its_log() {
         let dir = tempfile::tempdir().unwrap();
-        let (_, a) = rec(Utc::now());
-        {
-            let s = EmbeddedStore::open(dir.path()).unwrap();
-            s.insert_session(a.clone(), 10).await.unwrap();
-            s.close().unwrap();
-        }
+        let a = one_session_then(dir.path(), b"not a record\n{\"op\":\"put_sess").await;
         let log = dir.path().join(LOG);
-        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all(b"not a record\n{\"op\":\"put_sess").unwrap();
-        drop(f);
         let before = fs::read(&log).unwrap();
         {
             let s = EmbeddedStore::open_as_source(dir.path()).unwrap();
