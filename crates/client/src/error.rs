@@ -183,47 +183,38 @@ const PLAIN_HTTP: &str = "the server answered in plain HTTP, not TLS";
 /// Whether rustls refused the answer to its ClientHello as a record of an unknown content
 /// type: the first bytes of an HTTP answer ("HTTP/1.1 400") read as a TLS record header.
 fn plain_http_answer(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(r) = c.downcast_ref::<rustls::Error>() {
-            return matches!(
-                r,
-                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
-            );
-        }
-        if let Some(inner) = c
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            if plain_http_answer(inner) {
-                return true;
-            }
-        }
-        cur = c.source();
-    }
-    false
+    matches!(
+        rustls_error(e),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
 }
 
 /// Whether `e` or an error under it is a `rustls::Error`.
 fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    rustls_error(e).is_some()
+}
+
+/// The first `rustls::Error` in `e`'s chain.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut cur = Some(e);
     while let Some(c) = cur {
-        if c.is::<rustls::Error>() {
-            return true;
+        if let Some(r) = c.downcast_ref::<rustls::Error>() {
+            return Some(r);
         }
         // `io::Error::source` skips the error an io::Error wraps (it returns that error's
         // own source), and the TLS stream wraps rustls's error in one, often twice.
-        if let Some(inner) = c
+        if let Some(r) = c
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
+            .and_then(|inner| rustls_error(inner))
         {
-            if is_tls(inner) {
-                return true;
-            }
+            return Some(r);
         }
         cur = c.source();
     }
-    false
+    None
 }
 
 /// Whether a TLS error's message is `tls`'s pinned-thumbprint mismatch.
