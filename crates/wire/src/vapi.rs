@@ -277,13 +277,32 @@ pub fn secret(s: &str) -> Json {
     json!({"SECRET": s})
 }
 
-/// `created_time` and `last_accessed_time` in one buffer, split at the returned index.
-fn session_times(created: &DateTime<Utc>, last_accessed: &DateTime<Utc>) -> (String, usize) {
-    let mut times = String::with_capacity(48);
-    crate::soap::rfc3339_into(&mut times, created, SecondsFormat::Millis);
-    let mid = times.len();
-    crate::soap::rfc3339_into(&mut times, last_accessed, SecondsFormat::Millis);
-    (times, mid)
+/// Writes `"created_time":"…","last_accessed_time":"…","user":"…"`: the fields of a
+/// session's info, in the order `serde_json::Value` writes object keys (sorted), so the
+/// whole answer is byte for byte what the `json!` forms serialize to. The times are
+/// RFC 3339 (ASCII without `"` or `\`), so only the user name needs escaping.
+fn session_info_fields(
+    out: &mut Vec<u8>,
+    user: &str,
+    created: &DateTime<Utc>,
+    last_accessed: &DateTime<Utc>,
+) {
+    let mut time = String::with_capacity(24);
+    out.extend_from_slice(b"\"created_time\":\"");
+    crate::soap::rfc3339_into(&mut time, created, SecondsFormat::Millis);
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\",\"last_accessed_time\":\"");
+    time.clear();
+    crate::soap::rfc3339_into(&mut time, last_accessed, SecondsFormat::Millis);
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\",\"user\":");
+    json_into(out, user);
+}
+
+/// Appends `v` as JSON. Writing into a `Vec` cannot fail, and neither can serializing a
+/// string or a `Value`.
+fn json_into(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) {
+    let _ = serde_json::to_writer(out, v);
 }
 
 /// `rpc_output(id, session_info(s))`, serialized, from the fields it needs.
@@ -293,24 +312,15 @@ pub fn rpc_session_info(
     created: &DateTime<Utc>,
     last_accessed: &DateTime<Utc>,
 ) -> Vec<u8> {
-    let (times, mid) = session_times(created, last_accessed);
-    let info = out::Info {
-        created_time: &times[..mid],
-        last_accessed_time: &times[mid..],
-        user,
-    };
-    out::to_vec(
-        160 + user.len(),
-        &out::RpcOutput {
-            id,
-            jsonrpc: "2.0",
-            result: out::RpcResult {
-                output: out::InfoStructure {
-                    structure: out::InfoName { info },
-                },
-            },
-        },
-    )
+    let mut out = Vec::with_capacity(192 + user.len());
+    out.extend_from_slice(b"{\"id\":");
+    json_into(&mut out, id);
+    out.extend_from_slice(
+        b",\"jsonrpc\":\"2.0\",\"result\":{\"output\":{\"STRUCTURE\":{\"com.vmware.cis.session.info\":{",
+    );
+    session_info_fields(&mut out, user, created, last_accessed);
+    out.extend_from_slice(b"}}}}}");
+    out
 }
 
 /// `rest_session_info(s).to_string()`, from the fields it needs.
@@ -319,60 +329,11 @@ pub fn rest_session_info_bytes(
     created: &DateTime<Utc>,
     last_accessed: &DateTime<Utc>,
 ) -> Vec<u8> {
-    let (times, mid) = session_times(created, last_accessed);
-    out::to_vec(
-        80 + user.len(),
-        &out::Info {
-            created_time: &times[..mid],
-            last_accessed_time: &times[mid..],
-            user,
-        },
-    )
-}
-
-/// Typed response shapes. Their fields are in the order `serde_json::Value` writes
-/// object keys (sorted), so they serialize to the same bytes as the `json!` forms.
-mod out {
-    use serde::Serialize;
-    use serde_json::Value as Json;
-
-    #[derive(Serialize)]
-    pub struct RpcOutput<'a, T> {
-        pub id: &'a Json,
-        pub jsonrpc: &'static str,
-        pub result: RpcResult<T>,
-    }
-
-    #[derive(Serialize)]
-    pub struct RpcResult<T> {
-        pub output: T,
-    }
-
-    #[derive(Serialize)]
-    pub struct InfoStructure<'a> {
-        #[serde(rename = "STRUCTURE")]
-        pub structure: InfoName<'a>,
-    }
-
-    #[derive(Serialize)]
-    pub struct InfoName<'a> {
-        #[serde(rename = "com.vmware.cis.session.info")]
-        pub info: Info<'a>,
-    }
-
-    #[derive(Serialize)]
-    pub struct Info<'a> {
-        pub created_time: &'a str,
-        pub last_accessed_time: &'a str,
-        pub user: &'a str,
-    }
-
-    pub fn to_vec(capacity: usize, v: &impl Serialize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(capacity);
-        // Writing these shapes into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, v);
-        out
-    }
+    let mut out = Vec::with_capacity(96 + user.len());
+    out.push(b'{');
+    session_info_fields(&mut out, user, created, last_accessed);
+    out.push(b'}');
+    out
 }
 
 /// The typed fast path of [`decode_invoke`]. Every object is read as a map (never a
@@ -733,16 +694,28 @@ mod tests {
             user_agent: String::new(),
             call_count: 0,
         };
-        for id in [json!("1"), json!(7), Json::Null, json!({"b": 1, "a": [2]})] {
-            let typed = rpc_session_info(&id, &us.user_name, &us.login_time, &us.last_active_time);
-            let reference = rpc_output(&id, session_info(&us)).to_string();
-            assert_eq!(String::from_utf8(typed).unwrap(), reference);
+        // A year past 9999 takes chrono's formatting path.
+        let far = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
+        let names = ["", "plain", "\u{7f}\u{1f}\\/\u{2028}</tag>", &us.user_name];
+        for (name, last) in names.iter().zip([us.last_active_time, far].iter().cycle()) {
+            let us = UserSession {
+                user_name: (*name).to_owned(),
+                last_active_time: *last,
+                ..us.clone()
+            };
+            for id in [json!("1"), json!(7), Json::Null, json!({"b": 1, "a": [2]})] {
+                let typed =
+                    rpc_session_info(&id, &us.user_name, &us.login_time, &us.last_active_time);
+                let reference = rpc_output(&id, session_info(&us)).to_string();
+                assert_eq!(String::from_utf8(typed).unwrap(), reference);
+            }
+            let typed =
+                rest_session_info_bytes(&us.user_name, &us.login_time, &us.last_active_time);
+            assert_eq!(
+                String::from_utf8(typed).unwrap(),
+                rest_session_info(&us).to_string()
+            );
         }
-        let typed = rest_session_info_bytes(&us.user_name, &us.login_time, &us.last_active_time);
-        assert_eq!(
-            String::from_utf8(typed).unwrap(),
-            rest_session_info(&us).to_string()
-        );
     }
 
     #[test]
