@@ -31,7 +31,16 @@ impl Turns {
 
     /// Waits for `name`'s turn.
     pub(crate) async fn take(&self, name: &str) -> TurnGuard<'_> {
-        let turn = self.names().entry(name.to_owned()).or_default().clone();
+        let turn = {
+            let mut names = self.names();
+            // A waiter cancelled after the turn passed to it (its guard never existed)
+            // leaves an entry nobody holds or awaits: only the map refers to it. Such
+            // entries go here, so the map holds the names in use, not every name a
+            // cancelled login ever named. Verifications are the slow path (argon2), and
+            // the map is as long as the logins verifying at once.
+            names.retain(|_, t| Arc::strong_count(t) > 1);
+            names.entry(name.to_owned()).or_default().clone()
+        };
         TurnGuard {
             turns: self,
             name: name.to_owned(),
@@ -63,6 +72,30 @@ impl Drop for TurnGuard<'_> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiter_cancelled_after_its_turn_came_leaves_no_entry_behind() {
+        let turns = Arc::new(Turns::default());
+        let first = turns.take("u@v").await;
+        let waiter = tokio::spawn({
+            let turns = turns.clone();
+            async move {
+                let _t = turns.take("u@v").await;
+            }
+        });
+        // The waiter queues for the turn...
+        tokio::task::yield_now().await;
+        // ...which passes to it, and it is cancelled before it runs again.
+        drop(first);
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        assert_eq!(turns.len(), 1, "the cancelled waiter's entry");
+        // The next verification, of any name, clears it.
+        let other = turns.take("w@v").await;
+        assert_eq!(turns.len(), 1);
+        drop(other);
+        assert_eq!(turns.len(), 0);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn one_turn_per_name_at_a_time_and_entries_go_with_their_last_user() {
