@@ -22,6 +22,7 @@ pub mod service;
 pub mod session;
 pub mod store;
 pub mod ticket;
+pub mod ticketcount;
 mod turns;
 pub mod user;
 pub mod value;

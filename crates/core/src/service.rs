@@ -12,6 +12,7 @@ use crate::privilege::{Privilege, Role};
 use crate::session::{SessionRecord, UserSession};
 use crate::store::{LockState, Store};
 use crate::ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
+use crate::ticketcount::MAX_SERVICE_TICKETS_PER_SESSION;
 use crate::user::{User, UserName};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -94,6 +95,8 @@ pub struct SessionService {
     credentials: CredentialCache,
     /// Password verifications take turns per user name, so that the lockout counts each.
     turns: crate::turns::Turns,
+    /// The service tickets each session holds (see `ticketcount`).
+    service_tickets: crate::ticketcount::TicketCounts,
     /// When the session limit was last reported in the log (Unix seconds), so that a
     /// flood of refused logins writes one line a minute, not one each.
     limit_logged: std::sync::atomic::AtomicI64,
@@ -118,6 +121,7 @@ impl SessionService {
             compute_policies: Vec::new(),
             credentials,
             turns: Default::default(),
+            service_tickets: Default::default(),
             limit_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
@@ -743,15 +747,29 @@ impl SessionService {
                 None
             }
         };
+        let now = self.clock.now();
+        let expires = now + self.policy.service_ticket_ttl;
+        let max = MAX_SERVICE_TICKETS_PER_SESSION;
+        if !self.service_tickets.admit(&s.key, now, expires, max) {
+            return Err(Fault::InvalidRequest(format!(
+                "This session already holds {max} service tickets that have been neither used \
+                 nor expired; use them, or wait for them to expire ({} s after each was issued).",
+                self.policy.service_ticket_ttl.num_seconds()
+            )));
+        }
         let id = random_hex(20);
+        let session = s.key;
         let t = Ticket {
             kind: TicketKind::Service {
-                session: s.key,
+                session: session.clone(),
                 spec,
             },
-            expires: self.clock.now() + self.policy.service_ticket_ttl,
+            expires,
         };
-        self.store.put_ticket(IdDigest::of(&id), t).await?;
+        if let Err(e) = self.store.put_ticket(IdDigest::of(&id), t).await {
+            self.service_tickets.release(&session, expires);
+            return Err(e.into());
+        }
         Ok(GenericServiceTicket {
             id,
             host_name,
@@ -773,6 +791,7 @@ impl SessionService {
         let TicketKind::Service { session, spec } = t.kind else {
             return Err(Fault::InvalidLogin);
         };
+        self.service_tickets.release(&session, t.expires);
         let matches = match (&spec, request) {
             (
                 ServiceRequestSpec::Http {
@@ -873,6 +892,7 @@ impl SessionService {
             .reap_sessions(now, self.policy.idle_timeout, self.policy.max_lifetime)
             .await?;
         self.store.purge_tickets(now).await?;
+        self.service_tickets.purge(now);
         Ok(n)
     }
 }

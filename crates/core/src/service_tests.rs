@@ -659,6 +659,56 @@ async fn service_tickets_are_bound_to_their_spec_and_used_once() {
 }
 
 #[tokio::test]
+async fn a_session_holds_a_bounded_number_of_service_tickets() {
+    use crate::ticketcount::MAX_SERVICE_TICKETS_PER_SESSION as MAX;
+    let f = fixture();
+    let id = f.login("admin@vsphere.local").await;
+    let rec = f.auth(&id).await.unwrap();
+    let other = f.auth(&f.login("admin@vsphere.local").await).await.unwrap();
+    let spec = ServiceRequestSpec::Vmomi {
+        method: "FindByUuid".into(),
+    };
+    async fn acquire(
+        f: &Fixture,
+        rec: &SessionRecord,
+    ) -> Result<crate::ticket::GenericServiceTicket, Fault> {
+        let spec = ServiceRequestSpec::Vmomi {
+            method: "FindByUuid".into(),
+        };
+        f.svc.acquire_generic_service_ticket(Some(rec), spec).await
+    }
+    let mut held = Vec::new();
+    for _ in 0..MAX {
+        held.push(acquire(&f, &rec).await.unwrap().id);
+    }
+    let e = acquire(&f, &rec).await.unwrap_err();
+    assert!(
+        matches!(&e, Fault::InvalidRequest(m) if m.contains(&format!("{MAX} service tickets"))),
+        "{e:?}"
+    );
+    // Another session of the same user is counted apart.
+    acquire(&f, &other).await.unwrap();
+    // A used ticket frees its place; so does a failed redemption (it is used up too).
+    f.svc.redeem_service_ticket(&held[0], &spec).await.unwrap();
+    acquire(&f, &rec).await.unwrap();
+    assert!(acquire(&f, &rec).await.is_err());
+    let wrong = ServiceRequestSpec::Vmomi {
+        method: "Other".into(),
+    };
+    assert!(f.svc.redeem_service_ticket(&held[1], &wrong).await.is_err());
+    acquire(&f, &rec).await.unwrap();
+    assert!(acquire(&f, &rec).await.is_err());
+    // Expired ones free theirs, and the reaper forgets them.
+    f.clock
+        .advance(f.svc.policy.service_ticket_ttl + Duration::seconds(1));
+    acquire(&f, &rec).await.unwrap();
+    f.clock
+        .advance(f.svc.policy.service_ticket_ttl + Duration::seconds(1));
+    f.svc.reap().await.unwrap();
+    assert_eq!(f.svc.service_tickets.sessions(), 0);
+}
+
+#[tokio::test]
 async fn session_is_active_checks_key_user_and_privilege() {
     let f = fixture();
     let admin = f.login("admin@vsphere.local").await;
