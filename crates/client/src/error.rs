@@ -2,8 +2,11 @@
 use std::fmt;
 
 /// `Clone`, so that callers sharing one attempt (a single-flight relogin) all get its
-/// outcome.
+/// outcome. `#[non_exhaustive]`: a new kind of failure is not a breaking change, so a
+/// `match` on it needs a `_` arm (the helpers such as [`Error::is_unauthenticated`] and
+/// [`Error::is_fault`] need none).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The server could not be reached (DNS, refused, reset).
     #[error("cannot connect to {url}: {message}")]
