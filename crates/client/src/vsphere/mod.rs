@@ -131,15 +131,22 @@ pub fn check_no_backslash_before_host(raw: &str) -> Result<()> {
     let rest = raw.split_once("://").map_or(raw, |(_, rest)| rest);
     // What Go's url.Parse takes as the authority: up to the first '/', '?' or '#'.
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('\\') {
-        return Err(Error::Config(
-            "the URL has a '\\' before its host, which would make the part before it the host: \
-             give a DOMAIN\\user name with -u 'DOMAIN\\user' (or $VSESS_USERNAME), or write \
-             it in the URL as DOMAIN%5Cuser"
-                .into(),
-        ));
-    }
-    Ok(())
+    let Some(at) = authority.find('\\') else {
+        return Ok(());
+    };
+    // A ':' before the '\\' (and an '@' after it) puts the '\\' in the password.
+    let in_password = authority[..at].contains(':') && authority[at..].contains('@');
+    Err(Error::Config(if in_password {
+        "the URL's password has a '\\', which would make the part before it the host: give \
+         the password with --password-stdin or $VSESS_PASSWORD instead, or write each '\\' \
+         in it as %5C"
+            .into()
+    } else {
+        "the URL has a '\\' before its host, which would make the part before it the host: \
+         give a DOMAIN\\user name with -u 'DOMAIN\\user' (or $VSESS_USERNAME), or write \
+         it in the URL as DOMAIN%5Cuser"
+            .into()
+    }))
 }
 
 /// Parses `https://host[:port][/sdk]` (user and password are ignored here).
@@ -1103,6 +1110,21 @@ mod tests {
             Some(("VSPHERE.LOCAL\\admin".into(), "pw".into()))
         );
         assert!(sdk_url("https://127.0.0.1/sdk?a=\\").is_ok());
+        // In the password, the advice is about the password, and the password is not shown.
+        for raw in [
+            "https://admin:pa\\ss@127.0.0.1:19600/sdk",
+            "https://VSPHERE.LOCAL%5Cadmin:x\\y@127.0.0.1",
+        ] {
+            let e = sdk_url(raw).unwrap_err().to_string();
+            assert!(
+                e.contains("password has a '\\'") && e.contains("--password-stdin"),
+                "{e}"
+            );
+            assert!(
+                !e.contains("-u 'DOMAIN") && !e.contains("ss@") && !e.contains("x\\y"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
