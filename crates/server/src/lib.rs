@@ -150,6 +150,27 @@ impl CredentialVerifier for BlockingVerifier {
     }
 }
 
+/// Puts this replica's `instanceUuid` back into Redis if it is gone (a Redis restarted
+/// without its data), so that a replica started afterwards adopts it instead of writing
+/// its own: replicas behind one address must all report the same one. The first replica
+/// to come back wins, as at first start. A replica whose uuid lost that race (it differs
+/// from the stored one) says so once: it keeps its own until it is restarted.
+async fn reassert_instance_uuid(r: &RedisStore, mine: &str, warned: &mut bool) {
+    // Unreachable Redis is reported by the activity flush just before; nothing to add.
+    if let Ok(stored) = r.instance_uuid(mine).await {
+        if stored != mine && !*warned {
+            tracing::warn!(
+                stored = %stored,
+                mine = %mine,
+                "Redis holds another instanceUuid than this replica reports (Redis lost its \
+                 data and another replica wrote its own first); restart this replica to \
+                 report the same one as the others"
+            );
+            *warned = true;
+        }
+    }
+}
+
 fn about(instance_uuid: String) -> AboutInfo {
     let v = env!("CARGO_PKG_VERSION");
     AboutInfo {
@@ -337,6 +358,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     })?);
     let admin_password = bootstrap_admin(&backend, &opts.data_dir).await?;
     let admin_password_file = Some(opts.data_dir.join(ADMIN_PASSWORD_FILE)).filter(|p| p.exists());
+    let instance = uuid.clone();
     let policy = opts.config.policy.clone();
     let local_ttl = policy
         .local_ticket_ttl
@@ -409,6 +431,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         // Activity is written every second (Redis slides its TTLs then). The first reap
         // waits a full period, so that a large store is not walked as it comes up.
         let mut flush = tokio::time::interval(Duration::from_secs(1));
+        let mut uuid_warned = false;
         let mut reap = tokio::time::interval_at(
             tokio::time::Instant::now() + Duration::from_secs(5),
             Duration::from_secs(5),
@@ -419,6 +442,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 _ = flush.tick() => {
                     if let Err(e) = house.backend.flush().await {
                         tracing::error!("cannot write session activity: {e}");
+                    }
+                    if let Backend::Redis(r) = &house.backend {
+                        reassert_instance_uuid(r, &instance, &mut uuid_warned).await;
                     }
                 }
                 _ = reap.tick() => {

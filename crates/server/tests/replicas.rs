@@ -70,6 +70,34 @@ async fn one_session_works_on_every_replica_and_every_protocol() {
     assert!(uuids.iter().all(|u| *u == uuids[0]), "{uuids:?}");
 }
 
+async fn instance_uuid(r: &Replicas, i: usize) -> String {
+    let (_, body, _) = r.soap(i, common::RSC, None).await;
+    between(&body, "<instanceUuid>", "</instanceUuid>").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn a_replica_started_after_redis_lost_its_data_reports_the_same_instance_uuid() {
+    let (redis, r, _h) = setup(1, "").await;
+    let first = instance_uuid(&r, 0).await;
+    // What a Redis restarted without its data has lost (the users stay, so that the
+    // replicas keep serving).
+    assert_eq!(redis.cli(&["DEL", "t:instance-uuid"]).trim(), "1");
+    // The running replica puts its own back within a second or so...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.cli(&["GET", "t:instance-uuid"]).trim() != first {
+        assert!(
+            Instant::now() < deadline,
+            "the instanceUuid was not put back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...so that a replica started now adopts it, instead of writing its own.
+    let config = redis_config("", &redis.url(), "t");
+    let later = Replicas::start(1, &config).await;
+    assert_eq!(instance_uuid(&later, 0).await, first);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn max_session_count_is_global_under_concurrent_logins() {
