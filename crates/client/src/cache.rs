@@ -411,15 +411,6 @@ impl Session {
         Ok(())
     }
 
-    fn remove(&self, path: &str) {
-        for f in self.files(path) {
-            let _ = std::fs::remove_file(f);
-        }
-        if path == SOAP_PATH {
-            let _ = std::fs::remove_file(self.hint_path());
-        }
-    }
-
     fn hint_path(&self) -> PathBuf {
         self.dir(SOAP_PATH)
             .join(format!(".{}.vsess.json", self.file_names(SOAP_PATH)[0]))
@@ -770,11 +761,42 @@ impl Session {
         Ok(())
     }
 
-    /// Logs out and removes the cached files.
+    /// Logs out, and removes the cache files that hold this session (and the hint that
+    /// describes it). Only those: another process may have cached a newer session since
+    /// this one was read, and its files stay. A `passthrough` session was never cached, so
+    /// the files are left alone (govmomi's `Logout` never touches them).
     pub async fn logout(&self, client: &Client) -> Result<()> {
+        // Before the logout, which forgets it.
+        let mine = client.session_id().filter(|_| !self.passthrough);
         let r = client.logout().await;
-        self.remove(SOAP_PATH);
-        r
+        let Some(mine) = mine else {
+            return r;
+        };
+        let unquoted = mine.trim_matches('"').to_owned();
+        let forgotten = self
+            .forget(SOAP_PATH, |doc| {
+                soap_cookie(doc).is_some_and(|c| c.trim_matches('"') == unquoted)
+            })
+            .await;
+        if forgotten.is_ok() && self.hint().is_some_and(|h| h.describes(&mine)) {
+            let _ = std::fs::remove_file(self.hint_path());
+        }
+        r.and(forgotten)
+    }
+
+    /// Under the lock, removes the cache files for `path` whose document `holds` says are
+    /// the session being ended; a corrupt file is left for the next save to replace.
+    async fn forget(&self, path: &str, holds: impl Fn(&Value) -> bool) -> Result<()> {
+        let _lock = self.lock(path).await?;
+        for file in self.files(path) {
+            let Ok(data) = std::fs::read(&file) else {
+                continue;
+            };
+            if serde_json::from_slice::<Value>(&data).is_ok_and(|doc| holds(&doc)) {
+                std::fs::remove_file(&file).map_err(|e| Self::cache_err(&file, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// The vAPI session: the cached one if valid; else, when the server has unified
@@ -818,11 +840,17 @@ impl Session {
         Ok((id, false))
     }
 
-    /// Ends the vAPI session and removes its cache files.
+    /// Ends the vAPI session and removes the cache files that hold it (see
+    /// [`Session::logout`]).
     pub async fn logout_rest(&self, client: &Client, id: &str) -> Result<()> {
         let r = client.legacy_rest_logout(id).await;
-        self.remove(REST_PATH);
-        r
+        if self.passthrough {
+            return r;
+        }
+        let forgotten = self
+            .forget(REST_PATH, |doc| rest_session_id(doc).as_deref() == Some(id))
+            .await;
+        r.and(forgotten)
     }
 }
 

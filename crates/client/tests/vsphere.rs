@@ -237,6 +237,68 @@ async fn a_hinted_session_resumes_without_a_round_trip_and_falls_back_safely() {
     assert!(cache(&server, home.path()).resume().unwrap().is_none());
 }
 
+/// The session cookies in the cache's govc files that exist (unquoted).
+fn cookies_left(server: &Server, home: &std::path::Path) -> Vec<String> {
+    cache(server, home)
+        .file_names("/sdk")
+        .iter()
+        .filter_map(|n| std::fs::read_to_string(home.join("sessions").join(n)).ok())
+        .map(|text| {
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            doc["SoapClient"]["Cookies"][0]["Value"]
+                .as_str()
+                .unwrap()
+                .trim_matches('"')
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_leaves_the_files_of_another_session_alone() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    // A reads the cache; then B logs in again (reauth) and caches its own session.
+    let a = cache(&server, home.path()).login().await.unwrap();
+    let mut re = cache(&server, home.path());
+    re.reauth = true;
+    let b = re.login().await.unwrap();
+    let b_cookie = b.client.session_id().unwrap().trim_matches('"').to_owned();
+    assert_ne!(a.client.session_id().unwrap(), b_cookie);
+    // A ends its session: B's stays cached (it was wiped, and leaked on the server).
+    cache(&server, home.path()).logout(&a.client).await.unwrap();
+    let cookies = cookies_left(&server, home.path());
+    assert!(
+        !cookies.is_empty() && cookies.iter().all(|c| *c == b_cookie),
+        "{cookies:?}"
+    );
+    assert!(cache(&server, home.path())
+        .hint()
+        .is_some_and(|h| h.describes(&b.client.session_id().unwrap())));
+    let again = cache(&server, home.path()).login().await.unwrap();
+    assert!(again.reused);
+    assert_eq!(
+        again.client.session_id().unwrap().trim_matches('"'),
+        b_cookie
+    );
+    // A passthrough session is never cached, so its logout does not touch the files.
+    let mut pass = cache(&server, home.path());
+    pass.passthrough = true;
+    let p = pass.login().await.unwrap();
+    pass.logout(&p.client).await.unwrap();
+    assert!(cookies_left(&server, home.path())
+        .iter()
+        .all(|c| *c == b_cookie));
+    // The cached session's own logout removes its files and its hint.
+    cache(&server, home.path())
+        .logout(&again.client)
+        .await
+        .unwrap();
+    assert!(cookies_left(&server, home.path()).is_empty());
+    assert!(cache(&server, home.path()).hint().is_none());
+    assert_eq!(server.live_sessions(), 0);
+}
+
 /// An administrator's client, to end other sessions with.
 async fn admin(server: &Server) -> Client {
     let admin = Client::connect(&server.url(false), Tls::Insecure)
