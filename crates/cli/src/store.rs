@@ -17,6 +17,10 @@ Either side is a data directory or a Redis URL (redis://… or rediss://…):
   vsess store migrate --from vsess-data --to redis://127.0.0.1:6379/0
   vsess store migrate --from redis://127.0.0.1:6379/0 --to vsess-data
 
+The destination should be a new store: if it holds live sessions (servers use it, or it
+was migrated into before), migrate refuses, because copying again would bring back users
+removed and sessions ended there since. --merge copies anyway, into a store that is not
+in use, keeping what is there.
 Users that already exist at the destination are kept as they are there (and listed).
 Live sessions keep their ids, keys, activity and expiry: clients stay logged in.
 Expired sessions are not copied. From Redis, one-time tickets and lockout counters are not
@@ -39,6 +43,28 @@ pub struct MigrateArgs {
     /// A server config whose [store] and session policy apply to the Redis side.
     #[arg(long, env = "VSESS_CONFIG")]
     config: Option<PathBuf>,
+    /// Copy even if the destination already holds live sessions (two stores merged into
+    /// one). Users and sessions removed there since an earlier copy come back.
+    #[arg(long)]
+    merge: bool,
+}
+
+/// Refuses a destination that holds live sessions, unless merging: it is in use, or was
+/// migrated into before, and copying again would undo what happened there since.
+async fn check_destination(dst: &dyn Store, shown: &str, merge: bool) -> Result<(), Failure> {
+    if merge {
+        return Ok(());
+    }
+    let live = dst.list_sessions().await.map_err(rt_err)?.len();
+    if live == 0 {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "{shown} already holds {live} live session(s): servers use it, or it was migrated into \
+         before. Copying again would bring back the users removed and the sessions ended \
+         there since. Stop its servers and give --merge to copy anyway, or migrate into a \
+         new store."
+    )))
 }
 
 fn is_redis(s: &str) -> bool {
@@ -91,12 +117,18 @@ pub fn run(cmd: StoreCommand) -> Result<(), Failure> {
         (false, true) => {
             let src = open_source(&a.from)?;
             let (dst, rt) = connect_redis(redis_options(&config, &a.to)?)?;
-            rt.block_on(to_redis(&src, &dst))
+            rt.block_on(async {
+                check_destination(&dst, dst.shown_url(), a.merge).await?;
+                to_redis(&src, &dst).await
+            })
         }
         (true, false) => {
             let (src, rt) = connect_redis(redis_options(&config, &a.from)?)?;
             let dst = open_embedded(&a.to)?;
-            rt.block_on(to_embedded(&src, &dst))
+            rt.block_on(async {
+                check_destination(&dst, &format!("--to {}", a.to), a.merge).await?;
+                to_embedded(&src, &dst).await
+            })
         }
         (true, true) => Err(Failure::usage(
             "both sides are Redis; copy between Redis servers with Redis' own tools (MIGRATE, replication)",

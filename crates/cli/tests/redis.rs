@@ -208,6 +208,15 @@ fn users_and_sessions_move_to_redis_and_back() {
     assert!(!alive(&url, &ops_again));
     stop(child);
 
+    // Migrating again into the store in use would undo what happened there since: refused.
+    let again = vsess(&["store", "migrate", "--from", a_dir, "--to", &url_r], None);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already holds 3 live session(s)") && err.contains("--merge"),
+        "{err}"
+    );
+
     // And back into a fresh data directory.
     let c = tempfile::tempdir().unwrap();
     let out = ok(vsess(
@@ -229,6 +238,18 @@ fn users_and_sessions_move_to_redis_and_back() {
     let (_, body, _) = soap(&url, "<RetrieveProperties><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>Folder</type><pathSet>childEntity</pathSet></propSet><objectSet><obj type=\"Folder\">group-d1</obj></objectSet></specSet></RetrieveProperties>", Some(&cookies[0]));
     assert!(body.contains("datacenter-"), "inventory lost: {body}");
     stop(child);
+    // Into a data directory in use, too; --merge copies anyway.
+    let to_c = [
+        "store",
+        "migrate",
+        "--from",
+        &url_r,
+        "--to",
+        c.path().to_str().unwrap(),
+    ];
+    assert_eq!(vsess(&to_c, None).status.code(), Some(2));
+    let merged = ok(vsess(&[&to_c[..], &["--merge"]].concat(), None));
+    assert!(merged.contains("3 sessions"), "{merged}");
 }
 
 #[test]
