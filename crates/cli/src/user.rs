@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use vsess_core::password::hash_password;
 use vsess_core::{LockState, Role, Store, User, UserName};
 use vsess_server::{Config, StoreConfig};
-use vsess_store::{ensure_private_dir, RedisStore, UserFile};
+use vsess_store::{check_data_dir, ensure_data_dir, RedisStore, UserFile};
 
 #[derive(Args)]
 pub struct DataDir {
@@ -305,11 +305,20 @@ fn open(dir: &DataDir, create: bool) -> Result<UserFile, Failure> {
             dir.data_dir.display()
         )));
     }
-    ensure_private_dir(&dir.data_dir).map_err(|e| {
-        Failure::runtime(format!(
-            "cannot use data directory {}: {e}",
-            dir.data_dir.display()
-        ))
+    // Listing only reads: the directory is checked, not tightened or written to.
+    let prepared = if create {
+        ensure_data_dir(&dir.data_dir)
+    } else {
+        check_data_dir(&dir.data_dir)
+    };
+    prepared.map_err(|e| {
+        let message = format!("cannot use data directory {}: {e}", dir.data_dir.display());
+        // Another directory than a data directory is the caller's mistake.
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            Failure::usage(message)
+        } else {
+            Failure::runtime(message)
+        }
     })?;
     if new {
         eprintln!(

@@ -499,6 +499,73 @@ fn a_mistyped_data_directory_is_refused_not_created() {
 }
 
 #[test]
+fn another_directory_is_not_taken_for_a_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    // A shared directory such as /tmp: not empty, none of vsess's files, mode 1777.
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("notes.txt"), "someone else's").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&shared)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["user", "list"][..],
+        &[
+            "user",
+            "add",
+            "ops@vsphere.local",
+            "--role",
+            "ReadOnly",
+            "--password-stdin",
+        ],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("not a vsess data directory") && err.contains("notes.txt"),
+            "{err}"
+        );
+    }
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&shared)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = serve.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("not a vsess data directory"), "{err}");
+    // Untouched: its mode, and nothing written into it.
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777);
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 1);
+    // An empty directory is fine, and so is one that already holds vsess's files.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(user_add(&empty, "ops@vsphere.local", "ReadOnly", "x")
+        .status
+        .success());
+    std::fs::write(empty.join("README"), "ours").unwrap();
+    assert!(user_add(&empty, "dev@vsphere.local", "ReadOnly", "x")
+        .status
+        .success());
+}
+
+#[test]
 fn session_command_errors_say_what_is_missing_and_never_show_a_password() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();

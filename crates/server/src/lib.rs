@@ -252,7 +252,7 @@ async fn open_backend(opts: &Options) -> Result<Backend, StartError> {
             Ok(Backend::Embedded(Arc::new(store)))
         }
         StoreConfig::Redis(o) => {
-            vsess_store::ensure_private_dir(&opts.data_dir).map_err(|e| {
+            vsess_store::ensure_data_dir(&opts.data_dir).map_err(|e| {
                 StartError::DataDir(format!(
                     "cannot use data directory {}: {e}",
                     opts.data_dir.display()
@@ -501,7 +501,7 @@ mod tests {
             cert: a.join(tls::CERT_FILE),
             key: b.join(tls::KEY_FILE),
         };
-        let Err(StartError::Tls(m)) = start(options(dir.path(), mixed)).await else {
+        let Err(StartError::Tls(m)) = start(options(&dir.path().join("data"), mixed)).await else {
             panic!("a certificate with another's key must not start");
         };
         assert!(

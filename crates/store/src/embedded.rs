@@ -16,7 +16,7 @@
 //! Touches (`lastActiveTime`, `callCount`) stay in memory and are written by
 //! [`EmbeddedStore::flush`] (every few seconds, and at shutdown): after a crash a session
 //! may look up to one flush interval less recently active than it was.
-use crate::fsutil::{ensure_private_dir, sync_dir};
+use crate::fsutil::{ensure_data_dir, sync_dir};
 use crate::logtail::{data_len, LogTail};
 use crate::users::UserFile;
 use async_trait::async_trait;
@@ -244,7 +244,7 @@ impl EmbeddedStore {
     }
 
     fn open_tidying(dir: &Path, options: EmbeddedOptions, tidy: bool) -> StoreResult<Self> {
-        ensure_private_dir(dir).map_err(|e| io("cannot use data directory", dir, e))?;
+        ensure_data_dir(dir).map_err(|e| io("cannot use data directory", dir, e))?;
         let lock_path = dir.join(DIR_LOCK);
         let dir_lock = OpenOptions::new()
             .write(true)

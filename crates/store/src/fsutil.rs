@@ -4,6 +4,79 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// What vsess keeps in a data directory (the store, the user file, the server's
+/// certificate, the first administrator password, local tickets).
+const DATA_DIR_ENTRIES: &[&str] = &[
+    "sessions.log",
+    "users.json",
+    "users.lock",
+    "vsess.lock",
+    "server.crt",
+    "server.key",
+    "administrator-password",
+    "instance-uuid",
+    "local-tickets",
+];
+
+/// Whether `dir` may serve as a data directory: it does not exist yet, is empty, or
+/// already holds something vsess keeps there. Anything else is some other directory (a
+/// mistyped `--data-dir /tmp` or `/var/lib`), which vsess must not tighten to 0700 and
+/// write into.
+pub fn check_data_dir(dir: &Path) -> io::Result<()> {
+    let mut entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut first_other = None;
+    for e in entries.by_ref() {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if DATA_DIR_ENTRIES.contains(&name.as_ref()) || name.starts_with("sessions.log.") {
+            return Ok(());
+        }
+        first_other.get_or_insert_with(|| name.into_owned());
+    }
+    match first_other {
+        None => Ok(()),
+        Some(other) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not a vsess data directory: it is not empty (it has '{other}', among \
+                 others) and holds none of vsess's files (users.json, sessions.log, \
+                 server.crt...); give a new or empty directory, or the one a server already \
+                 uses",
+                dir.display()
+            ),
+        )),
+    }
+}
+
+/// [`check_data_dir`], then [`ensure_private_dir`]. An existing directory owned by
+/// another user is reported (a WARN): that user could change what vsess reads there.
+pub fn ensure_data_dir(dir: &Path) -> io::Result<()> {
+    check_data_dir(dir)?;
+    ensure_private_dir(dir)?;
+    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(dir)?);
+    let me = effective_uid();
+    if owner != me {
+        tracing::warn!(
+            dir = %dir.display(),
+            owner,
+            uid = me,
+            "the data directory belongs to another user, who can change the users and \
+             sessions vsess reads there; chown it to the user that runs vsess"
+        );
+    }
+    Ok(())
+}
+
+/// The effective user id of this process.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Creates `dir` (and parents) with mode 0700 if it is missing; tightens an existing one.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     if !dir.exists() {
@@ -90,6 +163,30 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_directory_is_new_empty_or_holds_vsess_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d");
+        assert!(check_data_dir(&d).is_ok(), "missing");
+        fs::create_dir(&d).unwrap();
+        assert!(check_data_dir(&d).is_ok(), "empty");
+        fs::write(d.join("notes.txt"), "x").unwrap();
+        let e = check_data_dir(&d).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("'notes.txt'"), "{e}");
+        for ours in [
+            "users.json",
+            "sessions.log.corrupt-1700000000",
+            "server.crt",
+        ] {
+            fs::write(d.join(ours), "").unwrap();
+            assert!(check_data_dir(&d).is_ok(), "{ours}");
+            fs::remove_file(d.join(ours)).unwrap();
+        }
+        fs::create_dir(d.join("local-tickets")).unwrap();
+        assert!(check_data_dir(&d).is_ok());
+    }
 
     /// A write that fails leaves no temporary file holding the space a full disk needs.
     #[test]
