@@ -898,7 +898,7 @@ fn emit(text: &str) -> Result<(), Failure> {
 /// [`crate::clilog::Warnings`], which costs next to nothing at start-up (tracing's fmt
 /// subscriber builds its span registry first: about 5% of a cached `vsess ls`'s
 /// instructions).
-fn init_logging() {
+pub(crate) fn init_logging() {
     if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)

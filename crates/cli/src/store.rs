@@ -108,6 +108,8 @@ fn rt_err(e: impl std::fmt::Display) -> Failure {
 }
 
 pub fn run(cmd: StoreCommand) -> Result<(), Failure> {
+    // Warnings from the stores (a damaged log, a directory tightened) reach stderr.
+    crate::session::init_logging();
     let StoreCommand::Migrate(a) = cmd;
     let config = match &a.config {
         Some(p) => Config::load(p).map_err(|e| Failure::usage(e.to_string()))?,

@@ -233,10 +233,10 @@ Roles: Admin (every privilege), ReadOnly (System.Anonymous, System.View, System.
        NoAccess (cannot log in).
 A running server picks up changes on the next login; no restart needed. With --store
 (Redis), every replica sharing it does, and a removed user's sessions end on their next call.
-Lockout: after [lockout] max_failures failed logins in a row the server refuses the user for
-lock_duration (and logs a WARN). `vsess user unlock` ends that at once; a user removed and
-added again starts with no failures. With --store, `user list` shows who is locked; on the
-embedded store the lockout lives in the server's log, so look for the WARN.
+Lockout: after [lockout] max_failures failed logins in a row the server refuses the user
+for [lockout] lock_seconds (and logs a WARN). `vsess user unlock` ends that at once; a user
+removed and added again starts with no failures. With --store, `user list` shows who is
+locked; on the embedded store the lockout lives in the server's log, so look for the WARN.
 
 Examples:
   printf '%s\\n' \"$PW\" | vsess user add ops@vsphere.local --role ReadOnly --password-stdin
@@ -367,6 +367,8 @@ fn read_password(input: &PasswordInput) -> Result<String, Failure> {
 }
 
 pub fn run(cmd: UserCommand) -> Result<(), Failure> {
+    // Warnings from the stores (a directory tightened, users.json unreadable) reach stderr.
+    crate::session::init_logging();
     match cmd {
         UserCommand::Add {
             name,

@@ -556,9 +556,15 @@ fn another_directory_is_not_taken_for_a_data_directory() {
     // An empty directory is fine, and so is one that already holds vsess's files.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert!(user_add(&empty, "ops@vsphere.local", "ReadOnly", "x")
-        .status
-        .success());
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = user_add(&empty, "ops@vsphere.local", "ReadOnly", "x");
+    assert!(out.status.success());
+    // The store's warnings reach stderr (vsess user had no log output at all).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("vsess: warning: directory was mode 0755"),
+        "{err}"
+    );
     std::fs::write(empty.join("README"), "ours").unwrap();
     assert!(user_add(&empty, "dev@vsphere.local", "ReadOnly", "x")
         .status
