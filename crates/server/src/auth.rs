@@ -8,7 +8,8 @@
 //!   layer does).
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, Version};
+use axum::http::{header, HeaderMap, StatusCode, Version};
+use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::pin::Pin;
@@ -77,16 +78,49 @@ pub fn credential(headers: &HeaderMap, carrier: Carrier) -> Option<&str> {
     }
 }
 
-/// The request body, or `None` when it is larger than `limit` bytes.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Option<Bytes> {
+/// Why a request body was not read.
+#[derive(Debug)]
+pub enum Unread {
+    /// It is (or says it is) larger than the limit: `413`, in each protocol's own words.
+    TooLarge,
+    /// It did not arrive whole: the client stopped sending it (the connection's request
+    /// time limit cut it off) or the connection failed.
+    Failed(String),
+}
+
+impl Unread {
+    /// The answer: `too_large()` for [`Unread::TooLarge`], else a plain 400 that says the
+    /// body did not arrive (so nobody goes looking at `max_body_bytes`).
+    pub fn response(self, too_large: impl FnOnce() -> Response) -> Response {
+        match self {
+            Unread::TooLarge => too_large(),
+            Unread::Failed(e) => (
+                StatusCode::BAD_REQUEST,
+                format!("The request body did not arrive whole: {e}.\n"),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The request body, whole and at most `limit` bytes.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Unread> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return None;
+        return Err(Unread::TooLarge);
     }
-    axum::body::to_bytes(body, limit).await.ok()
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let e = e.into_inner();
+        if e.is::<http_body_util::LengthLimitError>() {
+            return Unread::TooLarge;
+        }
+        let message = e.to_string();
+        tracing::info!(error = %message, "a request body did not arrive whole");
+        Unread::Failed(message)
+    })
 }
 
 /// How much of an HTTP/2 request body left unread is still read (and discarded), and for

@@ -93,11 +93,16 @@ pub async fn sdk(
     // The request's own headers (the `HeaderMap` extractor would clone them).
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    let Some(body) = read_body(&headers, body, app.max_body).await else {
-        return xml(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            soap::fault(&too_large(app.max_body)),
-        );
+    let body = match read_body(&headers, body, app.max_body).await {
+        Ok(b) => b,
+        Err(u) => {
+            return u.response(|| {
+                xml(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    soap::fault(&too_large(app.max_body)),
+                )
+            })
+        }
     };
     let caller = caller(addr, &headers, credential(&headers, Carrier::Soap));
     let call = match soap::decode(&body) {

@@ -305,11 +305,16 @@ async fn sign_in(
             "Send the user name and password as application/json.",
         );
     }
-    let Some(bytes) = read_body(&headers, body, app.max_body).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The request body is too large.",
-        );
+    let bytes = match read_body(&headers, body, app.max_body).await {
+        Ok(b) => b,
+        Err(u) => {
+            return u.response(|| {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request body is too large.",
+                )
+            })
+        }
     };
     let Ok(form) = serde_json::from_slice::<SignIn>(&bytes) else {
         return error(
@@ -473,11 +478,16 @@ async fn set_message(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
             "Send the message as application/json.",
         );
     }
-    let Some(bytes) = read_body(&headers, body, app.max_body).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The request body is too large.",
-        );
+    let bytes = match read_body(&headers, body, app.max_body).await {
+        Ok(b) => b,
+        Err(u) => {
+            return u.response(|| {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request body is too large.",
+                )
+            })
+        }
     };
     let Ok(m) = serde_json::from_slice::<NewMessage>(&bytes) else {
         return error(StatusCode::BAD_REQUEST, "Expected {\"message\": …}.");

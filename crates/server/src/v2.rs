@@ -198,12 +198,14 @@ pub async fn request_token(
     body: Body,
 ) -> Response {
     let ip = addr.ip().to_canonical();
-    if read_body(&headers, body, app.max_body).await.is_none() {
-        return json_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &json!({"status": 413, "error": "Payload Too Large",
-                    "message": "The request body is too large."}),
-        );
+    if let Err(u) = read_body(&headers, body, app.max_body).await {
+        return u.response(|| {
+            json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"status": 413, "error": "Payload Too Large",
+                        "message": "The request body is too large."}),
+            )
+        });
     }
     let Some((user, password)) = headers
         .get(header::AUTHORIZATION)

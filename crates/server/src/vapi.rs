@@ -45,13 +45,18 @@ pub async fn json_rpc(
     // The request's own headers (the `HeaderMap` extractor would clone them).
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    let Some(body) = read_body(&headers, body, app.max_body).await else {
-        let e = RpcError {
-            id: Json::Null,
-            code: -32600,
-            message: too_large(app.max_body).to_string(),
-        };
-        return json_response(StatusCode::PAYLOAD_TOO_LARGE, &vapi::rpc_error(&e));
+    let body = match read_body(&headers, body, app.max_body).await {
+        Ok(b) => b,
+        Err(u) => {
+            return u.response(|| {
+                let e = RpcError {
+                    id: Json::Null,
+                    code: -32600,
+                    message: too_large(app.max_body).to_string(),
+                };
+                json_response(StatusCode::PAYLOAD_TOO_LARGE, &vapi::rpc_error(&e))
+            })
+        }
     };
     let invoke = match vapi::decode_invoke(&body) {
         Ok(i) => i,
@@ -167,11 +172,11 @@ fn basic(headers: &HeaderMap) -> Result<(String, String), Fault> {
 
 async fn rest_body_ok(app: &App, headers: &HeaderMap, body: Body) -> Result<(), Response> {
     match read_body(headers, body, app.max_body).await {
-        Some(_) => Ok(()),
-        None => {
+        Ok(_) => Ok(()),
+        Err(u) => Err(u.response(|| {
             let (_, b) = vapi::rest_error(&too_large(app.max_body));
-            Err(json_response(StatusCode::PAYLOAD_TOO_LARGE, &b))
-        }
+            json_response(StatusCode::PAYLOAD_TOO_LARGE, &b)
+        })),
     }
 }
 
@@ -350,9 +355,11 @@ pub async fn legacy_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if read_body(&headers, body, app.max_body).await.is_none() {
-        let (_, b) = vapi::legacy_error(&too_large(app.max_body));
-        return json_response(StatusCode::PAYLOAD_TOO_LARGE, &b);
+    if let Err(u) = read_body(&headers, body, app.max_body).await {
+        return u.response(|| {
+            let (_, b) = vapi::legacy_error(&too_large(app.max_body));
+            json_response(StatusCode::PAYLOAD_TOO_LARGE, &b)
+        });
     }
     if query_pairs(q.as_deref())
         .iter()

@@ -74,9 +74,14 @@ async fn handle(
             }),
         );
     }
-    let Some(body) = read_body(&headers, body, app.max_body).await else {
-        let (_, b) = vijson::fault(&too_large(app.max_body));
-        return json_response(StatusCode::PAYLOAD_TOO_LARGE, &b);
+    let body = match read_body(&headers, body, app.max_body).await {
+        Ok(b) => b,
+        Err(u) => {
+            return u.response(|| {
+                let (_, b) = vijson::fault(&too_large(app.max_body));
+                json_response(StatusCode::PAYLOAD_TOO_LARGE, &b)
+            })
+        }
     };
     let caller = caller(addr, &headers, credential(&headers, Carrier::Api));
     let call = match vijson::decode(&type_, &moid, &name, is_get, &body) {

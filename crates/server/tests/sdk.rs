@@ -177,3 +177,37 @@ async fn users_added_while_running_can_log_in_and_sessions_survive_restart() {
     let (_, _, body) = kit.call(&fetch("message"), Some(&cookie)).await;
     assert!(body.contains("back at 5 &amp; later"), "{body}");
 }
+
+/// A body that stops arriving is cut off by the request time limit, and the answer says
+/// so: not 413, which would send the operator to `max_body_bytes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_arriving_is_not_called_too_large() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let running = vsess_server::start(vsess_server::Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        config: vsess_server::Config::parse("[server]\nrequest_timeout_seconds = 1").unwrap(),
+        transport: vsess_server::Transport::PlainHttp,
+    })
+    .await
+    .unwrap();
+    let addr = running.addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        // 100 bytes announced, one sent, then nothing.
+        c.write_all(b"POST /sdk HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 100\r\n\r\n<")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("did not arrive whole"), "{answer}");
+    assert!(!answer.contains("max_body_bytes"), "{answer}");
+    running.shutdown().await.unwrap();
+}
