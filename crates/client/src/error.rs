@@ -25,14 +25,16 @@ pub enum Error {
     /// TLS failed: an untrusted or mismatched certificate, or a bad CA bundle.
     #[error("TLS error talking to {url}: {message}{}", tls_hint(message))]
     Tls { url: String, message: String },
-    /// The credentials were refused (a Login, a REST login or a token request with a wrong
-    /// password), or a relogin is impossible (no credentials, or refused before). A session
-    /// that is not (or no longer) valid is not this: it is a `NotAuthenticated` fault on
-    /// every path ([`Error::is_unauthenticated`]).
+    /// The credentials were refused (a Login, a REST login, or a Keystone token request
+    /// `POST /v3/auth/tokens` with a wrong password or application credential), or a relogin
+    /// is impossible (no credentials, or refused before). A session or token that is not (or
+    /// no longer) valid is not this: it is a `NotAuthenticated` fault on every path, Keystone
+    /// included ([`Error::is_unauthenticated`]).
     #[error("authentication failed: {0}")]
     Authentication(String),
     /// The server answered with a fault (SOAP or VI/JSON) or a vAPI error. An unknown or
-    /// expired session is `NotAuthenticated` whatever the protocol (SOAP, REST, `/v2`).
+    /// expired session is `NotAuthenticated` whatever the protocol (SOAP, REST, `/v2`, and a
+    /// Keystone 401 to a call made with a token).
     #[error("{kind}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Fault { kind: String, message: String },
     /// An HTTP status the call did not expect.

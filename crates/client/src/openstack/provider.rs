@@ -8,9 +8,18 @@
 //! has already changed simply retries with the new token. The client also renews a token
 //! before use when it is within a margin of its `expires_at` (30 s by default, at most half
 //! the token's lifetime), so long jobs do not first hit a 401.
+//!
+//! Errors: a 401 to the token request is [`Error::Authentication`] (the credentials were
+//! refused); a 401 to any other call is the `NotAuthenticated` fault
+//! ([`Error::is_unauthenticated`]): the token expired or was revoked and re-authentication is
+//! off, or the call still got a 401 after re-authenticating (its message then says "after
+//! re-authentication", gophercloud's `ErrErrorAfterReauthentication`). When the
+//! re-authentication itself fails, the error is that failure's (a refused password stays
+//! [`Error::Authentication`], an unreachable Keystone [`Error::Connection`]), its message
+//! starting "re-authentication failed" (gophercloud's `ErrUnableToReauthenticate`).
 use super::auth_options::{identity_v3_url, AuthOptions};
 use super::endpoint::EndpointOpts;
-use super::errors::status_error;
+use super::errors::{after_reauthentication, status_error, unable_to_reauthenticate};
 use super::identity::v3::tokens::{self, ServiceCatalog, Token};
 use super::service::{Response, ServiceClient};
 use crate::error::{Error, Redacted, Result};
@@ -380,7 +389,7 @@ impl ProviderClient {
                         Err(e) if now < s.token.expires_at => {
                             warn!(error = %e, "keystone: early token renewal failed");
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(unable_to_reauthenticate(e)),
                     }
                     if let Some(fresh) = self.session() {
                         s = fresh;
@@ -395,7 +404,9 @@ impl ProviderClient {
                 self.inner.unauthorized.fetch_add(1, Ordering::SeqCst);
                 if !retried && !opts.omit_reauth && self.allows_reauth() {
                     if let Some(t) = token {
-                        self.reauthenticate(&t).await?;
+                        self.reauthenticate(&t)
+                            .await
+                            .map_err(unable_to_reauthenticate)?;
                         retried = true;
                         continue;
                     }
@@ -407,7 +418,12 @@ impl ProviderClient {
                 &opts.ok_codes
             };
             if !ok.contains(&status) {
-                return Err(status_error(&method, &url, status, &resp.body));
+                let e = status_error(&method, &url, status, &resp.body, opts.omit_auth);
+                return Err(if retried {
+                    after_reauthentication(e)
+                } else {
+                    e
+                });
             }
             return Ok(resp);
         }

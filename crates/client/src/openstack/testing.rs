@@ -514,7 +514,9 @@ mod tests {
             .collect();
         let mut auth_errors = 0;
         for c in calls {
-            if let Err(Error::Authentication(_)) = c.await.unwrap() {
+            // The refused login's kind, saying that it was the re-authentication.
+            if let Err(Error::Authentication(m)) = c.await.unwrap() {
+                assert!(m.starts_with("re-authentication failed: "), "{m}");
                 auth_errors += 1;
             }
         }
@@ -536,8 +538,12 @@ mod tests {
     async fn a_call_is_retried_once_only() {
         let (mock, provider, identity) = setup(3, true).await;
         mock.state.reject_all.store(true, Ordering::SeqCst);
-        let r = projects::get(&identity, "p-00").await;
-        assert!(matches!(r, Err(Error::Authentication(_))), "{r:?}");
+        // The new token is refused too: a session error (not the credentials), after
+        // re-authentication.
+        let e = projects::get(&identity, "p-00").await.unwrap_err();
+        assert!(e.is_unauthenticated(), "{e:?}");
+        assert!(!matches!(e, Error::Authentication(_)), "{e:?}");
+        assert!(e.to_string().contains("after re-authentication"), "{e}");
         assert_eq!(
             provider.token_issue_count(),
             2,
@@ -550,12 +556,17 @@ mod tests {
     async fn without_allow_reauth_a_401_is_returned() {
         let (mock, provider, identity) = setup(3, false).await;
         mock.expire_all();
+        // An expired token is a session error, not refused credentials.
         match projects::get(&identity, "p-00").await {
-            Err(Error::Authentication(m)) => {
+            Err(e) => {
+                assert!(e.is_unauthenticated(), "{e:?}");
+                assert!(!matches!(e, Error::Authentication(_)), "{e:?}");
+                let m = e.to_string();
                 assert!(
                     m.contains("The request you have made requires authentication."),
                     "{m}"
-                )
+                );
+                assert!(!m.contains("tok-1"), "the token leaked: {m}");
             }
             other => panic!("{other:?}"),
         }
