@@ -7,7 +7,11 @@
 //! arrive authenticates, the others wait for its outcome; one that arrives after the token
 //! has already changed simply retries with the new token. The client also renews a token
 //! before use when it is within a margin of its `expires_at` (30 s by default, at most half
-//! the token's lifetime), so long jobs do not first hit a 401.
+//! the token's lifetime), so long jobs do not first hit a 401. A failed early renewal is not
+//! retried for [`RENEWAL_BACKOFF`] (or until the token expires, if sooner), so that a refused
+//! password does not cost one failed login per call; a token that is already within the
+//! margin by the local clock when issued (clock skew) is never renewed early. A 401 still
+//! re-authenticates as above.
 //!
 //! Errors: a 401 to the token request is [`Error::Authentication`] (the credentials were
 //! refused); a 401 to any other call is the `NotAuthenticated` fault
@@ -40,7 +44,8 @@ use vsess_core::clock::{Clock, SystemClock};
 #[derive(Clone)]
 pub struct ProviderConfig {
     /// Renew a token this long before its `expires_at` (capped at half its lifetime), when
-    /// re-authentication is allowed. None: never ahead of time, only after a 401.
+    /// re-authentication is allowed. None: never ahead of time, only after a 401. After a
+    /// failed renewal the next try waits [`RENEWAL_BACKOFF`] (or until the token expires).
     pub expiry_margin: Option<Duration>,
     /// Time, injected for tests; the wall clock by default.
     pub clock: Arc<dyn Clock>,
@@ -116,10 +121,34 @@ pub(crate) fn fingerprint(token: &str) -> String {
     crate::digest::sha256_prefix_hex(token.as_bytes(), 4)
 }
 
+/// How long a token whose early renewal failed is used without trying again (unless it
+/// expires sooner), so that a refused password costs one failed login per back-off, not one
+/// per call (Keystone may lock the account out after a few).
+pub const RENEWAL_BACKOFF: Duration = Duration::from_secs(30);
+
 /// The current token and what came with it.
 struct Session {
     token: Token,
     catalog: ServiceCatalog,
+    /// No early renewal of this token before this time (after a failed renewal, or never
+    /// when the token was within the margin already when issued).
+    renew_not_before: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Session {
+    fn may_renew_early(&self, now: DateTime<Utc>) -> bool {
+        self.renew_not_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|t| now >= t)
+    }
+
+    fn hold_renewal(&self, until: DateTime<Utc>) {
+        *self
+            .renew_not_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(until);
+    }
 }
 
 type Outcome = std::result::Result<(), Arc<Error>>;
@@ -288,11 +317,29 @@ impl ProviderClient {
             expires_at = %token.expires_at,
             "keystone: token issued"
         );
+        let now = self.inner.config.clock.now();
+        let renew_not_before = if self.allows_reauth() && self.needs_renewal(&token, now) {
+            // Renewing would give a token in the same state: one login per call.
+            warn!(
+                token = %fingerprint(&token.id),
+                expires_at = %token.expires_at,
+                local_time = %now,
+                "keystone: the new token is already due for renewal by the local clock (clock \
+                 skew?); it will not be renewed early, only after a 401"
+            );
+            Some(DateTime::<Utc>::MAX_UTC)
+        } else {
+            None
+        };
         *self
             .inner
             .session
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Session { token, catalog }));
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Session {
+            token,
+            catalog,
+            renew_not_before: Mutex::new(renew_not_before),
+        }));
         Ok(())
     }
 
@@ -381,15 +428,29 @@ impl ProviderClient {
                     ));
                 };
                 let now = self.inner.config.clock.now();
-                if !retried && self.allows_reauth() && self.needs_renewal(&s.token, now) {
+                if !retried
+                    && self.allows_reauth()
+                    && self.needs_renewal(&s.token, now)
+                    && s.may_renew_early(now)
+                {
                     debug!(token = %fingerprint(&s.token.id), "keystone: token about to expire");
-                    match self.reauthenticate(&s.token.id).await {
-                        Ok(()) => {}
-                        // Not expired yet: carry on with the old token; a 401 retries later.
-                        Err(e) if now < s.token.expires_at => {
-                            warn!(error = %e, "keystone: early token renewal failed");
+                    if let Err(e) = self.reauthenticate(&s.token.id).await {
+                        let backoff = chrono::Duration::from_std(RENEWAL_BACKOFF)
+                            .unwrap_or(chrono::Duration::MAX);
+                        let until = now
+                            .checked_add_signed(backoff)
+                            .map_or(s.token.expires_at, |t| t.min(s.token.expires_at));
+                        s.hold_renewal(until);
+                        if now >= s.token.expires_at {
+                            return Err(unable_to_reauthenticate(e));
                         }
-                        Err(e) => return Err(unable_to_reauthenticate(e)),
+                        // Not expired yet: carry on with the old token; a 401 still
+                        // re-authenticates.
+                        warn!(
+                            error = %e,
+                            retry_after = %until,
+                            "keystone: early token renewal failed"
+                        );
                     }
                     if let Some(fresh) = self.session() {
                         s = fresh;

@@ -614,4 +614,74 @@ mod tests {
         let r = projects::get(&identity, "p-00").await;
         assert!(matches!(r, Err(Error::Authentication(_))), "{r:?}");
     }
+
+    #[tokio::test]
+    async fn a_failed_early_renewal_waits_before_trying_again() {
+        let mock = MockKeystone::start(3, chrono::Duration::hours(1)).await;
+        let cfg = ProviderConfig {
+            expiry_margin: Some(Duration::from_secs(600)),
+            ..config(&mock)
+        };
+        let provider = authenticated_client_with(opts(&mock, true), cfg)
+            .await
+            .unwrap();
+        let identity = identity_v3(&provider, &EndpointOpts::default()).unwrap();
+        let attempts = || mock.state.auth_attempts.load(Ordering::SeqCst);
+        assert_eq!(attempts(), 1);
+
+        // 5 min before expiry, inside the 10 min margin, and Keystone refuses the password:
+        // one failed renewal, not one per call.
+        mock.state.clock.advance(chrono::Duration::minutes(55));
+        mock.state.auth_fail.store(true, Ordering::SeqCst);
+        for _ in 0..5 {
+            projects::get(&identity, "p-00").await.unwrap();
+        }
+        assert_eq!(attempts(), 2, "one early renewal attempt for 5 calls");
+        mock.state.clock.advance(chrono::Duration::seconds(29));
+        projects::get(&identity, "p-00").await.unwrap();
+        assert_eq!(attempts(), 2, "still backing off");
+        // After the back-off, one more try.
+        mock.state.clock.advance(chrono::Duration::seconds(2));
+        projects::get(&identity, "p-00").await.unwrap();
+        projects::get(&identity, "p-00").await.unwrap();
+        assert_eq!(attempts(), 3);
+        assert_eq!(provider.token_issue_count(), 1);
+
+        // A real 401 still re-authenticates at once.
+        mock.state.auth_fail.store(false, Ordering::SeqCst);
+        mock.expire_all();
+        projects::get(&identity, "p-00").await.unwrap();
+        assert_eq!(provider.token_issue_count(), 2);
+        assert_eq!(provider.unauthorized_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_expired_by_the_local_clock_is_not_renewed_on_every_call() {
+        let mock = MockKeystone::start(3, chrono::Duration::hours(1)).await;
+        // The local clock is two hours ahead of Keystone's: every token it issues has
+        // expired by the local clock.
+        let skewed = Arc::new(ManualClock::new(
+            mock.state.clock.now() + chrono::Duration::hours(2),
+        ));
+        let cfg = ProviderConfig {
+            clock: skewed,
+            ..config(&mock)
+        };
+        let provider = authenticated_client_with(opts(&mock, true), cfg)
+            .await
+            .unwrap();
+        let identity = identity_v3(&provider, &EndpointOpts::default()).unwrap();
+        for _ in 0..5 {
+            projects::get(&identity, "p-00").await.unwrap();
+        }
+        assert_eq!(provider.token_issue_count(), 1, "no renewal per call");
+        assert_eq!(mock.state.auth_attempts.load(Ordering::SeqCst), 1);
+
+        // Keystone's 401 is what renews it.
+        mock.expire_all();
+        projects::get(&identity, "p-00").await.unwrap();
+        projects::get(&identity, "p-00").await.unwrap();
+        assert_eq!(provider.token_issue_count(), 2);
+        assert_eq!(provider.unauthorized_count(), 1);
+    }
 }
