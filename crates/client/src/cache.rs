@@ -577,7 +577,14 @@ impl Session {
         creds: Option<(String, String)>,
     ) -> Result<Login> {
         let login = self.fresh_login(client, creds).await?;
-        self.save(&login.client).await?;
+        if let Err(e) = self.save(&login.client).await {
+            // Nobody would hold the new session, and it would stay open on the server
+            // until its idle timeout: end it (best effort).
+            if let Err(le) = login.client.logout().await {
+                tracing::warn!("cannot log out the new session after failing to cache it: {le}");
+            }
+            return Err(e);
+        }
         self.update_hint(&login.client, &login.session, None);
         Ok(login)
     }
@@ -819,6 +826,8 @@ impl Session {
                 }
             }
         }
+        // Whether `id` is a new legacy REST session of ours (not the SOAP client's).
+        let mut fresh = false;
         let id = match soap {
             Some(c) if c.supports_unified_sessions().await? => c.session_id().unwrap_or_default(),
             _ => {
@@ -827,6 +836,7 @@ impl Session {
                         "no valid cached REST session and no credentials in the URL".into(),
                     )
                 })?;
+                fresh = true;
                 client.legacy_rest_login(&user, &password).await?
             }
         };
@@ -835,7 +845,18 @@ impl Session {
                 "SoapClient": self.soap_client_json(REST_PATH, client.version(), json!([])),
                 "SessionID": id,
             });
-            self.write(REST_PATH, &doc)?;
+            if let Err(e) = self.write(REST_PATH, &doc) {
+                // The caller never gets the id: end the session rather than leave it open
+                // on the server (best effort). A unified session is the SOAP client's.
+                if fresh {
+                    if let Err(le) = client.legacy_rest_logout(&id).await {
+                        tracing::warn!(
+                            "cannot log out the new REST session after failing to cache it: {le}"
+                        );
+                    }
+                }
+                return Err(e);
+            }
         }
         Ok((id, false))
     }

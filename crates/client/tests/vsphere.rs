@@ -237,6 +237,28 @@ async fn a_hinted_session_resumes_without_a_round_trip_and_falls_back_safely() {
     assert!(cache(&server, home.path()).resume().unwrap().is_none());
 }
 
+/// A new session that cannot be cached is logged out, not left open on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_session_that_cannot_be_cached_is_logged_out() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    // A directory where the cache file should be: the lock works, the write does not.
+    let c = cache(&server, home.path());
+    std::fs::create_dir_all(home.path().join("sessions").join(&c.file_names("/sdk")[0])).unwrap();
+    std::fs::create_dir_all(
+        home.path()
+            .join("rest_sessions")
+            .join(&c.file_names("/rest")[0]),
+    )
+    .unwrap();
+    let r = c.login().await;
+    assert!(matches!(r, Err(Error::Cache { .. })), "{:?}", r.err());
+    assert_eq!(server.live_sessions(), 0, "the SOAP session was logged out");
+    let r = c.login_rest(None).await;
+    assert!(matches!(r, Err(Error::Cache { .. })), "{:?}", r.err());
+    assert_eq!(server.live_sessions(), 0, "the REST session was logged out");
+}
+
 /// The session cookies in the cache's govc files that exist (unquoted).
 fn cookies_left(server: &Server, home: &std::path::Path) -> Vec<String> {
     cache(server, home)
