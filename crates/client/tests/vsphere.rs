@@ -765,7 +765,8 @@ async fn keepalive_reports_failures_instead_of_dying_silently() {
     let server = Server::start().await;
     let (c, id) = rest_admin(&server).await;
     c.set_session_id(Some(id.clone()));
-    let mut ka = KeepAlive::start(c.clone(), Ping::Soap, std::time::Duration::from_millis(20));
+    let mut ka =
+        KeepAlive::start(c.clone(), Ping::Soap, std::time::Duration::from_millis(20)).unwrap();
     assert_eq!(ka.last_error(), None);
     c.rest_logout(&id).await.unwrap();
     // The ping after the session ended fails, and the failure is delivered, not dropped.
@@ -775,6 +776,37 @@ async fn keepalive_reports_failures_instead_of_dying_silently() {
         .unwrap();
     assert!(err.is_unauthenticated(), "{err}");
     assert!(ka.last_error().unwrap().contains("NotAuthenticated"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_refuses_a_zero_interval() {
+    let server = Server::start().await;
+    let (c, _id) = rest_admin(&server).await;
+    match KeepAlive::start(c, Ping::Soap, std::time::Duration::ZERO) {
+        Err(Error::Config(m)) => assert!(m.contains("more than zero"), "{m}"),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("a zero interval was accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_reports_an_ended_rest_session_as_unauthenticated() {
+    let server = Server::start().await;
+    let (c, id) = rest_admin(&server).await;
+    let mut ka = KeepAlive::start(
+        c.clone(),
+        Ping::Rest(id.clone()),
+        std::time::Duration::from_millis(20),
+    )
+    .unwrap();
+    c.rest_logout(&id).await.unwrap();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(10), ka.next_error())
+        .await
+        .expect("the keepalive reported its failure")
+        .unwrap();
+    assert!(err.is_unauthenticated(), "{err:?}");
+    assert!(!matches!(err, Error::Authentication(_)), "{err:?}");
+    assert!(ka.last_error().unwrap().contains("no longer valid"));
 }
 
 /// A cache for ops@vsphere.local (a ReadOnly user), whose password the tests change.

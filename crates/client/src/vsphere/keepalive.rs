@@ -3,7 +3,7 @@
 //! Unlike govmomi's keepalive, failures are not swallowed: each is logged and delivered
 //! on a channel, and [`KeepAlive::last_error`] reports the latest.
 use super::Client;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,13 +22,22 @@ pub enum Ping {
     /// SOAP `CurrentTime` on the client's session (relogin applies as for any call, and
     /// a cached client's relogin updates the cache).
     Soap,
-    /// `GET /api/session` with this session id.
+    /// `GET /api/session` with this session id. A session the server no longer knows is
+    /// reported as a `NotAuthenticated` fault ([`Error::is_unauthenticated`]).
     Rest(String),
 }
 
 impl KeepAlive {
-    /// Pings every `interval` (choose less than the server's idle timeout).
-    pub fn start(client: Client, ping: Ping, interval: Duration) -> Self {
+    /// Pings every `interval` (choose less than the server's idle timeout). A zero
+    /// `interval` is refused ([`Error::Config`]).
+    pub fn start(client: Client, ping: Ping, interval: Duration) -> Result<Self> {
+        if interval.is_zero() {
+            return Err(Error::Config(
+                "the keepalive interval must be more than zero: choose one shorter than the \
+                 server's idle session timeout (for example 5 minutes for vCenter's 30)"
+                    .into(),
+            ));
+        }
         let (tx, errors) = mpsc::channel(16);
         let last = Arc::new(Mutex::new(None));
         let last2 = last.clone();
@@ -41,8 +50,8 @@ impl KeepAlive {
                     Ping::Soap => client.current_time().await.map(|_| ()),
                     Ping::Rest(id) => match client.rest_session(id).await {
                         Ok(Some(_)) => Ok(()),
-                        Ok(None) => Err(Error::Authentication(
-                            "keepalive: the REST session is no longer valid".into(),
+                        Ok(None) => Err(Error::not_authenticated(
+                            "keepalive: the REST session is no longer valid; log in again".into(),
                         )),
                         Err(e) => Err(e),
                     },
@@ -58,7 +67,7 @@ impl KeepAlive {
                 }
             }
         });
-        Self { task, last, errors }
+        Ok(Self { task, last, errors })
     }
 
     /// The latest failure, if the latest ping failed.
