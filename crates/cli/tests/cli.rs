@@ -499,6 +499,39 @@ fn a_mistyped_data_directory_is_refused_not_created() {
 }
 
 #[test]
+fn a_name_edited_into_users_json_by_hand_is_the_account_vsess_user_names() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "pw");
+    let file = dir.path().join("users.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("ops@vsphere.local", "Ops@VSphere.Local"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let list = run(&["user", "list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("ops@vsphere.local"),
+        "{list:?}"
+    );
+    let rm = run(&["user", "rm", "OPS@vsphere.local"]);
+    assert!(rm.status.success(), "{rm:?}");
+    let list = run(&["user", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("ops@"),
+        "{list:?}"
+    );
+}
+
+#[test]
 fn another_directory_is_not_taken_for_a_data_directory() {
     use std::os::unix::fs::PermissionsExt;
     // A shared directory such as /tmp: not empty, none of vsess's files, mode 1777.

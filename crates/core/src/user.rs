@@ -3,10 +3,29 @@ use crate::privilege::Role;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A canonical user name: lower case, `user@domain` (or a bare `user`).
+/// A canonical user name: lower case, `user@domain` (or a bare `user`). Read back
+/// (`users.json`, Redis) through [`UserName::parse`] as well, so that a name edited in by
+/// hand (`Ops@Example`, `EXAMPLE\ops`) names the account that `vsess user` and logins
+/// name, and an impossible one is an error, not an account nobody can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct UserName(String);
+
+impl TryFrom<String> for UserName {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw).ok_or_else(|| {
+            format!("'{raw}' is not a valid user name (user@domain or DOMAIN\\user)")
+        })
+    }
+}
+
+impl From<UserName> for String {
+    fn from(name: UserName) -> String {
+        name.0
+    }
+}
 
 impl UserName {
     /// Canonicalises `DOMAIN\user` and `user@DOMAIN` to `user@domain`.
@@ -97,6 +116,17 @@ impl User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_back_are_canonical() {
+        let read = |json: &str| serde_json::from_str::<UserName>(json);
+        assert_eq!(read(r#""Ops@Example""#).unwrap().as_str(), "ops@example");
+        assert_eq!(read(r#""EXAMPLE\\Ops""#).unwrap().as_str(), "ops@example");
+        let e = read(r#""two words@x""#).unwrap_err().to_string();
+        assert!(e.contains("'two words@x' is not a valid user name"), "{e}");
+        let name = UserName::parse("a@b").unwrap();
+        assert_eq!(serde_json::to_string(&name).unwrap(), r#""a@b""#);
+    }
 
     #[test]
     fn both_name_forms_are_one_account() {
