@@ -107,10 +107,30 @@ fn rt_err(e: impl std::fmt::Display) -> Failure {
     Failure::runtime(e.to_string())
 }
 
+/// A side that looks like a URL but is not a Redis one (`redis:/host`, `http://…`) is a
+/// mistake, not a directory name.
+fn check_side(flag: &str, side: &str) -> Result<(), Failure> {
+    let scheme = side.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    let url_like = side.contains("://")
+        || scheme
+            .as_deref()
+            .is_some_and(|s| s.starts_with("redis") || s.starts_with("http"));
+    if url_like && !is_redis(side) {
+        return Err(Failure::usage(format!(
+            "{flag} {}: not a Redis URL (redis://host:port/db or rediss://…) nor a data \
+             directory",
+            vsess_core::redact::redact_url(side)
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(cmd: StoreCommand) -> Result<(), Failure> {
     // Warnings from the stores (a damaged log, a directory tightened) reach stderr.
     crate::session::init_logging();
     let StoreCommand::Migrate(a) = cmd;
+    check_side("--from", &a.from)?;
+    check_side("--to", &a.to)?;
     let config = match &a.config {
         Some(p) => Config::load(p).map_err(|e| Failure::usage(e.to_string()))?,
         None => Config::default(),

@@ -481,6 +481,20 @@ fn a_mistyped_data_directory_is_refused_not_created() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     assert!(migrate_from_typo().contains("no such data directory"));
+    // A mistyped Redis URL is named as such, not taken for a directory.
+    for to in ["redis:/127.0.0.1:1/0", "http://127.0.0.1:1"] {
+        let out = Command::new(BIN)
+            .args(["store", "migrate", "--to", to, "--from"])
+            .arg(&typo)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("--to {to}: not a Redis URL")),
+            "{err}"
+        );
+    }
     assert!(!typo.exists());
     std::fs::create_dir(&typo).unwrap();
     assert!(migrate_from_typo().contains("not a vsess data directory"));
