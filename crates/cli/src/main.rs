@@ -190,7 +190,23 @@ impl Failure {
     }
 }
 
+/// Short-lived commands die quietly of SIGPIPE when their reader goes away, as `ls | head`
+/// does: Rust ignores SIGPIPE, so `println!` would panic on the broken pipe instead
+/// ("failed printing to stdout", exit 101). `serve` keeps ignoring it: a client that
+/// closes its socket must never kill the server.
+fn restore_default_sigpipe() {
+    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new("serve")) {
+        // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL
+        // is a valid disposition for SIGPIPE. Sockets are written with MSG_NOSIGNAL by
+        // std (and so tokio), so only pipes and terminals are affected.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let result = match parse() {
         Command::Serve(args) => serve::run(args),
         Command::Store(cmd) => store::run(cmd),

@@ -443,6 +443,54 @@ fn refused_logins_and_the_session_limit_are_logged() {
     child.wait().unwrap();
 }
 
+/// `vsess user list | head -1`: a reader that goes away ends the command quietly (SIGPIPE,
+/// as `ls | head`), not with a panic ("failed printing to stdout", exit 101).
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "x");
+    for args in [vec!["user", "list"], vec!["user", "list", "--json"]] {
+        // The reader is gone before the command starts: every write to stdout fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let child = Command::new(BIN)
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(out.status.signal(), Some(13), "{args:?}: SIGPIPE, {out:?}");
+        }
+    }
+    // The server keeps ignoring SIGPIPE: a client that goes away must not kill it.
+    let (mut child, _) = serve(dir.path(), &["--http"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+        .unwrap();
+    assert_ne!(
+        ignored & (1 << (13 - 1)),
+        0,
+        "serve must ignore SIGPIPE: {status}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_mistyped_data_directory_is_refused_not_created() {
     let dir = tempfile::tempdir().unwrap();
