@@ -111,15 +111,94 @@ pub struct Running {
     pub admin_password_file: Option<PathBuf>,
     pub app: Arc<App>,
     shutdown: watch::Sender<bool>,
+    connections: Connections,
     task: JoinHandle<std::io::Result<()>>,
 }
 
+/// How long [`Running::shutdown`] lets requests in flight finish before it cuts their
+/// connections.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server's open connections: counted, and cut at once (a second SIGTERM while
+/// draining).
+#[derive(Clone)]
+pub struct Connections(ConnectionsOf);
+
+#[derive(Clone)]
+enum ConnectionsOf {
+    Plain(watchdog::OpenConnections),
+    Tls(axum_server::Handle<SocketAddr>),
+}
+
+impl Connections {
+    /// How many connections are open.
+    pub fn open(&self) -> usize {
+        match &self.0 {
+            ConnectionsOf::Plain(o) => o.count(),
+            ConnectionsOf::Tls(h) => h.connection_count(),
+        }
+    }
+
+    /// Closes every open connection now, requests in flight or not; returns how many
+    /// were open.
+    pub fn cut(&self) -> usize {
+        match &self.0 {
+            ConnectionsOf::Plain(o) => o.cut_all(),
+            ConnectionsOf::Tls(h) => {
+                let n = h.connection_count();
+                h.shutdown();
+                n
+            }
+        }
+    }
+}
+
 impl Running {
-    /// Stops accepting connections, lets requests in flight finish (up to 10 s), and
-    /// writes pending state to disk.
+    /// Its open connections, to count or cut them (also while [`shutdown`](Self::shutdown)
+    /// drains them).
+    pub fn connections(&self) -> Connections {
+        self.connections.clone()
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (up to
+    /// [`DRAIN_TIMEOUT`]), and writes pending state to disk.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        self.shutdown_within(DRAIN_TIMEOUT).await
+    }
+
+    /// [`shutdown`](Self::shutdown), cutting the connections still open after `cap`.
+    pub async fn shutdown_within(self, cap: Duration) -> std::io::Result<()> {
+        tracing::info!(
+            "draining: waiting up to {}s for {} open connection(s) to finish",
+            cap.as_secs_f64(),
+            self.connections.open()
+        );
         let _ = self.shutdown.send(true);
-        let r = match self.task.await {
+        if let ConnectionsOf::Tls(h) = &self.connections.0 {
+            // Cut at `cap` below, as plain HTTP's.
+            h.graceful_shutdown(None);
+        }
+        let mut task = self.task;
+        let joined = match tokio::time::timeout(cap, &mut task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                let n = self.connections.cut();
+                tracing::warn!(
+                    "cut {n} connection(s) still open after {}s",
+                    cap.as_secs_f64()
+                );
+                // Their tasks end as their sockets do; a handler stuck on something else
+                // (the store) is not waited for long.
+                match tokio::time::timeout(Duration::from_secs(1), &mut task).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        task.abort();
+                        Ok(Ok(()))
+                    }
+                }
+            }
+        };
+        let r = match joined {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
@@ -383,14 +462,13 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let router = app::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
 
     let (tx, mut rx) = watch::channel(false);
-    let (scheme, fingerprint, cert_generated, task) = match serving {
+    let (scheme, fingerprint, cert_generated, connections, task) = match serving {
         Serving::Plain(l) => {
             let mut rx2 = rx.clone();
+            let l = watchdog::GuardedListener::new(l, opts.config.connection_limits);
+            let open = l.open_connections();
             // `tap_io` (a no-op here) is what gives a custom listener axum's `ConnectInfo`.
-            let l = axum::serve::ListenerExt::tap_io(
-                watchdog::GuardedListener::new(l, opts.config.connection_limits),
-                |_| {},
-            );
+            let l = axum::serve::ListenerExt::tap_io(l, |_| {});
             let task = tokio::spawn(async move {
                 axum::serve(l, router)
                     .with_graceful_shutdown(async move {
@@ -398,7 +476,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                     })
                     .await
             });
-            ("http", None, false, task)
+            let connections = Connections(ConnectionsOf::Plain(open));
+            ("http", None, false, connections, task)
         }
         Serving::Tls {
             server,
@@ -407,12 +486,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             generated,
         } => {
             let handle = axum_server::Handle::new();
-            let h2 = handle.clone();
-            let mut rx2 = rx.clone();
-            tokio::spawn(async move {
-                let _ = rx2.wait_for(|s| *s).await;
-                h2.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
+            let connections = Connections(ConnectionsOf::Tls(handle.clone()));
             // TCP_NODELAY: small request/response exchanges must not wait on Nagle's
             // algorithm (it cost ~40 ms stalls on keep-alive connections).
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
@@ -421,7 +495,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             let acceptor = watchdog::WatchdogAcceptor::new(acceptor, opts.config.connection_limits);
             let server = (*server).acceptor(acceptor).handle(handle);
             let task = tokio::spawn(async move { server.serve(router).await });
-            ("https", Some(fingerprint), generated, task)
+            ("https", Some(fingerprint), generated, connections, task)
         }
     };
 
@@ -470,6 +544,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         admin_password_file,
         app,
         shutdown: tx,
+        connections,
         task,
     })
 }
@@ -485,6 +560,79 @@ mod tests {
             config: Config::default(),
             transport,
         }
+    }
+
+    /// A plain-HTTP client stalled in the middle of a request, once the server counts it.
+    async fn stalled_client(running: &Running) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut c = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+        c.write_all(b"POST /sdk HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<Env")
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            if running.connections().open() == 1 {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the server never counted the connection");
+    }
+
+    /// The client's connection was closed by the server (end of stream or reset).
+    async fn assert_cut(c: &mut tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf)).await {
+                Err(_) => panic!("the stalled connection is still open"),
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {} // a response (400) before the end
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_plain_http_client_holds_shutdown_no_longer_than_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start(options(dir.path(), Transport::PlainHttp))
+            .await
+            .unwrap();
+        let mut c = stalled_client(&running).await;
+        let t0 = std::time::Instant::now();
+        // Without a cap this waits for the request timeout (60 s).
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            running.shutdown_within(Duration::from_millis(300)),
+        )
+        .await
+        .expect("shutdown waited past its cap")
+        .unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(300),
+            "the client got its cap"
+        );
+        assert_cut(&mut c).await;
+    }
+
+    #[tokio::test]
+    async fn cutting_the_connections_ends_a_drain_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start(options(dir.path(), Transport::PlainHttp))
+            .await
+            .unwrap();
+        let mut c = stalled_client(&running).await;
+        let connections = running.connections();
+        let drain = tokio::spawn(running.shutdown_within(Duration::from_secs(60)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!drain.is_finished(), "the stalled request is waited for");
+        assert_eq!(connections.cut(), 1);
+        tokio::time::timeout(Duration::from_secs(3), drain)
+            .await
+            .expect("the drain went on after the connections were cut")
+            .unwrap()
+            .unwrap();
+        assert_cut(&mut c).await;
+        assert_eq!(connections.open(), 0);
     }
 
     #[tokio::test]

@@ -13,9 +13,12 @@
 //! The guard reads the clock on progress and arms one timer only while the stream is
 //! pending, so the request path pays no timer-wheel update per read or write.
 use axum_server::accept::Accept;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -43,6 +46,9 @@ impl Default for Limits {
 
 /// An IO stream that fails with `TimedOut` when it makes no progress within [`Limits`].
 pub struct Guarded<T> {
+    /// Plain HTTP: this connection in its listener's [`OpenConnections`]. Declared before
+    /// `inner`, so it is dropped (unregistered) before the socket is closed.
+    registered: Option<Registered>,
     inner: T,
     limits: Limits,
     /// HTTP/2 multiplexes requests: only the idle limit applies.
@@ -59,6 +65,7 @@ pub struct Guarded<T> {
 impl<T> Guarded<T> {
     pub fn new(inner: T, limits: Limits, multiplexed: bool) -> Self {
         Self {
+            registered: None,
             inner,
             limits,
             multiplexed,
@@ -230,16 +237,85 @@ where
     }
 }
 
+/// The open connections of a [`GuardedListener`]: counted, and cut on shutdown (axum's
+/// `serve` can drain them but not cut them).
+#[derive(Clone, Default)]
+pub struct OpenConnections(Arc<Mutex<Registry>>);
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    sockets: HashMap<u64, RawFd>,
+}
+
+impl OpenConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn register(&self, fd: RawFd) -> Registered {
+        let mut g = self.lock();
+        let id = g.next;
+        g.next += 1;
+        g.sockets.insert(id, fd);
+        Registered {
+            open: self.clone(),
+            id,
+        }
+    }
+
+    /// How many connections are open.
+    pub fn count(&self) -> usize {
+        self.lock().sockets.len()
+    }
+
+    /// Shuts down every open connection's socket (both ways): its pending reads and
+    /// writes end, and so does its task. Returns how many there were.
+    pub fn cut_all(&self) -> usize {
+        let g = self.lock();
+        for &fd in g.sockets.values() {
+            // SAFETY: a registered socket is open: it is unregistered, under this lock,
+            // before it is closed (see `Guarded::registered`). ManuallyDrop: borrowed,
+            // not closed here.
+            let s = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        g.sockets.len()
+    }
+}
+
+/// A connection's place in [`OpenConnections`], given up when it is dropped.
+struct Registered {
+    open: OpenConnections,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.lock().sockets.remove(&self.id);
+    }
+}
+
 /// Plain HTTP (`serve --http`): TCP connections under the same [`Limits`], with
 /// `TCP_NODELAY`. Plain HTTP/2 (prior knowledge) is not told apart: it gets HTTP/1's limits.
 pub struct GuardedListener {
     inner: tokio::net::TcpListener,
     limits: Limits,
+    open: OpenConnections,
 }
 
 impl GuardedListener {
     pub fn new(inner: tokio::net::TcpListener, limits: Limits) -> Self {
-        Self { inner, limits }
+        Self {
+            inner,
+            limits,
+            open: OpenConnections::default(),
+        }
+    }
+
+    /// Its open connections, to count or cut them.
+    pub fn open_connections(&self) -> OpenConnections {
+        self.open.clone()
     }
 }
 
@@ -251,7 +327,10 @@ impl axum::serve::Listener for GuardedListener {
         // axum's own loop for a TCP listener: it waits out errors such as EMFILE.
         let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
         let _ = tcp.set_nodelay(true);
-        (Guarded::new(tcp, self.limits, false), addr)
+        let registered = self.open.register(tcp.as_raw_fd());
+        let mut guarded = Guarded::new(tcp, self.limits, false);
+        guarded.registered = Some(registered);
+        (guarded, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
