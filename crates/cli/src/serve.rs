@@ -133,7 +133,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let running = vsess_server::start(opts).await.map_err(|e| match e {
             StartError::Bind { .. } | StartError::DataDir(_) | StartError::Tls(_) => {
                 Failure::runtime(e.to_string())
@@ -177,40 +177,77 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             running.url
         );
         let mut running = running;
+        let mut signals = Signals::new();
         tokio::select! {
             r = running.wait() => {
                 return r.map_err(|e| Failure::runtime(format!("server stopped: {e}")));
             }
-            s = shutdown_signal() => {
+            s = signals.next() => {
                 tracing::info!("{s}: shutting down");
             }
         }
-        running
-            .shutdown()
-            .await
-            .map_err(|e| Failure::runtime(format!("shutdown: {e}")))?;
+        // A second signal while the requests in flight finish stops at once.
+        let connections = running.connections();
+        let shutdown = running.shutdown();
+        tokio::pin!(shutdown);
+        let r = tokio::select! {
+            r = &mut shutdown => r,
+            s = signals.next() => {
+                let n = connections.cut();
+                tracing::warn!(
+                    "{} again: stopping now; cut {n} open connection(s)",
+                    s.split(' ').next().unwrap_or(s)
+                );
+                // The session activity is still written, unless that hangs too.
+                match tokio::time::timeout(std::time::Duration::from_secs(2), shutdown).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::warn!("session activity of the last second not written");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        r.map_err(|e| Failure::runtime(format!("shutdown: {e}")))?;
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    // Blocking tasks (a store write, a password check) are not waited for long.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// SIGTERM, SIGINT and SIGHUP stop the server gracefully (activity flushed, the log
-/// trimmed). SIGHUP is a stop, not a reload: it is what a closing terminal sends, and
-/// vsess has nothing to reload (user changes apply live; configuration needs a restart).
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    let hup = signal(SignalKind::hangup());
-    match (term, int, hup) {
-        (Ok(mut t), Ok(mut i), Ok(mut h)) => tokio::select! {
-            _ = t.recv() => "SIGTERM",
-            _ = i.recv() => "SIGINT",
-            _ = h.recv() => "SIGHUP (vsess has no reload: user changes apply live, configuration changes need a restart)",
-        },
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+/// trimmed); a second one while it drains stops it at once. SIGHUP is a stop, not a
+/// reload: it is what a closing terminal sends, and vsess has nothing to reload (user
+/// changes apply live; configuration needs a restart).
+///
+/// Created once, so that no signal is missed between the first and the second.
+struct Signals(Option<[tokio::signal::unix::Signal; 3]>);
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        let hup = signal(SignalKind::hangup());
+        match (term, int, hup) {
+            (Ok(t), Ok(i), Ok(h)) => Self(Some([t, i, h])),
+            _ => Self(None),
+        }
+    }
+
+    async fn next(&mut self) -> &'static str {
+        match &mut self.0 {
+            Some([t, i, h]) => tokio::select! {
+                _ = t.recv() => "SIGTERM",
+                _ = i.recv() => "SIGINT",
+                _ = h.recv() => "SIGHUP (vsess has no reload: user changes apply live, configuration changes need a restart)",
+            },
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
         }
     }
 }

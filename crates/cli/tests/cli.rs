@@ -1295,3 +1295,49 @@ fn an_ended_cached_session_is_named_as_such() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// SIGTERM drains (and says for how long at most); a second SIGTERM while a stalled
+/// client holds the drain stops the server at once, saying it cut the connection.
+#[test]
+fn a_second_sigterm_stops_a_draining_server_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, log) = common::serve_logged(dir.path(), &["--http"]);
+    let addr = url.trim_start_matches("http://");
+    let mut stalled = std::net::TcpStream::connect(addr).unwrap();
+    stalled
+        .write_all(b"POST /sdk HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<Env")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = i32::try_from(child.id()).unwrap();
+    let logged = |what: &str| {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(5) {
+            if log.lock().unwrap().iter().any(|l| l.contains(what)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no {what:?} in the log: {:#?}", log.lock().unwrap());
+    };
+    // SAFETY: signals the child started above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    logged("waiting up to 10s for 1 open connection(s)");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(child.try_wait().unwrap().is_none(), "the drain waits");
+    let t0 = std::time::Instant::now();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(4) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("a second SIGTERM did not stop the server");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    logged("SIGTERM again: stopping now; cut 1 open connection(s)");
+}
