@@ -252,4 +252,39 @@ mod tests {
             assert!(super::Cli::command().find_subcommand(name).is_some());
         }
     }
+
+    /// `serve --help`'s configuration example works pasted as it is, and so does its Redis
+    /// alternative uncommented in place of the embedded [store].
+    #[test]
+    fn the_configuration_example_in_serve_help_parses() {
+        use clap::CommandFactory;
+        let help = super::Cli::command()
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let block: Vec<&str> = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Configuration (TOML"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("  ").unwrap_or(l))
+            .collect();
+        assert!(block.len() > 20, "{help}");
+        let as_is = block.join("\n");
+        vsess_server::Config::parse(&as_is).unwrap();
+        let store = block.iter().position(|l| l.starts_with("[store]")).unwrap();
+        let redis: Vec<&str> = block[..store]
+            .iter()
+            .copied()
+            .chain(
+                block[store..]
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("# "))
+                    .skip_while(|l| !l.starts_with("[store]")),
+            )
+            .collect();
+        let c = vsess_server::Config::parse(&redis.join("\n")).unwrap();
+        assert!(matches!(c.store, vsess_server::StoreConfig::Redis(_)));
+    }
 }

@@ -48,16 +48,18 @@ Configuration (TOML; every key optional):
   [api]
   token_lifetime = 3600                       # /auth/request-token bearer tokens, seconds
   [store]                                     # default: the embedded store in --data-dir
-  fsync = \"interval\"                          # embedded: written before answering, fsynced
-                                              # within fsync_interval_ms (1000); \"always\":
+  fsync = \"interval\"                          # written before answering, fsynced within
+                                              # fsync_interval_ms (1000); \"always\":
                                               # fsynced before answering
-  kind = \"redis\"
-  url = \"redis://127.0.0.1:6379/0\"            # rediss:// for TLS
-  password_file = \"/etc/vsess/redis-password\" # AUTH, kept out of the URL
-  cluster = false                             # Redis Cluster (url: seeds split by \",\")
-  ca_file = \"/etc/vsess/redis-ca.pem\"         # CA for rediss:// (default: system roots)
-  prefix = \"vsess\"                            # key prefix: deployments can share a Redis
-  timeout_ms = 2000                           # a slower Redis command fails the request
+  # or, for replicas sharing Redis, instead of the [store] above:
+  # [store]
+  # kind = \"redis\"
+  # url = \"redis://127.0.0.1:6379/0\"          # rediss:// for TLS
+  # password_file = \"/etc/vsess/redis-password\" # AUTH, kept out of the URL
+  # cluster = false                           # Redis Cluster (url: seeds split by \",\")
+  # ca_file = \"/etc/vsess/redis-ca.pem\"       # CA for rediss:// (default: system roots)
+  # prefix = \"vsess\"                          # key prefix: deployments can share a Redis
+  # timeout_ms = 2000                         # a slower Redis command fails the request
 
 SIGINT, SIGTERM or SIGHUP stops the server gracefully. Sessions survive restarts and crashes of the
 server; with fsync = \"always\" also an OS crash or power loss.")]
