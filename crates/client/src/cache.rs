@@ -387,7 +387,7 @@ impl Session {
                     continue;
                 }
             };
-            match serde_json::from_slice::<Value>(&data) {
+            match first_json_value(&data) {
                 Ok(v) if v.is_object() => out.push(v),
                 _ => tracing::warn!(
                     file = %file.display(),
@@ -799,7 +799,7 @@ impl Session {
             let Ok(data) = std::fs::read(&file) else {
                 continue;
             };
-            if serde_json::from_slice::<Value>(&data).is_ok_and(|doc| holds(&doc)) {
+            if first_json_value(&data).is_ok_and(|doc| holds(&doc)) {
                 std::fs::remove_file(&file).map_err(|e| Self::cache_err(&file, e))?;
             }
         }
@@ -983,8 +983,20 @@ fn soap_cookie_in(data: &[u8]) -> Option<String> {
             inner: SoapClient,
         })
         .ok()?;
-    de.end().ok()?;
+    // What follows the first value is not read (see `first_json_value`).
     cookie
+}
+
+/// The first JSON value in a cache file, as Go's `json.Decoder` reads it: whatever follows
+/// is ignored. govc rewrites its cache files in place without truncating them
+/// (`os.OpenFile(p, O_CREATE|O_WRONLY)` in govmomi's session/cache), so a shorter session
+/// leaves the end of the longer one behind it; read strictly, the file would look corrupt,
+/// and vsess would log in again and leave govc's session open.
+fn first_json_value(data: &[u8]) -> serde_json::Result<Value> {
+    serde_json::Deserializer::from_slice(data)
+        .into_iter::<Value>()
+        .next()
+        .unwrap_or_else(|| serde_json::from_slice::<Value>(data))
 }
 
 /// The value of one cookie object if it is `vmware_soap_session`.
@@ -1226,10 +1238,11 @@ mod tests {
             r#"{}"#,
             r#"[]"#,
             r#"{"SoapClient":{"Cookies":[]}} trailing"#,
+            "{\"SoapClient\":{\"Cookies\":[{\"Name\":\"vmware_soap_session\",\"Value\":\"t\"}]}}\n\"Insecure\":true}}\n",
             r#"{corrupt"#,
         ];
         for d in docs {
-            let full = serde_json::from_str::<Value>(d)
+            let full = first_json_value(d.as_bytes())
                 .ok()
                 .filter(Value::is_object)
                 .as_ref()
@@ -1238,6 +1251,8 @@ mod tests {
         }
         assert_eq!(soap_cookie_in(docs[1].as_bytes()).as_deref(), Some("q"));
         assert_eq!(soap_cookie_in(docs[5].as_bytes()).as_deref(), Some("up"));
+        // What govc leaves behind a shorter rewrite does not hide the session.
+        assert_eq!(soap_cookie_in(docs[9].as_bytes()).as_deref(), Some("t"));
     }
 
     #[test]

@@ -321,6 +321,27 @@ async fn logout_leaves_the_files_of_another_session_alone() {
     assert_eq!(server.live_sessions(), 0);
 }
 
+/// govc rewrites its cache files in place without truncating them, so a shorter rewrite
+/// leaves the end of the longer one after the JSON; Go's decoder reads the first value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_file_with_govcs_leftover_bytes_still_holds_the_session() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let first = cache(&server, home.path()).login().await.unwrap();
+    for n in cache(&server, home.path()).file_names("/sdk") {
+        let f = home.path().join("sessions").join(n);
+        let mut doc = std::fs::read(&f).unwrap();
+        doc.extend_from_slice(b"\n\"Insecure\":true,\"Version\":\"8.0.3.0\"}}\n");
+        std::fs::write(&f, doc).unwrap();
+    }
+    let resumed = cache(&server, home.path()).resume().unwrap();
+    assert!(resumed.is_some(), "the hinted path reads the file too");
+    let again = cache(&server, home.path()).login().await.unwrap();
+    assert!(again.reused, "read as corrupt: logged in again");
+    assert_eq!(again.session.key, first.session.key);
+    assert_eq!(server.live_sessions(), 1);
+}
+
 /// An administrator's client, to end other sessions with.
 async fn admin(server: &Server) -> Client {
     let admin = Client::connect(&server.url(false), Tls::Insecure)
