@@ -240,6 +240,22 @@ impl AuthOptions {
         self.allow_reauth && nz(&self.passcode).is_none()
     }
 
+    /// The token to use as it is, gophercloud's "passthrough": a token, no password or
+    /// passcode, and no scope (or an explicitly unscoped one). Sent to `POST
+    /// /v3/auth/tokens` instead, it would come back re-issued without the scope it has
+    /// (Keystone scopes a scopeless request to the user's default project, or not at all),
+    /// and with its old expiry; so it is validated with `GET /v3/auth/tokens` and used.
+    pub(crate) fn passthrough_token(&self) -> Option<&str> {
+        if nz(&self.password).is_some() || nz(&self.passcode).is_some() {
+            return None;
+        }
+        let token = nz(&self.token_id)?;
+        match self.effective_scope() {
+            Ok(None | Some(AuthScope::Unscoped)) => Some(token),
+            _ => None,
+        }
+    }
+
     /// The `auth.identity` part of the token request.
     fn identity_json(&self) -> Result<Value> {
         let cfg = |m: &str| Err(Error::Config(m.to_owned()));

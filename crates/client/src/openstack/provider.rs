@@ -215,6 +215,16 @@ impl ProviderClient {
     /// [`authenticate`](Self::authenticate), or use [`super::authenticated_client`]).
     pub fn new(opts: AuthOptions, config: ProviderConfig) -> Result<Self> {
         let identity_endpoint = identity_v3_url(&opts.identity_endpoint)?;
+        if opts.passthrough_token().is_some() && opts.can_reauth() {
+            // gophercloud refuses this too: the only way to "re-authenticate" would be to
+            // re-issue the token without its scope, and with its old expiry.
+            return Err(Error::Config(
+                "allow_reauth cannot be used with a token and no scope: a token cannot renew \
+                 itself. Give a scope (to get a new token scoped so), or credentials, or turn \
+                 allow_reauth off"
+                    .into(),
+            ));
+        }
         let http = match &config.http_client {
             Some(c) => c.clone(),
             None => http_builder(&config.tls)?
@@ -305,9 +315,14 @@ impl ProviderClient {
         )
     }
 
-    /// Issues a token with the stored options and makes it current.
+    /// Issues a token with the stored options and makes it current. A token given with no
+    /// scope and no other credentials is used as it is, once Keystone has said what it is
+    /// (`GET /v3/auth/tokens`), as gophercloud does.
     pub async fn authenticate(&self) -> Result<()> {
-        let result = tokens::create(&self.auth_service(), &self.inner.auth).await?;
+        let result = match self.inner.auth.passthrough_token() {
+            Some(token) => tokens::get_self(&self.auth_service(), token).await?,
+            None => tokens::create(&self.auth_service(), &self.inner.auth).await?,
+        };
         let token = result.extract()?;
         let catalog = result.extract_service_catalog()?;
         self.inner.token_issues.fetch_add(1, Ordering::SeqCst);

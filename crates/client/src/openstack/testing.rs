@@ -90,10 +90,40 @@ async fn issue(State(s): State<Arc<MockState>>, body: Bytes) -> Response {
     let n = s.issued.fetch_add(1, Ordering::SeqCst) + 1;
     let token = format!("tok-{n}");
     s.valid.lock().unwrap().insert(token.clone());
+    (
+        StatusCode::CREATED,
+        [("x-subject-token", token.as_str())],
+        Json(token_body(&s)),
+    )
+        .into_response()
+}
+
+/// `GET /v3/auth/tokens`: what Keystone knows of the `X-Subject-Token` (authorized by a
+/// valid `X-Auth-Token`), with the subject echoed back.
+async fn inspect(State(s): State<Arc<MockState>>, headers: HeaderMap) -> Response {
+    s.auth_attempts.fetch_add(1, Ordering::SeqCst);
+    if !s.authorized(&headers) {
+        return unauthorized();
+    }
+    let Some(subject) = headers.get("x-subject-token").and_then(|v| v.to_str().ok()) else {
+        return err(StatusCode::BAD_REQUEST, "no X-Subject-Token");
+    };
+    if !s.valid.lock().unwrap().contains(subject) {
+        return err(StatusCode::NOT_FOUND, "Failed to validate token");
+    }
+    (
+        StatusCode::OK,
+        [("x-subject-token", subject)],
+        Json(token_body(&s)),
+    )
+        .into_response()
+}
+
+fn token_body(s: &MockState) -> Value {
     let now = s.clock.now();
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let base = s.base.lock().unwrap().clone();
-    let body = json!({"token": {
+    json!({"token": {
         "methods": ["password"],
         "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
         "project": {"id": "p-admin", "name": "admin", "domain": {"id": "default", "name": "Default"}},
@@ -103,13 +133,7 @@ async fn issue(State(s): State<Arc<MockState>>, body: Bytes) -> Response {
         "catalog": [{"type": "identity", "name": "keystone", "id": "k", "endpoints": [
             {"id": "e1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne",
              "url": format!("{base}/v3")}]}],
-    }});
-    (
-        StatusCode::CREATED,
-        [("x-subject-token", token.as_str())],
-        Json(body),
-    )
-        .into_response()
+    }})
 }
 
 async fn list_projects(
@@ -225,7 +249,7 @@ impl MockKeystone {
             project_requests: AtomicU64::new(0),
         });
         let app = Router::new()
-            .route("/v3/auth/tokens", post(issue))
+            .route("/v3/auth/tokens", post(issue).get(inspect))
             .route("/v3/projects", get(list_projects))
             .route("/v3/projects/{id}", get(get_project))
             .route("/v3/garbage", get(garbage))
@@ -550,6 +574,51 @@ mod tests {
             "one re-authentication, no loop"
         );
         assert_eq!(mock.state.project_requests.load(Ordering::SeqCst), 2);
+    }
+
+    /// A token given with no scope is used as it is (gophercloud's passthrough): validated
+    /// with itself, never sent to be re-issued (which would drop its scope).
+    #[tokio::test]
+    async fn a_token_given_without_a_scope_is_used_as_it_is() {
+        let (mock, first, _) = setup(3, false).await;
+        let token = first.token_id().unwrap();
+        let attempts = mock.state.auth_attempts.load(Ordering::SeqCst);
+        let given = AuthOptions {
+            identity_endpoint: format!("{}/v3", mock.url),
+            token_id: Some(token.clone()),
+            ..AuthOptions::default()
+        };
+        let second = authenticated_client_with(given.clone(), config(&mock))
+            .await
+            .unwrap();
+        assert_eq!(second.token_id().unwrap(), token, "re-issued");
+        assert_eq!(mock.state.issued.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            mock.state.auth_attempts.load(Ordering::SeqCst),
+            attempts + 1
+        );
+        // The catalog came with it: the token's project scope is kept.
+        let identity = identity_v3(&second, &EndpointOpts::default()).unwrap();
+        projects::get(&identity, "p-00").await.unwrap();
+        // A token that is no longer valid is a refused credential (it is the credential).
+        mock.expire_all();
+        let e = authenticated_client_with(given.clone(), config(&mock))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Authentication(_)), "{e:?}");
+        // It cannot renew itself: allow_reauth is refused up front, as in gophercloud.
+        let e = ProviderClient::new(
+            AuthOptions {
+                allow_reauth: true,
+                ..given
+            },
+            config(&mock),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("allow_reauth cannot be used with a token and no scope")),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]

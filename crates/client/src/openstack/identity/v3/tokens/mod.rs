@@ -3,7 +3,7 @@ mod requests;
 mod results;
 mod urls;
 
-pub use requests::{create, get, revoke, validate};
+pub use requests::{create, get, get_self, revoke, validate};
 pub use results::{
     CatalogEntry, CreateResult, Domain, Endpoint, GetResult, RevokeResult, Role, ServiceCatalog,
     Token, TokenProject, TokenResult, TokenUser,

@@ -47,6 +47,30 @@ pub async fn get(client: &ServiceClient, token_id: &str) -> Result<GetResult> {
     Ok(TokenResult(resp))
 }
 
+/// What Keystone knows about `token_id`, asked with the token itself as the credential
+/// (`X-Auth-Token` and `X-Subject-Token` both `token_id`): how a client takes up a token
+/// it was given (gophercloud's passthrough).
+pub async fn get_self(client: &ServiceClient, token_id: &str) -> Result<GetResult> {
+    let mut auth = HeaderValue::from_str(token_id)
+        .map_err(|_| Error::Config("the token is not a valid header value".into()))?;
+    auth.set_sensitive(true);
+    let resp = client
+        .get(
+            tokens_url(client)?,
+            RequestOpts {
+                headers: vec![
+                    (HeaderName::from_static("x-auth-token"), auth),
+                    subject(token_id)?,
+                ],
+                ok_codes: vec![200, 203],
+                omit_auth: true,
+                ..RequestOpts::default()
+            },
+        )
+        .await?;
+    Ok(TokenResult(resp))
+}
+
 /// Whether `token_id` is valid (`HEAD /v3/auth/tokens`): false on 404.
 pub async fn validate(client: &ServiceClient, token_id: &str) -> Result<bool> {
     let r = client
