@@ -317,6 +317,36 @@ async fn bootstrap_admin(backend: &Backend, dir: &Path) -> Result<Option<String>
     Ok(Some(password))
 }
 
+/// The first administrator's password file, if it still holds that user's password.
+/// After a `vsess user passwd` (or `rm`) it holds a stale secret: pointing at it would
+/// send the operator to a password that no longer works, so a WARN says to delete it.
+async fn current_admin_password_file(backend: &Backend, dir: &Path) -> Option<PathBuf> {
+    let path = dir.join(ADMIN_PASSWORD_FILE);
+    let saved = std::fs::read_to_string(&path).ok()?;
+    let saved = saved.trim_end_matches(['\n', '\r']).to_owned();
+    let hash = match backend.store().get_user(ADMIN_USER).await {
+        Ok(Some(u)) => u.password_hash,
+        Ok(None) => String::new(),
+        // Cannot tell: point at it, as before.
+        Err(_) => return Some(path),
+    };
+    let current = !hash.is_empty()
+        && tokio::task::spawn_blocking(move || {
+            vsess_core::password::verify_password(&hash, &saved)
+        })
+        .await
+        .unwrap_or(false);
+    if !current {
+        tracing::warn!(
+            file = %path.display(),
+            "{ADMIN_USER}'s password was changed (or the user removed) since this file was \
+             written; it holds a password that no longer works: delete it"
+        );
+        return None;
+    }
+    Some(path)
+}
+
 /// Opens the configured store. The data directory still holds the certificate and local
 /// tickets in Redis mode.
 async fn open_backend(opts: &Options) -> Result<Backend, StartError> {
@@ -436,7 +466,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         ))
     })?);
     let admin_password = bootstrap_admin(&backend, &opts.data_dir).await?;
-    let admin_password_file = Some(opts.data_dir.join(ADMIN_PASSWORD_FILE)).filter(|p| p.exists());
+    let admin_password_file = current_admin_password_file(&backend, &opts.data_dir).await;
     let instance = uuid.clone();
     let policy = opts.config.policy.clone();
     let local_ttl = policy
@@ -698,6 +728,22 @@ mod tests {
             running.admin_password_file.as_deref(),
             Some(pw_file.as_path())
         );
+        running.shutdown().await.unwrap();
+
+        // Once the password is changed, the file is stale: not pointed at any more.
+        let store = vsess_store::UserFile::open(dir.path()).unwrap();
+        store
+            .modify(|users| {
+                let admin = users.get_mut(ADMIN_USER).unwrap();
+                admin.password_hash = vsess_core::password::hash_password("new-pw").unwrap();
+                Ok(())
+            })
+            .unwrap();
+        let running = start(options(dir.path(), Transport::SelfSigned))
+            .await
+            .unwrap();
+        assert_eq!(running.admin_password, None);
+        assert_eq!(running.admin_password_file, None);
         running.shutdown().await.unwrap();
     }
 }
