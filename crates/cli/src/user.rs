@@ -125,13 +125,21 @@ impl Directory {
     }
 
     /// Changes an existing user's password hash and, optionally, role.
-    fn update(&self, name: &UserName, hash: String, role: Option<Role>) -> Result<(), Failure> {
+    /// Sets a new password hash and/or role (`None`: kept).
+    fn update(
+        &self,
+        name: &UserName,
+        hash: Option<String>,
+        role: Option<Role>,
+    ) -> Result<(), Failure> {
         let missing = || format!("no user {name}; add it with `vsess user add`");
         match self {
             Directory::File(f) => f
                 .modify(|u| {
                     let user = u.get_mut(name.as_str()).ok_or_else(missing)?;
-                    user.password_hash = hash;
+                    if let Some(h) = hash {
+                        user.password_hash = h;
+                    }
                     if let Some(r) = role {
                         user.role = r;
                     }
@@ -141,7 +149,9 @@ impl Directory {
             Directory::Redis(s, rt) => {
                 let done = rt
                     .block_on(s.modify_user(name.as_str(), |user| {
-                        user.password_hash.clone_from(&hash);
+                        if let Some(h) = &hash {
+                            user.password_hash.clone_from(h);
+                        }
                         if let Some(r) = role {
                             user.role = r;
                         }
@@ -241,6 +251,7 @@ locked; on the embedded store the lockout lives in the server's log, so look for
 Examples:
   printf '%s\\n' \"$PW\" | vsess user add ops@vsphere.local --role ReadOnly --password-stdin
   vsess user passwd ops@vsphere.local
+  vsess user role ops@vsphere.local NoAccess    # disable, keeping the account
   vsess user list --json
   vsess user unlock ops@vsphere.local
   vsess user add ops@vsphere.local --role Admin --store redis://127.0.0.1:6379/0")]
@@ -269,6 +280,16 @@ pub enum UserCommand {
         role: Option<Role>,
         #[command(flatten)]
         password: PasswordInput,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Change a user's role and keep the password (NoAccess disables an account: it
+    /// cannot log in, and its live sessions lose every privilege from their next call).
+    Role {
+        /// The user: user@domain or DOMAIN\user.
+        name: String,
+        /// Admin, ReadOnly or NoAccess.
+        role: Role,
         #[command(flatten)]
         dir: DataDir,
     },
@@ -400,8 +421,14 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             }
             let pw = read_password(&password)?;
             let hash = hash_password(&pw).map_err(Failure::runtime)?;
-            users.update(&name, hash, role)?;
+            users.update(&name, Some(hash), role)?;
             eprintln!("changed {name}");
+            Ok(())
+        }
+        UserCommand::Role { name, role, dir } => {
+            let name = parse_name(&name)?;
+            Directory::open(&dir, false)?.update(&name, None, Some(role))?;
+            eprintln!("{name} is now {}", role.as_str());
             Ok(())
         }
         UserCommand::Rm { name, dir } => {

@@ -561,6 +561,43 @@ fn a_mistyped_data_directory_is_refused_not_created() {
 }
 
 #[test]
+fn user_role_changes_the_role_and_keeps_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "pw");
+    let users = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("users.json")).unwrap())
+            .unwrap()
+    };
+    let before = users();
+    let out = Command::new(BIN)
+        .args([
+            "user",
+            "role",
+            "OPS@vsphere.local",
+            "NoAccess",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = users();
+    assert_eq!(after["users"][0]["role"], "NoAccess", "{after}");
+    assert_eq!(
+        after["users"][0]["password_hash"], before["users"][0]["password_hash"],
+        "the password is kept"
+    );
+    let out = Command::new(BIN)
+        .args(["user", "role", "ghost@vsphere.local", "Admin", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user ghost@vsphere.local"));
+}
+
+#[test]
 fn a_name_edited_into_users_json_by_hand_is_the_account_vsess_user_names() {
     let dir = tempfile::tempdir().unwrap();
     add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "pw");
