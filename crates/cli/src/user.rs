@@ -399,8 +399,18 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             dir,
         } => {
             let name = parse_name(&name)?;
-            let users = Directory::open(&dir, true)?;
+            // A wrong directory is refused before the password is asked for, and none is
+            // created before there is a password to store.
+            if matches!(store_config(&dir)?, StoreConfig::Embedded(_)) {
+                check_data_dir(&dir.data_dir).map_err(|e| {
+                    Failure::usage(format!(
+                        "cannot use data directory {}: {e}",
+                        dir.data_dir.display()
+                    ))
+                })?;
+            }
             let pw = read_password(&password)?;
+            let users = Directory::open(&dir, true)?;
             let hash = hash_password(&pw).map_err(Failure::runtime)?;
             users.add(User::new(name.clone(), full_name, role, hash))?;
             eprintln!("added {name} ({role})");

@@ -551,8 +551,24 @@ fn a_mistyped_data_directory_is_refused_not_created() {
         0,
         "nothing written"
     );
-    // `user add` may start a directory, and says so.
+    // `user add` may start a directory, and says so; not before it has a password.
     let fresh = dir.path().join("fresh");
+    let out = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "ops@vsphere.local",
+            "--role",
+            "ReadOnly",
+            "--password-stdin",
+        ])
+        .arg("--data-dir")
+        .arg(&fresh)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!fresh.exists(), "created before the password was refused");
     let out = user_add(&fresh, "ops@vsphere.local", "ReadOnly", "x");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("created the data directory"));
