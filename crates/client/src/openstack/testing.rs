@@ -576,6 +576,16 @@ mod tests {
         assert_eq!(mock.state.project_requests.load(Ordering::SeqCst), 2);
     }
 
+    /// A HEAD that Keystone answers 200 (as `HEAD /v3/auth/tokens` does) succeeds with the
+    /// default statuses, as in gophercloud.
+    #[tokio::test]
+    async fn a_head_answered_200_succeeds_by_default() {
+        let (_mock, _p, identity) = setup(3, false).await;
+        let url = identity.service_url(&["projects", "p-00"]).unwrap();
+        let r = identity.head(url, RequestOpts::default()).await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
     /// A token given with no scope is used as it is (gophercloud's passthrough): validated
     /// with itself, never sent to be re-issued (which would drop its scope).
     #[tokio::test]
