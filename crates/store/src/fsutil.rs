@@ -42,10 +42,9 @@ pub fn check_data_dir(dir: &Path) -> io::Result<()> {
         Some(other) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "{} is not a vsess data directory: it is not empty (it has '{other}', among \
-                 others) and holds none of vsess's files (users.json, sessions.log, \
-                 server.crt...); give a new or empty directory, or the one a server already \
-                 uses",
+                "{} is not a vsess data directory: it is not empty (it has '{other}') and \
+                 holds none of vsess's files (users.json, sessions.log, server.crt...); give \
+                 a new or empty directory, or the one a server already uses",
                 dir.display()
             ),
         )),
