@@ -109,6 +109,22 @@ fn json_response(status: StatusCode, body: &Json) -> Response {
         .into_response()
 }
 
+/// The request body, or the page's answer when it is too large or did not arrive whole.
+async fn body_bytes(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, Response> {
+    read_body(headers, body, app.max_body).await.map_err(|u| {
+        u.response(|| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.",
+            )
+        })
+    })
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let message: String = message.into();
     json_response(
@@ -305,16 +321,9 @@ async fn sign_in(
             "Send the user name and password as application/json.",
         );
     }
-    let bytes = match read_body(&headers, body, app.max_body).await {
+    let bytes = match body_bytes(&app, &headers, body).await {
         Ok(b) => b,
-        Err(u) => {
-            return u.response(|| {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The request body is too large.",
-                )
-            })
-        }
+        Err(r) => return r,
     };
     let Ok(form) = serde_json::from_slice::<SignIn>(&bytes) else {
         return error(
@@ -478,16 +487,9 @@ async fn set_message(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
             "Send the message as application/json.",
         );
     }
-    let bytes = match read_body(&headers, body, app.max_body).await {
+    let bytes = match body_bytes(&app, &headers, body).await {
         Ok(b) => b,
-        Err(u) => {
-            return u.response(|| {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The request body is too large.",
-                )
-            })
-        }
+        Err(r) => return r,
     };
     let Ok(m) = serde_json::from_slice::<NewMessage>(&bytes) else {
         return error(StatusCode::BAD_REQUEST, "Expected {\"message\": …}.");
