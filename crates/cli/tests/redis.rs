@@ -219,17 +219,15 @@ fn users_and_sessions_move_to_redis_and_back() {
 
     // And back into a fresh data directory.
     let c = tempfile::tempdir().unwrap();
-    let out = ok(vsess(
-        &[
-            "store",
-            "migrate",
-            "--from",
-            &url_r,
-            "--to",
-            c.path().to_str().unwrap(),
-        ],
-        None,
-    ));
+    let to_c = [
+        "store",
+        "migrate",
+        "--from",
+        &url_r,
+        "--to",
+        c.path().to_str().unwrap(),
+    ];
+    let out = ok(vsess(&to_c, None));
     assert!(out.contains("3 sessions"), "{out}");
     let (child, url) = serve(c.path(), &[]);
     for ck in &cookies {
@@ -239,14 +237,6 @@ fn users_and_sessions_move_to_redis_and_back() {
     assert!(body.contains("datacenter-"), "inventory lost: {body}");
     stop(child);
     // Into a data directory in use, too; --merge copies anyway.
-    let to_c = [
-        "store",
-        "migrate",
-        "--from",
-        &url_r,
-        "--to",
-        c.path().to_str().unwrap(),
-    ];
     assert_eq!(vsess(&to_c, None).status.code(), Some(2));
     let merged = ok(vsess(&[&to_c[..], &["--merge"]].concat(), None));
     assert!(merged.contains("3 sessions"), "{merged}");
