@@ -386,6 +386,12 @@ fn refused_logins_and_the_session_limit_are_logged() {
     };
     wait_for(&|l| l.contains("login failed (REST)") && l.contains("ops@vsphere.local"));
     wait_for(&|l| l.contains("login failed (vAPI JSON-RPC)") && l.contains("InvalidLogin"));
+    // The log says why (the caller gets InvalidLogin whatever it was).
+    wait_for(&|l| {
+        l.contains("login failed (REST)")
+            && l.contains("user=\"ops@vsphere.local\"")
+            && l.contains("reason=\"wrong password\"")
+    });
     wait_for(&|l| l.contains("session limit reached") && l.contains("WARN"));
     std::thread::sleep(std::time::Duration::from_millis(100));
     let lines = log.lock().unwrap().clone();
@@ -432,7 +438,11 @@ fn refused_logins_and_the_session_limit_are_logged() {
         l.contains("login failed (REST)")
             && l.contains("user=\"bob ip=10.9.9.9 fault=None\" ip=127.0.0.1")
     });
-    wait_for(&|l| l.contains("login failed (web page)") && l.contains("web@vsphere.local"));
+    wait_for(&|l| {
+        l.contains("login failed (web page)")
+            && l.contains("web@vsphere.local")
+            && l.contains("reason=\"no such user\"")
+    });
     let lines = log.lock().unwrap().clone();
     assert!(
         !lines.iter().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
@@ -820,6 +830,14 @@ fn a_lockout_is_logged_once_and_vsess_user_unlock_ends_it() {
         lines
             .iter()
             .any(|l| l.contains("WARN") && l.contains("until=") && l.contains("vsess user unlock")),
+        "{}",
+        lines.join("\n")
+    );
+    // The right password while locked: refused, and the log says why.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("login failed") && l.contains("reason=\"locked out\"")),
         "{}",
         lines.join("\n")
     );

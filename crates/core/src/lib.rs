@@ -35,7 +35,8 @@ pub use policy::{LockoutPolicy, Policy};
 pub use privilege::{Privilege, Role};
 pub use selfservice::TokenRecord;
 pub use service::{
-    AboutInfo, Caller, CredentialVerifier, InlineVerifier, LocalTicketSink, SessionService,
+    AboutInfo, Caller, CredentialVerifier, InlineVerifier, LocalTicketSink, Refusal, Refused,
+    SessionService,
 };
 pub use session::{SessionRecord, UserSession};
 pub use store::{LockState, Store, StoreError, StoreResult};

@@ -33,16 +33,32 @@ impl SessionService {
         password: &str,
         lifetime: Duration,
     ) -> Result<(String, TokenRecord), Fault> {
+        self.request_token_explained(user, password, lifetime)
+            .await
+            .map_err(|r| r.fault)
+    }
+
+    /// [`request_token`](Self::request_token), saying why a refusal was one (for the log).
+    pub async fn request_token_explained(
+        &self,
+        user: &str,
+        password: &str,
+        lifetime: Duration,
+    ) -> Result<(String, TokenRecord), crate::service::Refused> {
         let now = self.clock.now();
         let Some(name) = UserName::parse(user) else {
-            return Err(Fault::InvalidLogin);
+            return Err(crate::service::Refused {
+                fault: Fault::InvalidLogin,
+                why: Some(crate::service::Refusal::BadName),
+            });
         };
         let u = self.check_password(&name, password, now).await?;
         if !u.role.has(Privilege::SystemView) {
             return Err(Fault::NoPermission {
                 object: MoRef::session_manager(),
                 privilege: Privilege::SystemView,
-            });
+            }
+            .into());
         }
         let token = format!("{TOKEN_PREFIX}{}", random_hex(24));
         let rec = TokenRecord {

@@ -35,6 +35,58 @@ pub struct Caller {
     pub user_agent: String,
 }
 
+/// Why a login was refused, for the server's log: the caller is told only `InvalidLogin`,
+/// which does not say whether the name exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a user name (`user@domain` or `DOMAIN\user`).
+    BadName,
+    UnknownUser,
+    /// Locked out after repeated failures (a correct password too).
+    Locked,
+    WrongPassword,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::BadName => "not a user name",
+            Refusal::UnknownUser => "no such user",
+            Refusal::Locked => "locked out",
+            Refusal::WrongPassword => "wrong password",
+        }
+    }
+}
+
+/// A refused login or token request: the fault the caller gets, and why, when it was the
+/// credentials ([`Refusal`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub fault: Fault,
+    pub why: Option<Refusal>,
+}
+
+impl Refused {
+    fn invalid(why: Refusal) -> Self {
+        Self {
+            fault: Fault::InvalidLogin,
+            why: Some(why),
+        }
+    }
+}
+
+impl From<Fault> for Refused {
+    fn from(fault: Fault) -> Self {
+        Self { fault, why: None }
+    }
+}
+
+impl From<crate::store::StoreError> for Refused {
+    fn from(e: crate::store::StoreError) -> Self {
+        Fault::from(e).into()
+    }
+}
+
 /// Checks a password against a stored hash. The server runs this off the async workers,
 /// because argon2id deliberately takes tens of milliseconds.
 #[async_trait]
@@ -319,19 +371,32 @@ impl SessionService {
         password: &str,
         locale: Option<&str>,
     ) -> Result<(SessionId, UserSession), Fault> {
+        self.login_explained(caller, user, password, locale)
+            .await
+            .map_err(|r| r.fault)
+    }
+
+    /// [`login`](Self::login), saying why a refused login was refused (for the log).
+    pub async fn login_explained(
+        &self,
+        caller: &Caller,
+        user: &str,
+        password: &str,
+        locale: Option<&str>,
+    ) -> Result<(SessionId, UserSession), Refused> {
         let locale = self.check_locale(locale)?;
         let now = self.clock.now();
         let Some(name) = UserName::parse(user) else {
             self.burn(password).await;
-            return Err(Fault::InvalidLogin);
+            return Err(Refused::invalid(Refusal::BadName));
         };
         if password.starts_with(LOCAL_TICKET_PREFIX) {
             if let Some(user) = self.redeem_local_ticket(&name, password, now).await? {
-                return self.login_as(caller, &user, locale).await;
+                return Ok(self.login_as(caller, &user, locale).await?);
             }
         }
         let user = self.check_password(&name, password, now).await?;
-        self.login_as(caller, &user, locale).await
+        Ok(self.login_as(caller, &user, locale).await?)
     }
 
     /// Checks a user's password under the lockout policy. Every failure (unknown user,
@@ -341,17 +406,17 @@ impl SessionService {
         name: &UserName,
         password: &str,
         now: DateTime<Utc>,
-    ) -> Result<User, Fault> {
+    ) -> Result<User, Refused> {
         let stored = self.store.lock_state(name.as_str()).await?;
         let Some(user) = self.store.get_user_fresh(name.as_str()).await? else {
             self.burn(password).await;
-            return Err(Fault::InvalidLogin);
+            return Err(Refused::invalid(Refusal::UnknownUser));
         };
         let account = user.lock_key();
         let lock = stored.clone().for_account(&account);
         if lock.locked_at(now) {
             self.burn(password).await;
-            return Err(Fault::InvalidLogin);
+            return Err(Refused::invalid(Refusal::Locked));
         }
         if self
             .credentials
@@ -370,7 +435,7 @@ impl SessionService {
         if stored.clone().for_account(&account).locked_at(now) {
             drop(turn);
             self.burn(password).await;
-            return Err(Fault::InvalidLogin);
+            return Err(Refused::invalid(Refusal::Locked));
         }
         let cached = self
             .credentials
@@ -382,7 +447,7 @@ impl SessionService {
                 .await
         {
             self.record_failure(name, &account, now).await?;
-            return Err(Fault::InvalidLogin);
+            return Err(Refused::invalid(Refusal::WrongPassword));
         }
         if !cached {
             self.credentials

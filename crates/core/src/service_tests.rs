@@ -1550,3 +1550,42 @@ async fn a_user_demoted_to_no_access_loses_self_service() {
     assert!(f.auth(&id).await.is_some(), "the session was not ended");
     f.svc.revoke_token(&tok).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_refused_login_says_why_to_the_log_and_only_invalid_login_to_the_caller() {
+    let f = fixture();
+    let why = |r: Result<(SessionId, UserSession), Refused>| {
+        let r = r.unwrap_err();
+        assert_eq!(r.fault, Fault::InvalidLogin);
+        r.why
+    };
+    let login = |user: &'static str, pw: &'static str| {
+        let svc = f.svc.clone();
+        async move { svc.login_explained(&anon(), user, pw, None).await }
+    };
+    assert_eq!(why(login("a@b@c", "x").await), Some(Refusal::BadName));
+    assert_eq!(
+        why(login("ghost@vsphere.local", "x").await),
+        Some(Refusal::UnknownUser)
+    );
+    for _ in 0..f.svc.policy.lockout.max_failures {
+        assert_eq!(
+            why(login("reader@vsphere.local", "wrong").await),
+            Some(Refusal::WrongPassword)
+        );
+    }
+    // The right password ("pw") while locked.
+    let r = f
+        .svc
+        .login_explained(&anon(), "reader@vsphere.local", "pw", None)
+        .await;
+    assert_eq!(why(r), Some(Refusal::Locked));
+    // Not a credential problem: no reason, the fault says it.
+    let r = f
+        .svc
+        .request_token_explained("nobody@vsphere.local", "pw", Duration::seconds(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(r.fault, Fault::NoPermission { .. }), "{r:?}");
+    assert_eq!(r.why, None);
+}

@@ -39,17 +39,25 @@ use vsess_store::{write_private_atomic, Backend, EmbeddedStore, RedisStore};
 pub(crate) fn login_failed(
     user: &str,
     ip: std::net::IpAddr,
-    f: &vsess_core::Fault,
+    refused: &vsess_core::Refused,
     endpoint: &str,
 ) {
     let user = match user.char_indices().nth(256) {
         Some((cut, _)) => &user[..cut],
         None => user,
     };
-    if endpoint.is_empty() {
-        tracing::info!(user = ?user, ip = %ip, fault = f.type_name(), "login failed");
+    let fault = refused.fault.type_name();
+    let how = if endpoint.is_empty() {
+        String::new()
     } else {
-        tracing::info!(user = ?user, ip = %ip, fault = f.type_name(), "login failed ({endpoint})");
+        format!(" ({endpoint})")
+    };
+    // The reason is the operator's: the caller got only the fault.
+    match refused.why {
+        Some(why) => {
+            tracing::info!(user = ?user, ip = %ip, fault, reason = why.as_str(), "login failed{how}")
+        }
+        None => tracing::info!(user = ?user, ip = %ip, fault, "login failed{how}"),
     }
 }
 

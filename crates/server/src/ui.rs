@@ -333,7 +333,7 @@ async fn sign_in(
     };
     match app
         .svc
-        .request_token(form.username.trim(), &form.password, app.token_lifetime)
+        .request_token_explained(form.username.trim(), &form.password, app.token_lifetime)
         .await
     {
         Ok((token, rec)) => {
@@ -348,9 +348,9 @@ async fn sign_in(
             }
             r
         }
-        Err(f) => {
-            crate::login_failed(&form.username, ip, &f, "web page");
-            fault(&f)
+        Err(r) => {
+            crate::login_failed(&form.username, ip, &r, "web page");
+            fault(&r.fault)
         }
     }
 }

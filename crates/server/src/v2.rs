@@ -221,7 +221,7 @@ pub async fn request_token(
     };
     match app
         .svc
-        .request_token(&user, &password, app.token_lifetime)
+        .request_token_explained(&user, &password, app.token_lifetime)
         .await
     {
         Ok((token, rec)) => {
@@ -231,9 +231,9 @@ pub async fn request_token(
                 &json!({"token": token, "expires": rec.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
             )
         }
-        Err(f) => {
-            crate::login_failed(&user, ip, &f, "API token");
-            let mut r = error(&f);
+        Err(refused) => {
+            crate::login_failed(&user, ip, &refused, "API token");
+            let mut r = error(&refused.fault);
             if r.status() == StatusCode::UNAUTHORIZED {
                 // The credential this resource takes is Basic (RFC 9110 §15.5.2).
                 r.headers_mut().insert(

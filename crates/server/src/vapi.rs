@@ -104,9 +104,9 @@ async fn invoke_op(app: &App, caller: &Caller, i: &Invoke) -> Result<Output, Fau
                 return Err(Fault::InvalidLogin);
             };
             let (id, us) = svc
-                .login(caller, user, password, None)
+                .login_explained(caller, user, password, None)
                 .await
-                .inspect_err(|f| login_failed(user, caller, f, "vAPI JSON-RPC"))?;
+                .map_err(|r| login_failed(user, caller, r, "vAPI JSON-RPC"))?;
             tracing::info!(user = %us.user_name, key = %us.key, ip = %caller.ip, "login (vAPI JSON-RPC)");
             Ok(Output::Json(vapi::secret(id.expose())))
         }
@@ -181,8 +181,10 @@ async fn rest_body_ok(app: &App, headers: &HeaderMap, body: Body) -> Result<(), 
 }
 
 /// The audit line of a refused login, as SOAP's (`vim.rs`) with the endpoint named.
-fn login_failed(user: &str, caller: &Caller, f: &Fault, endpoint: &str) {
-    crate::login_failed(user, caller.ip, f, endpoint);
+/// Logs the refusal and gives the caller's fault.
+fn login_failed(user: &str, caller: &Caller, r: vsess_core::Refused, endpoint: &str) -> Fault {
+    crate::login_failed(user, caller.ip, &r, endpoint);
+    r.fault
 }
 
 async fn login_basic(app: &App, addr: SocketAddr, headers: &HeaderMap) -> Result<String, Fault> {
@@ -190,9 +192,9 @@ async fn login_basic(app: &App, addr: SocketAddr, headers: &HeaderMap) -> Result
     let caller = caller(addr, headers, None);
     let (id, us) = app
         .svc
-        .login(&caller, &user, &password, None)
+        .login_explained(&caller, &user, &password, None)
         .await
-        .inspect_err(|f| login_failed(&user, &caller, f, "REST"))?;
+        .map_err(|r| login_failed(&user, &caller, r, "REST"))?;
     tracing::info!(user = %us.user_name, key = %us.key, ip = %caller.ip, "login (REST)");
     Ok(id.expose().to_owned())
 }

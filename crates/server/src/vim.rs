@@ -31,16 +31,19 @@ pub async fn dispatch(
             user,
             password,
             locale,
-        } => match svc.login(caller, &user, &password, locale.as_deref()).await {
+        } => match svc
+            .login_explained(caller, &user, &password, locale.as_deref())
+            .await
+        {
             Ok((id, us)) => {
                 // The key names the session; a digest of the id here cost a second SHA-256
                 // per login.
                 tracing::info!(user = %us.user_name, key = %us.key, ip = %caller.ip, "login");
                 Ok(Outcome::NewSession(id, us))
             }
-            Err(f) => {
-                crate::login_failed(&user, caller.ip, &f, "");
-                Err(f)
+            Err(r) => {
+                crate::login_failed(&user, caller.ip, &r, "");
+                Err(r.fault)
             }
         },
         VimCall::Logout => {
