@@ -95,6 +95,17 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+/// `println!` for a command's output: a reader that went away (`vsess user list | head`)
+/// ends the output quietly, where `println!` would panic ("failed printing to stdout",
+/// exit 101). SIGPIPE stays ignored, as Rust sets it: restoring its default would also
+/// kill a command whose server or Redis closes a socket it writes to with `writev`
+/// (hyper, rustls and redis-rs do), silently, with status 141.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::session::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod clilog;
 mod logfmt;
 mod logwriter;
@@ -190,23 +201,7 @@ impl Failure {
     }
 }
 
-/// Short-lived commands die quietly of SIGPIPE when their reader goes away, as `ls | head`
-/// does: Rust ignores SIGPIPE, so `println!` would panic on the broken pipe instead
-/// ("failed printing to stdout", exit 101). `serve` keeps ignoring it: a client that
-/// closes its socket must never kill the server.
-fn restore_default_sigpipe() {
-    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new("serve")) {
-        // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL
-        // is a valid disposition for SIGPIPE. Sockets are written with MSG_NOSIGNAL by
-        // std (and so tokio), so only pipes and terminals are affected.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    restore_default_sigpipe();
     let result = match parse() {
         Command::Serve(args) => serve::run(args),
         Command::Store(cmd) => store::run(cmd),

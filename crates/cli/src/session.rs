@@ -882,7 +882,7 @@ fn table(rows: &[Row]) -> String {
 
 /// Writes `text` to stdout at once (one write, not one per line); a closed pipe (`| head`)
 /// is not an error.
-fn emit(text: &str) -> Result<(), Failure> {
+pub(crate) fn emit(text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -924,7 +924,7 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
         SessionCommand::Login { server, conn } => {
             let (login, r) = connect(&conn, server.as_deref(), true).await?;
             save_current(&r.tls_desc);
-            println!(
+            outln!(
                 "Logged in to {} as {} (session {}, {})",
                 r.server(),
                 login.session.user_name,
@@ -934,7 +934,7 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
                 } else {
                     "new session"
                 }
-            );
+            )?;
             Ok(())
         }
         SessionCommand::Ls { json, all, conn } => {
@@ -1077,13 +1077,13 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             match r.session.load(&client).await.map_err(failure)? {
                 Some(l) => {
                     r.session.logout(&l.client).await.map_err(failure)?;
-                    println!(
+                    outln!(
                         "Logged out of {} (session {} ended)",
                         r.server(),
                         l.session.key
-                    );
+                    )?;
                 }
-                None => println!("No valid cached session for {}; nothing to end", r.server()),
+                None => outln!("No valid cached session for {}; nothing to end", r.server())?,
             }
             Ok(())
         }
@@ -1091,21 +1091,21 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             let (login, r) = connect(&conn, None, false).await?;
             let s = login.session;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"server": r.tls_desc.url, "serverFrom": r.source.key(),
                         "userName": s.user_name, "key": s.key,
                         "loginTime": s.login_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "ipAddress": s.ip_address, "locale": s.locale})
-                );
+                )?;
             } else {
-                println!(
+                outln!(
                     "{} on {} (session {}, logged in {}; server from {})",
                     s.user_name,
                     r.server(),
                     s.key,
                     s.login_time.format("%Y-%m-%d %H:%M:%S UTC"),
                     r.source.describe()
-                );
+                )?;
             }
             Ok(())
         }

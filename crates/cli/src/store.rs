@@ -161,8 +161,8 @@ pub fn run(cmd: StoreCommand) -> Result<(), Failure> {
     }
 }
 
-fn report(what: &str, counts: &Counts) {
-    println!(
+fn report(what: &str, counts: &Counts) -> Result<(), Failure> {
+    outln!(
         "{what}: {} users ({} kept as they were at the destination), {} sessions, {} API tokens, {} inventory objects{}",
         counts.users,
         counts.kept.len(),
@@ -170,10 +170,11 @@ fn report(what: &str, counts: &Counts) {
         counts.tokens,
         counts.entities,
         if counts.message { ", the service message" } else { "" }
-    );
+    )?;
     for k in &counts.kept {
-        println!("  kept existing user {k}");
+        outln!("  kept existing user {k}")?;
     }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -212,8 +213,7 @@ async fn to_redis(src: &EmbeddedStore, dst: &RedisStore) -> Result<(), Failure> 
         c.count(&m);
         dst.import(&m, now).await.map_err(rt_err)?;
     }
-    report(&format!("copied to Redis at {}", dst.shown_url()), &c);
-    Ok(())
+    report(&format!("copied to Redis at {}", dst.shown_url()), &c)
 }
 
 async fn to_embedded(src: &RedisStore, dst: &EmbeddedStore) -> Result<(), Failure> {
@@ -242,6 +242,5 @@ async fn to_embedded(src: &RedisStore, dst: &EmbeddedStore) -> Result<(), Failur
     }
     dst.import(muts).map_err(rt_err)?;
     dst.flush().map_err(rt_err)?;
-    report(&format!("copied to {}", dst.dir().display()), &c);
-    Ok(())
+    report(&format!("copied to {}", dst.dir().display()), &c)
 }

@@ -482,7 +482,7 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
                         o
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                outln!("{}", serde_json::Value::Array(v))?;
             } else {
                 let lock_col = |i: usize| match (&locks, locked_until(i)) {
                     (None, _) => String::new(),
@@ -500,15 +500,15 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
                 } else {
                     String::new()
                 };
-                println!("{:<40} {:<9} {head}Full name", "Name", "Role");
+                outln!("{:<40} {:<9} {head}Full name", "Name", "Role")?;
                 for (i, u) in users.iter().enumerate() {
-                    println!(
+                    outln!(
                         "{:<40} {:<9} {}{}",
                         u.name.as_str(),
                         u.role.as_str(),
                         lock_col(i),
                         u.full_name
-                    );
+                    )?;
                 }
             }
             Ok(())

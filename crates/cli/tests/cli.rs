@@ -453,7 +453,7 @@ fn refused_logins_and_the_session_limit_are_logged() {
     child.wait().unwrap();
 }
 
-/// `vsess user list | head -1`: a reader that goes away ends the command quietly (SIGPIPE,
+/// `vsess user list | head -1`: a reader that goes away ends the output quietly (exit 0,
 /// as `ls | head`), not with a panic ("failed printing to stdout", exit 101).
 #[test]
 fn a_closed_stdout_ends_a_command_quietly() {
@@ -478,25 +478,47 @@ fn a_closed_stdout_ends_a_command_quietly() {
             !err.contains("panicked") && !err.contains("Broken pipe"),
             "{args:?}: {err}"
         );
-        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
-        {
-            use std::os::unix::process::ExitStatusExt;
-            assert_eq!(out.status.signal(), Some(13), "{args:?}: SIGPIPE, {out:?}");
-        }
+        // Output nobody reads is not a failure (`ls | head` exits 0 too).
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
-    // The server keeps ignoring SIGPIPE: a client that goes away must not kill it.
-    let (mut child, _) = serve(dir.path(), &["--http"]);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let ignored = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigIgn:"))
-        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+    // SIGPIPE stays ignored, by the commands (a server or Redis closing a socket they
+    // write to must be an error they report, not a silent death) and by the server (a
+    // client that goes away must not kill it).
+    let ignores_sigpipe = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let ignored = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+            .unwrap();
+        ignored & (1 << (13 - 1)) != 0
+    };
+    // A command waiting for its password on stdin, well past its start.
+    let mut add = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "dev@vsphere.local",
+            "--role",
+            "ReadOnly",
+            "--password-stdin",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    assert_ne!(
-        ignored & (1 << (13 - 1)),
-        0,
-        "serve must ignore SIGPIPE: {status}"
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        ignores_sigpipe(add.id()),
+        "vsess user add must ignore SIGPIPE"
     );
+    add.kill().unwrap();
+    add.wait().unwrap();
+    let (mut child, _) = serve(dir.path(), &["--http"]);
+    assert!(ignores_sigpipe(child.id()), "serve must ignore SIGPIPE");
     child.kill().unwrap();
     child.wait().unwrap();
 }
