@@ -525,6 +525,14 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         } => {
             let handle = axum_server::Handle::new();
             let connections = Connections(ConnectionsOf::Tls(handle.clone()));
+            // A `Running` dropped without `shutdown()` still stops its server (as plain
+            // HTTP's `with_graceful_shutdown` does); `shutdown_within` drains it itself.
+            let (h2, mut rx2) = (handle.clone(), rx.clone());
+            tokio::spawn(async move {
+                if rx2.wait_for(|s| *s).await.is_err() {
+                    h2.graceful_shutdown(Some(DRAIN_TIMEOUT));
+                }
+            });
             // TCP_NODELAY: small request/response exchanges must not wait on Nagle's
             // algorithm (it cost ~40 ms stalls on keep-alive connections).
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
@@ -627,6 +635,23 @@ mod tests {
                 Ok(Ok(_)) => {} // a response (400) before the end
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_running_server_stops_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start(options(dir.path(), Transport::SelfSigned))
+            .await
+            .unwrap();
+        let addr = running.addr;
+        drop(running);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("still accepting connections 5 s after its Running was dropped");
     }
 
     #[tokio::test]
