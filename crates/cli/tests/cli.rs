@@ -681,12 +681,12 @@ fn a_name_edited_into_users_json_by_hand_is_the_account_vsess_user_names() {
 #[test]
 fn another_directory_is_not_taken_for_a_data_directory() {
     use std::os::unix::fs::PermissionsExt;
-    // A shared directory such as /tmp: not empty, none of vsess's files, mode 1777.
+    // Someone's directory (/var/lib, $HOME): not empty, none of vsess's files, mode 0755.
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::write(shared.join("notes.txt"), "someone else's").unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = |args: &[&str]| {
         Command::new(BIN)
             .args(args)
@@ -731,7 +731,7 @@ fn another_directory_is_not_taken_for_a_data_directory() {
     assert!(err.contains("not a vsess data directory"), "{err}");
     // Untouched: its mode, and nothing written into it.
     let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
-    assert_eq!(mode, 0o1777);
+    assert_eq!(mode, 0o755);
     assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 1);
     // An empty directory is fine, and so is one that already holds vsess's files.
     let empty = dir.path().join("empty");

@@ -49,6 +49,11 @@ impl UserName {
             Some(d) => format!("{}@{}", user.to_lowercase(), d.to_lowercase()),
             None => user.to_lowercase(),
         };
+        // Checked again after lowercasing, which can lengthen a name ('İ' is 2 bytes, its
+        // lower case 3): what parse returns, parse takes back (names are read back with it).
+        if name.len() > 256 {
+            return None;
+        }
         Some(Self(name))
     }
 
@@ -126,6 +131,11 @@ mod tests {
         assert!(e.contains("'two words@x' is not a valid user name"), "{e}");
         let name = UserName::parse("a@b").unwrap();
         assert_eq!(serde_json::to_string(&name).unwrap(), r#""a@b""#);
+        // A name that lowercasing lengthens past the limit is refused when added, so every
+        // stored name reads back.
+        let long = format!("{}@v", "İ".repeat(120));
+        assert!(long.len() <= 256);
+        assert_eq!(UserName::parse(&long), None);
     }
 
     #[test]

@@ -21,21 +21,37 @@ const DATA_DIR_ENTRIES: &[&str] = &[
 /// Whether `dir` may serve as a data directory: it does not exist yet, is empty, or
 /// already holds something vsess keeps there. Anything else is some other directory (a
 /// mistyped `--data-dir /tmp` or `/var/lib`), which vsess must not tighten to 0700 and
-/// write into.
+/// write into. A directory every user may write to (`/tmp`) is refused whatever it holds:
+/// anyone could have put a `users.json` there. A fresh file system's `lost+found` and
+/// hidden entries (`.snapshot`) do not make a directory someone else's.
 pub fn check_data_dir(dir: &Path) -> io::Result<()> {
-    let mut entries = match fs::read_dir(dir) {
+    let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
+    let mode = fs::metadata(dir)?.permissions().mode();
+    if mode & 0o002 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is writable by every user (mode {:04o}): vsess keeps users and secrets in \
+                 its data directory; give a directory of its own",
+                dir.display(),
+                mode & 0o7777
+            ),
+        ));
+    }
     let mut first_other = None;
-    for e in entries.by_ref() {
+    for e in entries {
         let name = e?.file_name();
         let name = name.to_string_lossy();
         if DATA_DIR_ENTRIES.contains(&name.as_ref()) || name.starts_with("sessions.log.") {
             return Ok(());
         }
-        first_other.get_or_insert_with(|| name.into_owned());
+        if name != "lost+found" && !name.starts_with('.') {
+            first_other.get_or_insert_with(|| name.into_owned());
+        }
     }
     match first_other {
         None => Ok(()),
@@ -185,6 +201,19 @@ mod tests {
         }
         fs::create_dir(d.join("local-tickets")).unwrap();
         assert!(check_data_dir(&d).is_ok());
+        // A fresh volume's lost+found, or hidden entries, are not someone's files.
+        let vol = dir.path().join("vol");
+        fs::create_dir_all(vol.join("lost+found")).unwrap();
+        fs::write(vol.join(".snapshot"), "").unwrap();
+        assert!(check_data_dir(&vol).is_ok());
+        // A directory anyone may write to is refused, even with vsess's files in it.
+        fs::write(vol.join("users.json"), "").unwrap();
+        fs::set_permissions(&vol, fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = check_data_dir(&vol).unwrap_err();
+        assert!(
+            e.to_string().contains("writable by every user (mode 1777)"),
+            "{e}"
+        );
     }
 
     /// A write that fails leaves no temporary file holding the space a full disk needs.
