@@ -12,7 +12,7 @@ use crate::privilege::{Privilege, Role};
 use crate::session::{SessionRecord, UserSession};
 use crate::store::{LockState, Store};
 use crate::ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
-use crate::ticketcount::MAX_SERVICE_TICKETS_PER_SESSION;
+use crate::ticketcount::{MAX_SERVICE_TICKETS_PER_SESSION, MAX_SERVICE_TICKET_BYTES_PER_SESSION};
 use crate::user::{User, UserName};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -814,11 +814,23 @@ impl SessionService {
         };
         let now = self.clock.now();
         let expires = now + self.policy.service_ticket_ttl;
-        let max = MAX_SERVICE_TICKETS_PER_SESSION;
-        if !self.service_tickets.admit(&s.key, now, expires, max) {
+        let size = match &spec {
+            ServiceRequestSpec::Http { method, url } => {
+                url.len() + method.as_ref().map_or(0, String::len)
+            }
+            ServiceRequestSpec::Vmomi { method } => method.len(),
+        };
+        let (max, max_bytes) = (
+            MAX_SERVICE_TICKETS_PER_SESSION,
+            MAX_SERVICE_TICKET_BYTES_PER_SESSION,
+        );
+        if !self
+            .service_tickets
+            .admit(&s.key, now, (expires, size), (max, max_bytes))
+        {
             return Err(Fault::InvalidRequest(format!(
-                "This session already holds {max} service tickets that have been neither used \
-                 nor expired; use them, or wait for them to expire ({} s after each was issued).",
+                "This session already holds as many service tickets as it may ({max}, or \
+                 {max_bytes} bytes of specs) until some expire ({} s after each was issued).",
                 self.policy.service_ticket_ttl.num_seconds()
             )));
         }
