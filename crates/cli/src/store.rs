@@ -17,10 +17,11 @@ Either side is a data directory or a Redis URL (redis://… or rediss://…):
   vsess store migrate --from vsess-data --to redis://127.0.0.1:6379/0
   vsess store migrate --from redis://127.0.0.1:6379/0 --to vsess-data
 
-The destination should be a new store: if it holds live sessions (servers use it, or it
-was migrated into before), migrate refuses, because copying again would bring back users
-removed and sessions ended there since. --merge copies anyway, into a store that is not
-in use, keeping what is there.
+The destination should be a new store: if it holds users or live sessions (servers use it,
+or it was migrated into before), migrate refuses, because copying again would bring back
+users removed and sessions ended there since. --merge copies anyway, into a store that is
+not in use, keeping what is there (a Redis that replicas started on holds their first
+administrator: migrate with --merge, or before starting them).
 Users that already exist at the destination are kept as they are there (and listed).
 Live sessions keep their ids, keys, activity and expiry: clients stay logged in.
 Expired sessions are not copied. From Redis, one-time tickets and lockout counters are not
@@ -43,27 +44,29 @@ pub struct MigrateArgs {
     /// A server config whose [store] and session policy apply to the Redis side.
     #[arg(long, env = "VSESS_CONFIG")]
     config: Option<PathBuf>,
-    /// Copy even if the destination already holds live sessions (two stores merged into
-    /// one). Users and sessions removed there since an earlier copy come back.
+    /// Copy even if the destination already holds users or live sessions (two stores
+    /// merged into one). Users and sessions removed there since an earlier copy come back.
     #[arg(long)]
     merge: bool,
 }
 
-/// Refuses a destination that holds live sessions, unless merging: it is in use, or was
-/// migrated into before, and copying again would undo what happened there since.
+/// Refuses a destination that holds users or live sessions, unless merging: it is in use,
+/// or was migrated into before, and copying again would undo what happened there since.
 async fn check_destination(dst: &dyn Store, shown: &str, merge: bool) -> Result<(), Failure> {
     if merge {
         return Ok(());
     }
+    let users = dst.list_users().await.map_err(rt_err)?.len();
     let live = dst.list_sessions().await.map_err(rt_err)?.len();
-    if live == 0 {
+    if users == 0 && live == 0 {
         return Ok(());
     }
     Err(Failure::usage(format!(
-        "{shown} already holds {live} live session(s): servers use it, or it was migrated into \
-         before. Copying again would bring back the users removed and the sessions ended \
-         there since. Stop its servers and give --merge to copy anyway, or migrate into a \
-         new store."
+        "{shown} already holds {users} user(s) and {live} live session(s): servers use it, or \
+         it was migrated into before. Copying again would bring back the users removed and \
+         the sessions ended there since. To add to it anyway (a Redis that replicas started \
+         on holds their first administrator), stop its servers and give --merge; or migrate \
+         into a new store."
     )))
 }
 

@@ -213,7 +213,7 @@ fn users_and_sessions_move_to_redis_and_back() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("already holds 3 live session(s)") && err.contains("--merge"),
+        err.contains("already holds 1 user(s) and 3 live session(s)") && err.contains("--merge"),
         "{err}"
     );
 
@@ -240,6 +240,29 @@ fn users_and_sessions_move_to_redis_and_back() {
     assert_eq!(vsess(&to_c, None).status.code(), Some(2));
     let merged = ok(vsess(&[&to_c[..], &["--merge"]].concat(), None));
     assert!(merged.contains("3 sessions"), "{merged}");
+    // Users alone are enough: a user removed there would come back.
+    let e = tempfile::tempdir().unwrap();
+    let e_dir = e.path().to_str().unwrap();
+    ok(vsess(
+        &[
+            "user",
+            "add",
+            "dev@vsphere.local",
+            "--role",
+            "ReadOnly",
+            "--password-stdin",
+            "--data-dir",
+            e_dir,
+        ],
+        Some("pw-3"),
+    ));
+    let into_e = vsess(&["store", "migrate", "--from", &url_r, "--to", e_dir], None);
+    let err = String::from_utf8_lossy(&into_e.stderr);
+    assert_eq!(into_e.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already holds 1 user(s) and 0 live session(s)"),
+        "{err}"
+    );
 }
 
 #[test]
