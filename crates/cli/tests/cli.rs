@@ -669,6 +669,20 @@ fn a_name_edited_into_users_json_by_hand_is_the_account_vsess_user_names() {
         String::from_utf8_lossy(&list.stdout).contains("ops@vsphere.local"),
         "{list:?}"
     );
+    // The same account twice (case apart): one account, and a warning that says so.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut twin = doc["users"][0].clone();
+    twin["name"] = "OPS@vsphere.local".into();
+    doc["users"].as_array_mut().unwrap().push(twin);
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let list = run(&["user", "list"]);
+    let out = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(out.matches("ops@vsphere.local").count(), 1, "{out}");
+    assert!(
+        String::from_utf8_lossy(&list.stderr).contains("names this user more than once"),
+        "{list:?}"
+    );
     let rm = run(&["user", "rm", "OPS@vsphere.local"]);
     assert!(rm.status.success(), "{rm:?}");
     let list = run(&["user", "list"]);
@@ -727,7 +741,22 @@ fn another_directory_is_not_taken_for_a_data_directory() {
     let status = serve.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(!status.success(), "{err}");
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("not a vsess data directory"), "{err}");
+    // A migration into it too.
+    let out = Command::new(BIN)
+        .args([
+            "store",
+            "migrate",
+            "--from",
+            "redis://127.0.0.1:1/0",
+            "--to",
+        ])
+        .arg(&shared)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("not a vsess data directory"), "{err}");
     // Untouched: its mode, and nothing written into it.
     let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;

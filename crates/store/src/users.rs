@@ -166,11 +166,20 @@ impl UserFile {
                 self.path.display()
             ))
         })?;
-        Ok(doc
-            .users
-            .into_iter()
-            .map(|u| (u.name.as_str().to_owned(), u))
-            .collect())
+        let mut users = BTreeMap::new();
+        for u in doc.users {
+            // Two entries can name one account (edited in by hand as `Ops@X` and `ops@x`):
+            // the last one counts, as a `vsess user` command would see it; say so.
+            if let Some(earlier) = users.insert(u.name.as_str().to_owned(), u) {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    user = %earlier.name,
+                    "users.json names this user more than once; the last entry counts, and \
+                     the next change made with `vsess user` keeps only it"
+                );
+            }
+        }
+        Ok(users)
     }
 
     /// Reloads the file if it changed since the last read.
