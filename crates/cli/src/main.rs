@@ -201,6 +201,18 @@ impl Failure {
     }
 }
 
+/// [`vsess_store::check_data_dir`]: a directory that is not one vsess may use (someone
+/// else's, or one every user may write to) is a usage error; reading it is checked later.
+pub(crate) fn check_data_dir_usage(dir: &std::path::Path) -> Result<(), Failure> {
+    match vsess_store::check_data_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Err(Failure::usage(format!(
+            "cannot use data directory {}: {e}",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     let result = match parse() {
         Command::Serve(args) => serve::run(args),

@@ -129,7 +129,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     // Another directory than a data directory is a usage error (exit 2), as with
     // `vsess user`; the server checks it again when it opens the store.
-    check_data_dir_usage(&args.data_dir)?;
+    crate::check_data_dir_usage(&args.data_dir)?;
     let opts = Options {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
@@ -220,18 +220,6 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     // Blocking tasks (a store write, a password check) are not waited for long.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     result
-}
-
-/// [`vsess_store::check_data_dir`]: a directory that is not one vsess may use (someone
-/// else's, or one every user may write to) is a usage error; reading it is checked later.
-pub(crate) fn check_data_dir_usage(dir: &std::path::Path) -> Result<(), Failure> {
-    match vsess_store::check_data_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Err(Failure::usage(format!(
-            "cannot use data directory {}: {e}",
-            dir.display()
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// SIGTERM, SIGINT and SIGHUP stop the server gracefully (activity flushed, the log

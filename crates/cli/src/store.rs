@@ -149,7 +149,7 @@ pub fn run(cmd: StoreCommand) -> Result<(), Failure> {
         }
         (true, false) => {
             // A wrong destination is refused before Redis is asked anything.
-            crate::serve::check_data_dir_usage(std::path::Path::new(&a.to))?;
+            crate::check_data_dir_usage(std::path::Path::new(&a.to))?;
             let (src, rt) = connect_redis(redis_options(&config, &a.from)?)?;
             let dst = open_embedded(&a.to)?;
             rt.block_on(async {

@@ -402,12 +402,7 @@ pub fn run(cmd: UserCommand) -> Result<(), Failure> {
             // A wrong directory is refused before the password is asked for, and none is
             // created before there is a password to store.
             if matches!(store_config(&dir)?, StoreConfig::Embedded(_)) {
-                check_data_dir(&dir.data_dir).map_err(|e| {
-                    Failure::usage(format!(
-                        "cannot use data directory {}: {e}",
-                        dir.data_dir.display()
-                    ))
-                })?;
+                crate::check_data_dir_usage(&dir.data_dir)?;
             }
             let pw = read_password(&password)?;
             let users = Directory::open(&dir, true)?;

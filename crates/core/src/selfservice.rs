@@ -3,7 +3,7 @@
 use crate::fault::{Fault, MoRef};
 use crate::ids::{random_hex, IdDigest};
 use crate::privilege::{Privilege, Role};
-use crate::service::SessionService;
+use crate::service::{Refusal, Refused, SessionService};
 use crate::session::SessionRecord;
 use crate::user::UserName;
 use chrono::{DateTime, Duration, Utc};
@@ -44,13 +44,10 @@ impl SessionService {
         user: &str,
         password: &str,
         lifetime: Duration,
-    ) -> Result<(String, TokenRecord), crate::service::Refused> {
+    ) -> Result<(String, TokenRecord), Refused> {
         let now = self.clock.now();
         let Some(name) = UserName::parse(user) else {
-            return Err(crate::service::Refused {
-                fault: Fault::InvalidLogin,
-                why: Some(crate::service::Refusal::BadName),
-            });
+            return Err(Refused::invalid(Refusal::BadName));
         };
         let u = self.check_password(&name, password, now).await?;
         if !u.role.has(Privilege::SystemView) {

@@ -67,7 +67,7 @@ pub struct Refused {
 }
 
 impl Refused {
-    fn invalid(why: Refusal) -> Self {
+    pub(crate) fn invalid(why: Refusal) -> Self {
         Self {
             fault: Fault::InvalidLogin,
             why: Some(why),
