@@ -42,7 +42,7 @@ Configuration (TOML; every key optional):
   supported = [\"en\", \"de\", \"fr\", \"es\", \"it\", \"ja\", \"ko\", \"zh_CN\", \"zh_TW\"]
   default = \"en\"
   [server]
-  max_body_bytes = 1048576                    # larger requests get 413
+  max_body_bytes = 1048576                    # larger requests get 413; at most 64 MiB
   request_timeout_seconds = 60                # a stalled request is cut off
   idle_timeout_seconds = 960                  # idle keep-alive connections close
   [api]
@@ -55,7 +55,8 @@ Configuration (TOML; every key optional):
   # [store]
   # kind = \"redis\"
   # url = \"redis://127.0.0.1:6379/0\"          # rediss:// for TLS
-  # password_file = \"/etc/vsess/redis-password\" # AUTH, kept out of the URL
+  # password_file = \"/etc/vsess/redis-password\" # AUTH, kept out of the URL; relative
+                                              # paths start at this file's directory
   # cluster = false                           # Redis Cluster (url: seeds split by \",\")
   # ca_file = \"/etc/vsess/redis-ca.pem\"       # CA for rediss:// (default: system roots)
   # prefix = \"vsess\"                          # key prefix: deployments can share a Redis

@@ -1463,3 +1463,43 @@ fn a_second_sigterm_stops_a_draining_server_at_once() {
     assert!(status.success(), "{status:?}");
     logged("SIGTERM again: stopping now; cut 1 open connection(s)");
 }
+
+#[test]
+fn a_tls_key_every_user_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // The first start generates a pair (0600) and warns about nothing.
+    let (mut first, _, log) = common::serve_logged(&dir.path().join("a"), &[]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let warned = |log: &std::sync::Mutex<Vec<String>>| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("every user on this machine can read it"))
+    };
+    assert!(!warned(&log), "{:#?}", log.lock().unwrap());
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::copy(dir.path().join("a/server.crt"), &cert).unwrap();
+    std::fs::copy(dir.path().join("a/server.key"), &key).unwrap();
+    for (mode, expected) in [(0o640, false), (0o644, true)] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (mut child, _, log) = common::serve_logged(
+            &dir.path().join(format!("{mode:o}")),
+            &[
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ],
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            warned(&log),
+            expected,
+            "{mode:o}: {:#?}",
+            log.lock().unwrap()
+        );
+    }
+}

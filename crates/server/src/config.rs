@@ -17,7 +17,7 @@
 //! default = "en"
 //!
 //! [server]
-//! max_body_bytes = 1048576
+//! max_body_bytes = 1048576      # 1024 to 67108864 (64 MiB)
 //! request_timeout_seconds = 60   # no progress within a request (HTTPS): closed
 //! idle_timeout_seconds = 960     # idle keep-alive (HTTPS); over pyVmomi's 900 s pool
 //!
@@ -32,6 +32,7 @@
 //! cluster = false         # Redis Cluster
 //! password_file = "/etc/vsess/redis-password"   # AUTH password, kept out of the URL
 //! ca_file = "/etc/vsess/redis-ca.pem"           # CA for rediss:// (default: system roots)
+//!                         # relative paths are taken from the config file's directory
 //! prefix = "vsess"        # key prefix; lets deployments share one Redis
 //! timeout_ms = 2000       # a Redis command slower than this fails the request
 //!
@@ -205,6 +206,9 @@ struct Server {
     idle_timeout_seconds: Option<u64>,
 }
 
+/// The largest `server.max_body_bytes` accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -244,15 +248,31 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Reads and checks a config file. Relative paths in it (`[store] password_file`,
+    /// `ca_file`) are taken from the file's own directory, as cargo and systemd do, so
+    /// that the server reads the same files whatever directory it was started from.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.display().to_string(),
             message,
-        })
+        })?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Takes the config's relative paths from `base` (the config file's directory).
+    fn resolve_paths(&mut self, base: &Path) {
+        if let StoreConfig::Redis(o) = &mut self.store {
+            for file in [&mut o.password_file, &mut o.ca_file].into_iter().flatten() {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
+            }
+        }
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -330,8 +350,12 @@ impl Config {
         }
         if let Some(s) = f.server {
             if let Some(n) = s.max_body_bytes {
-                if n < 1024 {
-                    return Err("server.max_body_bytes must be at least 1024".into());
+                // A request body is held in memory whole until it is decoded, on every
+                // connection at once; no SessionManager call comes near 64 MiB.
+                if !(1024..=MAX_BODY_BYTES).contains(&n) {
+                    return Err(format!(
+                        "server.max_body_bytes must be from 1024 to {MAX_BODY_BYTES} (64 MiB)"
+                    ));
                 }
                 c.max_body_bytes = n;
             }
@@ -544,5 +568,48 @@ mod tests {
         );
         let err = StoreConfig::default().with_url("http://:pw@h").unwrap_err();
         assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn body_limit_is_bounded() {
+        for (v, ok) in [
+            ("1023", false),
+            ("1024", true),
+            ("67108864", true),
+            ("67108865", false),
+            ("18446744073709551615", false),
+        ] {
+            let r = Config::parse(&format!("[server]\nmax_body_bytes = {v}\n"));
+            assert_eq!(r.is_ok(), ok, "{v}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn store_files_are_taken_from_the_config_files_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        let path = etc.join("vsess.toml");
+        std::fs::write(
+            &path,
+            "[store]\nurl = \"redis://127.0.0.1:7/0\"\npassword_file = \"redis.pw\"\n\
+             ca_file = \"/abs/ca.pem\"\n",
+        )
+        .unwrap();
+        let StoreConfig::Redis(o) = Config::load(&path).unwrap().store else {
+            panic!("not redis")
+        };
+        assert_eq!(o.password_file.unwrap(), etc.join("redis.pw"));
+        assert_eq!(o.ca_file.unwrap(), PathBuf::from("/abs/ca.pem"));
+        // So does a relative path with directories in it.
+        std::fs::write(
+            &path,
+            "[store]\nurl = \"redis://127.0.0.1:7/0\"\nca_file = \"sub/ca.pem\"\n",
+        )
+        .unwrap();
+        let StoreConfig::Redis(o) = Config::load(&path).unwrap().store else {
+            panic!("not redis")
+        };
+        assert_eq!(o.ca_file.unwrap(), etc.join("sub/ca.pem"));
     }
 }

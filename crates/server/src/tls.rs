@@ -119,6 +119,7 @@ pub fn load_or_generate(
     let der = CertificateDer::from_pem_slice(&cert_pem)
         .map_err(|e| format!("{} holds no PEM certificate: {e}", cert_path.display()))?;
     check_key(&key_pem, &key_path)?;
+    vsess_store::warn_if_exposed(&key_path, "the TLS private key");
     Ok(TlsMaterial {
         fingerprint: fingerprint(der.as_ref()),
         validity: validity(der.as_ref()),

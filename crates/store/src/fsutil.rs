@@ -86,6 +86,22 @@ pub fn ensure_data_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A WARN if the secret file at `path` (a TLS key, a password file) is open to every user
+/// of the machine. Group access is left alone: Debian's `ssl-cert` group (0640 keys) is
+/// a deliberate way to share a key.
+pub fn warn_if_exposed(path: &Path, what: &str) {
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o007 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                "{what} is mode {mode:04o}: every user on this machine can read it; \
+                 chmod o-rwx it (0600, or 0640 for a group that needs it)"
+            );
+        }
+    }
+}
+
 /// The effective user id of this process.
 fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

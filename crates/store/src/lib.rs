@@ -19,7 +19,8 @@ mod users;
 
 pub use embedded::{Durability, EmbeddedOptions, EmbeddedStore};
 pub use fsutil::{
-    check_data_dir, ensure_data_dir, ensure_private_dir, replace_private, write_private_atomic,
+    check_data_dir, ensure_data_dir, ensure_private_dir, replace_private, warn_if_exposed,
+    write_private_atomic,
 };
 pub use redis_store::{redact_url, RedisOptions, RedisStore};
 pub use users::UserFile;

@@ -334,7 +334,8 @@ impl RedisStore {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let shown_url = redact_url(&opts.url);
         let password = match &opts.password_file {
-            Some(p) => Some(
+            Some(p) => Some({
+                crate::warn_if_exposed(p, "the Redis password file");
                 std::fs::read_to_string(p)
                     .map_err(|e| {
                         StoreError::Io(format!(
@@ -343,8 +344,8 @@ impl RedisStore {
                         ))
                     })?
                     .trim_end_matches(['\r', '\n'])
-                    .to_owned(),
-            ),
+                    .to_owned()
+            }),
             None => None,
         };
         let root_cert = match &opts.ca_file {
