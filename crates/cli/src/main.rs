@@ -150,6 +150,19 @@ enum Command {
     Store(store::StoreCommand),
     #[command(flatten)]
     Session(session::SessionCommand),
+    /// Print a shell completion script for vsess.
+    #[command(after_help = "\
+Examples:
+  vsess completion bash > ~/.local/share/bash-completion/completions/vsess
+  vsess completion zsh > \"${fpath[1]}/_vsess\"
+  vsess completion fish > ~/.config/fish/completions/vsess.fish
+  vsess completion powershell >> $PROFILE
+
+The script completes commands and flags; open a new shell to use it.")]
+    Completion {
+        /// The shell to write the script for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The session commands alone. `vsess ls` and the like are parsed with this, so that
@@ -219,6 +232,12 @@ fn main() -> ExitCode {
         Command::Store(cmd) => store::run(cmd),
         Command::User(cmd) => user::run(cmd),
         Command::Session(cmd) => session::run(cmd),
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cli, "vsess", &mut script);
+            session::emit(&String::from_utf8_lossy(&script))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

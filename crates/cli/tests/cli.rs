@@ -1503,3 +1503,43 @@ fn a_tls_key_every_user_can_read_is_warned_about() {
         );
     }
 }
+
+#[test]
+fn the_bash_completion_script_completes_commands_and_flags() {
+    let out = Command::new(BIN)
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    let complete = |words: &str| {
+        let n = words.split(' ').count() - 1;
+        let prog = format!(
+            "{script}\nCOMP_WORDS=({words}); COMP_CWORD={n}; COMP_LINE='{words}'; \
+             COMP_POINT=${{#COMP_LINE}}; _vsess vsess \"${{COMP_WORDS[{n}]}}\" \
+             \"${{COMP_WORDS[{}]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            n - 1
+        );
+        let out = Command::new("bash").args(["-c", &prog]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut words: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        words.sort();
+        words
+    };
+    assert_eq!(complete("vsess lo"), ["login", "logout"]);
+    assert_eq!(complete("vsess serve --data"), ["--data-dir"]);
+    assert_eq!(complete("vsess user ro"), ["role"]);
+    let out = Command::new(BIN)
+        .args(["completion", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
