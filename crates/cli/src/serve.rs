@@ -47,6 +47,9 @@ Configuration (TOML; every key optional):
   idle_timeout_seconds = 960                  # idle keep-alive connections close
   [api]
   token_lifetime = 3600                       # /auth/request-token bearer tokens, seconds
+  [metrics]                                   # Prometheus text format at GET /metrics
+  enabled = false                             # off by default
+  # token_file = \"/etc/vsess/metrics-token\"   # then scrapes send Authorization: Bearer
   [store]                                     # default: the embedded store in --data-dir
   fsync = \"interval\"                          # written before answering, fsynced within
                                               # fsync_interval_ms (1000); \"always\":
@@ -148,7 +151,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 code: 3,
                 message: m,
             },
-            StartError::StoreConfig(m) => Failure::usage(m),
+            StartError::StoreConfig(m) | StartError::Config(m) => Failure::usage(m),
         })?;
         if let Some(fp) = &running.fingerprint {
             if running.cert_generated {

@@ -1543,3 +1543,69 @@ fn the_bash_completion_script_completes_commands_and_flags() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn metrics_count_logins_and_ends_and_need_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(
+        &dir.path().join("d"),
+        "admin@vsphere.local",
+        "Admin",
+        "pw-1",
+    );
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("metrics-token"), "tok-123\n").unwrap();
+    // token_file is relative: it is read from the config file's directory.
+    std::fs::write(
+        etc.join("vsess.toml"),
+        "[metrics]\nenabled = true\ntoken_file = \"metrics-token\"\n",
+    )
+    .unwrap();
+    let config = etc.join("vsess.toml");
+    let (mut child, url) = serve(
+        &dir.path().join("d"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let c = client();
+    let scrape = |token: Option<&str>| {
+        let mut r = c.get(format!("{url}/metrics"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(scrape(None).0, 401);
+    assert_eq!(scrape(Some("tok-12")).0, 401);
+    let login = format!(
+        "<Login>{SM}<userName>admin@vsphere.local</userName><password>pw-1</password></Login>"
+    );
+    let (s, _, set) = soap(&c, &url, &login, None);
+    assert_eq!(s, 200);
+    let cookie = set.unwrap().split(';').next().unwrap().to_owned();
+    let bad = login.replace("pw-1", "nope");
+    assert_eq!(soap(&c, &url, &bad, None).0, 500);
+    let logout = format!("<Logout>{SM}</Logout>");
+    assert_eq!(soap(&c, &url, &logout, Some(&cookie)).0, 200);
+    let (s, text) = scrape(Some("tok-123"));
+    assert_eq!(s, 200, "{text}");
+    for line in [
+        "vsess_sessions_created_total 1",
+        "vsess_sessions_ended_total{reason=\"logout\"} 1",
+        "vsess_logins_refused_total{reason=\"wrong_password\"} 1",
+        "vsess_sessions 0",
+        "vsess_store_up 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Off by default: no /metrics at all.
+    let (mut child, url) = serve(&dir.path().join("d"), &[]);
+    let r = client().get(format!("{url}/metrics")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

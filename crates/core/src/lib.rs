@@ -20,6 +20,7 @@ pub mod redact;
 pub mod selfservice;
 pub mod service;
 pub mod session;
+pub mod stats;
 pub mod store;
 pub mod ticket;
 pub mod ticketcount;

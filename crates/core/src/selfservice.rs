@@ -5,6 +5,7 @@ use crate::ids::{random_hex, IdDigest};
 use crate::privilege::{Privilege, Role};
 use crate::service::{Refusal, Refused, SessionService};
 use crate::session::SessionRecord;
+use crate::stats::Ended;
 use crate::user::UserName;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,7 @@ impl SessionService {
     ) -> Result<(String, TokenRecord), Refused> {
         let now = self.clock.now();
         let Some(name) = UserName::parse(user) else {
-            return Err(Refused::invalid(Refusal::BadName));
+            return Err(self.refuse(Refusal::BadName));
         };
         let u = self.check_password(&name, password, now).await?;
         if !u.role.has(Privilege::SystemView) {
@@ -137,7 +138,12 @@ impl SessionService {
             // call with one ends it), so end them now rather than list them.
             let stale = !all && *rec.user_id != *token.user_id;
             if stale || self.expired(&rec, now) {
-                self.store.remove_session(rec.key.as_str()).await?;
+                let why = if stale {
+                    Ended::UserRemoved
+                } else {
+                    Ended::Expired
+                };
+                self.end(rec.key.as_str(), why).await?;
             } else {
                 out.push(rec);
             }
@@ -180,8 +186,7 @@ impl SessionService {
         all: bool,
     ) -> Result<SessionRecord, Fault> {
         self.session_for(token, key, all).await?;
-        self.store
-            .remove_session(key)
+        self.end(key, Ended::Terminated)
             .await?
             .ok_or_else(|| Fault::NotFound(format!("No session '{key}'.")))
     }

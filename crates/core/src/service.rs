@@ -10,6 +10,7 @@ use crate::password::{dummy_hash, verify_password};
 use crate::policy::Policy;
 use crate::privilege::{Privilege, Role};
 use crate::session::{SessionRecord, UserSession};
+use crate::stats::Ended;
 use crate::store::{LockState, Store};
 use crate::ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
 use crate::ticketcount::{MAX_SERVICE_TICKETS_PER_SESSION, MAX_SERVICE_TICKET_BYTES_PER_SESSION};
@@ -152,6 +153,8 @@ pub struct SessionService {
     /// When the session limit was last reported in the log (Unix seconds), so that a
     /// flood of refused logins writes one line a minute, not one each.
     limit_logged: std::sync::atomic::AtomicI64,
+    /// What happened since start, for `/metrics`.
+    pub(crate) stats: crate::stats::Stats,
 }
 
 impl SessionService {
@@ -175,6 +178,7 @@ impl SessionService {
             turns: Default::default(),
             service_tickets: Default::default(),
             limit_logged: std::sync::atomic::AtomicI64::new(i64::MIN),
+            stats: Default::default(),
         }
     }
 
@@ -191,6 +195,30 @@ impl SessionService {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The counters since start: sessions created and ended, refused logins, lockouts.
+    pub fn stats(&self) -> crate::stats::StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// A login refused for its credentials, counted.
+    pub(crate) fn refuse(&self, why: Refusal) -> Refused {
+        self.stats.refused(why);
+        Refused::invalid(why)
+    }
+
+    /// Ends the session with this key; counts it if it was live.
+    pub(crate) async fn end(
+        &self,
+        key: &str,
+        why: crate::stats::Ended,
+    ) -> Result<Option<SessionRecord>, Fault> {
+        let ended = self.store.remove_session(key).await?;
+        if ended.is_some() {
+            self.stats.ended(why, 1);
+        }
+        Ok(ended)
     }
 
     pub fn about(&self) -> &AboutInfo {
@@ -241,7 +269,7 @@ impl SessionService {
             return Ok(None);
         };
         if self.expired(&rec, now) {
-            self.store.remove_session(rec.key.as_str()).await?;
+            self.end(rec.key.as_str(), Ended::Expired).await?;
             return Ok(None);
         }
         // The user's current role applies, and a removed user's sessions end, also when
@@ -254,7 +282,7 @@ impl SessionService {
                 }
             }
             _ => {
-                self.store.remove_session(rec.key.as_str()).await?;
+                self.end(rec.key.as_str(), Ended::UserRemoved).await?;
                 return Ok(None);
             }
         }
@@ -356,8 +384,10 @@ impl SessionService {
                      (config.vmacore.soap.maxSessionCount; logged at most once a minute)"
                 );
             }
+            self.stats.limit_refused();
             return Err(Fault::SessionLimit { limit });
         }
+        self.stats.created();
         Ok((id, rec.view()))
     }
 
@@ -388,7 +418,7 @@ impl SessionService {
         let now = self.clock.now();
         let Some(name) = UserName::parse(user) else {
             self.burn(password).await;
-            return Err(Refused::invalid(Refusal::BadName));
+            return Err(self.refuse(Refusal::BadName));
         };
         if password.starts_with(LOCAL_TICKET_PREFIX) {
             if let Some(user) = self.redeem_local_ticket(&name, password, now).await? {
@@ -410,13 +440,13 @@ impl SessionService {
         let stored = self.store.lock_state(name.as_str()).await?;
         let Some(user) = self.store.get_user_fresh(name.as_str()).await? else {
             self.burn(password).await;
-            return Err(Refused::invalid(Refusal::UnknownUser));
+            return Err(self.refuse(Refusal::UnknownUser));
         };
         let account = user.lock_key();
         let lock = stored.clone().for_account(&account);
         if lock.locked_at(now) {
             self.burn(password).await;
-            return Err(Refused::invalid(Refusal::Locked));
+            return Err(self.refuse(Refusal::Locked));
         }
         if self
             .credentials
@@ -435,7 +465,7 @@ impl SessionService {
         if stored.clone().for_account(&account).locked_at(now) {
             drop(turn);
             self.burn(password).await;
-            return Err(Refused::invalid(Refusal::Locked));
+            return Err(self.refuse(Refusal::Locked));
         }
         let cached = self
             .credentials
@@ -447,7 +477,7 @@ impl SessionService {
                 .await
         {
             self.record_failure(name, &account, now).await?;
-            return Err(Refused::invalid(Refusal::WrongPassword));
+            return Err(self.refuse(Refusal::WrongPassword));
         }
         if !cached {
             self.credentials
@@ -476,6 +506,7 @@ impl SessionService {
             .record_login_failure(name.as_str(), account, now, l.max_failures, l.lock_duration)
             .await?;
         if let Some(until) = state.locked_until.filter(|_| state.locked_at(now)) {
+            self.stats.locked_out();
             self.credentials.forget(name.as_str());
             // Callers only ever see InvalidLogin; the operator learns of it here.
             tracing::warn!(
@@ -535,7 +566,7 @@ impl SessionService {
     /// `Logout`: ends the caller's session.
     pub async fn logout(&self, session: Option<&SessionRecord>) -> Result<(), Fault> {
         let s = self.sm(session, Privilege::SystemView)?;
-        self.store.remove_session(s.key.as_str()).await?;
+        self.end(s.key.as_str(), Ended::Logout).await?;
         Ok(())
     }
 
@@ -585,7 +616,7 @@ impl SessionService {
                     "A session cannot terminate itself; use Logout to end the current session.",
                 ));
             }
-            if self.store.remove_session(key).await?.is_none() {
+            if self.end(key, Ended::Terminated).await?.is_none() {
                 return Err(Fault::NotFound(format!(
                     "The session '{key}' is not a logged-on session."
                 )));
@@ -925,7 +956,7 @@ impl SessionService {
         let mut live = Vec::new();
         for rec in self.store.list_sessions().await? {
             if self.expired(&rec, now) {
-                self.store.remove_session(rec.key.as_str()).await?;
+                self.end(rec.key.as_str(), Ended::Expired).await?;
             } else {
                 live.push(rec.view());
             }
@@ -968,6 +999,8 @@ impl SessionService {
             .store
             .reap_sessions(now, self.policy.idle_timeout, self.policy.max_lifetime)
             .await?;
+        self.stats
+            .ended(Ended::Expired, u64::try_from(n).unwrap_or(u64::MAX));
         self.store.purge_tickets(now).await?;
         self.service_tickets.purge(now);
         Ok(n)

@@ -1606,3 +1606,95 @@ async fn a_refused_login_says_why_to_the_log_and_only_invalid_login_to_the_calle
     assert!(matches!(r.fault, Fault::NoPermission { .. }), "{r:?}");
     assert_eq!(r.why, None);
 }
+
+#[tokio::test]
+async fn stats_count_sessions_refusals_and_ends_once_each() {
+    use crate::stats::Ended;
+    let f = fixture_with(Policy {
+        max_sessions: 4,
+        ..Policy::default()
+    });
+    let counts = |f: &Fixture| {
+        let s = f.svc.stats();
+        let refused = |r: Refusal| s.logins_refused.iter().find(|(x, _)| *x == r).unwrap().1;
+        let ended = |e: Ended| s.sessions_ended.iter().find(|(x, _)| *x == e).unwrap().1;
+        (
+            s.sessions_created,
+            s.session_limit_refusals,
+            [
+                refused(Refusal::BadName),
+                refused(Refusal::UnknownUser),
+                refused(Refusal::Locked),
+                refused(Refusal::WrongPassword),
+            ],
+            [
+                ended(Ended::Logout),
+                ended(Ended::Terminated),
+                ended(Ended::Expired),
+                ended(Ended::UserRemoved),
+            ],
+            s.lockouts,
+        )
+    };
+    assert_eq!(counts(&f), (0, 0, [0; 4], [0; 4], 0));
+
+    let admin = f.login("admin@vsphere.local").await;
+    let a = f.auth(&admin).await.unwrap();
+    let other = f.login("admin@vsphere.local").await;
+    let o = f.auth(&other).await.unwrap();
+    f.svc
+        .terminate_sessions(Some(&a), &[o.key.as_str().to_owned()])
+        .await
+        .unwrap();
+    // A second end of the same session ends nothing and counts nothing.
+    assert!(f
+        .svc
+        .terminate_sessions(Some(&a), &[o.key.as_str().to_owned()])
+        .await
+        .is_err());
+    f.svc.logout(Some(&a)).await.unwrap();
+    assert_eq!(counts(&f), (2, 0, [0; 4], [1, 1, 0, 0], 0));
+
+    for (user, pw) in [
+        ("", "pw"),
+        ("ghost@vsphere.local", "pw"),
+        ("nobody@vsphere.local", "bad"),
+    ] {
+        assert!(f.svc.login(&anon(), user, pw, None).await.is_err());
+    }
+    assert_eq!(counts(&f).2, [1, 1, 0, 1]);
+    for _ in 0..4 {
+        assert!(f
+            .svc
+            .login(&anon(), "nobody@vsphere.local", "bad", None)
+            .await
+            .is_err());
+    }
+    assert!(f
+        .svc
+        .login(&anon(), "nobody@vsphere.local", "pw", None)
+        .await
+        .is_err());
+    assert_eq!((counts(&f).2, counts(&f).4), ([1, 1, 1, 5], 1));
+
+    // One session expires on its next call, two in a reap; one goes with its user.
+    let s1 = f.login("admin@vsphere.local").await;
+    f.login("admin@vsphere.local").await;
+    f.login("admin@vsphere.local").await;
+    let r = f.login("reader@vsphere.local").await;
+    // The limit (4) is reached.
+    assert!(f
+        .svc
+        .login(&anon(), "admin@vsphere.local", "pw", None)
+        .await
+        .is_err());
+    assert_eq!((counts(&f).0, counts(&f).1), (6, 1));
+    f.clock.advance(Duration::minutes(20));
+    f.auth(&r).await.unwrap();
+    f.clock.advance(Duration::minutes(11));
+    assert!(f.auth(&s1).await.is_none());
+    assert_eq!(f.svc.reap().await.unwrap(), 2);
+    f.store.remove_user("reader@vsphere.local");
+    assert!(f.auth(&r).await.is_none());
+    assert_eq!(counts(&f).3, [1, 1, 3, 1]);
+}

@@ -19,6 +19,8 @@ pub struct App {
     pub tls: bool,
     /// Lifetime of self-service bearer tokens.
     pub token_lifetime: chrono::Duration,
+    /// `/metrics`, when `[metrics] enabled`.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -73,6 +75,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(|| async { axum::response::Redirect::permanent("/ui") }),
         )
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::get))
         .fallback(not_found)
         // Each handler reads its body with `auth::read_body`, which answers an oversized
         // body in that protocol's own error shape.
@@ -94,7 +97,7 @@ async fn healthz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> i
     }
 }
 
-async fn not_found() -> impl IntoResponse {
+pub(crate) async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
         "Not found. vsess serves SOAP at /sdk, VI/JSON at /sdk/vim25/{release}/{Type}/{moId}/{name}, vAPI JSON-RPC at /api, and REST at /api/session and /rest/com/vmware/cis/session.\n",

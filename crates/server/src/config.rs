@@ -36,6 +36,10 @@
 //! prefix = "vsess"        # key prefix; lets deployments share one Redis
 //! timeout_ms = 2000       # a Redis command slower than this fails the request
 //!
+//! [metrics]               # Prometheus text format at /metrics; off by default
+//! enabled = true
+//! token_file = "/etc/vsess/metrics-token"   # scrapes must send `Authorization: Bearer TOKEN`
+//!
 //! [[compute_policy]]      # reported by com.vmware.vcenter.compute.policies.list
 //! policy = "policy-1"
 //! name = "anti-affinity"
@@ -60,6 +64,22 @@ struct File {
     compute_policy: Option<Vec<ComputePolicy>>,
     api: Option<Api>,
     store: Option<StoreFile>,
+    metrics: Option<MetricsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    enabled: Option<bool>,
+    token_file: Option<PathBuf>,
+}
+
+/// `[metrics]`: whether `/metrics` is served, and the file holding the bearer token
+/// scrapes must send (none: any client may read the figures).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +241,7 @@ pub struct Config {
     /// Lifetime of `/auth/request-token` bearer tokens.
     pub token_lifetime: chrono::Duration,
     pub store: StoreConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -232,6 +253,7 @@ impl Default for Config {
             compute_policies: Vec::new(),
             token_lifetime: Duration::seconds(3600),
             store: StoreConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -249,7 +271,7 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads and checks a config file. Relative paths in it (`[store] password_file`,
-    /// `ca_file`) are taken from the file's own directory, as cargo and systemd do, so
+    /// `ca_file`, `[metrics] token_file`) are taken from the file's own directory, as cargo and systemd do, so
     /// that the server reads the same files whatever directory it was started from.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -266,11 +288,13 @@ impl Config {
 
     /// Takes the config's relative paths from `base` (the config file's directory).
     fn resolve_paths(&mut self, base: &Path) {
+        let mut files = vec![&mut self.metrics.token_file];
         if let StoreConfig::Redis(o) = &mut self.store {
-            for file in [&mut o.password_file, &mut o.ca_file].into_iter().flatten() {
-                if file.is_relative() {
-                    *file = base.join(&*file);
-                }
+            files.extend([&mut o.password_file, &mut o.ca_file]);
+        }
+        for file in files.into_iter().flatten() {
+            if file.is_relative() {
+                *file = base.join(&*file);
             }
         }
     }
@@ -382,6 +406,15 @@ impl Config {
         }
         if let Some(st) = f.store {
             c.store = store_config(st)?;
+        }
+        if let Some(m) = f.metrics {
+            if m.token_file.is_some() && m.enabled != Some(true) {
+                return Err("metrics.token_file is set but metrics.enabled is not true".into());
+            }
+            c.metrics = MetricsConfig {
+                enabled: m.enabled.unwrap_or(false),
+                token_file: m.token_file,
+            };
         }
         Ok(c)
     }
@@ -611,5 +644,22 @@ mod tests {
             panic!("not redis")
         };
         assert_eq!(o.ca_file.unwrap(), etc.join("sub/ca.pem"));
+        std::fs::write(&path, "[metrics]\nenabled = true\ntoken_file = \"tok\"\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.metrics.token_file.unwrap(), etc.join("tok"));
+    }
+
+    #[test]
+    fn metrics_section() {
+        assert_eq!(Config::parse("").unwrap().metrics, MetricsConfig::default());
+        assert!(
+            Config::parse("[metrics]\nenabled = true\n")
+                .unwrap()
+                .metrics
+                .enabled
+        );
+        let err = Config::parse("[metrics]\ntoken_file = \"/t\"\n").unwrap_err();
+        assert!(err.contains("metrics.enabled"), "{err}");
+        assert!(Config::parse("[metrics]\nport = 9\n").is_err());
     }
 }

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod soap;
 pub mod tickets;
 pub mod tls;
@@ -103,6 +104,9 @@ pub enum StartError {
     /// CA file).
     #[error("{0}")]
     StoreConfig(String),
+    /// Another setting of the config file cannot be used (an unreadable token file).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A server serving in the background.
@@ -460,6 +464,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             }
         }
     };
+    let metrics = match &opts.config.metrics {
+        m if m.enabled => {
+            Some(metrics::Metrics::new(m.token_file.as_deref()).map_err(StartError::Config)?)
+        }
+        _ => None,
+    };
     let mut uuid = instance_uuid(&opts.data_dir)?;
     if let Backend::Redis(r) = &backend {
         uuid = r
@@ -496,6 +506,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         max_body: opts.config.max_body_bytes,
         tls: !matches!(opts.transport, Transport::PlainHttp),
         token_lifetime: opts.config.token_lifetime,
+        metrics,
     });
     let router = app::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
 

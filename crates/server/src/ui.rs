@@ -207,7 +207,7 @@ pub fn csrf_token(token: &str) -> String {
     hex::encode(h.finalize())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

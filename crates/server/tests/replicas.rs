@@ -756,3 +756,37 @@ async fn rediss_with_a_private_ca_and_a_password_file() {
     assert!(err.contains("NOAUTH") || err.contains("auth"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn metrics_count_every_replicas_sessions_and_each_ones_own_events() {
+    let (_redis, r, _h) = setup(2, "[metrics]\nenabled = true\n").await;
+    let a = r.login(0, ADMIN.0, ADMIN.1).await;
+    r.login(0, ADMIN.0, ADMIN.1).await;
+    r.login(1, ADMIN.0, ADMIN.1).await;
+    let scrape = |i: usize| {
+        let url = r.url(i, "/metrics");
+        let http = r.http.clone();
+        async move {
+            let text = http.get(url).send().await.unwrap().text().await.unwrap();
+            let value = |name: &str| -> u64 {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                    .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+                    .parse()
+                    .unwrap()
+            };
+            (
+                value("vsess_sessions"),
+                value("vsess_sessions_created_total"),
+                value("vsess_sessions_ended_total{reason=\"logout\"}"),
+            )
+        }
+    };
+    assert_eq!(scrape(0).await, (3, 2, 0));
+    assert_eq!(scrape(1).await, (3, 1, 0));
+    let (s, _, _) = r.soap(1, common::LOGOUT, Some(&a)).await;
+    assert_eq!(s, 200);
+    assert_eq!(scrape(0).await, (2, 2, 0));
+    assert_eq!(scrape(1).await, (2, 1, 1));
+}

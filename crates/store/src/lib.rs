@@ -69,6 +69,15 @@ impl Backend {
         }
     }
 
+    /// How many sessions the store holds: live ones, and expired ones until the next reap
+    /// (within seconds). With Redis, every replica's: the count is the same on each.
+    pub async fn session_count(&self) -> StoreResult<u64> {
+        match self {
+            Backend::Embedded(s) => Ok(u64::try_from(s.list_sessions_len()).unwrap_or(u64::MAX)),
+            Backend::Redis(s) => s.session_count().await,
+        }
+    }
+
     /// For logs: `embedded store in DIR` or `Redis at URL` (password hidden).
     pub fn describe(&self) -> String {
         match self {

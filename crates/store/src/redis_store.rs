@@ -644,6 +644,11 @@ impl RedisStore {
     }
 
     /// `PING`; `/healthz` reports the error.
+    /// The sessions in the live set (`ZCARD`): live ones, and expired ones until a reap.
+    pub async fn session_count(&self) -> StoreResult<u64> {
+        self.query(redis::cmd("ZCARD").arg(self.live_key())).await
+    }
+
     pub async fn health(&self) -> StoreResult<()> {
         let pong: String = self.query(&redis::cmd("PING")).await?;
         if pong == "PONG" {
