@@ -49,7 +49,11 @@ use vsess_core::UserSession;
 use vsess_store::{ensure_private_dir, replace_private, write_private_atomic};
 use vsess_wire::xml::Element;
 
+/// The `path` that names the SOAP (vim25) session cache in [`Session::key_string`] and
+/// [`Session::file_names`]; its files live in `$GOVMOMI_HOME/sessions`.
 pub const SOAP_PATH: &str = "/sdk";
+/// The `path` that names the vAPI (REST) session cache; its files live in
+/// `$GOVMOMI_HOME/rest_sessions`.
 pub const REST_PATH: &str = "/rest";
 
 /// `$GOVMOMI_HOME`, or `~/.govmomi`.
@@ -63,22 +67,28 @@ pub fn home() -> PathBuf {
     }
 }
 
-/// govmomi's `session/cache.Session`.
+/// govmomi's `session/cache.Session`: one endpoint and user's entry in the on-disk cache
+/// (see the module docs). Build it with [`Session::new`], adjust the public fields, then
+/// [`Session::login`].
 #[derive(Clone)]
 pub struct Session {
-    /// The endpoint, with `user:password@` when a login may be needed.
+    /// The endpoint, with `user:password@` (percent-encoded) when a login may be needed;
+    /// the user is part of the cache key, the password never is.
     pub url: Url,
     /// Defaults to `$GOVMOMI_HOME/sessions`.
     pub dir_soap: Option<PathBuf>,
     /// Defaults to `$GOVMOMI_HOME/rest_sessions`.
     pub dir_rest: Option<PathBuf>,
-    /// Skip certificate verification (part of the cache key, as in govmomi).
+    /// Skip certificate verification (part of the cache key, as in govmomi); when set,
+    /// `tls` is ignored.
     pub insecure: bool,
-    /// Do not cache at all.
+    /// Do not cache at all (govmomi's `Passthrough`): log in every time, never read, write
+    /// or lock the files.
     pub passthrough: bool,
     /// Ignore a cached session and log in again (the new one is cached).
     pub reauth: bool,
-    /// TLS settings when not insecure (default: verify).
+    /// TLS settings when not `insecure` (default: [`Tls::Verify`]); not part of the
+    /// cache key.
     pub tls: Tls,
     /// How long the clients it makes wait for the server (default: 10 s to connect,
     /// 60 s per request). [`Session::login`] holds the cache's lock while it talks to the
@@ -100,12 +110,16 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// The result of a cached login.
+/// The result of a cached login ([`Session::login`], [`Session::load`]).
 #[derive(Debug, Clone)]
 pub struct Login {
+    /// The logged-in client, attached to the cache (unless `passthrough`); from
+    /// [`Session::login`] it also holds the URL's password, if any, for relogin.
     pub client: Client,
     /// True when a cached session was valid and reused (no Login was sent).
     pub reused: bool,
+    /// The session as the server describes it (`vim.UserSession`: its key, user, login
+    /// time, ...), from `currentSession` for a reused session or from `Login`.
     pub session: UserSession,
 }
 
@@ -128,6 +142,8 @@ pub struct Hint {
     cookie_sha256: String,
     /// The vim25 version negotiated when the session was made or validated.
     pub version: String,
+    /// The session's `vim.UserSession` when it was made or last validated (its login
+    /// and last-active times may be stale).
     pub session: UserSession,
     /// Whether the server offers `/v2/session` (`None`: not asked yet).
     #[serde(default)]
@@ -223,7 +239,9 @@ fn go_escape_host(host: &str) -> String {
 }
 
 impl Session {
-    /// A cache session for `url` (`https://user:pass@host:port/sdk`), govmomi's defaults.
+    /// A cache session for `url` (`https://user:pass@host:port/sdk`; `https://` and `/sdk`
+    /// added when missing), govmomi's defaults. No file is touched. [`Error::Config`] for
+    /// an unparsable URL or a `\` before the host.
     pub fn new(url: &str, insecure: bool) -> Result<Self> {
         crate::vsphere::check_no_backslash_before_host(url)?;
         let with_scheme = if url.contains("://") {
@@ -527,6 +545,10 @@ impl Session {
     /// When vsess's hint describes a cached session, the vim25 version negotiated for it
     /// is used without asking again; if that session is no longer valid, the version is
     /// negotiated afresh before logging in.
+    ///
+    /// Errors: no valid cached session and no user and password in `url` is
+    /// [`Error::Authentication`], as is a refused password; a cache directory or lock
+    /// that cannot be used is [`Error::Cache`].
     pub async fn login(&self) -> Result<Login> {
         let creds = url_credentials(&self.url);
         let with_creds = |client: Client| {

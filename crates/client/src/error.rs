@@ -1,6 +1,29 @@
 //! One error type for the whole SDK, with variants a caller can act on.
+//!
+//! Every fallible call of the crate returns [`Result`]. Match on the [`Error`] variant
+//! for what failed (the network, TLS, the credentials, the server's answer, the caller's
+//! input, the local cache), or use the helpers: [`Error::is_unauthenticated`] (log in
+//! again), [`Error::is_fault`] (a given vim fault), [`Error::is_plain_http`] and
+//! [`Error::is_thumbprint_mismatch`] (TLS set-up mistakes).
+//!
+//! ```no_run
+//! # async fn demo(client: &vsess_client::vsphere::Client) -> vsess_client::Result<()> {
+//! use vsess_client::Error;
+//!
+//! match client.session_list().await {
+//!     Ok(sessions) => println!("{} sessions", sessions.len()),
+//!     Err(e) if e.is_fault("NoPermission") => eprintln!("needs Sessions.TerminateSession"),
+//!     Err(e) if e.is_unauthenticated() => eprintln!("session gone; log in again: {e}"),
+//!     Err(Error::Timeout { .. } | Error::Connection { .. }) => eprintln!("server unreachable"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
 use std::fmt;
 
+/// Everything that can go wrong in an SDK call; `Display` gives a one-line message that
+/// names the URL or file involved (never a password or token).
+///
 /// `Clone`, so that callers sharing one attempt (a single-flight relogin) all get its
 /// outcome. `#[non_exhaustive]`: a new kind of failure is not a breaking change, so a
 /// `match` on it needs a `_` arm (the helpers such as [`Error::is_unauthenticated`] and
@@ -8,9 +31,16 @@ use std::fmt;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server could not be reached (DNS, refused, reset).
+    /// The server could not be reached (DNS, refused, reset), or the connection broke
+    /// before the answer was read. Check the host and port, or retry later; a call that
+    /// changes state may or may not have taken effect.
     #[error("cannot connect to {url}: {message}")]
-    Connection { url: String, message: String },
+    Connection {
+        /// The URL of the request that failed.
+        url: String,
+        /// The transport error with its causes, joined with `": "`.
+        message: String,
+    },
     /// The server did not answer in time: opening the connection (TCP connect and TLS
     /// handshake, `connecting`) or a whole request took longer than the client's
     /// [`crate::tls::Timeouts`] (`after`, when known). Like [`Error::Connection`], the
@@ -18,47 +48,114 @@ pub enum Error {
     /// went nowhere, so the port, a firewall or a hung server are the suspects.
     #[error("{}", timeout_message(url, *connecting, *after))]
     Timeout {
+        /// The URL of the request that timed out.
         url: String,
+        /// True when opening the connection timed out ([`Timeouts::connect`]); false when
+        /// the whole request did ([`Timeouts::request`]), so it may have reached the server.
+        ///
+        /// [`Timeouts::connect`]: crate::tls::Timeouts::connect
+        /// [`Timeouts::request`]: crate::tls::Timeouts::request
         connecting: bool,
+        /// The limit that expired, when the client knows it (the vSphere [`Client`] and
+        /// [`SelfService`] mostly do); `None` from [`Error::from_reqwest`] and the
+        /// Keystone [`ProviderClient`].
+        ///
+        /// [`Client`]: crate::vsphere::Client
+        /// [`SelfService`]: crate::selfservice::SelfService
+        /// [`ProviderClient`]: crate::openstack::ProviderClient
         after: Option<std::time::Duration>,
     },
-    /// TLS failed: an untrusted or mismatched certificate, or a bad CA bundle.
+    /// TLS failed: an untrusted or mismatched certificate, a pinned thumbprint that does
+    /// not match ([`Error::is_thumbprint_mismatch`]), or a plain-HTTP server behind an
+    /// `https://` URL ([`Error::is_plain_http`]). Retrying does not help: fix the
+    /// [`Tls`](crate::tls::Tls) setting or the URL. (An unreadable CA bundle is
+    /// [`Error::Config`], found before any connection.)
     #[error("TLS error talking to {url}: {message}{}", tls_hint(message))]
-    Tls { url: String, message: String },
+    Tls {
+        /// The URL of the request whose handshake failed.
+        url: String,
+        /// rustls's error with its causes; starts with a fixed text for the plain-HTTP
+        /// case and names both thumbprints for a pinning mismatch.
+        message: String,
+    },
     /// The credentials were refused (a Login, a REST login, or a Keystone token request
     /// `POST /v3/auth/tokens` with a wrong password or application credential), or a relogin
     /// is impossible (no credentials, or refused before). A session or token that is not (or
     /// no longer) valid is not this: it is a `NotAuthenticated` fault on every path, Keystone
     /// included ([`Error::is_unauthenticated`]).
+    ///
+    /// The string says what was refused (the user, the URL, Keystone's message). Do not
+    /// retry with the same credentials: ask for new ones.
     #[error("authentication failed: {0}")]
     Authentication(String),
     /// The server answered with a fault (SOAP or VI/JSON) or a vAPI error. An unknown or
     /// expired session is `NotAuthenticated` whatever the protocol (SOAP, REST, `/v2`, and a
     /// Keystone 401 to a call made with a token).
+    ///
+    /// Test `kind` with [`Error::is_fault`]; for `NotAuthenticated`, log in again (a
+    /// client holding a password has already tried once). Other faults (`NoPermission`,
+    /// `InvalidArgument`, `NotFound`, ...) are the server's decision: retrying the same call
+    /// gives the same fault.
     #[error("{kind}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
-    Fault { kind: String, message: String },
-    /// An HTTP status the call did not expect.
+    Fault {
+        /// The vim fault type name without its namespace (`InvalidLogin`,
+        /// `NotAuthenticated`, `NoPermission`), from the SOAP fault's `detail` `xsi:type`;
+        /// `RuntimeFault` when the fault has no detail.
+        kind: String,
+        /// The fault's `faultstring` (may be empty), or the SDK's account of a 401.
+        message: String,
+    },
+    /// An HTTP status the call did not expect: a 404 for an unknown session or project,
+    /// a 403 for a missing privilege or role, a 400 for a refused parameter, a 5xx from a
+    /// failing server. A 401 is mostly reported as [`Error::Authentication`] or a
+    /// `NotAuthenticated` [`Error::Fault`]; one that does arrive here (a SOAP answer with
+    /// no fault body) still counts for [`Error::is_unauthenticated`].
     #[error("HTTP {status} from {url}: {body}")]
     Http {
+        /// The HTTP status code, e.g. `404`.
         status: u16,
+        /// The URL of the request.
         url: String,
+        /// The server's error message when the body has one (Keystone's `error.message`,
+        /// the `/v2` API's `message`), else the start of the body (300 characters for
+        /// vSphere, 1 KiB for Keystone).
         body: String,
     },
-    /// The server's answer could not be decoded.
+    /// The server's answer could not be decoded: not XML or JSON, a member missing (no
+    /// `X-Subject-Token`, no `UserSession`), a paging link that loops or leaves the
+    /// endpoint. The server or a proxy in between does not speak the expected protocol;
+    /// retrying rarely helps.
     #[error("cannot decode the answer from {url}: {message}")]
-    Decode { url: String, message: String },
-    /// Bad input from the caller (a malformed URL, missing options).
+    Decode {
+        /// The URL whose answer was refused.
+        url: String,
+        /// What was wrong with it (the parser's error, or the missing member).
+        message: String,
+    },
+    /// Bad input from the caller, found before or without a request: a malformed URL, a
+    /// missing `OS_*` variable, conflicting [`AuthOptions`](crate::openstack::AuthOptions),
+    /// a bad thumbprint or CA bundle, a call that needs a session the client does not have.
+    /// The string says what to change; retrying as is fails the same way.
     #[error("{0}")]
     Config(String),
-    /// The local session cache failed (permissions, disk).
+    /// The local session cache failed (permissions, disk full, the lock file): its
+    /// directory or a file could not be created, locked or written. Corrupt or unreadable
+    /// cache files are not this: they are skipped with a warning and replaced.
     #[error("session cache {path}: {message}")]
-    Cache { path: String, message: String },
+    Cache {
+        /// The cache file or directory involved.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
 }
 
+/// `std::result::Result` with the SDK's [`Error`]; what every fallible call returns.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// A fault of the given kind (vim fault type name or vAPI error type).
+    /// Whether this is an [`Error::Fault`] whose `kind` is exactly `kind` (a vim fault type
+    /// name such as `"NoPermission"`, case-sensitive).
     pub fn is_fault(&self, kind: &str) -> bool {
         matches!(self, Error::Fault { kind: k, .. } if k == kind)
     }
@@ -98,6 +195,10 @@ impl Error {
         matches!(self, Error::Tls { message, .. } if thumbprint_mismatch(message))
     }
 
+    /// Converts a reqwest error for a request to `url` into [`Error::Timeout`],
+    /// [`Error::Tls`], [`Error::Decode`] or else [`Error::Connection`], for callers that
+    /// send their own requests with [`Client::http`](crate::vsphere::Client::http).
+    ///
     /// Classifies a transport error from reqwest by what failed, never by its text (which
     /// quotes the URL): a TLS error is one that carries a `rustls::Error` somewhere in its
     /// chain (a refused certificate, a pinned thumbprint's mismatch, a handshake the peer

@@ -5,6 +5,7 @@
 //! - [`cache`]: govmomi's on-disk session cache, made safe (0700/0600, atomic writes,
 //!   a file lock across processes); a client's relogin writes its new session back.
 //! - [`openstack`]: Keystone v3 in gophercloud's provider → service → resource shape.
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod cache;

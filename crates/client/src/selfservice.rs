@@ -2,6 +2,23 @@
 //!
 //! Authorised by a live session id (the client's own SOAP session), or by a bearer token
 //! from `POST /auth/request-token`.
+//!
+//! ```no_run
+//! # async fn demo() -> vsess_client::Result<()> {
+//! use vsess_client::selfservice::{ListQuery, SelfService};
+//! use vsess_client::{tls::Tls, vsphere::Client};
+//!
+//! let client = Client::connect("https://vsess.example:19443/sdk", Tls::Verify).await?;
+//! client.login("alice@vsphere.local", "secret").await?;
+//! let me = SelfService::with_session(&client);
+//! let idle = ListQuery { idle_gt: Some("1h".into()), ..Default::default() };
+//! for s in me.list(&idle).await? {
+//!     println!("{} {} idle {}", s.key, s.user_agent, s.last_active_time_delta);
+//! }
+//! let ended = me.end_idle("1h", &[], false).await?; // never ends the session in use
+//! println!("ended {}", ended.len());
+//! # Ok(()) }
+//! ```
 use crate::error::{Error, Result};
 use crate::vsphere::Client;
 use serde::de::DeserializeOwned;
@@ -11,19 +28,34 @@ use serde_json::Value;
 /// The self-service list resource; its pages' links stay on it.
 const LIST_PATH: &str = "/v2/session";
 
-/// One session, as `GET /v2/session/{key}` describes it.
+/// One session, as `GET /v2/session/{key}` describes it (an item of its `data`; JSON
+/// keys in camelCase). Times and deltas are the server's text, as the public `/v2/session`
+/// reference writes them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionDetail {
+    /// The session's key (`key`): `UserSession.key`, what [`SelfService::end`] and
+    /// `TerminateSession` take; not the secret session id.
     #[serde(default)]
     pub key: String,
+    /// The user's domain in upper case (`domain`), e.g. `VSPHERE.LOCAL`; empty for a
+    /// user name without `@domain`.
     pub domain: String,
+    /// The client address the session was made from (`ip`; `UserSession.ipAddress`).
     pub ip: String,
+    /// When the session was last used (`lastActiveTime`), UTC as `2016-05-09 10:58:21`.
     pub last_active_time: String,
+    /// How long ago that was (`lastActiveTimeDelta`) when the server answered, as Python's
+    /// `timedelta` prints it: `0:13:59.079416`, `24 days, 0:00:51.439527`.
     pub last_active_time_delta: String,
+    /// When the session logged in (`loginTime`), UTC as `2016-05-09 10:58:21`.
     pub login_time: String,
+    /// How long ago that was (`loginTimeDelta`), in the same form as
+    /// `last_active_time_delta`.
     pub login_time_delta: String,
+    /// The client's `User-Agent` at login (`userAgent`; `UserSession.userAgent`).
     pub user_agent: String,
+    /// The user as `DOMAIN\user` (`username`), e.g. `VSPHERE.LOCAL\alice`.
     pub username: String,
 }
 
@@ -88,14 +120,26 @@ struct Page {
     links: PageLinks,
 }
 
-/// What to list.
+/// What to list: the query parameters of `GET /v2/session` (of the same names). The
+/// default lists all of your own sessions, in login order. The server refuses a bad value
+/// with HTTP 400 ([`Error::Http`]).
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
+    /// Only sessions idle for longer than this (`idle_gt`): a duration such as `30m`,
+    /// `1h30m`, `45s`, `2d`, or a bare number of seconds.
     pub idle_gt: Option<String>,
+    /// Only sessions whose user agent contains this text, case-insensitively
+    /// (`user_agent`).
     pub user_agent: Option<String>,
+    /// Only sessions from exactly this client address (`ip`).
     pub ip: Option<String>,
+    /// The order (`sort`): `loginTime` or `lastActiveTime`, with a leading `-` for
+    /// descending. Unset: by login time.
     pub sort: Option<String>,
+    /// Everyone's sessions, not only yours (`all=true`); needs the
+    /// Sessions.TerminateSession privilege, else HTTP 403.
     pub all: bool,
+    /// Session keys to leave out (`exclude`, repeated).
     pub exclude: Vec<String>,
 }
 
@@ -131,7 +175,8 @@ enum Auth {
     Bearer(String),
 }
 
-/// A self-service client over a [`Client`]'s connection.
+/// A self-service client over a [`Client`]'s connection (its URL, TLS settings,
+/// timeouts and, with [`SelfService::with_session`], its session). Cheap to clone.
 #[derive(Clone)]
 pub struct SelfService {
     client: Client,
@@ -165,7 +210,11 @@ impl SelfService {
         }
     }
 
-    /// Gets a bearer token with a password.
+    /// Gets a bearer token with a password (`POST /auth/request-token`, HTTP Basic) and
+    /// uses it for every call. The token expires on the server's schedule and is never
+    /// renewed: calls then fail with a `NotAuthenticated` fault
+    /// ([`Error::is_unauthenticated`]); make a new `SelfService`. A refused password is
+    /// [`Error::Authentication`].
     pub async fn with_password(client: &Client, user: &str, password: &str) -> Result<Self> {
         let url = client.rest_url("/auth/request-token");
         let resp = client
@@ -306,7 +355,9 @@ impl SelfService {
         }
     }
 
-    /// Whether the server offers `/v2/session` (vsess does; vcsim and vCenter do not).
+    /// Whether the server offers `/v2/session` (vsess does; vcsim and vCenter do not): an
+    /// unauthenticated `OPTIONS /v2/session` answered with a 2xx. Only transport failures
+    /// are errors.
     pub async fn available(&self) -> Result<bool> {
         let url = self.client.rest_url("/v2/session");
         let resp = self
@@ -408,7 +459,9 @@ impl SelfService {
         Ok(next)
     }
 
-    /// One session's details.
+    /// One session's details (`GET /v2/session/{key}`); `all` to see another user's (needs
+    /// Sessions.TerminateSession). A key that does not exist, or is another user's without
+    /// `all`, is [`Error::Http`] 404.
     pub async fn get(&self, key: &str, all: bool) -> Result<SessionDetail> {
         let url = self.key_url(key, all);
         let resp = self.send(reqwest::Method::GET, &url).await?;
@@ -433,7 +486,8 @@ impl SelfService {
         u
     }
 
-    /// Ends one session (yours, or anyone's with `all`).
+    /// Ends one session by key (`DELETE /v2/session/{key}`): yours, or anyone's with `all`
+    /// (needs Sessions.TerminateSession). An unknown key is [`Error::Http`] 404.
     pub async fn end(&self, key: &str, all: bool) -> Result<()> {
         let url = self.key_url(key, all);
         let resp = self.send(reqwest::Method::DELETE, &url).await?;
@@ -442,7 +496,10 @@ impl SelfService {
 
     /// Ends your sessions idle longer than `idle` (e.g. `30m`), except `exclude`. If the
     /// client's session had to be replaced first (see [`SelfService::with_session`]), the
-    /// new one is never ended either.
+    /// new one is never ended either, nor is the session that authorises the request.
+    /// Returns the keys of the sessions ended (`DELETE /v2/session?idle_gt=...`); `all`
+    /// extends it to everyone's sessions (needs Sessions.TerminateSession). An `idle` the
+    /// server cannot parse is [`Error::Http`] 400.
     pub async fn end_idle(&self, idle: &str, exclude: &[String], all: bool) -> Result<Vec<String>> {
         let url = |also: Option<&str>| -> Result<String> {
             let mut url = reqwest::Url::parse(&self.client.rest_url(LIST_PATH))

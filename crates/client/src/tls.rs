@@ -11,26 +11,33 @@ use std::sync::Arc;
 /// How the server's certificate is checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Tls {
-    /// Verify against the system's (webpki) roots. The default.
+    /// Verify the certificate chain and host name with the platform's trust store and
+    /// verifier (`rustls-platform-verifier`), as reqwest does by default. The default.
     #[default]
     Verify,
     /// Verify against the certificates in a PEM bundle (govc's `tls-ca-certs`), or in
     /// several, listed as `$PATH` is (`a.crt:b.crt`), as govc reads `GOVC_TLS_CA_CERTS`.
+    /// Host names are checked. A file that cannot be read or holds no certificate is
+    /// [`Error::Config`] when the client is built.
     CaBundle(PathBuf),
     /// Accept only a certificate with this thumbprint: SHA-256 (64 hex digits) or SHA-1
-    /// (40, as govc's `-thumbprint`), colons and case ignored. Names are not checked.
+    /// (40, as govc's `-thumbprint`), colons and case ignored. Only the server's own
+    /// certificate is hashed; its name, issuer and validity dates are not checked. A
+    /// malformed thumbprint is [`Error::Config`] when the client is built.
     Thumbprint(String),
     /// Accept any certificate (govc's `-k`). For tests only.
     Insecure,
 }
 
 impl Tls {
+    /// Whether this is [`Tls::Insecure`] (no certificate check at all).
     pub fn is_insecure(&self) -> bool {
         matches!(self, Tls::Insecure)
     }
 }
 
-/// Normalises a thumbprint to lower-case hex without separators.
+/// Normalises a thumbprint to lower-case hex without separators (`AB:CD:..` becomes
+/// `abcd..`); [`Error::Config`] unless it is 64 (SHA-256) or 40 (SHA-1) hex digits.
 pub fn normalize_thumbprint(t: &str) -> Result<String> {
     let hex: String = t
         .chars()
@@ -297,7 +304,9 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    /// The default [`connect`](Self::connect) limit: 10 s.
     pub const DEFAULT_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// The default [`request`](Self::request) limit: 60 s.
     pub const DEFAULT_REQUEST: std::time::Duration = std::time::Duration::from_secs(60);
 }
 

@@ -20,28 +20,44 @@ pub struct AuthOptions {
     /// The Keystone URL (`OS_AUTH_URL`), e.g. `http://127.0.0.1:5000/v3`. A URL without a
     /// version gets `/v3/` appended; a v2.0 URL is refused.
     pub identity_endpoint: String,
-    /// A user name; it needs `domain_id` or `domain_name`.
+    /// A user name (`OS_USERNAME`), unique only within its domain: it needs `domain_id` or
+    /// `domain_name`.
     pub username: Option<String>,
     /// A user id (`OS_USERID`), instead of a username and domain.
     pub user_id: Option<String>,
+    /// The user's password (`OS_PASSWORD`): the `password` method, sent as
+    /// `auth.identity.password.user.password`. Redacted in Debug.
     pub password: Option<String>,
-    /// A TOTP passcode (`OS_PASSCODE`). A client with a passcode never re-authenticates.
+    /// A TOTP passcode (`OS_PASSCODE`): the `totp` method, alone or with the password
+    /// (MFA). A client with a passcode never re-authenticates. Redacted in Debug.
     pub passcode: Option<String>,
-    /// An existing token to authenticate with (token method, e.g. to rescope).
+    /// An existing token to authenticate with (the `token` method, e.g. to rescope); used
+    /// only when no password or passcode is set. With no scope it is taken up as it is
+    /// (validated, not re-issued). Never read from the environment. Redacted in Debug.
     pub token_id: Option<String>,
     /// The project (gophercloud's tenant) id to scope to (`OS_PROJECT_ID`, `OS_TENANT_ID`).
     pub project_id: Option<String>,
     /// The project name to scope to (`OS_PROJECT_NAME`, `OS_TENANT_NAME`); needs a domain.
     pub project_name: Option<String>,
-    /// The user's domain (`OS_DOMAIN_ID`); also the project's when scoping by project name
-    /// and no `project_domain_*` is set.
+    /// The user's domain by id (`OS_DOMAIN_ID`, else `OS_USER_DOMAIN_ID`); also the
+    /// project's when scoping by project name and no `project_domain_*` is set.
     pub domain_id: Option<String>,
+    /// The user's domain by name (`OS_DOMAIN_NAME`, else `OS_USER_DOMAIN_NAME`), e.g.
+    /// `Default`; set this or `domain_id`, not both. Also the project's domain as above.
     pub domain_name: Option<String>,
     /// The project's domain when it differs from the user's (`OS_PROJECT_DOMAIN_ID`).
     pub project_domain_id: Option<String>,
+    /// The project's domain by name (`OS_PROJECT_DOMAIN_NAME`, read only when
+    /// `OS_PROJECT_DOMAIN_ID` is unset); `project_domain_id` wins when both are set.
     pub project_domain_name: Option<String>,
+    /// An application credential's id (`OS_APPLICATION_CREDENTIAL_ID`): the
+    /// `application_credential` method; needs only the secret, no user.
     pub application_credential_id: Option<String>,
+    /// An application credential's name (`OS_APPLICATION_CREDENTIAL_NAME`), used when no
+    /// id is set; needs the owner (`user_id`, or `username` with its domain) and the secret.
     pub application_credential_name: Option<String>,
+    /// The application credential's secret (`OS_APPLICATION_CREDENTIAL_SECRET`). Redacted
+    /// in Debug.
     pub application_credential_secret: Option<String>,
     /// A system-scoped token (`OS_SYSTEM_SCOPE=all`).
     pub system_scope: bool,
@@ -52,20 +68,40 @@ pub struct AuthOptions {
     pub allow_reauth: bool,
 }
 
-/// An explicit token scope.
+/// An explicit token scope: the `auth.scope` member of `POST /v3/auth/tokens`
+/// (gophercloud's `tokens.Scope`). Set it in [`AuthOptions::scope`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthScope {
+    /// A project by id: `{"project": {"id": ...}}`.
     ProjectId(String),
-    ProjectName { name: String, domain: DomainRef },
+    /// A project by name, which is unique only within its domain:
+    /// `{"project": {"name": ..., "domain": ...}}`.
+    ProjectName {
+        /// The project's name (`scope.project.name`).
+        name: String,
+        /// The domain that owns the project (`scope.project.domain`): names are only
+        /// unique within it.
+        domain: DomainRef,
+    },
+    /// A domain-scoped token: `{"domain": ...}`, for managing the domain's users and
+    /// projects.
     Domain(DomainRef),
+    /// A system-scoped token: `{"system": {"all": true}}` (`OS_SYSTEM_SCOPE=all`).
     System,
+    /// No scope at all, even if project fields are set: the token carries no roles and
+    /// no catalog (use it to list [`projects::list_available`] and rescope).
+    ///
+    /// [`projects::list_available`]: crate::openstack::identity::v3::projects::list_available
     Unscoped,
 }
 
-/// A domain, by id or by name.
+/// A domain, by id or by name, as Keystone's `{"id": ...}` or `{"name": ...}` domain
+/// reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainRef {
+    /// The domain's id (e.g. `default`).
     Id(String),
+    /// The domain's name (e.g. `Default`).
     Name(String),
 }
 
@@ -356,7 +392,9 @@ impl AuthOptions {
         Ok(Value::Object(identity))
     }
 
-    /// The effective scope, or None for an unscoped token.
+    /// The scope the token request will ask for, resolved as the type's docs say: `Ok(None)`
+    /// for an unscoped token (also for application credentials, which carry their own).
+    /// A project name with no domain at all gives [`Error::Config`].
     pub fn effective_scope(&self) -> Result<Option<AuthScope>> {
         if nz(&self.application_credential_id).is_some()
             || nz(&self.application_credential_name).is_some()
@@ -397,7 +435,10 @@ impl AuthOptions {
         Ok(None)
     }
 
-    /// The JSON body of `POST /v3/auth/tokens` for these options.
+    /// The JSON body of `POST /v3/auth/tokens` for these options (gophercloud's
+    /// `ToTokenV3CreateMap` and `ToTokenV3ScopeMap`): `{"auth": {"identity": ..., "scope":
+    /// ...}}`. Contradictory or missing credentials (no method at all, a username without
+    /// a domain, both a username and a user id) give [`Error::Config`].
     pub fn to_token_v3_body(&self) -> Result<Value> {
         let identity = self.identity_json()?;
         let mut auth = Map::new();

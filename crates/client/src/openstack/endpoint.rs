@@ -5,16 +5,24 @@ use crate::error::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
 
-/// Which of a service's endpoints to use (the catalog's `interface`).
+/// Which of a service's endpoints to use: the catalog endpoint's `interface`
+/// (gophercloud's `Availability`; `OS_INTERFACE`). Parses from `public`, `internal`,
+/// `admin` and the v2-style `publicURL` forms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Availability {
+    /// `public`: the endpoint reachable from outside the cloud. The default.
     #[default]
     Public,
+    /// `internal`: the endpoint on the cloud's internal network, for clients running
+    /// inside it.
     Internal,
+    /// `admin`: the administrative endpoint, where a cloud still lists one (Keystone v3
+    /// itself no longer needs it).
     Admin,
 }
 
 impl Availability {
+    /// The catalog's spelling: `"public"`, `"internal"` or `"admin"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Availability::Public => "public",
@@ -70,12 +78,15 @@ impl EndpointOpts {
         }
     }
 
+    /// These options with the interface set to `availability`, e.g.
+    /// `EndpointOpts::region("RegionOne").with_availability(Availability::Internal)`.
     pub fn with_availability(mut self, availability: Availability) -> Self {
         self.availability = availability;
         self
     }
 
     /// `OS_REGION_NAME` and `OS_INTERFACE` (public if unset), as openstackclient reads them.
+    /// An `OS_INTERFACE` other than public, internal or admin gives [`Error::Config`].
     pub fn from_env() -> Result<Self> {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Ok(Self {
@@ -109,8 +120,10 @@ fn type_matches(entry: &CatalogEntry, service_type: &str) -> bool {
 }
 
 impl ServiceCatalog {
-    /// The URL of `service_type`'s endpoint that `opts` selects (the first match, in catalog
-    /// order). The error says what the catalog does have.
+    /// The URL of `service_type`'s endpoint that `opts` selects (gophercloud's
+    /// `V3EndpointURL`): the first match in catalog order, a service type's other names
+    /// counting (`volumev3` for `block-storage`). None matching, or an empty catalog (an
+    /// unscoped token), gives [`Error::Config`] saying what the catalog does have.
     pub fn endpoint_url(&self, service_type: &str, opts: &EndpointOpts) -> Result<String> {
         if self.entries.is_empty() {
             return Err(Error::Config(format!(

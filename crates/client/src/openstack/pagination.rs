@@ -18,7 +18,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use url::Url;
 
-/// One page: the raw response and its decoded items.
+/// One page: the raw response and its decoded items (gophercloud's `pagination.Page`).
 pub struct Page<T> {
     response: Response,
     items: Vec<T>,
@@ -26,6 +26,8 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The HTTP answer this page came from (its URL, status, headers such as
+    /// `x-openstack-request-id`, and the raw body).
     pub fn response(&self) -> &Response {
         &self.response
     }
@@ -33,12 +35,16 @@ impl<T> Page<T> {
     pub fn items(&self) -> &[T] {
         &self.items
     }
+    /// The page's items, by value.
     pub fn into_items(self) -> Vec<T> {
         self.items
     }
+    /// Whether the page has no items. [`Pager`]'s walks never hand out an empty page: one
+    /// ends the walk.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+    /// The number of items on the page.
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -90,6 +96,9 @@ impl<T> fmt::Debug for Pager<T> {
 }
 
 impl<T: DeserializeOwned> Pager<T> {
+    /// A pager that starts at `initial` (query included) and decodes the array under the
+    /// JSON member `key` of each page as `T`; no request is sent until a walk starts. Each
+    /// page is a `GET` through `client`, so it carries the token and re-authenticates.
     pub fn new(client: ServiceClient, initial: Url, key: impl Into<String>) -> Self {
         Self {
             client,
@@ -100,7 +109,9 @@ impl<T: DeserializeOwned> Pager<T> {
         }
     }
 
-    /// Falls back to marker paging with this page size when answers carry no `links.next`.
+    /// Falls back to marker paging with this page size when answers carry no `links.next`
+    /// member: a page of `limit` items or more leads to `marker=<last id>`. `0` turns it
+    /// off.
     pub fn with_marker_paging(mut self, limit: usize) -> Self {
         self.marker_limit = (limit > 0).then_some(limit);
         self
@@ -135,7 +146,11 @@ impl<T: DeserializeOwned> Pager<T> {
         Ok(())
     }
 
-    /// Every item of every page.
+    /// Every item of every page, fetched in order (gophercloud's `AllPages`). The first
+    /// failing page's error is returned: a request error, or [`Error::Decode`] for a body
+    /// without the `key` array, a `links.next` off the endpoint, or a loop.
+    ///
+    /// [`Error::Decode`]: crate::Error::Decode
     pub async fn all_pages(&self) -> Result<Vec<T>> {
         let mut all = Vec::new();
         self.each_page(|page| {

@@ -44,14 +44,18 @@ use vsess_core::clock::{Clock, SystemClock};
 #[derive(Clone)]
 pub struct ProviderConfig {
     /// Renew a token this long before its `expires_at` (capped at half its lifetime), when
-    /// re-authentication is allowed. None: never ahead of time, only after a 401. After a
+    /// re-authentication is allowed; 30 s by default. None: never ahead of time, only after a 401. After a
     /// failed renewal the next try waits [`RENEWAL_BACKOFF`] (or until the token expires).
     pub expiry_margin: Option<Duration>,
     /// Time, injected for tests; the wall clock by default.
     pub clock: Arc<dyn Clock>,
-    /// Certificate checking for HTTPS endpoints.
+    /// Certificate checking for HTTPS endpoints (Keystone's and every catalog endpoint's);
+    /// [`Tls::Verify`] by default.
     pub tls: Tls,
-    /// The whole-request timeout.
+    /// The whole-request timeout, from sending to the end of the answer's body; 60 s by
+    /// default. Connecting has its own 10 s limit ([`Timeouts::DEFAULT_CONNECT`]).
+    ///
+    /// [`Timeouts::DEFAULT_CONNECT`]: crate::tls::Timeouts::DEFAULT_CONNECT
     pub timeout: Duration,
     /// A ready-made HTTP client (proxies, custom roots); overrides `tls` and `timeout`.
     pub http_client: Option<reqwest::Client>,
@@ -97,6 +101,9 @@ pub struct RequestOpts {
 }
 
 impl RequestOpts {
+    /// Options that accept exactly `codes` as success and are otherwise the defaults (no
+    /// body, no extra headers, token sent, re-authentication allowed), e.g.
+    /// `RequestOpts::ok(&[200])`.
     pub fn ok(codes: &[u16]) -> Self {
         Self {
             ok_codes: codes.to_vec(),
@@ -214,7 +221,10 @@ enum Role {
 
 impl ProviderClient {
     /// A client for `opts.identity_endpoint`, not yet authenticated (see
-    /// [`authenticate`](Self::authenticate), or use [`super::authenticated_client`]).
+    /// [`authenticate`](Self::authenticate), or use [`super::authenticated_client`]). No
+    /// request is sent. [`Error::Config`] for an identity endpoint that is not an http(s)
+    /// URL or is Keystone v2.0, for `allow_reauth` with a bare token (which cannot renew
+    /// itself), or for a TLS setting that cannot be built (an unreadable CA bundle).
     pub fn new(opts: AuthOptions, config: ProviderConfig) -> Result<Self> {
         let identity_endpoint = identity_v3_url(&opts.identity_endpoint)?;
         if opts.passthrough_token().is_some() && opts.can_reauth() {
@@ -254,6 +264,9 @@ impl ProviderClient {
         &self.inner.identity_endpoint
     }
 
+    /// The HTTP client every request of this provider goes through:
+    /// [`ProviderConfig::http_client`] if one was given, else one built from its `tls` and
+    /// `timeout`. Requests sent on it directly carry no token.
     pub fn http_client(&self) -> &reqwest::Client {
         &self.inner.http
     }
@@ -320,6 +333,9 @@ impl ProviderClient {
     /// Issues a token with the stored options and makes it current. A token given with no
     /// scope and no other credentials is used as it is, once Keystone has said what it is
     /// (`GET /v3/auth/tokens`), as gophercloud does.
+    ///
+    /// Keystone refusing the credentials is [`Error::Authentication`]; options that make
+    /// no valid token request are [`Error::Config`].
     pub async fn authenticate(&self) -> Result<()> {
         let result = match self.inner.auth.passthrough_token() {
             Some(token) => tokens::get_self(&self.auth_service(), token).await?,
@@ -362,6 +378,8 @@ impl ProviderClient {
 
     /// Authenticates again unless the token has changed since `previous_token` failed (then
     /// another caller already did). Concurrent callers share one attempt and its outcome.
+    /// With re-authentication off ([`allows_reauth`](Self::allows_reauth) false) it fails
+    /// at once with [`Error::Authentication`]. [`request`](Self::request) calls it itself.
     pub async fn reauthenticate(&self, previous_token: &str) -> Result<()> {
         if !self.inner.auth.can_reauth() {
             return Err(Error::Authentication(
@@ -432,7 +450,9 @@ impl ProviderClient {
     }
 
     /// Sends one request: the token header, a proactive renewal when the token is about to
-    /// expire, one re-authentication and retry on a 401, and the error mapping.
+    /// expire, one re-authentication and retry on a 401, and the error mapping (see the
+    /// module docs). A status outside `opts.ok_codes` is [`Error::Http`]; calling this
+    /// before [`authenticate`](Self::authenticate) is [`Error::Config`].
     pub async fn request(&self, method: Method, url: Url, opts: RequestOpts) -> Result<Response> {
         let mut retried = false;
         loop {

@@ -21,18 +21,24 @@ pub struct Response {
 }
 
 impl Response {
+    /// The request's HTTP method.
     pub fn method(&self) -> &Method {
         &self.method
     }
+    /// The URL the request was sent to (a paged call's: that page's).
     pub fn url(&self) -> &Url {
         &self.url
     }
+    /// The HTTP status, one of the call's accepted codes (errors never get this far).
     pub fn status(&self) -> u16 {
         self.status
     }
+    /// Every response header. May include secrets (`X-Subject-Token` on token calls),
+    /// which is why `Debug` shows only their names.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
+    /// The raw body, as received (empty for `HEAD` and 204 answers).
     pub fn body(&self) -> &[u8] {
         &self.body
     }
@@ -47,12 +53,14 @@ impl Response {
         self.header("x-openstack-request-id")
     }
 
-    /// Decodes the whole body.
+    /// Decodes the whole JSON body as `T` (gophercloud's `ExtractInto`); a body that is
+    /// not JSON of that shape is [`Error::Decode`].
     pub fn extract<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| decode_error(&self.url, e.to_string()))
     }
 
-    /// Decodes the member `key` of a JSON object body, e.g. `{"project": {...}}`.
+    /// Decodes the member `key` of a JSON object body, e.g. `{"project": {...}}`; a missing
+    /// member or one of another shape is [`Error::Decode`].
     pub fn extract_into<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
         let mut v: serde_json::Value = self.extract()?;
         let Some(member) = v.get_mut(key).map(serde_json::Value::take) else {
@@ -114,7 +122,8 @@ pub(crate) fn normalize_endpoint(endpoint: &str) -> Result<Url> {
 }
 
 impl ServiceClient {
-    /// A client for `service_type` at `endpoint` (normalised to end with a slash).
+    /// A client for `service_type` at `endpoint` (normalised to end with a slash, as
+    /// gophercloud's `NormalizeURL`); [`Error::Config`] unless it is an http(s) URL.
     pub fn new(provider: ProviderClient, endpoint: &str, service_type: &str) -> Result<Self> {
         Ok(Self {
             provider,
@@ -131,12 +140,16 @@ impl ServiceClient {
         }
     }
 
+    /// The provider whose token and re-authentication this client's calls use.
     pub fn provider(&self) -> &ProviderClient {
         &self.provider
     }
+    /// The service's base URL, ending with `/` (gophercloud's `Endpoint`), e.g.
+    /// `http://127.0.0.1:5000/v3/` for Identity v3; resource URLs are built under it.
     pub fn endpoint(&self) -> &Url {
         &self.endpoint
     }
+    /// The catalog service type this client was made for, e.g. `"identity"`.
     pub fn service_type(&self) -> &str {
         &self.service_type
     }
@@ -162,21 +175,27 @@ impl ServiceClient {
         self.provider.request(method, url, opts).await
     }
 
+    /// [`request`](Self::request) with `GET`; success by default is 200.
     pub async fn get(&self, url: Url, opts: RequestOpts) -> Result<Response> {
         self.request(Method::GET, url, opts).await
     }
+    /// [`request`](Self::request) with `HEAD`; success by default is 200 or 204.
     pub async fn head(&self, url: Url, opts: RequestOpts) -> Result<Response> {
         self.request(Method::HEAD, url, opts).await
     }
+    /// [`request`](Self::request) with `POST`; success by default is 201 or 202.
     pub async fn post(&self, url: Url, opts: RequestOpts) -> Result<Response> {
         self.request(Method::POST, url, opts).await
     }
+    /// [`request`](Self::request) with `PUT`; success by default is 201 or 202.
     pub async fn put(&self, url: Url, opts: RequestOpts) -> Result<Response> {
         self.request(Method::PUT, url, opts).await
     }
+    /// [`request`](Self::request) with `PATCH`; success by default is 200, 202 or 204.
     pub async fn patch(&self, url: Url, opts: RequestOpts) -> Result<Response> {
         self.request(Method::PATCH, url, opts).await
     }
+    /// [`request`](Self::request) with `DELETE`; success by default is 202 or 204.
     pub async fn delete(&self, url: Url, opts: RequestOpts) -> Result<Response> {
         self.request(Method::DELETE, url, opts).await
     }

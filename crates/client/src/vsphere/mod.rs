@@ -73,18 +73,29 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// `vim.SessionManager.LocalTicket`.
+/// `vim.SessionManager.LocalTicket`, from [`Client::acquire_local_ticket`]: a one-time
+/// password in a file on the server's host, for a client running on that host. Read the
+/// file and [`Client::login`] with `user_name` and its contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalTicket {
+    /// The user name to log in with (`userName`).
     pub user_name: String,
+    /// The path, on the server's host, of the file holding the one-time password
+    /// (`passwordFilePath`); vsess makes it readable only by the server's own OS user.
     pub password_file_path: String,
 }
 
-/// The vAPI session info (`/api/session`).
+/// The vAPI session info, `cis.session.Info`: the answer of `GET /api/session` (or the
+/// `value` of the legacy `POST /rest/com/vmware/cis/session?~action=get`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct RestSession {
+    /// The session's user name (`user`), as the server writes it (vCenter:
+    /// `VSPHERE.LOCAL\alice`).
     pub user: String,
+    /// When the session was created (`created_time`), RFC 3339 text, e.g.
+    /// `2026-01-02T03:04:05.678Z`.
     pub created_time: String,
+    /// When the session was last used (`last_accessed_time`), RFC 3339 text.
     pub last_accessed_time: String,
 }
 
@@ -294,10 +305,13 @@ impl Client {
         &self.inner.version
     }
 
+    /// The SOAP endpoint the client talks to, normalised: `https://host[:port]/sdk`, no
+    /// user, password, query or fragment.
     pub fn url(&self) -> &Url {
         &self.inner.sdk
     }
 
+    /// The certificate checking the client was built with.
     pub fn tls(&self) -> &Tls {
         &self.inner.tls
     }
@@ -616,14 +630,17 @@ impl Client {
 
     // ---- SessionManager methods ---------------------------------------------------
 
-    /// `Login`; the password is kept in memory for relogin.
+    /// `SessionManager.Login` (govmomi's `session.Manager.Login`): a new session, which
+    /// replaces the client's; the password is kept in memory for relogin. A wrong user or
+    /// password (the `InvalidLogin` fault) is [`Error::Authentication`].
     pub async fn login(&self, user: &str, password: &str) -> Result<UserSession> {
         let us = self.login_inner(user, password, None).await?;
         self.set_password(user, password);
         Ok(us)
     }
 
-    /// `Login` with a locale.
+    /// [`Client::login`] with a `locale` (e.g. `en`, `de`) for the session's messages; a
+    /// locale the server does not support is an `InvalidLocale` fault.
     pub async fn login_with_locale(
         &self,
         user: &str,
@@ -635,7 +652,10 @@ impl Client {
         Ok(us)
     }
 
-    /// `CloneSession`: logs in with a clone ticket from another session.
+    /// `CloneSession` (govmomi's `CloneSession`): logs in as the user of the session that
+    /// made `ticket` with [`Client::acquire_clone_ticket`], and makes the new session the
+    /// client's. A used, expired or unknown ticket is [`Error::Authentication`]. Keeps
+    /// any password the client held from an earlier [`Client::login`].
     pub async fn login_by_ticket(&self, ticket: &str) -> Result<UserSession> {
         let body = soap_client::request(
             "CloneSession",
@@ -654,7 +674,8 @@ impl Client {
         Ok(us)
     }
 
-    /// `Logout`. Forgets the session and the password.
+    /// `Logout`: ends the session on the server. The client forgets the session and the
+    /// password even when the call fails (the error is still returned).
     pub async fn logout(&self) -> Result<()> {
         let body = soap_client::request("Logout", SM.0, SM.1, &[]);
         let r = self.post_soap(body, self.session_id().as_deref()).await;
@@ -691,7 +712,8 @@ impl Client {
         }
     }
 
-    /// `sessionList`.
+    /// `SessionManager.sessionList`: every live session on the server, every user's
+    /// (needs Sessions.TerminateSession, else a `NoPermission` fault).
     pub async fn session_list(&self) -> Result<Vec<UserSession>> {
         let el = self.fetch(SM, "sessionList").await?;
         Ok(el
@@ -719,34 +741,37 @@ impl Client {
             .unwrap_or_default())
     }
 
-    /// `message`.
+    /// `SessionManager.message`: the service message shown to users at login; empty when
+    /// none is set.
     pub async fn message(&self) -> Result<String> {
         self.string_prop("message").await
     }
 
-    /// `defaultLocale`.
+    /// `SessionManager.defaultLocale`: the locale new sessions get when Login names none.
     pub async fn default_locale(&self) -> Result<String> {
         self.string_prop("defaultLocale").await
     }
 
-    /// `supportedLocaleList`.
+    /// `SessionManager.supportedLocaleList`: the locales Login and `SetLocale` accept.
     pub async fn supported_locale_list(&self) -> Result<Vec<String>> {
         self.strings_prop("supportedLocaleList").await
     }
 
-    /// `messageLocaleList`.
+    /// `SessionManager.messageLocaleList`: the locales the server has messages in.
     pub async fn message_locale_list(&self) -> Result<Vec<String>> {
         self.strings_prop("messageLocaleList").await
     }
 
-    /// `SetLocale`.
+    /// `SetLocale`: changes the current session's locale (and message locale); an
+    /// unsupported one is an `InvalidLocale` fault.
     pub async fn set_locale(&self, locale: &str) -> Result<()> {
         self.call("SetLocale", SM, &[("locale", Arg::Str(locale))])
             .await
             .map(|_| ())
     }
 
-    /// `UpdateServiceMessage`.
+    /// `UpdateServiceMessage`: sets [`Client::message`] for everyone; an empty string clears
+    /// it. Needs Sessions.GlobalMessage.
     pub async fn update_service_message(&self, message: &str) -> Result<()> {
         self.call(
             "UpdateServiceMessage",
@@ -757,14 +782,18 @@ impl Client {
         .map(|_| ())
     }
 
-    /// `TerminateSession` (by `UserSession.key`).
+    /// `TerminateSession`: ends other sessions by `UserSession.key` (not their secret ids).
+    /// Needs Sessions.TerminateSession. vsess ends them in order up to the first key that
+    /// is not a live session (`NotFound` fault); the client's own key is `InvalidArgument`
+    /// (use [`Client::logout`]).
     pub async fn terminate_session(&self, keys: &[String]) -> Result<()> {
         self.call("TerminateSession", SM, &[("sessionId", Arg::Strs(keys))])
             .await
             .map(|_| ())
     }
 
-    /// `SessionIsActive`.
+    /// `SessionIsActive`: whether the session with `key` is live and belongs to `user`
+    /// (govmomi's `SessionIsActive`). Needs Sessions.ValidateSession.
     pub async fn session_is_active(&self, key: &str, user: &str) -> Result<bool> {
         let el = self
             .call(
@@ -776,7 +805,8 @@ impl Client {
         Ok(Self::returnval(&el).is_some_and(|v| v.text.trim() == "true"))
     }
 
-    /// `AcquireCloneTicket`.
+    /// `AcquireCloneTicket`: a one-time ticket with which another client can join as this
+    /// session's user ([`Client::login_by_ticket`]). Short-lived; a secret.
     pub async fn acquire_clone_ticket(&self) -> Result<String> {
         let el = self.call("AcquireCloneTicket", SM, &[]).await?;
         Ok(Self::returnval(&el)
@@ -784,7 +814,9 @@ impl Client {
             .unwrap_or_default())
     }
 
-    /// `ImpersonateUser`.
+    /// `ImpersonateUser`: the current session takes on the identity (and privileges) of
+    /// `user`, who must have another live session. Needs Sessions.ImpersonateUser; no
+    /// such user or session is an `InvalidLogin` fault.
     pub async fn impersonate_user(&self, user: &str) -> Result<UserSession> {
         let el = self
             .call("ImpersonateUser", SM, &[("userName", Arg::Str(user))])
@@ -792,7 +824,9 @@ impl Client {
         Self::session_from(&el, self.inner.sdk.as_str())
     }
 
-    /// `AcquireLocalTicket`.
+    /// `AcquireLocalTicket` (govmomi's `AcquireLocalTicket`): a one-time password in a
+    /// file on the server's host, for logging in as `user` without a password. Only for
+    /// clients on that host (vsess refuses other addresses); see [`LocalTicket`].
     pub async fn acquire_local_ticket(&self, user: &str) -> Result<LocalTicket> {
         let el = self
             .call("AcquireLocalTicket", SM, &[("userName", Arg::Str(user))])
@@ -813,7 +847,9 @@ impl Client {
         })
     }
 
-    /// `AcquireGenericServiceTicket` for an HTTP request; returns the ticket id.
+    /// `AcquireGenericServiceTicket` for one HTTP request (`method`, e.g. `httpGet`, and
+    /// `url`): returns the ticket id, a one-time credential for that request only
+    /// (govmomi's `AcquireGenericServiceTicket`).
     pub async fn acquire_generic_service_ticket(&self, method: &str, url: &str) -> Result<String> {
         let spec = format!(
             "<method>{}</method><url>{}</url>",
@@ -843,7 +879,8 @@ impl Client {
         Self::session_from(&el, self.inner.sdk.as_str())
     }
 
-    /// `ServiceInstance.CurrentTime`.
+    /// `ServiceInstance.CurrentTime`: the server's clock, UTC; useful to compute session
+    /// idle times without trusting the local clock.
     pub async fn current_time(&self) -> Result<DateTime<Utc>> {
         let el = self.call("CurrentTime", SI, &[]).await?;
         Self::returnval(&el)
@@ -878,12 +915,14 @@ impl Client {
 
     // ---- vAPI REST ----------------------------------------------------------------
 
-    /// The underlying HTTP client (same TLS settings and connection pool).
+    /// The underlying HTTP client (same TLS settings, timeouts and connection pool). It
+    /// adds no session header: requests sent on it are anonymous unless you add one.
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }
 
-    /// `https://host:port` + `path`.
+    /// `https://host:port` + `path` (which starts with `/`), for the REST and `/v2`
+    /// resources next to `/sdk`.
     pub fn rest_url(&self, path: &str) -> String {
         format!("{}{}", self.inner.base.as_str().trim_end_matches('/'), path)
     }
@@ -921,7 +960,9 @@ impl Client {
         }
     }
 
-    /// `POST /api/session` with Basic auth; returns the new session id.
+    /// `POST /api/session` with Basic auth; returns the new vAPI session id (send it as
+    /// `vmware-api-session-id`). Refused credentials are [`Error::Authentication`]. The id
+    /// is not the client's SOAP session and is not kept by the client.
     pub async fn rest_login(&self, user: &str, password: &str) -> Result<String> {
         let url = self.rest_url("/api/session");
         let (status, b) = self
@@ -968,7 +1009,7 @@ impl Client {
         }
     }
 
-    /// `DELETE /api/session`.
+    /// `DELETE /api/session`: ends the vAPI session `id`.
     pub async fn rest_logout(&self, id: &str) -> Result<()> {
         self.delete_session("/api/session", id).await
     }
@@ -992,7 +1033,9 @@ impl Client {
         }
     }
 
-    /// Legacy `POST /rest/com/vmware/cis/session`; returns the new session id.
+    /// Legacy `POST /rest/com/vmware/cis/session` (the REST API before `/api`), Basic auth;
+    /// returns the new session id, the answer's `value`. Refused credentials are
+    /// [`Error::Authentication`].
     pub async fn legacy_rest_login(&self, user: &str, password: &str) -> Result<String> {
         let url = self.rest_url("/rest/com/vmware/cis/session");
         let req = self
@@ -1018,7 +1061,8 @@ impl Client {
             })
     }
 
-    /// Legacy `POST /rest/com/vmware/cis/session?~action=get`.
+    /// Legacy `POST /rest/com/vmware/cis/session?~action=get`: the session `id`'s info,
+    /// `None` when the server does not know it (401 or 404).
     pub async fn legacy_rest_session(&self, id: &str) -> Result<Option<RestSession>> {
         let url = self.rest_url("/rest/com/vmware/cis/session?~action=get");
         let (status, b) = self
@@ -1049,7 +1093,7 @@ impl Client {
         }
     }
 
-    /// Legacy `DELETE /rest/com/vmware/cis/session`.
+    /// Legacy `DELETE /rest/com/vmware/cis/session`: ends the session `id`.
     pub async fn legacy_rest_logout(&self, id: &str) -> Result<()> {
         self.delete_session("/rest/com/vmware/cis/session", id)
             .await

@@ -5,17 +5,24 @@ use crate::openstack::pagination::Pager;
 use crate::openstack::provider::RequestOpts;
 use crate::openstack::service::ServiceClient;
 
-/// Filters and paging for [`list`]; unset fields are not sent.
+/// Filters and paging for [`list`] (gophercloud's `projects.ListOpts`), sent as query
+/// parameters of the same names; unset fields are not sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOpts {
+    /// Only projects owned by this domain (`domain_id`).
     pub domain_id: Option<String>,
+    /// Only the project with exactly this name (`name`; names are unique per domain).
     pub name: Option<String>,
+    /// Only enabled (`true`) or disabled (`false`) projects (`enabled`).
     pub enabled: Option<bool>,
+    /// Only projects that act as domains (`true`) or only ordinary ones (`false`)
+    /// (`is_domain`).
     pub is_domain: Option<bool>,
+    /// Only the direct children of this project (`parent_id`) in a project hierarchy.
     pub parent_id: Option<String>,
     /// Page size (`limit`); Keystone caps it at its `max_db_limit`.
     pub limit: Option<usize>,
-    /// Start after this project id.
+    /// Start after this project id (`marker`); later pages set it themselves.
     pub marker: Option<String>,
 }
 

@@ -14,7 +14,9 @@ fn subject(token_id: &str) -> Result<(HeaderName, HeaderValue)> {
 }
 
 /// Issues a token for `opts` (no `X-Auth-Token` is sent; the new token comes back in the
-/// `X-Subject-Token` header, with the catalog in the body when scoped).
+/// `X-Subject-Token` header, with the catalog in the body when scoped); gophercloud's
+/// `tokens.Create`. Refused credentials are [`Error::Authentication`]; options that make
+/// no valid request are [`Error::Config`], before anything is sent.
 pub async fn create(client: &ServiceClient, opts: &AuthOptions) -> Result<CreateResult> {
     let body = opts.to_token_v3_body()?;
     let resp = client
@@ -32,7 +34,8 @@ pub async fn create(client: &ServiceClient, opts: &AuthOptions) -> Result<Create
 }
 
 /// Validates `token_id` and returns what Keystone knows about it. An invalid, expired or
-/// revoked token gives [`Error::Http`] 404 ("Failed to validate token").
+/// revoked token gives [`Error::Http`] 404 ("Failed to validate token"); gophercloud's
+/// `tokens.Get`. The client's own token authorises the call.
 pub async fn get(client: &ServiceClient, token_id: &str) -> Result<GetResult> {
     let resp = client
         .get(
@@ -71,7 +74,8 @@ pub async fn get_self(client: &ServiceClient, token_id: &str) -> Result<GetResul
     Ok(TokenResult(resp))
 }
 
-/// Whether `token_id` is valid (`HEAD /v3/auth/tokens`): false on 404.
+/// Whether `token_id` is valid (`HEAD /v3/auth/tokens`): false on 404; gophercloud's
+/// `tokens.Validate`. Other failures (the client's own token refused, a 403) are errors.
 pub async fn validate(client: &ServiceClient, token_id: &str) -> Result<bool> {
     let r = client
         .head(
@@ -90,7 +94,9 @@ pub async fn validate(client: &ServiceClient, token_id: &str) -> Result<bool> {
     }
 }
 
-/// Revokes `token_id` (204). Using it afterwards gives 401; validating it gives 404.
+/// Revokes `token_id` (204); gophercloud's `tokens.Revoke`. Using it afterwards gives 401;
+/// validating it gives 404. Revoking the provider's own token makes its next call
+/// re-authenticate (if allowed) or fail as not authenticated.
 pub async fn revoke(client: &ServiceClient, token_id: &str) -> Result<RevokeResult> {
     let resp = client
         .delete(

@@ -7,38 +7,57 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::Deref;
 
-/// A domain reference as tokens carry it.
+/// A domain reference as tokens carry it (`{"id", "name"}`; gophercloud's
+/// `tokens.Domain`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Domain {
+    /// The domain's id (`id`), e.g. `default`; empty if Keystone sent none.
     #[serde(default, deserialize_with = "de_null_string")]
     pub id: String,
+    /// The domain's name (`name`), e.g. `Default`; empty if Keystone sent none.
     #[serde(default, deserialize_with = "de_null_string")]
     pub name: String,
 }
 
+/// The user a token was issued to: the token's `user` object (gophercloud's
+/// `tokens.User`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUser {
+    /// The user's id (`user.id`).
     pub id: String,
+    /// The user's name (`user.name`), unique within `domain`.
     #[serde(default, deserialize_with = "de_null_string")]
     pub name: String,
+    /// The user's domain (`user.domain`); `None` if Keystone omitted it.
     #[serde(default)]
     pub domain: Option<Domain>,
+    /// When the user's password expires (`user.password_expires_at`, UTC); `None` when
+    /// it never does.
     #[serde(default, deserialize_with = "de_opt_time")]
     pub password_expires_at: Option<DateTime<Utc>>,
 }
 
+/// The project a project-scoped token is for: the token's `project` object (gophercloud's
+/// `tokens.Project`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenProject {
+    /// The project's id (`project.id`).
     pub id: String,
+    /// The project's name (`project.name`), unique within `domain`.
     #[serde(default, deserialize_with = "de_null_string")]
     pub name: String,
+    /// The project's domain (`project.domain`); `None` if Keystone omitted it.
     #[serde(default)]
     pub domain: Option<Domain>,
 }
 
+/// A role the token grants on its scope: one entry of the token's `roles` (gophercloud's
+/// `tokens.Role`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
+    /// The role's id (`id`).
     pub id: String,
+    /// The role's name (`name`), e.g. `admin`, `member`, `reader`; what policies check.
     #[serde(default, deserialize_with = "de_null_string")]
     pub name: String,
 }
@@ -47,25 +66,42 @@ pub struct Role {
 /// says about it.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
+    /// The token itself, the value of `X-Subject-Token` to send as `X-Auth-Token`. A
+    /// bearer secret: never log it. Not part of the body, so skipped by serde (empty
+    /// after deserializing; [`TokenResult::extract`] fills it).
     #[serde(skip)]
     pub id: String,
+    /// When the token stops being valid (`expires_at`, UTC); Keystone's default lifetime
+    /// is one hour. Required: a body without it does not decode.
     #[serde(deserialize_with = "de_time")]
     pub expires_at: DateTime<Utc>,
+    /// When Keystone issued it (`issued_at`, UTC); `None` if absent.
     #[serde(default, deserialize_with = "de_opt_time")]
     pub issued_at: Option<DateTime<Utc>>,
+    /// How the user authenticated (`methods`): `password`, `totp`, `token`,
+    /// `application_credential`, ...
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Keystone's audit ids (`audit_ids`): the first identifies this token, a second
+    /// the chain it was rescoped from; safe to log, unlike `id`.
     #[serde(default)]
     pub audit_ids: Vec<String>,
+    /// The user the token was issued to (`user`).
     pub user: TokenUser,
+    /// The project of a project-scoped token (`project`); `None` otherwise.
     #[serde(default)]
     pub project: Option<TokenProject>,
+    /// The domain of a domain-scoped token (`domain`); `None` otherwise.
     #[serde(default)]
     pub domain: Option<Domain>,
+    /// The roles the token grants on its scope (`roles`); empty for an unscoped token.
     #[serde(default)]
     pub roles: Vec<Role>,
+    /// Whether the scoped project acts as a domain (`is_domain`).
     #[serde(default)]
     pub is_domain: bool,
+    /// The system scope of a system-scoped token (`system`, e.g. `{"all": true}`), as
+    /// JSON; `None` otherwise.
     #[serde(default)]
     pub system: Option<serde_json::Value>,
 }
@@ -89,26 +125,37 @@ impl fmt::Debug for Token {
 /// One endpoint of a service in the catalog.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
+    /// The endpoint's id (`id`); empty if Keystone sent none.
     #[serde(default, deserialize_with = "de_null_string")]
     pub id: String,
-    /// public, internal or admin.
+    /// `public`, `internal` or `admin` (`interface`): see [`Availability`].
+    ///
+    /// [`Availability`]: crate::openstack::Availability
     pub interface: String,
+    /// The region's name (`region`, the legacy field); empty when the endpoint has none.
     #[serde(default, deserialize_with = "de_null_string")]
     pub region: String,
+    /// The region's id (`region_id`); usually equal to `region`. Empty when none.
     #[serde(default, deserialize_with = "de_null_string")]
     pub region_id: String,
+    /// The endpoint's base URL (`url`), as the catalog lists it (not normalised).
     pub url: String,
 }
 
 /// One service in the catalog.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogEntry {
+    /// The service's id (`id`); empty if Keystone sent none.
     #[serde(default, deserialize_with = "de_null_string")]
     pub id: String,
+    /// The service's name (`name`), e.g. `keystone`, `nova`: what
+    /// [`EndpointOpts::name`](crate::openstack::EndpointOpts::name) matches.
     #[serde(default, deserialize_with = "de_null_string")]
     pub name: String,
+    /// The service type (`type`), e.g. `identity`, `compute`, `volumev3`.
     #[serde(rename = "type")]
     pub service_type: String,
+    /// The service's endpoints (`endpoints`), one per interface and region.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
@@ -116,6 +163,7 @@ pub struct CatalogEntry {
 /// The services and endpoints a token may use (see [`ServiceCatalog::endpoint_url`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceCatalog {
+    /// The services, in the order of the token's `catalog` array.
     pub entries: Vec<CatalogEntry>,
 }
 
@@ -125,10 +173,14 @@ struct CatalogOnly {
     catalog: Vec<CatalogEntry>,
 }
 
-/// The answer to a token issue or validation.
+/// The answer to a token issue or validation (gophercloud's `tokens.commonResult`); the
+/// raw [`Response`] through `Deref`.
 #[derive(Debug, Clone)]
 pub struct TokenResult(pub Response);
+/// What [`create`](super::create) returns (gophercloud's `tokens.CreateResult`).
 pub type CreateResult = TokenResult;
+/// What [`get`](super::get) and [`get_self`](super::get_self) return (gophercloud's
+/// `tokens.GetResult`).
 pub type GetResult = TokenResult;
 
 impl Deref for TokenResult {
@@ -139,7 +191,8 @@ impl Deref for TokenResult {
 }
 
 impl TokenResult {
-    /// The token id from the `X-Subject-Token` header.
+    /// The token id from the `X-Subject-Token` header (gophercloud's `ExtractTokenID`);
+    /// [`Error::Decode`](crate::Error::Decode) when it is missing or empty.
     pub fn extract_token_id(&self) -> Result<String> {
         match self.0.header("x-subject-token") {
             Some(t) if !t.is_empty() => Ok(t.to_owned()),
@@ -150,7 +203,9 @@ impl TokenResult {
         }
     }
 
-    /// The token, with its id.
+    /// The token from the body's `token` member, with its id from `X-Subject-Token`
+    /// (gophercloud's `ExtractToken`); [`Error::Decode`](crate::Error::Decode) when either
+    /// is missing or malformed.
     pub fn extract(&self) -> Result<Token> {
         let mut token: Token = self.0.extract_into("token")?;
         token.id = self.extract_token_id()?;
@@ -163,20 +218,27 @@ impl TokenResult {
         Ok(ServiceCatalog { entries: c.catalog })
     }
 
+    /// The token's user (gophercloud's `ExtractUser`). Decodes the whole token, so it
+    /// fails like [`extract`](Self::extract), a missing `X-Subject-Token` included.
     pub fn extract_user(&self) -> Result<TokenUser> {
         Ok(self.extract()?.user)
     }
 
+    /// The token's project, `None` unless project-scoped (gophercloud's
+    /// `ExtractProject`). Fails like [`extract`](Self::extract).
     pub fn extract_project(&self) -> Result<Option<TokenProject>> {
         Ok(self.extract()?.project)
     }
 
+    /// The roles the token grants (gophercloud's `ExtractRoles`). Fails like
+    /// [`extract`](Self::extract).
     pub fn extract_roles(&self) -> Result<Vec<Role>> {
         Ok(self.extract()?.roles)
     }
 }
 
-/// The answer to a revocation (204, no body).
+/// The answer to a revocation (204, no body; gophercloud's `tokens.RevokeResult`); the
+/// raw [`Response`] through `Deref`.
 #[derive(Debug, Clone)]
 pub struct RevokeResult(pub Response);
 

@@ -5,13 +5,20 @@ use crate::openstack::pagination::Pager;
 use crate::openstack::provider::RequestOpts;
 use crate::openstack::service::ServiceClient;
 
-/// Filters and paging for [`list`]; unset fields are not sent.
+/// Filters and paging for [`list`] (gophercloud's `users.ListOpts`), sent as query
+/// parameters of the same names; unset fields are not sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOpts {
+    /// Only users of this domain (`domain_id`).
     pub domain_id: Option<String>,
+    /// Only the user with exactly this name (`name`; names are unique per domain).
     pub name: Option<String>,
+    /// Only enabled (`true`) or disabled (`false`) users (`enabled`).
     pub enabled: Option<bool>,
+    /// Page size (`limit`); Keystone caps it at its `max_db_limit`. Also turns on marker
+    /// paging when the answers have no `links.next`.
     pub limit: Option<usize>,
+    /// Start after this user id (`marker`); later pages set it themselves.
     pub marker: Option<String>,
 }
 
