@@ -613,9 +613,18 @@ async fn typed_calls_clone_tickets_and_unified_rest() {
     let c2 = Client::connect(&server.url(false), Tls::Insecure)
         .await
         .unwrap();
+    // c2 held another user's password: after the clone it acts as the ticket's user,
+    // and when that session ends it does not log in again as its earlier user.
+    c2.login("ops@vsphere.local", "ops-pw").await.unwrap();
     let cloned = c2.login_by_ticket(&ticket).await.unwrap();
     assert_eq!(cloned.user_name, "admin@vsphere.local");
     assert!(c2.login_by_ticket(&ticket).await.is_err(), "one-time");
+    c.terminate_session(std::slice::from_ref(&cloned.key))
+        .await
+        .unwrap();
+    let err = c2.message().await.unwrap_err();
+    assert!(err.is_unauthenticated(), "{err}");
+    // c and the ops session c2 logged in first (not ended: login_by_ticket replaced it).
     assert_eq!(c.session_list().await.unwrap().len(), 2);
     let t = c
         .acquire_generic_service_ticket("httpGet", "https://127.0.0.1/folder")
@@ -1173,4 +1182,27 @@ async fn a_server_that_never_answers_times_out_clearly() {
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
     drop(silent);
+}
+
+/// A 201 to `POST /api/session` that carries no session id is a decode error, not a
+/// session with an empty id.
+#[tokio::test]
+async fn a_rest_login_answer_without_an_id_is_refused() {
+    for body in ["{}", "{\"value\":\"\"}", "\"\""] {
+        let app = axum::Router::new().route(
+            "/api/session",
+            axum::routing::post(move || async move { (axum::http::StatusCode::CREATED, body) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let c = Client::with_version(
+            &format!("http://127.0.0.1:{port}/sdk"),
+            Tls::Insecure,
+            "8.0.3.0",
+        )
+        .unwrap();
+        let err = c.rest_login("ops@vsphere.local", "pw").await.unwrap_err();
+        assert!(matches!(err, Error::Decode { .. }), "{body}: {err}");
+    }
 }

@@ -654,8 +654,12 @@ impl Client {
 
     /// `CloneSession` (govmomi's `CloneSession`): logs in as the user of the session that
     /// made `ticket` with [`Client::acquire_clone_ticket`], and makes the new session the
-    /// client's. A used, expired or unknown ticket is [`Error::Authentication`]. Keeps
-    /// any password the client held from an earlier [`Client::login`].
+    /// client's. A used, expired or unknown ticket is [`Error::Authentication`].
+    ///
+    /// The client forgets any password it held from an earlier [`Client::login`]: the
+    /// cloned session may be another user's, and logging in again with that password
+    /// would quietly change who the client acts as. When the cloned session ends, calls
+    /// fail with `NotAuthenticated` ([`Error::is_unauthenticated`]) instead.
     pub async fn login_by_ticket(&self, ticket: &str) -> Result<UserSession> {
         let body = soap_client::request(
             "CloneSession",
@@ -670,7 +674,17 @@ impl Client {
             e => e,
         })?;
         let us = Self::session_from(&el, self.inner.sdk.as_str())?;
-        self.set_session_id(cookie);
+        let cookie = cookie.ok_or_else(|| Error::Decode {
+            url: self.inner.sdk.to_string(),
+            message: "CloneSession succeeded but the server set no vmware_soap_session cookie"
+                .into(),
+        })?;
+        self.set_session_id(Some(cookie));
+        *self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         Ok(us)
     }
 
@@ -974,15 +988,22 @@ impl Client {
         if status != 201 && status != 200 {
             return Err(Self::rest_error(status, &url, &b, true));
         }
-        serde_json::from_slice::<String>(&b)
-            .or_else(|_| {
-                serde_json::from_slice::<serde_json::Value>(&b)
-                    .map(|v| v["value"].as_str().unwrap_or_default().to_owned())
-            })
-            .map_err(|e| Error::Decode {
+        // `/api/session` answers a bare string; the older `/rest` shape wraps it in `value`.
+        let id = serde_json::from_slice::<String>(&b).or_else(|_| {
+            serde_json::from_slice::<serde_json::Value>(&b)
+                .map(|v| v["value"].as_str().unwrap_or_default().to_owned())
+        });
+        match id {
+            Ok(id) if !id.is_empty() => Ok(id),
+            Ok(_) => Err(Error::Decode {
+                url,
+                message: "the login answer holds no session id".into(),
+            }),
+            Err(e) => Err(Error::Decode {
                 url,
                 message: e.to_string(),
-            })
+            }),
+        }
     }
 
     /// `GET /api/session` with `id`; `None` when the id is not a valid session.
