@@ -463,7 +463,7 @@ impl SelfService {
     /// Sessions.TerminateSession). A key that does not exist, or is another user's without
     /// `all`, is [`Error::Http`] 404.
     pub async fn get(&self, key: &str, all: bool) -> Result<SessionDetail> {
-        let url = self.key_url(key, all);
+        let url = self.key_url(key, all)?;
         let resp = self.send(reqwest::Method::GET, &url).await?;
         let v = Self::json(resp, &url).await?;
         let mut d: SessionDetail =
@@ -477,19 +477,20 @@ impl SelfService {
         Ok(d)
     }
 
-    fn key_url(&self, key: &str, all: bool) -> String {
-        let enc: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
-        let mut u = self.client.rest_url(&format!("/v2/session/{enc}"));
+    fn key_url(&self, key: &str, all: bool) -> Result<String> {
+        let mut u = self
+            .client
+            .rest_url(&format!("/v2/session/{}", key_segment(key)?));
         if all {
             u.push_str("?all=true");
         }
-        u
+        Ok(u)
     }
 
     /// Ends one session by key (`DELETE /v2/session/{key}`): yours, or anyone's with `all`
     /// (needs Sessions.TerminateSession). An unknown key is [`Error::Http`] 404.
     pub async fn end(&self, key: &str, all: bool) -> Result<()> {
-        let url = self.key_url(key, all);
+        let url = self.key_url(key, all)?;
         let resp = self.send(reqwest::Method::DELETE, &url).await?;
         Self::json(resp, &url).await.map(|_| ())
     }
@@ -534,5 +535,42 @@ impl SelfService {
             .flatten()
             .filter_map(|k| k.as_str().map(str::to_owned))
             .collect())
+    }
+}
+
+/// A session key as one URL path segment: everything but unreserved characters is
+/// %-encoded (a space as `%20`; form encoding's `+` would be a literal plus in a path).
+/// An empty key, `.` and `..` are refused: as a path segment they would name another
+/// resource.
+fn key_segment(key: &str) -> Result<String> {
+    if matches!(key, "" | "." | "..") {
+        return Err(Error::Config(format!("{key:?} is not a session key")));
+    }
+    Ok(key
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_key_is_one_path_segment() {
+        assert_eq!(
+            super::key_segment("52d8f0c4-9a1e-4b7a").unwrap(),
+            "52d8f0c4-9a1e-4b7a"
+        );
+        assert_eq!(
+            super::key_segment("a b+c/../d?e#f%").unwrap(),
+            "a%20b%2Bc%2F..%2Fd%3Fe%23f%25"
+        );
+        for bad in ["", ".", ".."] {
+            assert!(super::key_segment(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -301,6 +301,17 @@ impl AuthOptions {
         let user_id = nz(&self.user_id);
         let domain_id = nz(&self.domain_id);
         let domain_name = nz(&self.domain_name);
+        let app_credential = nz(&self.application_credential_id)
+            .or(nz(&self.application_credential_name))
+            .is_some();
+        if app_credential && (password.is_some() || passcode.is_some()) {
+            // Which one was meant? A password would win and ask for an unscoped token
+            // (application credentials carry their own scope): say so instead.
+            return cfg(
+                "both a password (or passcode) and an application credential are set: keep \
+                 one (e.g. unset OS_PASSWORD, or OS_APPLICATION_CREDENTIAL_ID/NAME)",
+            );
+        }
 
         if password.is_none() && passcode.is_none() {
             if let Some(token) = nz(&self.token_id) {
@@ -614,6 +625,22 @@ mod tests {
                 "application_credential": {"id": "ac", "secret": "s3cret"}}}})
         );
         assert!(!format!("{o:?}").contains("s3cret"));
+        // With a password as well, which one was meant is not guessed.
+        for (var, value) in [("OS_PASSWORD", "pw"), ("OS_PASSCODE", "123456")] {
+            let o = from(&[
+                ("OS_AUTH_URL", "http://x/v3"),
+                ("OS_USERNAME", "u"),
+                ("OS_USER_DOMAIN_NAME", "Default"),
+                (var, value),
+                ("OS_APPLICATION_CREDENTIAL_ID", "ac"),
+                ("OS_APPLICATION_CREDENTIAL_SECRET", "s3cret"),
+                ("OS_PROJECT_ID", "p"),
+            ])
+            .unwrap();
+            let err = o.to_token_v3_body().unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{var}: {err}");
+            assert!(err.to_string().contains("application credential"), "{err}");
+        }
     }
 
     #[test]

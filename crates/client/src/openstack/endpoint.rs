@@ -42,12 +42,8 @@ impl FromStr for Availability {
     type Err = Error;
     /// `public`, `internal`, `admin`, also with the v2 `URL` suffix (`publicURL`).
     fn from_str(s: &str) -> Result<Self> {
-        match s
-            .trim()
-            .trim_end_matches("URL")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.strip_suffix("url").unwrap_or(&lower) {
             "public" => Ok(Availability::Public),
             "internal" => Ok(Availability::Internal),
             "admin" => Ok(Availability::Admin),
@@ -287,5 +283,13 @@ mod tests {
             Availability::Admin
         );
         assert!("private".parse::<Availability>().is_err());
+        for (s, a) in [
+            ("publicurl", Availability::Public),
+            ("INTERNALURL", Availability::Internal),
+            (" adminURL ", Availability::Admin),
+        ] {
+            assert_eq!(s.parse::<Availability>().unwrap(), a, "{s}");
+        }
+        assert!("url".parse::<Availability>().is_err());
     }
 }
