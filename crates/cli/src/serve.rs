@@ -45,6 +45,8 @@ Configuration (TOML; every key optional):
   max_body_bytes = 1048576                    # larger requests get 413; at most 64 MiB
   request_timeout_seconds = 60                # a stalled request is cut off
   idle_timeout_seconds = 960                  # idle keep-alive connections close
+  certificate_check_seconds = 10              # a renewed --cert/--key pair is served
+                                              # this soon, no restart (0: never)
   [api]
   token_lifetime = 3600                       # /auth/request-token bearer tokens, seconds
   [metrics]                                   # Prometheus text format at GET /metrics

@@ -1609,3 +1609,80 @@ fn metrics_count_logins_and_ends_and_need_the_token() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart() {
+    use rustls::pki_types::pem::PemObject;
+    let dir = tempfile::tempdir().unwrap();
+    // Two pairs, as two first starts generate them.
+    for name in ["a", "b"] {
+        let (mut child, _) = serve(&dir.path().join(name), &[]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let pair = |name: &str| {
+        (
+            std::fs::read(dir.path().join(name).join("server.crt")).unwrap(),
+            std::fs::read(dir.path().join(name).join("server.key")).unwrap(),
+        )
+    };
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert, pair("a").0).unwrap();
+    std::fs::write(&key, pair("a").1).unwrap();
+    let config = dir.path().join("vsess.toml");
+    std::fs::write(&config, "[server]\ncertificate_check_seconds = 1\n").unwrap();
+    let (mut child, url, log) = common::serve_logged(
+        &dir.path().join("d"),
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let served = || {
+        let c = reqwest::blocking::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .tls_info(true)
+            .build()
+            .unwrap();
+        let r = c.get(format!("{url}/healthz")).send().unwrap();
+        r.extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .unwrap()
+            .peer_certificate()
+            .unwrap()
+            .to_vec()
+    };
+    let der = |pem: &[u8]| {
+        rustls::pki_types::CertificateDer::from_pem_slice(pem)
+            .unwrap()
+            .to_vec()
+    };
+    let wait_for = |what: &str| {
+        let t0 = std::time::Instant::now();
+        while !log.lock().unwrap().iter().any(|l| l.contains(what)) {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "no {what:?} in {:#?}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert_eq!(served(), der(&pair("a").0));
+    // A broken certificate is not served: the old one stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    wait_for("cannot be used");
+    assert_eq!(served(), der(&pair("a").0));
+    // The renewed pair is.
+    std::fs::write(&key, pair("b").1).unwrap();
+    std::fs::write(&cert, pair("b").0).unwrap();
+    wait_for("serving the renewed TLS certificate");
+    assert_eq!(served(), der(&pair("b").0));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

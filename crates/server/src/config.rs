@@ -20,6 +20,7 @@
 //! max_body_bytes = 1048576      # 1024 to 67108864 (64 MiB)
 //! request_timeout_seconds = 60   # no progress within a request (HTTPS): closed
 //! idle_timeout_seconds = 960     # idle keep-alive (HTTPS); over pyVmomi's 900 s pool
+//! certificate_check_seconds = 10 # a renewed --cert/--key pair is served this soon; 0: never
 //!
 //! [api]
 //! token_lifetime = 3600   # seconds a /auth/request-token bearer token lives
@@ -224,6 +225,7 @@ struct Server {
     max_body_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
+    certificate_check_seconds: Option<u64>,
 }
 
 /// The largest `server.max_body_bytes` accepted.
@@ -236,6 +238,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// When an HTTPS connection without progress is closed (see [`crate::watchdog`]).
     pub connection_limits: crate::watchdog::Limits,
+    /// How often the certificate and key files are checked for a renewal; `None`: never.
+    pub certificate_check: Option<std::time::Duration>,
     /// What `com.vmware.vcenter.compute.policies.list` reports.
     pub compute_policies: Vec<ComputePolicy>,
     /// Lifetime of `/auth/request-token` bearer tokens.
@@ -250,6 +254,7 @@ impl Default for Config {
             policy: Policy::default(),
             max_body_bytes: 1024 * 1024,
             connection_limits: crate::watchdog::Limits::default(),
+            certificate_check: Some(std::time::Duration::from_secs(10)),
             compute_policies: Vec::new(),
             token_lifetime: Duration::seconds(3600),
             store: StoreConfig::default(),
@@ -395,6 +400,12 @@ impl Config {
             }
             if let Some(v) = s.idle_timeout_seconds {
                 c.connection_limits.idle = secs("idle_timeout_seconds", v)?;
+            }
+            if let Some(v) = s.certificate_check_seconds {
+                c.certificate_check = match v {
+                    0 => None,
+                    v => Some(secs("certificate_check_seconds", v)?),
+                };
             }
         }
         c.compute_policies = f.compute_policy.unwrap_or_default();
@@ -601,6 +612,18 @@ mod tests {
         );
         let err = StoreConfig::default().with_url("http://:pw@h").unwrap_err();
         assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn certificate_check() {
+        let every = |doc: &str| Config::parse(doc).map(|c| c.certificate_check);
+        assert_eq!(every(""), Ok(Some(std::time::Duration::from_secs(10))));
+        assert_eq!(every("[server]\ncertificate_check_seconds = 0\n"), Ok(None));
+        assert_eq!(
+            every("[server]\ncertificate_check_seconds = 2\n"),
+            Ok(Some(std::time::Duration::from_secs(2)))
+        );
+        assert!(every("[server]\ncertificate_check_seconds = 86401\n").is_err());
     }
 
     #[test]

@@ -408,7 +408,62 @@ enum Serving {
         cfg: axum_server::tls_rustls::RustlsConfig,
         fingerprint: String,
         generated: bool,
+        watch: tls::Watch,
     },
+}
+
+/// Checks the certificate and key files every `every`, and serves a changed pair once it
+/// reads and checks out; until then (a pair caught half-written, a key that does not
+/// match) the previous one stays in use. Stops with the server.
+async fn serve_renewed_certificates(
+    cfg: axum_server::tls_rustls::RustlsConfig,
+    mut watch: tls::Watch,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        let polled = match tokio::task::spawn_blocking(move || {
+            let polled = watch.poll();
+            (watch, polled)
+        })
+        .await
+        {
+            Ok((w, polled)) => {
+                watch = w;
+                polled
+            }
+            Err(_) => break,
+        };
+        let m = match polled {
+            None => continue,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                tracing::warn!("the TLS certificate files changed but cannot be used ({e}); still serving the previous certificate");
+                continue;
+            }
+        };
+        match cfg.reload_from_pem(m.cert_pem.clone(), m.key_pem.clone()).await {
+            Ok(()) => {
+                tracing::info!(
+                    cert = %m.cert_path.display(),
+                    fingerprint = %m.fingerprint,
+                    "serving the renewed TLS certificate (new connections; clients that pin the old fingerprint need this one)"
+                );
+                if let Some(w) = m.validity_warning(chrono::Utc::now()) {
+                    tracing::warn!("{w}");
+                }
+            }
+            Err(e) => tracing::warn!(
+                "the TLS certificate files changed but cannot be used ({}); still serving the previous certificate",
+                tls::explain_pair(&m, &e)
+            ),
+        }
+    }
 }
 
 /// Binds, opens the data directory and starts serving in the background.
@@ -459,6 +514,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             Serving::Tls {
                 server: Box::new(server),
                 cfg,
+                watch: tls::Watch::new(&m),
                 fingerprint: m.fingerprint,
                 generated: m.generated,
             }
@@ -533,7 +589,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             cfg,
             fingerprint,
             generated,
+            watch,
         } => {
+            if let Some(every) = opts.config.certificate_check {
+                tokio::spawn(serve_renewed_certificates(
+                    cfg.clone(),
+                    watch,
+                    every,
+                    rx.clone(),
+                ));
+            }
             let handle = axum_server::Handle::new();
             let connections = Connections(ConnectionsOf::Tls(handle.clone()));
             // A `Running` dropped without `shutdown()` still stops its server (as plain

@@ -112,6 +112,15 @@ pub fn load_or_generate(
         }
         _ => return Err("--cert and --key must be given together".into()),
     };
+    read_pair(cert_path, key_path, generated)
+}
+
+/// Reads and checks a certificate and its key.
+fn read_pair(
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    generated: bool,
+) -> Result<TlsMaterial, String> {
     let cert_pem = std::fs::read(&cert_path)
         .map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
     let key_pem =
@@ -129,6 +138,54 @@ pub fn load_or_generate(
         key_path,
         generated,
     })
+}
+
+/// What identifies a file's content without reading it: device, inode, size and
+/// modification time (a renewal that renames a new file into place changes the inode; one
+/// that rewrites it, the time). `None` while it cannot be read.
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    // `metadata` follows symbolic links, as certbot's `live/` links to `archive/`.
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Watches the certificate and key files a server serves, so that a renewed pair is
+/// served without a restart.
+#[derive(Debug)]
+pub struct Watch {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    seen: (Stamp, Stamp),
+}
+
+impl Watch {
+    /// Watches the files `m` was read from, as they are now.
+    pub fn new(m: &TlsMaterial) -> Self {
+        Self {
+            seen: (stamp(&m.cert_path), stamp(&m.key_path)),
+            cert_path: m.cert_path.clone(),
+            key_path: m.key_path.clone(),
+        }
+    }
+
+    /// `None` while neither file changed since the last call; otherwise the pair read
+    /// again, or why it cannot be used. A pair caught half-written fails here (or when
+    /// rustls checks that the key matches) and is read again when the other file changes.
+    pub fn poll(&mut self) -> Option<Result<TlsMaterial, String>> {
+        let now = (stamp(&self.cert_path), stamp(&self.key_path));
+        if now == self.seen {
+            return None;
+        }
+        self.seen = now;
+        Some(read_pair(
+            self.cert_path.clone(),
+            self.key_path.clone(),
+            false,
+        ))
+    }
 }
 
 /// A key vsess can use: PEM, unencrypted (rustls reads no encrypted keys, and a server
