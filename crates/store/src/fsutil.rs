@@ -162,12 +162,17 @@ pub fn replace_private(path: &Path, data: &[u8]) -> io::Result<()> {
 fn write_private(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // A name no other writer (another thread, another process) can be using, created
+    // afresh: never an existing file, nor one a symbolic link points to.
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(data)?;
@@ -246,5 +251,30 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("users.json")]);
+    }
+
+    /// Threads of one process writing one file at once each write their own temporary
+    /// file: the result is one writer's whole content, never a mix, and nothing is left.
+    #[test]
+    fn concurrent_writers_never_mix_their_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("cache.json");
+        for _ in 0..5 {
+            std::thread::scope(|s| {
+                for t in 0..8u8 {
+                    let target = &target;
+                    s.spawn(move || {
+                        let data = vec![b'a' + t; 256 * 1024];
+                        for _ in 0..4 {
+                            replace_private(target, &data).unwrap();
+                        }
+                    });
+                }
+            });
+            let got = fs::read(&target).unwrap();
+            assert_eq!(got.len(), 256 * 1024);
+            assert!(got.iter().all(|b| *b == got[0]), "a mix of writers");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
     }
 }
