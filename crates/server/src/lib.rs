@@ -229,15 +229,40 @@ impl Running {
     }
 }
 
-/// Runs argon2 on the blocking pool, so a burst of logins does not stall other requests.
-struct BlockingVerifier;
+/// Runs argon2 on the blocking pool, so a burst of logins does not stall other requests,
+/// and at most one verification per CPU at once. Each argon2id verification holds 19 MiB
+/// for tens of milliseconds: a flood of failed logins (every one costs a verification,
+/// unknown users too) would otherwise run one per blocking thread, up to tokio's 512, and
+/// take gigabytes. The rest wait their turn, which costs them nothing but time; repeated
+/// logins of a verified password skip argon2 altogether (the credential cache). A
+/// verification keeps its place until it ends, also when its client has gone away.
+struct BlockingVerifier {
+    permits: Arc<tokio::sync::Semaphore>,
+    check: fn(&str, &str) -> bool,
+}
+
+impl BlockingVerifier {
+    fn new(at_once: usize, check: fn(&str, &str) -> bool) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(at_once.max(1))),
+            check,
+        }
+    }
+}
 
 #[async_trait]
 impl CredentialVerifier for BlockingVerifier {
     async fn verify(&self, phc: String, password: String) -> bool {
-        tokio::task::spawn_blocking(move || verify_password(&phc, &password))
-            .await
-            .unwrap_or(false)
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return false;
+        };
+        let check = self.check;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            check(&phc, &password)
+        })
+        .await
+        .unwrap_or(false)
     }
 }
 
@@ -551,7 +576,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         backend.store(),
         Arc::new(SystemClock),
         policy,
-        Arc::new(BlockingVerifier),
+        Arc::new(BlockingVerifier::new(
+            std::thread::available_parallelism().map_or(2, usize::from),
+            verify_password,
+        )),
         about(uuid),
     )
     .with_local_tickets(ticket_dir.clone())
@@ -674,6 +702,45 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn slow_check(_: &str, _: &str) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = IN_FLIGHT.fetch_add(1, SeqCst) + 1;
+        MOST.fetch_max(now, SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        IN_FLIGHT.fetch_sub(1, SeqCst);
+        false
+    }
+
+    /// However many logins come at once, and even when their clients go away mid-way,
+    /// no more verifications run at once than there are permits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verifications_run_at_most_n_at_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let v = Arc::new(BlockingVerifier::new(2, slow_check));
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let v = v.clone();
+            let t = tokio::spawn(async move { v.verify("x".into(), "y".into()).await });
+            // Every third caller gives up (its connection closed) soon after it started.
+            if i % 3 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                t.abort();
+            } else {
+                tasks.push(t);
+            }
+        }
+        for t in tasks {
+            assert!(!t.await.unwrap());
+        }
+        while IN_FLIGHT.load(SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(MOST.load(SeqCst), 2);
+    }
 
     fn options(dir: &Path, transport: Transport) -> Options {
         Options {
