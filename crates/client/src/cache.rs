@@ -243,6 +243,16 @@ impl Session {
     /// added when missing), govmomi's defaults. No file is touched. [`Error::Config`] for
     /// an unparsable URL or a `\` before the host.
     pub fn new(url: &str, insecure: bool) -> Result<Self> {
+        // Spaces and line ends around a URL (a CRLF environment file, a pasted value) are
+        // dropped, as a URL parser drops them: kept, they would name another cache entry
+        // for the same server (and so another session). Inside one, they are refused.
+        let url = url.trim_matches(|c: char| c.is_ascii_whitespace() || c.is_ascii_control());
+        if url.chars().any(|c| c.is_ascii_control() || c == ' ') {
+            return Err(Error::Config(format!(
+                "'{}' is not a valid URL: it holds a space or a control character",
+                vsess_core::redact::redact_url(url).escape_debug()
+            )));
+        }
         crate::vsphere::check_no_backslash_before_host(url)?;
         let with_scheme = if url.contains("://") {
             url.to_owned()
@@ -1111,6 +1121,32 @@ mod tests {
             s.file_names(SOAP_PATH)[0],
             "931ab53712f487b9633655779fd355fe83cddd88881adb785f5445bb6985181e"
         );
+    }
+
+    /// A URL with a trailing CR (a CRLF environment file) or spaces around it names the
+    /// same cache entry, so the same session; a control character inside one is refused.
+    #[test]
+    fn spaces_and_line_ends_around_a_url_name_the_same_entry() {
+        let clean = Session::new("https://127.0.0.1:8989", true).unwrap();
+        for messy in [
+            "https://127.0.0.1:8989\r",
+            "https://127.0.0.1:8989\r\n",
+            " https://127.0.0.1:8989 ",
+            "\thttps://127.0.0.1:8989",
+        ] {
+            let s = Session::new(messy, true).unwrap();
+            assert_eq!(
+                s.file_names(SOAP_PATH),
+                clean.file_names(SOAP_PATH),
+                "{messy:?}"
+            );
+        }
+        for bad in ["https://127.0.0.1:8989/s dk", "https://127.0.\n0.1:8989"] {
+            assert!(
+                matches!(Session::new(bad, true), Err(Error::Config(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     // govc keeps the host as written (Go's net/url neither lowercases it nor drops a
