@@ -18,6 +18,9 @@ pub struct TlsMaterial {
     /// SHA-256 of the certificate's DER, as colon-separated upper-case hex.
     pub fingerprint: String,
     pub generated: bool,
+    /// The data directory's own pair (generated now or at an earlier start), not one
+    /// given with `--cert`/`--key`.
+    pub in_data_dir: bool,
     /// The certificate's notBefore and notAfter, when its DER could be read.
     pub validity: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
@@ -30,7 +33,7 @@ impl TlsMaterial {
     pub fn validity_warning(&self, now: DateTime<Utc>) -> Option<String> {
         let (not_before, not_after) = self.validity?;
         let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let renew = if self.generated || self.cert_path.file_name() == Some(CERT_FILE.as_ref()) {
+        let renew = if self.in_data_dir {
             format!(
                 "renew it, or move {} and {} away to have a new self-signed pair generated",
                 self.cert_path.display(),
@@ -72,8 +75,8 @@ pub fn load_or_generate(
     cert: Option<&Path>,
     key: Option<&Path>,
 ) -> Result<TlsMaterial, String> {
-    let (cert_path, key_path, generated) = match (cert, key) {
-        (Some(c), Some(k)) => (c.to_owned(), k.to_owned(), false),
+    let (cert_path, key_path, generated, in_data_dir) = match (cert, key) {
+        (Some(c), Some(k)) => (c.to_owned(), k.to_owned(), false, false),
         (None, None) => {
             let c = data_dir.join(CERT_FILE);
             let k = data_dir.join(KEY_FILE);
@@ -92,27 +95,38 @@ pub fn load_or_generate(
                     there.display()
                 ));
             } else {
-                let ck = rcgen::generate_simple_self_signed(vec![
-                    "localhost".to_owned(),
-                    "127.0.0.1".to_owned(),
-                    "::1".to_owned(),
-                ])
-                .map_err(|e| format!("cannot generate a certificate: {e}"))?;
-                write_private_atomic(&k, ck.signing_key.serialize_pem().as_bytes())
-                    .map_err(|e| format!("cannot write {}: {e}", k.display()))?;
-                if let Err(e) = write_private_atomic(&c, ck.cert.pem().as_bytes()) {
-                    // A lone key would block every later start (see above); this one was
-                    // never served.
-                    let _ = std::fs::remove_file(&k);
-                    return Err(format!("cannot write {}: {e}", c.display()));
-                }
+                generate_pair(&c, &k, write_private_atomic)?;
                 true
             };
-            (c, k, generated)
+            (c, k, generated, true)
         }
         _ => return Err("--cert and --key must be given together".into()),
     };
-    read_pair(cert_path, key_path, generated)
+    read_pair(cert_path, key_path, generated, in_data_dir)
+}
+
+/// Generates a self-signed pair (for localhost and 127.0.0.1) into `c` and `k` with
+/// `write`: the key first, then the certificate.
+fn generate_pair(
+    c: &Path,
+    k: &Path,
+    write: fn(&Path, &[u8]) -> std::io::Result<()>,
+) -> Result<(), String> {
+    let ck = rcgen::generate_simple_self_signed(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .map_err(|e| format!("cannot generate a certificate: {e}"))?;
+    write(k, ck.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", k.display()))?;
+    if let Err(e) = write(c, ck.cert.pem().as_bytes()) {
+        // A lone key would block every later start (see `load_or_generate`); this one was
+        // never served.
+        let _ = std::fs::remove_file(k);
+        return Err(format!("cannot write {}: {e}", c.display()));
+    }
+    Ok(())
 }
 
 /// Reads and checks a certificate and its key.
@@ -120,6 +134,7 @@ fn read_pair(
     cert_path: PathBuf,
     key_path: PathBuf,
     generated: bool,
+    in_data_dir: bool,
 ) -> Result<TlsMaterial, String> {
     let cert_pem = std::fs::read(&cert_path)
         .map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
@@ -137,6 +152,7 @@ fn read_pair(
         cert_path,
         key_path,
         generated,
+        in_data_dir,
     })
 }
 
@@ -158,6 +174,7 @@ fn stamp(path: &Path) -> Stamp {
 pub struct Watch {
     cert_path: PathBuf,
     key_path: PathBuf,
+    in_data_dir: bool,
     seen: (Stamp, Stamp),
 }
 
@@ -168,6 +185,7 @@ impl Watch {
             seen: (stamp(&m.cert_path), stamp(&m.key_path)),
             cert_path: m.cert_path.clone(),
             key_path: m.key_path.clone(),
+            in_data_dir: m.in_data_dir,
         }
     }
 
@@ -184,6 +202,7 @@ impl Watch {
             self.cert_path.clone(),
             self.key_path.clone(),
             false,
+            self.in_data_dir,
         ))
     }
 }
@@ -367,6 +386,20 @@ mod tests {
             .unwrap()
             .contains("expires at 2026-05-06"));
         assert_eq!(m.validity_warning(at(2026, 4, 1)), None);
+        // An operator's own pair named like the data directory's is not to be moved
+        // away: no new pair would be generated in its place.
+        let own = dir.path().join("etc");
+        std::fs::create_dir(&own).unwrap();
+        std::fs::copy(&c, own.join(CERT_FILE)).unwrap();
+        std::fs::copy(&k, own.join(KEY_FILE)).unwrap();
+        let m = load_or_generate(
+            dir.path(),
+            Some(&own.join(CERT_FILE)),
+            Some(&own.join(KEY_FILE)),
+        )
+        .unwrap();
+        let w = m.validity_warning(at(2026, 4, 30)).unwrap();
+        assert!(w.ends_with("renew it"), "{w}");
         // The generated certificate is good for a long time.
         let m = load_or_generate(dir.path(), None, None).unwrap();
         assert!(m.validity.is_some());
@@ -383,14 +416,19 @@ mod tests {
     #[test]
     fn a_pair_half_written_is_not_left_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let blocker = dir
-            .path()
-            .join(format!(".{CERT_FILE}.tmp-{}", std::process::id()));
-        std::fs::create_dir(&blocker).unwrap();
-        let err = load_or_generate(dir.path(), None, None).unwrap_err();
-        assert!(err.contains(CERT_FILE), "{err}");
-        assert!(!dir.path().join(KEY_FILE).exists());
-        std::fs::remove_dir(&blocker).unwrap();
+        let (c, k) = (dir.path().join(CERT_FILE), dir.path().join(KEY_FILE));
+        // The certificate's write fails (a full disk), after the key's succeeded.
+        fn key_only(p: &Path, data: &[u8]) -> std::io::Result<()> {
+            if p.file_name() == Some(CERT_FILE.as_ref()) {
+                Err(std::io::Error::other("No space left on device"))
+            } else {
+                write_private_atomic(p, data)
+            }
+        }
+        let err = generate_pair(&c, &k, key_only).unwrap_err();
+        assert!(err.contains(CERT_FILE) && err.contains("No space"), "{err}");
+        assert!(!k.exists() && !c.exists());
+        // So the next start generates a pair rather than refusing a lone key.
         assert!(load_or_generate(dir.path(), None, None).unwrap().generated);
     }
 
