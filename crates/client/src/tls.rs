@@ -220,11 +220,101 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-/// The certificates of PEM bundles, as trust anchors. `paths` is one file or a list in
-/// the platform's path-list form (`a.crt:b.crt`), as govmomi's `SetRootCAs` splits
-/// `GOVC_TLS_CA_CERTS` with Go's `filepath.SplitList`. Each file must hold a certificate.
-fn ca_bundle(paths: &std::path::Path) -> Result<rustls::RootCertStore> {
+/// Verifies against a CA bundle (webpki, host names checked), and also accepts a server
+/// that presents one of the bundle's certificates itself, byte for byte, if it names the
+/// host and is within its dates. That is a self-signed certificate given as its own
+/// trust anchor, as `openssl req -x509` makes it (with `CA:TRUE`): Go's crypto/x509 (so
+/// govc with `GOVC_TLS_CA_CERTS`), OpenSSL (curl, Python) accept it, and webpki refuses
+/// a CA certificate as the server's own (`CaUsedAsEndEntity`).
+#[derive(Debug)]
+struct CaBundle {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    anchors: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for CaBundle {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let refused =
+            match self
+                .webpki
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+        if !self
+            .anchors
+            .iter()
+            .any(|a| a.as_ref() == end_entity.as_ref())
+        {
+            return Err(refused);
+        }
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, server_name)?;
+        let now_s = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        match vsess_wire::x509::validity(end_entity.as_ref()) {
+            Some((from, until)) if from.timestamp() <= now_s && now_s <= until.timestamp() => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Some(_) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            )),
+            None => Err(refused),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The certificates of PEM bundles, as trust anchors (and as they are, for [`CaBundle`]).
+/// `paths` is one file or a list in the platform's path-list form (`a.crt:b.crt`), as
+/// govmomi's `SetRootCAs` splits `GOVC_TLS_CA_CERTS` with Go's `filepath.SplitList`.
+/// Each file must hold a certificate.
+fn ca_bundle(
+    paths: &std::path::Path,
+) -> Result<(rustls::RootCertStore, Vec<CertificateDer<'static>>)> {
     let mut roots = rustls::RootCertStore::empty();
+    let mut anchors = Vec::new();
     for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
         let pem = std::fs::read(&path)
             .map_err(|e| Error::Config(format!("cannot read CA bundle {}: {e}", path.display())))?;
@@ -233,8 +323,9 @@ fn ca_bundle(paths: &std::path::Path) -> Result<rustls::RootCertStore> {
             let der =
                 der.map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
             roots
-                .add(der)
+                .add(der.clone())
                 .map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?;
+            anchors.push(der);
         }
         if roots.len() == before {
             return Err(Error::Config(format!(
@@ -249,7 +340,7 @@ fn ca_bundle(paths: &std::path::Path) -> Result<rustls::RootCertStore> {
             paths.display()
         )));
     }
-    Ok(roots)
+    Ok((roots, anchors))
 }
 
 /// The rustls configuration for `tls`: what reqwest would build from the same options
@@ -268,7 +359,22 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier))
         }
-        Tls::CaBundle(path) => builder.with_root_certificates(ca_bundle(path)?),
+        Tls::CaBundle(path) => {
+            let (roots, anchors) = ca_bundle(path)?;
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(CaBundle {
+                    webpki,
+                    anchors,
+                    provider,
+                }))
+        }
         Tls::Thumbprint(t) => {
             let pinned = Pinned {
                 hex: normalize_thumbprint(t)?,

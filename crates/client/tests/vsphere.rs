@@ -22,7 +22,18 @@ impl Server {
     }
 
     async fn start_with(config: Config) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), config).await
+    }
+
+    /// Serving `cert` and `key` (PEM), as the data directory's pair.
+    async fn start_with_pair(cert: &str, key: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.crt"), cert).unwrap();
+        std::fs::write(dir.path().join("server.key"), key).unwrap();
+        Self::start_in(dir, Config::default()).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, config: Config) -> Self {
         let users = [
             ("admin@vsphere.local", "admin-pw", Role::Admin),
             ("ops@vsphere.local", "ops-pw", Role::ReadOnly),
@@ -753,6 +764,49 @@ async fn tls_is_verified_by_default_and_can_be_pinned() {
         )),
         "{err}"
     );
+}
+
+/// A self-signed certificate made as `openssl req -x509` makes it (`CA:TRUE`), given as its
+/// own CA bundle, is accepted as govc, curl and Python accept it, if it names the host
+/// and is within its dates; webpki alone refuses it (`CaUsedAsEndEntity`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_ca_certificate_is_its_own_trust_anchor() {
+    let pair = |name: &str, from: i32, to: i32| {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    };
+    for (name, from, to, ok) in [
+        ("127.0.0.1", 2020, 2100, true),
+        ("vc.example.com", 2020, 2100, false),
+        ("127.0.0.1", 2020, 2021, false),
+    ] {
+        let (cert, key) = pair(name, from, to);
+        let server = Server::start_with_pair(&cert, &key).await;
+        let bundle = server.dir.path().join("bundle.pem");
+        std::fs::write(&bundle, &cert).unwrap();
+        let r = Client::connect(&server.url(false), Tls::CaBundle(bundle)).await;
+        match r {
+            Ok(c) if ok => {
+                c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+            }
+            Err(Error::Tls { .. }) if !ok => {}
+            Ok(_) => panic!("{name} {from}-{to} was accepted"),
+            Err(e) => panic!("{name} {from}-{to}: {e}"),
+        }
+    }
+    // Another self-signed certificate in the bundle does not vouch for this one.
+    let (cert, key) = pair("127.0.0.1", 2020, 2100);
+    let server = Server::start_with_pair(&cert, &key).await;
+    let bundle = server.dir.path().join("bundle.pem");
+    std::fs::write(&bundle, pair("127.0.0.1", 2020, 2100).0).unwrap();
+    let err = Client::connect(&server.url(false), Tls::CaBundle(bundle))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
 }
 
 /// An `https://` URL for a plain-HTTP server (or the wrong port) is said as such, not as

@@ -3,6 +3,7 @@
 //! - [`xml`]: a small, bounded XML reader (no DTDs, no custom entities) and escaping.
 //! - [`soap`]: vim25 SOAP: request decoding into [`vim::VimCall`], response and fault
 //!   encoding, and `vimServiceVersions.xml`.
+//! - [`x509`]: a certificate's validity dates, read from its DER.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod soap;
@@ -10,6 +11,7 @@ pub mod soap_client;
 pub mod vapi;
 pub mod vijson;
 pub mod vim;
+pub mod x509;
 pub mod xml;
 
 /// The tests' deterministic source of random choices (xorshift64): `next(n)` is in `0..n`.
