@@ -153,7 +153,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 code: 3,
                 message: m,
             },
-            StartError::StoreConfig(m) | StartError::Config(m) => Failure::usage(m),
+            StartError::StoreConfig(_) | StartError::Config(_) | StartError::TlsConfig(_) => {
+                Failure::usage(e.to_string())
+            }
         })?;
         if let Some(fp) = &running.fingerprint {
             if running.cert_generated {

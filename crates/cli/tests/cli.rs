@@ -170,6 +170,20 @@ fn start_up_errors_are_clear_and_non_zero() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("sessionTimeOut"));
+
+    // A --cert that is not there is a usage error, found before the data directory is
+    // created.
+    let d3 = dir.path().join("d3");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&d3)
+        .args(["--cert", "missing.crt", "--key", "missing.key"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read missing.crt"), "{err}");
+    assert!(!d3.exists());
 }
 
 #[test]

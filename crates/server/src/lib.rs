@@ -95,8 +95,12 @@ pub enum StartError {
     },
     #[error("{0}")]
     DataDir(String),
+    /// The data directory's certificate cannot be made or used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// `--cert`/`--key` cannot be read or used together.
+    #[error("TLS: {0}")]
+    TlsConfig(String),
     /// The store cannot be reached (Redis down).
     #[error("{0}")]
     Store(String),
@@ -491,6 +495,22 @@ async fn serve_renewed_certificates(
     }
 }
 
+/// The certificate and key (the given ones, or the data directory's, generated on first
+/// start) and rustls's configuration for them; failures are `fail`'s kind.
+async fn tls_config(
+    data_dir: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    fail: fn(String) -> StartError,
+) -> Result<(tls::TlsMaterial, axum_server::tls_rustls::RustlsConfig), StartError> {
+    let m = tls::load_or_generate(data_dir, cert, key).map_err(fail)?;
+    let cfg =
+        axum_server::tls_rustls::RustlsConfig::from_pem(m.cert_pem.clone(), m.key_pem.clone())
+            .await
+            .map_err(|e| fail(tls::explain_pair(&m, &e)))?;
+    Ok((m, cfg))
+}
+
 /// Binds, opens the data directory and starts serving in the background.
 pub async fn start(opts: Options) -> Result<Running, StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -510,6 +530,20 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError::DataDir(e.to_string()))?;
 
+    // The operator's own files are settings: checked before the data directory is
+    // touched, so that a mistyped path creates nothing and is a usage error.
+    let given_pair = match &opts.transport {
+        Transport::Files { cert, key } => {
+            Some(tls_config(&opts.data_dir, Some(cert), Some(key), StartError::TlsConfig).await?)
+        }
+        _ => None,
+    };
+    let metrics = match &opts.config.metrics {
+        m if m.enabled => {
+            Some(metrics::Metrics::new(m.token_file.as_deref()).map_err(StartError::Config)?)
+        }
+        _ => None,
+    };
     let backend = open_backend(&opts).await?;
     tracing::info!("sessions are kept in the {}", backend.describe());
     // Everything that can fail comes before the administrator is created: a start that
@@ -519,21 +553,14 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| StartError::DataDir(e.to_string()))?,
         ),
-        t => {
-            let (cert, key) = match t {
-                Transport::Files { cert, key } => (Some(cert.as_path()), Some(key.as_path())),
-                _ => (None, None),
+        _ => {
+            let (m, cfg) = match given_pair {
+                Some(pair) => pair,
+                None => tls_config(&opts.data_dir, None, None, StartError::Tls).await?,
             };
-            let m = tls::load_or_generate(&opts.data_dir, cert, key).map_err(StartError::Tls)?;
             if let Some(w) = m.validity_warning(chrono::Utc::now()) {
                 tracing::warn!("{w}");
             }
-            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem(
-                m.cert_pem.clone(),
-                m.key_pem.clone(),
-            )
-            .await
-            .map_err(|e| StartError::Tls(tls::explain_pair(&m, &e)))?;
             let server =
                 axum_server::from_tcp(listener).map_err(|e| StartError::DataDir(e.to_string()))?;
             Serving::Tls {
@@ -544,12 +571,6 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 generated: m.generated,
             }
         }
-    };
-    let metrics = match &opts.config.metrics {
-        m if m.enabled => {
-            Some(metrics::Metrics::new(m.token_file.as_deref()).map_err(StartError::Config)?)
-        }
-        _ => None,
     };
     let mut uuid = instance_uuid(&opts.data_dir)?;
     if let Backend::Redis(r) = &backend {
