@@ -10,38 +10,54 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use vsess_core::IdDigest;
 
 /// What `/metrics` needs besides the service.
 pub struct Metrics {
-    /// SHA-256 of the bearer token scrapes must send, if one is configured.
-    token: Option<IdDigest>,
+    /// The bearer token scrapes must send, if one is configured.
+    token: Option<Token>,
     /// When the process started serving (`process_start_time_seconds`).
     started: SystemTime,
 }
 
+/// The token file, read again at each scrape (as Prometheus reads its `credentials_file`),
+/// so that a rotated token takes effect without a restart.
+struct Token {
+    file: PathBuf,
+    /// SHA-256 of the token last read, and the error last logged while it is kept.
+    current: Mutex<(IdDigest, Option<String>)>,
+}
+
+/// The token in a token file: its first line, which must not be empty.
+fn read_token(p: &Path, text: std::io::Result<String>) -> Result<IdDigest, String> {
+    let text =
+        text.map_err(|e| format!("cannot read the metrics token file {}: {e}", p.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(format!(
+            "the metrics token file {} is empty: put a long random token in it \
+             (e.g. `openssl rand -hex 32`)",
+            p.display()
+        ));
+    }
+    Ok(IdDigest::of(token))
+}
+
 impl Metrics {
-    /// Reads the token file, if any: its first line, which must not be empty.
+    /// Reads the token file, if any.
     pub fn new(token_file: Option<&Path>) -> Result<Self, String> {
         let token = match token_file {
             None => None,
             Some(p) => {
                 vsess_store::warn_if_exposed(p, "the metrics token file");
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    format!("cannot read the metrics token file {}: {e}", p.display())
-                })?;
-                let token = text.lines().next().unwrap_or("").trim();
-                if token.is_empty() {
-                    return Err(format!(
-                        "the metrics token file {} is empty: put a long random token in it \
-                         (e.g. `openssl rand -hex 32`)",
-                        p.display()
-                    ));
-                }
-                Some(IdDigest::of(token))
+                let digest = read_token(p, std::fs::read_to_string(p))?;
+                Some(Token {
+                    file: p.to_owned(),
+                    current: Mutex::new((digest, None)),
+                })
             }
         };
         Ok(Self {
@@ -50,8 +66,25 @@ impl Metrics {
         })
     }
 
-    fn allows(&self, headers: &HeaderMap) -> bool {
-        let Some(want) = &self.token else {
+    /// The token's digest now: read again from its file. While the file cannot be read
+    /// (a rotation half done), the last good token stays, with one WARN per new problem.
+    async fn expected(&self) -> Option<IdDigest> {
+        let t = self.token.as_ref()?;
+        let read = read_token(&t.file, tokio::fs::read_to_string(&t.file).await);
+        let mut current = t.current.lock().unwrap_or_else(|e| e.into_inner());
+        match read {
+            Ok(digest) => *current = (digest, None),
+            Err(e) if current.1.as_deref() != Some(&e) => {
+                tracing::warn!("{e}; scrapes still need the token read before");
+                current.1 = Some(e);
+            }
+            Err(_) => {}
+        }
+        Some(current.0)
+    }
+
+    async fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(want) = self.expected().await else {
             return true;
         };
         let sent = headers
@@ -71,7 +104,7 @@ pub async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let Some(m) = &app.metrics else {
         return crate::app::not_found().await.into_response();
     };
-    if !m.allows(&headers) {
+    if !m.allows(&headers).await {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer realm=\"vsess metrics\"")],
@@ -280,22 +313,31 @@ mod tests {
         assert!(text.contains("\nvsess_store_up 0\n"));
     }
 
-    #[test]
-    fn a_token_is_required_when_configured() {
+    #[tokio::test]
+    async fn a_token_is_required_when_configured_and_read_again_when_rotated() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tok");
         std::fs::write(&file, "s3cret-token\n").unwrap();
         let m = Metrics::new(Some(&file)).unwrap();
-        let with = |v: &str| {
+        let with = |v: &'static str| {
             let mut h = HeaderMap::new();
             h.insert(header::AUTHORIZATION, v.parse().unwrap());
-            m.allows(&h)
+            let m = &m;
+            async move { m.allows(&h).await }
         };
-        assert!(with("Bearer s3cret-token"));
-        assert!(!with("Bearer s3cret-toke"));
-        assert!(!with("Basic s3cret-token"));
-        assert!(!m.allows(&HeaderMap::new()));
-        assert!(Metrics::new(None).unwrap().allows(&HeaderMap::new()));
+        assert!(with("Bearer s3cret-token").await);
+        assert!(!with("Bearer s3cret-toke").await);
+        assert!(!with("Basic s3cret-token").await);
+        assert!(!m.allows(&HeaderMap::new()).await);
+        assert!(Metrics::new(None).unwrap().allows(&HeaderMap::new()).await);
+        // Rotated: the new token at once, the old one no longer.
+        std::fs::write(dir.path().join("tok.new"), "rotated\n").unwrap();
+        std::fs::rename(dir.path().join("tok.new"), &file).unwrap();
+        assert!(with("Bearer rotated").await);
+        assert!(!with("Bearer s3cret-token").await);
+        // A file gone for a moment keeps the last token.
+        std::fs::remove_file(&file).unwrap();
+        assert!(with("Bearer rotated").await);
         std::fs::write(&file, "\n").unwrap();
         let refused = |p: &Path| match Metrics::new(Some(p)) {
             Err(e) => e,
