@@ -236,6 +236,18 @@ pub struct PasswordInput {
     password_stdin: bool,
 }
 
+/// The roles, as clap offers them (help, completion) and accepts them (any case, also
+/// `read-only` and `no-access`).
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("Admin"),
+        PossibleValue::new("ReadOnly").alias("read-only"),
+        PossibleValue::new("NoAccess").alias("no-access"),
+    ])
+    .try_map(|s| s.parse::<Role>())
+}
+
 #[derive(Subcommand)]
 #[command(after_long_help = "\
 Names: user@domain or DOMAIN\\user (the same account); stored in lower case.
@@ -260,8 +272,8 @@ pub enum UserCommand {
     Add {
         /// user@domain or DOMAIN\user
         name: String,
-        /// Admin, ReadOnly or NoAccess.
-        #[arg(long)]
+        /// The user's role (see Roles below).
+        #[arg(long, value_parser = role_parser(), ignore_case = true)]
         role: Role,
         /// Display name (UserSession.fullName). Without it, sessions show the user name.
         #[arg(long, default_value = "", hide_default_value = true)]
@@ -276,7 +288,7 @@ pub enum UserCommand {
         /// The user: user@domain or DOMAIN\user.
         name: String,
         /// Also change the role.
-        #[arg(long)]
+        #[arg(long, value_parser = role_parser(), ignore_case = true)]
         role: Option<Role>,
         #[command(flatten)]
         password: PasswordInput,
@@ -288,7 +300,8 @@ pub enum UserCommand {
     Role {
         /// The user: user@domain or DOMAIN\user.
         name: String,
-        /// Admin, ReadOnly or NoAccess.
+        /// The new role (see Roles below).
+        #[arg(value_parser = role_parser(), ignore_case = true)]
         role: Role,
         #[command(flatten)]
         dir: DataDir,

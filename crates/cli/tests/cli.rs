@@ -1551,6 +1551,10 @@ fn the_bash_completion_script_completes_commands_and_flags() {
     assert_eq!(complete("vsess lo"), ["login", "logout"]);
     assert_eq!(complete("vsess serve --data"), ["--data-dir"]);
     assert_eq!(complete("vsess user ro"), ["role"]);
+    assert_eq!(
+        complete("vsess user add x --role "),
+        ["Admin", "NoAccess", "ReadOnly"]
+    );
     let out = Command::new(BIN)
         .args(["completion", "tcsh"])
         .output()
