@@ -1238,6 +1238,35 @@ async fn a_server_that_never_answers_times_out_clearly() {
     drop(silent);
 }
 
+/// A URL with another path than `/sdk` (vAPI's `/api`, the web page's `/ui`) gets an
+/// error that says where the SOAP endpoint is; `/sdk` itself gets no such advice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_that_is_not_the_soap_endpoint_says_where_it_is() {
+    let server = Server::start().await;
+    let port = server.running.addr.port();
+    for path in ["/api", "/ui"] {
+        let c = Client::with_version(
+            &format!("https://127.0.0.1:{port}{path}"),
+            Tls::Insecure,
+            "8.0.3.0",
+        )
+        .unwrap();
+        let err = c
+            .login("admin@vsphere.local", "admin-pw")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "not a SOAP endpoint? vCenter's is /sdk: https://127.0.0.1:{port}/sdk"
+            )),
+            "{path}: {err}"
+        );
+    }
+    let c = Client::with_version(&server.url(false), Tls::Insecure, "8.0.3.0").unwrap();
+    let err = c.login("admin@vsphere.local", "wrong").await.unwrap_err();
+    assert!(!err.to_string().contains("SOAP endpoint"), "{err}");
+}
+
 /// A 201 to `POST /api/session` that carries no session id is a decode error, not a
 /// session with an empty id.
 #[tokio::test]

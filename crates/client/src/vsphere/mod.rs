@@ -468,10 +468,12 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(url, &e))?;
         if status != 200 && status != 500 {
+            let body: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+            let body = format!("{}{}", body.trim_end(), self.not_sdk_hint());
             return Err(Error::Http {
                 status,
                 url: url.to_owned(),
-                body: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                body: body.trim_start().to_owned(),
             });
         }
         match soap_client::parse_response(&bytes) {
@@ -482,9 +484,22 @@ impl Client {
             }),
             Err(message) => Err(Error::Decode {
                 url: url.to_owned(),
-                message,
+                message: format!("{message}{}", self.not_sdk_hint()),
             }),
         }
+    }
+
+    /// For an answer that is not SOAP from a URL whose path is not `/sdk`: where the
+    /// SOAP endpoint is. (`/api` is vAPI's, `/ui` a web page.)
+    fn not_sdk_hint(&self) -> String {
+        let u = &self.inner.sdk;
+        if u.path().trim_end_matches('/').ends_with("/sdk") {
+            return String::new();
+        }
+        let mut sdk = u.clone();
+        sdk.set_path("/sdk");
+        let _ = sdk.set_password(None);
+        format!(" (not a SOAP endpoint? vCenter's is /sdk: {sdk})")
     }
 
     /// Calls a method with the current session; on NotAuthenticated, logs in once (shared
