@@ -205,6 +205,30 @@ fn first_start_creates_an_administrator_with_a_private_password_file() {
     child.wait().unwrap();
 }
 
+/// Users added before the first start: no administrator is made, and the server says
+/// nobody holds the Admin role (and stops saying it once someone does).
+#[test]
+fn a_store_without_an_admin_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "pw-1");
+    let warned = |log: &std::sync::Mutex<Vec<String>>| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("no user has the Admin role"))
+    };
+    for (role, expected) in [("ReadOnly", true), ("Admin", false)] {
+        if role == "Admin" {
+            add_user(dir.path(), "boss@vsphere.local", "Admin", "pw-2");
+        }
+        let (mut child, _, log) = common::serve_logged(dir.path(), &[]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(warned(&log), expected, "{role}: {:#?}", log.lock().unwrap());
+        assert!(!dir.path().join("administrator-password").exists());
+    }
+}
+
 #[test]
 fn user_commands_manage_the_directory() {
     let dir = tempfile::tempdir().unwrap();

@@ -328,7 +328,18 @@ fn instance_uuid(dir: &Path) -> Result<String, StartError> {
 /// only the replica that created the administrator has the file.
 async fn bootstrap_admin(backend: &Backend, dir: &Path) -> Result<Option<String>, StartError> {
     let err = |e: vsess_core::StoreError| StartError::DataDir(e.to_string());
-    if !backend.store().list_users().await.map_err(err)?.is_empty() {
+    let users = backend.store().list_users().await.map_err(err)?;
+    if !users.is_empty() {
+        // Users added before the first start (or an administrator removed since): no
+        // administrator is made, so say who can administer, if anyone.
+        if !users.iter().any(|u| u.role == Role::Admin) {
+            tracing::warn!(
+                users = users.len(),
+                "no user has the Admin role, so nobody can end other users' sessions or set \
+                 the service message (the first administrator is created only in an empty \
+                 store): add one with `vsess user add NAME --role Admin`"
+            );
+        }
         return Ok(None);
     }
     let password = random_hex(16);
