@@ -887,7 +887,8 @@ mod tests {
             cert: a.join(tls::CERT_FILE),
             key: b.join(tls::KEY_FILE),
         };
-        let Err(StartError::Tls(m)) = start(options(&dir.path().join("data"), mixed)).await else {
+        let Err(StartError::TlsConfig(m)) = start(options(&dir.path().join("data"), mixed)).await
+        else {
             panic!("a certificate with another's key must not start");
         };
         assert!(
@@ -906,7 +907,7 @@ mod tests {
             cert: dir.path().join("nonexist.crt"),
             key: dir.path().join("nonexist.key"),
         };
-        let Err(StartError::Tls(m)) = start(options(dir.path(), bad)).await else {
+        let Err(StartError::TlsConfig(m)) = start(options(dir.path(), bad)).await else {
             panic!("a start with an unreadable certificate must fail");
         };
         assert!(m.contains("cannot read"), "{m}");
