@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 use vsess_core::IdDigest;
 
 /// What `/metrics` needs besides the service.
@@ -23,41 +23,124 @@ pub struct Metrics {
     started: SystemTime,
 }
 
-/// The token file, read again at each scrape (as Prometheus reads its `credentials_file`),
-/// so that a rotated token takes effect without a restart.
+/// The token file, read again as scrapes come (as Prometheus reads its
+/// `credentials_file`), so that a rotated token takes effect without a restart.
 struct Token {
     file: PathBuf,
-    /// SHA-256 of the token last read, and the error last logged while it is kept.
-    current: Mutex<(IdDigest, Option<String>)>,
+    /// Scrapes within this long of the last read use what it found: a flood of requests
+    /// with made-up tokens costs one file read a second, not one each.
+    reread_every: Duration,
+    /// How long the last token stays valid while the file cannot be read (a rotation
+    /// half done); after that every scrape is refused until it can be read again.
+    grace: Duration,
+    state: Mutex<TokenState>,
 }
 
-/// The token in a token file: its first line, which must not be empty.
-fn read_token(p: &Path, text: std::io::Result<String>) -> Result<IdDigest, String> {
-    let text =
-        text.map_err(|e| format!("cannot read the metrics token file {}: {e}", p.display()))?;
+struct TokenState {
+    /// The token's SHA-256; `None`: every scrape is refused (an empty file revokes).
+    digest: Option<IdDigest>,
+    read_at: Instant,
+    /// Since when the file could not be read.
+    unreadable_since: Option<Instant>,
+    /// The problem last logged, so that each is logged once.
+    logged: Option<String>,
+}
+
+/// What a token file holds: `Ok(Some)` a token (its first line), `Ok(None)` none (empty).
+fn parse_token(text: &str) -> Option<IdDigest> {
     let token = text.lines().next().unwrap_or("").trim();
-    if token.is_empty() {
-        return Err(format!(
-            "the metrics token file {} is empty: put a long random token in it \
-             (e.g. `openssl rand -hex 32`)",
-            p.display()
-        ));
+    (!token.is_empty()).then(|| IdDigest::of(token))
+}
+
+impl Token {
+    fn new(file: &Path, reread_every: Duration, grace: Duration) -> Result<Self, String> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the metrics token file {}: {e}", file.display()))?;
+        let digest = parse_token(&text).ok_or_else(|| {
+            format!(
+                "the metrics token file {} is empty: put a long random token in it \
+                 (e.g. `openssl rand -hex 32`)",
+                file.display()
+            )
+        })?;
+        Ok(Self {
+            file: file.to_owned(),
+            reread_every,
+            grace,
+            state: Mutex::new(TokenState {
+                digest: Some(digest),
+                read_at: Instant::now(),
+                unreadable_since: None,
+                logged: None,
+            }),
+        })
     }
-    Ok(IdDigest::of(token))
+
+    /// The token a scrape must send now (`None`: none will do).
+    async fn expected(&self) -> Option<IdDigest> {
+        {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.read_at.elapsed() < self.reread_every {
+                return st.digest;
+            }
+        }
+        let read = tokio::fs::read_to_string(&self.file).await;
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        st.read_at = now;
+        let problem = match read {
+            Ok(text) => {
+                st.unreadable_since = None;
+                st.digest = parse_token(&text);
+                st.digest.is_none().then(|| {
+                    format!(
+                        "the metrics token file {} is empty: every scrape is refused",
+                        self.file.display()
+                    )
+                })
+            }
+            Err(e) => {
+                let since = *st.unreadable_since.get_or_insert(now);
+                if now.duration_since(since) >= self.grace {
+                    st.digest = None;
+                    Some(format!(
+                        "cannot read the metrics token file {} for {} s ({e}): every scrape \
+                         is refused until it can be read",
+                        self.file.display(),
+                        self.grace.as_secs()
+                    ))
+                } else {
+                    Some(format!(
+                        "cannot read the metrics token file {} ({e}): the token read before \
+                         stays valid for up to {} s",
+                        self.file.display(),
+                        self.grace.as_secs()
+                    ))
+                }
+            }
+        };
+        if problem != st.logged {
+            if let Some(p) = &problem {
+                tracing::warn!("{p}");
+            }
+            st.logged = problem;
+        }
+        st.digest
+    }
 }
 
 impl Metrics {
-    /// Reads the token file, if any.
+    /// Reads the token file, if any: it must hold a token (its first line).
     pub fn new(token_file: Option<&Path>) -> Result<Self, String> {
         let token = match token_file {
             None => None,
             Some(p) => {
                 vsess_store::warn_if_exposed(p, "the metrics token file");
-                let digest = read_token(p, std::fs::read_to_string(p))?;
-                Some(Token {
-                    file: p.to_owned(),
-                    current: Mutex::new((digest, None)),
-                })
+                Some(Token::new(
+                    p,
+                    Duration::from_secs(1),
+                    Duration::from_secs(60),
+                )?)
             }
         };
         Ok(Self {
@@ -66,37 +149,28 @@ impl Metrics {
         })
     }
 
-    /// The token's digest now: read again from its file. While the file cannot be read
-    /// (a rotation half done), the last good token stays, with one WARN per new problem.
-    async fn expected(&self) -> Option<IdDigest> {
-        let t = self.token.as_ref()?;
-        let read = read_token(&t.file, tokio::fs::read_to_string(&t.file).await);
-        let mut current = t.current.lock().unwrap_or_else(|e| e.into_inner());
-        match read {
-            Ok(digest) => *current = (digest, None),
-            Err(e) if current.1.as_deref() != Some(&e) => {
-                tracing::warn!("{e}; scrapes still need the token read before");
-                current.1 = Some(e);
-            }
-            Err(_) => {}
-        }
-        Some(current.0)
-    }
-
     async fn allows(&self, headers: &HeaderMap) -> bool {
-        let Some(want) = self.expected().await else {
+        let Some(token) = &self.token else {
             return true;
         };
-        let sent = headers
+        let Some(sent) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .map(str::trim);
+            .map(str::trim)
+        else {
+            // Refused before the file is read.
+            return false;
+        };
         // Digests of equal length, compared without an early exit.
-        sent.is_some_and(|t| crate::ui::constant_time_eq(&IdDigest::of(t).0, &want.0))
+        let sent = IdDigest::of(sent);
+        token
+            .expected()
+            .await
+            .is_some_and(|want| crate::ui::constant_time_eq(&sent.0, &want.0))
     }
 }
 
@@ -318,7 +392,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tok");
         std::fs::write(&file, "s3cret-token\n").unwrap();
-        let m = Metrics::new(Some(&file)).unwrap();
+        let m = Metrics {
+            token: Some(Token::new(&file, Duration::ZERO, Duration::from_millis(200)).unwrap()),
+            started: SystemTime::now(),
+        };
         let with = |v: &'static str| {
             let mut h = HeaderMap::new();
             h.insert(header::AUTHORIZATION, v.parse().unwrap());
@@ -335,15 +412,34 @@ mod tests {
         std::fs::rename(dir.path().join("tok.new"), &file).unwrap();
         assert!(with("Bearer rotated").await);
         assert!(!with("Bearer s3cret-token").await);
-        // A file gone for a moment keeps the last token.
+        // A file gone for a moment keeps the last token, for the grace period only.
         std::fs::remove_file(&file).unwrap();
         assert!(with("Bearer rotated").await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(!with("Bearer rotated").await);
+        // Back: valid again. An empty file revokes every token at once.
+        std::fs::write(&file, "rotated\n").unwrap();
+        assert!(with("Bearer rotated").await);
         std::fs::write(&file, "\n").unwrap();
+        assert!(!with("Bearer rotated").await);
+        assert!(!with("Bearer ").await);
+        // At start, an empty or missing file is refused.
         let refused = |p: &Path| match Metrics::new(Some(p)) {
             Err(e) => e,
             Ok(_) => panic!("{} accepted", p.display()),
         };
         assert!(refused(&file).contains("empty"));
         assert!(refused(&dir.path().join("none")).contains("cannot read"));
+    }
+
+    /// Within `reread_every` of a read, the file is not read again.
+    #[tokio::test]
+    async fn the_token_file_is_read_at_most_once_a_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tok");
+        std::fs::write(&file, "one\n").unwrap();
+        let t = Token::new(&file, Duration::from_secs(3600), Duration::ZERO).unwrap();
+        std::fs::write(&file, "two\n").unwrap();
+        assert_eq!(t.expected().await, Some(IdDigest::of("one")));
     }
 }
