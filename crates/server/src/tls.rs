@@ -23,6 +23,9 @@ pub struct TlsMaterial {
     pub in_data_dir: bool,
     /// The certificate's notBefore and notAfter, when its DER could be read.
     pub validity: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The two files' stamps, taken before they were read: a [`Watch`] made from this
+    /// sees any change made since, also one made while the server was starting.
+    stamps: (Stamp, Stamp),
 }
 
 impl TlsMaterial {
@@ -136,6 +139,7 @@ fn read_pair(
     generated: bool,
     in_data_dir: bool,
 ) -> Result<TlsMaterial, String> {
+    let stamps = (stamp(&cert_path), stamp(&key_path));
     let cert_pem = std::fs::read(&cert_path)
         .map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
     let key_pem =
@@ -153,6 +157,7 @@ fn read_pair(
         key_path,
         generated,
         in_data_dir,
+        stamps,
     })
 }
 
@@ -179,10 +184,10 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Watches the files `m` was read from, as they are now.
+    /// Watches the files `m` was read from, as they were when read.
     pub fn new(m: &TlsMaterial) -> Self {
         Self {
-            seen: (stamp(&m.cert_path), stamp(&m.key_path)),
+            seen: m.stamps,
             cert_path: m.cert_path.clone(),
             key_path: m.key_path.clone(),
             in_data_dir: m.in_data_dir,
@@ -364,6 +369,27 @@ mod tests {
         assert!(!k.exists() && !c.exists());
         // So the next start generates a pair rather than refusing a lone key.
         assert!(load_or_generate(dir.path(), None, None).unwrap().generated);
+    }
+
+    /// A pair renewed between its reading and the watch's start (while the server
+    /// started) is still seen as a change.
+    #[test]
+    fn a_renewal_during_start_up_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir(d).unwrap();
+            load_or_generate(d, None, None).unwrap();
+        }
+        let (c, k) = (a.join(CERT_FILE), a.join(KEY_FILE));
+        let m = load_or_generate(&a, Some(&c), Some(&k)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::copy(b.join(CERT_FILE), &c).unwrap();
+        std::fs::copy(b.join(KEY_FILE), &k).unwrap();
+        let mut w = Watch::new(&m);
+        let renewed = w.poll().expect("a change").unwrap();
+        assert_ne!(renewed.fingerprint, m.fingerprint);
+        assert!(w.poll().is_none(), "seen once");
     }
 
     #[test]
