@@ -222,7 +222,8 @@ impl ServerCertVerifier for AcceptAny {
 
 /// Verifies against a CA bundle (webpki, host names checked), and also accepts a server
 /// that presents one of the bundle's certificates itself, byte for byte, if it names the
-/// host and is within its dates. That is a self-signed certificate given as its own
+/// host, is within its dates and may serve TLS servers (no extended key usage, or
+/// `serverAuth`), as Go checks such a certificate. That is a self-signed certificate given as its own
 /// trust anchor, as `openssl req -x509` makes it (with `CA:TRUE`): Go's crypto/x509 (so
 /// govc with `GOVC_TLS_CA_CERTS`), OpenSSL (curl, Python) accept it, and webpki refuses
 /// a CA certificate as the server's own (`CaUsedAsEndEntity`).
@@ -259,6 +260,11 @@ impl ServerCertVerifier for CaBundle {
         }
         let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
         rustls::client::verify_server_name(&parsed, server_name)?;
+        if vsess_wire::x509::allows_server_auth(end_entity.as_ref()) != Some(true) {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::InvalidPurpose,
+            ));
+        }
         let now_s = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         match vsess_wire::x509::validity(end_entity.as_ref()) {
             Some((from, until)) if from.timestamp() <= now_s && now_s <= until.timestamp() => {

@@ -771,20 +771,26 @@ async fn tls_is_verified_by_default_and_can_be_pinned() {
 /// and is within its dates; webpki alone refuses it (`CaUsedAsEndEntity`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_self_signed_ca_certificate_is_its_own_trust_anchor() {
-    let pair = |name: &str, from: i32, to: i32| {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let with_usage = |name: &str, from: i32, to: i32, usage: &[rcgen::ExtendedKeyUsagePurpose]| {
         let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.not_before = rcgen::date_time_ymd(from, 1, 1);
         params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        params.extended_key_usages = usage.to_vec();
         let key = rcgen::KeyPair::generate().unwrap();
         (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
     };
-    for (name, from, to, ok) in [
-        ("127.0.0.1", 2020, 2100, true),
-        ("vc.example.com", 2020, 2100, false),
-        ("127.0.0.1", 2020, 2021, false),
+    let pair = |name: &str, from: i32, to: i32| with_usage(name, from, to, &[]);
+    for (name, from, to, usage, ok) in [
+        ("127.0.0.1", 2020, 2100, &[][..], true),
+        ("127.0.0.1", 2020, 2100, &[ClientAuth, ServerAuth][..], true),
+        ("vc.example.com", 2020, 2100, &[][..], false),
+        ("127.0.0.1", 2020, 2021, &[][..], false),
+        // Only for clients: not a server's, as Go decides too.
+        ("127.0.0.1", 2020, 2100, &[ClientAuth][..], false),
     ] {
-        let (cert, key) = pair(name, from, to);
+        let (cert, key) = with_usage(name, from, to, usage);
         let server = Server::start_with_pair(&cert, &key).await;
         let bundle = server.dir.path().join("bundle.pem");
         std::fs::write(&bundle, &cert).unwrap();
@@ -794,8 +800,8 @@ async fn a_self_signed_ca_certificate_is_its_own_trust_anchor() {
                 c.login("admin@vsphere.local", "admin-pw").await.unwrap();
             }
             Err(Error::Tls { .. }) if !ok => {}
-            Ok(_) => panic!("{name} {from}-{to} was accepted"),
-            Err(e) => panic!("{name} {from}-{to}: {e}"),
+            Ok(_) => panic!("{name} {from}-{to} {usage:?} was accepted"),
+            Err(e) => panic!("{name} {from}-{to} {usage:?}: {e}"),
         }
     }
     // Another self-signed certificate in the bundle does not vouch for this one.

@@ -66,6 +66,72 @@ pub fn validity(der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     Some((der_time(t1, c1)?, der_time(t2, c2)?))
 }
 
+/// Whether a certificate may serve TLS servers by its extended key usage (RFC 5280
+/// §4.2.1.12), as Go's crypto/x509 decides for a server's certificate: no extension at
+/// all, or one that lists `serverAuth` or `anyExtendedKeyUsage`. `None` if the DER cannot
+/// be read that far.
+pub fn allows_server_auth(der: &[u8]) -> Option<bool> {
+    const EKU: &[u8] = &[0x55, 0x1d, 0x25];
+    const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    const ANY: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
+    let (0x30, cert, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x30, mut tbs, _) = der_element(cert)? else {
+        return None;
+    };
+    // The extensions are tbsCertificate's [3], after the required fields and the
+    // optional [1] and [2] unique identifiers.
+    let extensions = loop {
+        if tbs.is_empty() {
+            return Some(true);
+        }
+        let (tag, content, rest) = der_element(tbs)?;
+        tbs = rest;
+        if tag == 0xa3 {
+            break content;
+        }
+    };
+    let (0x30, mut list, _) = der_element(extensions)? else {
+        return None;
+    };
+    while !list.is_empty() {
+        let (0x30, ext, rest) = der_element(list)? else {
+            return None;
+        };
+        list = rest;
+        let (0x06, oid, mut fields) = der_element(ext)? else {
+            return None;
+        };
+        if oid != EKU {
+            continue;
+        }
+        // `critical` (a BOOLEAN) may come before the value.
+        let (mut tag, mut value, rest) = der_element(fields)?;
+        if tag == 0x01 {
+            fields = rest;
+            (tag, value, _) = der_element(fields)?;
+        }
+        if tag != 0x04 {
+            return None;
+        }
+        let (0x30, mut purposes, _) = der_element(value)? else {
+            return None;
+        };
+        while !purposes.is_empty() {
+            let (0x06, purpose, rest) = der_element(purposes)? else {
+                return None;
+            };
+            if purpose == SERVER_AUTH || purpose == ANY {
+                return Some(true);
+            }
+            purposes = rest;
+        }
+        return Some(false);
+    }
+    Some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +143,7 @@ mod tests {
         assert_eq!(der_time(0x17, b"99O101000000Z"), None);
         assert_eq!(validity(b"\x30\x03\x30\x01\x00"), None);
         assert_eq!(validity(b""), None);
+        assert_eq!(allows_server_auth(b""), None);
+        assert_eq!(allows_server_auth(b"\x30\x03\x30\x01\x00"), None);
     }
 }
