@@ -272,7 +272,7 @@ pub enum UserCommand {
     Add {
         /// user@domain or DOMAIN\user
         name: String,
-        /// The user's role (see Roles below).
+        /// The user's role.
         #[arg(long, value_parser = role_parser(), ignore_case = true)]
         role: Role,
         /// Display name (UserSession.fullName). Without it, sessions show the user name.
@@ -300,7 +300,7 @@ pub enum UserCommand {
     Role {
         /// The user: user@domain or DOMAIN\user.
         name: String,
-        /// The new role (see Roles below).
+        /// The new role.
         #[arg(value_parser = role_parser(), ignore_case = true)]
         role: Role,
         #[command(flatten)]

@@ -69,7 +69,8 @@ pub struct Stats {
 /// The counters at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsSnapshot {
-    /// Sessions created: logins on every endpoint, CloneSession, ImpersonateUser.
+    /// Sessions created: logins on every endpoint and CloneSession (ImpersonateUser
+    /// changes the caller's session and creates none).
     pub sessions_created: u64,
     /// Logins refused because `maxSessionCount` sessions were live.
     pub session_limit_refusals: u64,

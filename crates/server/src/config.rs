@@ -404,7 +404,11 @@ impl Config {
             if let Some(v) = s.certificate_check_seconds {
                 c.certificate_check = match v {
                     0 => None,
-                    v => Some(secs("certificate_check_seconds", v)?),
+                    v => Some(secs("certificate_check_seconds", v).map_err(|_| {
+                        "server.certificate_check_seconds must be 0 (never) or from 1 to \
+                         86400 seconds"
+                            .to_owned()
+                    })?),
                 };
             }
         }

@@ -254,8 +254,7 @@ fn render(
         &mut out,
         "vsess_sessions_created_total",
         "counter",
-        "Sessions this process created: logins on every endpoint, CloneSession, \
-         ImpersonateUser.",
+        "Sessions this process created: logins on every endpoint and CloneSession.",
         [("", f(s.sessions_created))],
     );
     family(

@@ -643,12 +643,12 @@ impl RedisStore {
         self.run(inv.invoke_async(&mut c)).await
     }
 
-    /// `PING`; `/healthz` reports the error.
     /// The sessions in the live set (`ZCARD`): live ones, and expired ones until a reap.
     pub async fn session_count(&self) -> StoreResult<u64> {
         self.query(redis::cmd("ZCARD").arg(self.live_key())).await
     }
 
+    /// `PING`; `/healthz` reports the error.
     pub async fn health(&self) -> StoreResult<()> {
         let pong: String = self.query(&redis::cmd("PING")).await?;
         if pong == "PONG" {
