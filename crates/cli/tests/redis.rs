@@ -6,7 +6,7 @@ mod common;
 
 use common::{client, serve, BIN, SM};
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use vsess_store::testing::RedisProc;
 
 fn vsess(args: &[&str], stdin: Option<&str>) -> Output {
@@ -35,7 +35,7 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: common::Served) {
     // SIGTERM: a graceful stop releases the data directory.
     let _ = Command::new("kill")
         .arg(child.id().to_string())

@@ -10,9 +10,35 @@ use std::time::Duration;
 pub const BIN: &str = env!("CARGO_BIN_EXE_vsess");
 pub const SM: &str = "<_this type=\"SessionManager\">SessionManager</_this>";
 
+/// A server started by a test: killed when dropped, so that a test that fails (panics)
+/// before its own `kill` leaves no server running behind it.
+pub struct Served(pub Child);
+
+impl std::ops::Deref for Served {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `vsess serve --listen 127.0.0.1:0 --data-dir DIR EXTRA…`; returns it and its URL once
 /// it listens.
-pub fn serve(dir: &Path, extra: &[&str]) -> (Child, String) {
+pub fn serve(dir: &Path, extra: &[&str]) -> (Served, String) {
     let (child, url, _) = serve_logged(dir, extra);
     (child, url)
 }
@@ -21,7 +47,11 @@ pub fn serve(dir: &Path, extra: &[&str]) -> (Child, String) {
 pub fn serve_logged(
     dir: &Path,
     extra: &[&str],
-) -> (Child, String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+) -> (
+    Served,
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let lines = log.clone();
     let mut child = Command::new(BIN)
@@ -47,6 +77,7 @@ pub fn serve_logged(
             lines.lock().unwrap().push(line);
         }
     });
+    let child = Served(child);
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server did not become ready");
