@@ -231,7 +231,6 @@ impl ServerCertVerifier for AcceptAny {
 struct CaBundle {
     webpki: Arc<rustls::client::WebPkiServerVerifier>,
     anchors: Vec<CertificateDer<'static>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 impl ServerCertVerifier for CaBundle {
@@ -277,18 +276,15 @@ impl ServerCertVerifier for CaBundle {
         }
     }
 
+    // The handshake's signatures are checked as webpki checks them, with the same
+    // algorithms, whichever way the certificate was accepted.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -297,18 +293,11 @@ impl ServerCertVerifier for CaBundle {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 
@@ -375,11 +364,7 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
             .map_err(|e| Error::Config(format!("TLS: {e}")))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(CaBundle {
-                    webpki,
-                    anchors,
-                    provider,
-                }))
+                .with_custom_certificate_verifier(Arc::new(CaBundle { webpki, anchors }))
         }
         Tls::Thumbprint(t) => {
             let pinned = Pinned {
