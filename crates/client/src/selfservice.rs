@@ -224,7 +224,7 @@ impl SelfService {
             .send()
             .await
             .map_err(|e| client.transport_error(&url, &e))?;
-        let v = Self::json_of(resp, &url, true).await?;
+        let v = Self::json_of(client, resp, &url, true).await?;
         let token = v["token"].as_str().ok_or_else(|| Error::Decode {
             url,
             message: "no token in the answer".into(),
@@ -290,14 +290,19 @@ impl SelfService {
         }
     }
 
-    async fn json(resp: reqwest::Response, url: &str) -> Result<Value> {
-        Self::json_of(resp, url, false).await
+    async fn json(&self, resp: reqwest::Response, url: &str) -> Result<Value> {
+        Self::json_of(&self.client, resp, url, false).await
     }
 
     /// The answer as JSON; `login` when the request carried a password, so that a 401
     /// means it was refused rather than that the session or token is not valid.
-    async fn json_of(resp: reqwest::Response, url: &str, login: bool) -> Result<Value> {
-        let (status, body) = Self::body(resp, url).await?;
+    async fn json_of(
+        client: &Client,
+        resp: reqwest::Response,
+        url: &str,
+        login: bool,
+    ) -> Result<Value> {
+        let (status, body) = Self::body(client, resp, url).await?;
         let v: Value = if body.is_empty() {
             Value::Null
         } else {
@@ -313,8 +318,8 @@ impl SelfService {
     }
 
     /// A successful answer decoded as `T`; a failure as [`SelfService::json`] reports it.
-    async fn typed<T: DeserializeOwned>(resp: reqwest::Response, url: &str) -> Result<T> {
-        let (status, body) = Self::body(resp, url).await?;
+    async fn typed<T: DeserializeOwned>(&self, resp: reqwest::Response, url: &str) -> Result<T> {
+        let (status, body) = Self::body(&self.client, resp, url).await?;
         if (200..=299).contains(&status) {
             return serde_json::from_slice(&body).map_err(|e| Error::Decode {
                 url: url.to_owned(),
@@ -325,12 +330,18 @@ impl SelfService {
         Err(Self::failed(status, url, &v, &body, false))
     }
 
-    async fn body(resp: reqwest::Response, url: &str) -> Result<(u16, bytes::Bytes)> {
+    /// The status and the whole body; a body that stops coming is a timeout naming the
+    /// client's limit.
+    async fn body(
+        client: &Client,
+        resp: reqwest::Response,
+        url: &str,
+    ) -> Result<(u16, bytes::Bytes)> {
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| Error::from_reqwest(url, &e))?;
+            .map_err(|e| client.transport_error(url, &e))?;
         Ok((status, body))
     }
 
@@ -403,7 +414,7 @@ impl SelfService {
                 });
             }
             let resp = self.send(reqwest::Method::GET, &u).await?;
-            let page: Page = Self::typed(resp, &u).await?;
+            let page: Page = self.typed(resp, &u).await?;
             for item in page.data {
                 match item.detail() {
                     Ok(detail) => out.push(detail),
@@ -465,7 +476,7 @@ impl SelfService {
     pub async fn get(&self, key: &str, all: bool) -> Result<SessionDetail> {
         let url = self.key_url(key, all)?;
         let resp = self.send(reqwest::Method::GET, &url).await?;
-        let v = Self::json(resp, &url).await?;
+        let v = self.json(resp, &url).await?;
         let mut d: SessionDetail =
             serde_json::from_value(v["data"][0].clone()).map_err(|e| Error::Decode {
                 url: url.clone(),
@@ -492,7 +503,7 @@ impl SelfService {
     pub async fn end(&self, key: &str, all: bool) -> Result<()> {
         let url = self.key_url(key, all)?;
         let resp = self.send(reqwest::Method::DELETE, &url).await?;
-        Self::json(resp, &url).await.map(|_| ())
+        self.json(resp, &url).await.map(|_| ())
     }
 
     /// Ends your sessions idle longer than `idle` (e.g. `30m`), except `exclude`. If the
@@ -528,7 +539,7 @@ impl SelfService {
                 self.resend(reqwest::Method::DELETE, &u).await?
             }
         };
-        let v = Self::json(resp, &u).await?;
+        let v = self.json(resp, &u).await?;
         Ok(v["data"]["keys"]
             .as_array()
             .into_iter()

@@ -204,3 +204,42 @@ async fn page_links_outside_the_api_or_looping_are_refused() {
     );
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 }
+
+/// An answer whose body stops coming is a timeout that names the client's limit.
+#[tokio::test]
+async fn a_body_that_stops_coming_times_out_naming_the_limit() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"data\":",
+            );
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    });
+    let timeouts = vsess_client::tls::Timeouts {
+        connect: Duration::from_secs(2),
+        request: Duration::from_millis(300),
+    };
+    let c = Client::with_version_within(
+        &format!("http://127.0.0.1:{port}/sdk"),
+        Tls::Insecure,
+        "8.0.3.0",
+        timeouts,
+    )
+    .unwrap();
+    c.set_session_id(Some("the-session-id".into()));
+    let err = SelfService::with_session(&c)
+        .list(&ListQuery::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after: Some(d), .. } if d == timeouts.request),
+        "{err:?}"
+    );
+}

@@ -552,17 +552,22 @@ impl ProviderClient {
         if let Some(body) = &opts.json {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Error::from_reqwest(url.as_str(), &e))?;
+        // The limits of the client built here, which a timeout then names; a client
+        // given in `ProviderConfig::http_client` has its own, unknown here.
+        let limits = self
+            .inner
+            .config
+            .http_client
+            .is_none()
+            .then(|| crate::tls::Timeouts {
+                connect: crate::tls::Timeouts::DEFAULT_CONNECT,
+                request: self.inner.config.timeout,
+            });
+        let failed = |e: reqwest::Error| Error::from_reqwest_within(url.as_str(), &e, limits);
+        let resp = req.send().await.map_err(failed)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::from_reqwest(url.as_str(), &e))?
-            .to_vec();
+        let body = resp.bytes().await.map_err(failed)?.to_vec();
         debug!(%method, url = %url, status, "keystone: request");
         Ok(Response {
             method: method.clone(),
@@ -622,6 +627,48 @@ mod tests {
         // Zero margin: only once expired.
         assert!(!needs_renewal(&t, now(9), Duration::ZERO));
         assert!(needs_renewal(&t, now(10), Duration::ZERO));
+    }
+
+    /// A Keystone that accepts the connection and never answers: the timeout error names
+    /// the limit of the client built from the config (and none for a caller's own client).
+    #[tokio::test]
+    async fn a_silent_keystone_times_out_naming_the_limit() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let opts = AuthOptions {
+            identity_endpoint: format!("http://127.0.0.1:{port}/v3"),
+            username: Some("u".into()),
+            password: Some("p".into()),
+            domain_name: Some("Default".into()),
+            ..AuthOptions::default()
+        };
+        let limit = Duration::from_millis(300);
+        let config = ProviderConfig {
+            timeout: limit,
+            ..ProviderConfig::default()
+        };
+        let err = ProviderClient::new(opts.clone(), config)
+            .unwrap()
+            .authenticate()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout { connecting: false, after: Some(d), .. } if d == limit),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("within 300 ms"), "{err}");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let own = reqwest::Client::builder().timeout(limit).build().unwrap();
+        let config = ProviderConfig {
+            http_client: Some(own),
+            ..ProviderConfig::default()
+        };
+        let err = ProviderClient::new(opts, config)
+            .unwrap()
+            .authenticate()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { after: None, .. }), "{err:?}");
     }
 
     #[test]
