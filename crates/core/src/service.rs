@@ -46,6 +46,9 @@ pub enum Refusal {
     /// Locked out after repeated failures (a correct password too).
     Locked,
     WrongPassword,
+    /// A SOAP or VI/JSON `Login` from a caller whose session is still live: it would
+    /// replace the client's cookie and leave the first session holding a slot.
+    SessionActive,
 }
 
 impl Refusal {
@@ -55,6 +58,7 @@ impl Refusal {
             Refusal::UnknownUser => "no such user",
             Refusal::Locked => "locked out",
             Refusal::WrongPassword => "wrong password",
+            Refusal::SessionActive => "the caller's session is still live (Logout first)",
         }
     }
 }
@@ -208,15 +212,25 @@ impl SessionService {
         Refused::invalid(why)
     }
 
-    /// Ends the session with this key; counts it if it was live.
+    /// Ends the session with this key; counts it if it was live. A session found expired
+    /// or whose user was removed is logged here, with its user and key (the adapters log
+    /// Logout and TerminateSession with who asked; the reaper logs how many it ended).
     pub(crate) async fn end(
         &self,
         key: &str,
         why: crate::stats::Ended,
     ) -> Result<Option<SessionRecord>, Fault> {
         let ended = self.store.remove_session(key).await?;
-        if ended.is_some() {
+        if let Some(rec) = &ended {
             self.stats.ended(why, 1);
+            if matches!(why, Ended::Expired | Ended::UserRemoved) {
+                tracing::info!(
+                    user = %rec.user_name,
+                    key = %rec.key,
+                    reason = why.as_str(),
+                    "session ended"
+                );
+            }
         }
         Ok(ended)
     }
@@ -393,7 +407,8 @@ impl SessionService {
 
     // ---- methods -------------------------------------------------------------------
 
-    /// `Login`. Works whatever cookie the caller carries; creates a new session.
+    /// `Login` without the vim endpoints' live-session check ([`login_over`](Self::login_over)):
+    /// creates a new session whatever cookie the caller carries.
     pub async fn login(
         &self,
         caller: &Caller,
@@ -404,6 +419,28 @@ impl SessionService {
         self.login_explained(caller, user, password, locale)
             .await
             .map_err(|r| r.fault)
+    }
+
+    /// `Login` on the vim endpoints (SOAP, VI/JSON), where `current` is the live session
+    /// the caller's cookie resolved to. As in vcsim, a live session cannot log in again:
+    /// the new session's cookie would replace the client's and orphan the first, which
+    /// would then hold a slot of `maxSessionCount` until it idled out. That is refused with
+    /// `InvalidLogin` before any password is checked (the caller already holds a session;
+    /// nothing about the credentials is revealed). An expired or unknown cookie resolves to
+    /// no session, so a client that logs in again after `NotAuthenticated` while still
+    /// sending its stale cookie (pyVmomi's session-oriented stub) is not affected.
+    pub async fn login_over(
+        &self,
+        caller: &Caller,
+        current: Option<&SessionRecord>,
+        user: &str,
+        password: &str,
+        locale: Option<&str>,
+    ) -> Result<(SessionId, UserSession), Refused> {
+        if current.is_some() {
+            return Err(self.refuse(Refusal::SessionActive));
+        }
+        self.login_explained(caller, user, password, locale).await
     }
 
     /// [`login`](Self::login), saying why a refused login was refused (for the log).

@@ -207,6 +207,66 @@ async fn idle_timeout_ends_sessions_and_activity_extends_them() {
     assert!(f.auth(&other).await.is_none());
 }
 
+/// A writer for a test's own log subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_session_that_expires_or_loses_its_user_is_logged_with_user_and_key() {
+    let log = Captured::default();
+    let w = log.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    // This test's thread only: the runtime is current-thread.
+    let _g = tracing::subscriber::set_default(sub);
+    let f = fixture();
+    let admin = f.login("admin@vsphere.local").await;
+    let admin_key = f.auth(&admin).await.unwrap().key;
+    let reader = f.login("reader@vsphere.local").await;
+    let reader_key = f.auth(&reader).await.unwrap().key;
+    f.store.remove_user("reader@vsphere.local");
+    assert!(f.auth(&reader).await.is_none());
+    f.clock.advance(Duration::seconds(1800));
+    assert!(f.auth(&admin).await.is_none());
+    let text = log.text();
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.contains("session ended") && l.contains(&format!("key={key}")))
+            .unwrap_or_else(|| panic!("no line for {key}:\n{text}"))
+            .to_owned()
+    };
+    let l = line(admin_key.as_str());
+    assert!(
+        l.contains("user=admin@vsphere.local") && l.contains("reason=\"expired\""),
+        "{l}"
+    );
+    let l = line(reader_key.as_str());
+    assert!(
+        l.contains("user=reader@vsphere.local") && l.contains("reason=\"user_removed\""),
+        "{l}"
+    );
+    // Nothing secret: the session id is not in the log.
+    assert!(!text.contains(admin.expose()), "{text}");
+}
+
 #[tokio::test]
 async fn max_lifetime_ends_even_active_sessions() {
     let f = fixture_with(Policy {
@@ -1605,6 +1665,44 @@ async fn a_refused_login_says_why_to_the_log_and_only_invalid_login_to_the_calle
         .unwrap_err();
     assert!(matches!(r.fault, Fault::NoPermission { .. }), "{r:?}");
     assert_eq!(r.why, None);
+}
+
+#[tokio::test]
+async fn a_login_over_a_live_session_is_refused_and_creates_nothing() {
+    let f = fixture();
+    let id = f.login("admin@vsphere.local").await;
+    let live = f.auth(&id).await.unwrap();
+    let created = f.svc.stats().sessions_created;
+    let r = f
+        .svc
+        .login_over(&anon(), Some(&live), "admin@vsphere.local", "pw", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (r.fault, r.why),
+        (Fault::InvalidLogin, Some(Refusal::SessionActive))
+    );
+    let s = f.svc.stats();
+    assert_eq!(s.sessions_created, created);
+    assert_eq!(
+        s.logins_refused
+            .iter()
+            .find(|(x, _)| *x == Refusal::SessionActive)
+            .map(|x| x.1),
+        Some(1)
+    );
+    // Not a credential failure: it does not count towards a lockout of the account.
+    assert_eq!(
+        f.svc.store.lock_state("admin@vsphere.local").await.unwrap(),
+        LockState::default()
+    );
+    // The first session is untouched, and without a live session the login works.
+    assert!(f.auth(&id).await.is_some());
+    f.svc
+        .login_over(&anon(), None, "admin@vsphere.local", "pw", None)
+        .await
+        .unwrap();
+    assert_eq!(f.svc.stats().sessions_created, created + 1);
 }
 
 #[tokio::test]

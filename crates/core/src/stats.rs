@@ -38,11 +38,12 @@ impl Ended {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::BadName,
         Refusal::UnknownUser,
         Refusal::Locked,
         Refusal::WrongPassword,
+        Refusal::SessionActive,
     ];
 
     /// The label value in `/metrics`.
@@ -52,6 +53,7 @@ impl Refusal {
             Refusal::UnknownUser => "unknown_user",
             Refusal::Locked => "locked_out",
             Refusal::WrongPassword => "wrong_password",
+            Refusal::SessionActive => "session_active",
         }
     }
 }
@@ -61,7 +63,7 @@ impl Refusal {
 pub struct Stats {
     created: AtomicU64,
     limit_refusals: AtomicU64,
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; 5],
     ended: [AtomicU64; 4],
     lockouts: AtomicU64,
 }
@@ -75,7 +77,7 @@ pub struct StatsSnapshot {
     /// Logins refused because `maxSessionCount` sessions were live.
     pub session_limit_refusals: u64,
     /// Refused credentials, by reason, in [`Refusal::ALL`]'s order.
-    pub logins_refused: [(Refusal, u64); 4],
+    pub logins_refused: [(Refusal, u64); 5],
     /// Ended sessions, by reason, in [`Ended::ALL`]'s order.
     pub sessions_ended: [(Ended, u64); 4],
     /// Users locked out by the lockout policy.
@@ -88,6 +90,7 @@ fn refusal_index(r: Refusal) -> usize {
         Refusal::UnknownUser => 1,
         Refusal::Locked => 2,
         Refusal::WrongPassword => 3,
+        Refusal::SessionActive => 4,
     }
 }
 

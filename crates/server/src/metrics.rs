@@ -270,8 +270,8 @@ fn render(
         &mut out,
         "vsess_logins_refused_total",
         "counter",
-        "Logins and token requests refused for their credentials, by reason (clients are \
-         told only InvalidLogin).",
+        "Logins and token requests refused, by reason (clients are told only InvalidLogin); \
+         session_active is a Login from a caller whose session is still live.",
         s.logins_refused
             .iter()
             .map(|(why, n)| (format!("{{reason=\"{}\"}}", why.label()), f(*n))),

@@ -32,7 +32,7 @@ pub async fn dispatch(
             password,
             locale,
         } => match svc
-            .login_explained(caller, &user, &password, locale.as_deref())
+            .login_over(caller, session, &user, &password, locale.as_deref())
             .await
         {
             Ok((id, us)) => {
@@ -63,9 +63,11 @@ pub async fn dispatch(
         }
         VimCall::TerminateSession { keys } => {
             let r = svc.terminate_sessions(session, &keys).await;
+            // The keys are public (UserSession.key); at most 16 are named, to bound the line.
             tracing::info!(
                 by = session.map(|s| &*s.user_name).unwrap_or("-"),
                 count = keys.len(),
+                keys = ?&keys[..keys.len().min(16)],
                 ok = r.is_ok(),
                 "terminate sessions"
             );

@@ -90,6 +90,41 @@ async fn login_cookie_and_property_privileges() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h.get_all("set-cookie").iter().count(), 1);
+    let (_, _, body) = kit.call(&fetch("sessionList"), Some(&set_cookie)).await;
+    let live = body
+        .matches("<UserSession xsi:type=\"UserSession\">")
+        .count();
+    // A Login on a live session is refused (vcsim's InvalidLogin), also with the right
+    // password and as another user: it would orphan the first session. Nothing is created.
+    for (user, pw) in [
+        ("admin@vsphere.local", "admin-pw"),
+        ("reader@vsphere.local", "reader-pw"),
+    ] {
+        let (s, h, body) = kit.call(&login_body(user, pw), Some(&set_cookie)).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(fault_type(&body), "InvalidLogin", "{body}");
+        assert_eq!(h.get_all("set-cookie").iter().count(), 0);
+    }
+    let (_, _, body) = kit.call(&fetch("sessionList"), Some(&set_cookie)).await;
+    assert_eq!(
+        body.matches("<UserSession xsi:type=\"UserSession\">")
+            .count(),
+        live
+    );
+    let (_, _, body) = kit.call(&fetch("currentSession"), Some(&set_cookie)).await;
+    assert!(body.contains(&format!("<key>{key}</key>")), "{body}");
+    // After Logout the same cookie is stale, and Login works with it again.
+    let logout = "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>";
+    let (s, _, _) = kit.call(logout, Some(&set_cookie)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, h, body) = kit
+        .call(
+            &login_body("admin@vsphere.local", "admin-pw"),
+            Some(&set_cookie),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(h.get_all("set-cookie").iter().count(), 1);
     let (_, _, body) = kit
         .call(&login_body("admin@vsphere.local", "wrong"), None)
         .await;

@@ -289,6 +289,20 @@ async fn errors_come_in_each_protocols_own_shape() {
     );
     // Unknown method, property, operation and release.
     let sid = kit.login_via("api").await;
+    // A VI/JSON Login on a live session (here a REST one) is refused, as on SOAP.
+    let (s, _, body) = kit
+        .json(
+            reqwest::Method::POST,
+            &format!("{VI}/SessionManager/SessionManager/Login"),
+            Some(&sid),
+            Some(json!({"userName": "admin@vsphere.local", "password": "admin-pw"})),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (s, v["_typeName"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("InvalidLogin"))
+    );
     let (_, _, body) = kit
         .json(
             reqwest::Method::POST,
