@@ -703,3 +703,87 @@ async fn oversized_http2_bodies_are_answered_without_a_reset() {
         assert!(reset.is_err(), "{path}: reset after the body: {reset:?}");
     }
 }
+
+/// Every session endpoint's answer says `Cache-Control: no-cache`, as vCenter's `/sdk`
+/// does: answers carry live session state, and logins the session id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_answers_say_no_cache() {
+    use reqwest::Method;
+    let kit = Kit::start("").await;
+    let sid = kit.login_via("api").await;
+    let cookie = format!("vmware_soap_session=\"{sid}\"");
+    let creds = json!({"userName": "admin@vsphere.local", "password": "admin-pw"});
+    let session = format!("{VI}/SessionManager/SessionManager/currentSession");
+    let vi_login = format!("{VI}/SessionManager/SessionManager/Login");
+    let vi_logout = format!("{VI}/SessionManager/SessionManager/Logout");
+    let mut answers = Vec::new();
+    let (_, h, _) = kit
+        .call(&login_body("admin@vsphere.local", "admin-pw"), None)
+        .await;
+    answers.push(("SOAP Login", h));
+    let (_, h, _) = kit.call(&fetch("currentSession"), Some(&cookie)).await;
+    answers.push(("SOAP Fetch", h));
+    let (_, h, _) = kit
+        .call(&login_body("admin@vsphere.local", "wrong"), None)
+        .await;
+    answers.push(("SOAP fault", h));
+    let (_, h, _) = kit
+        .json(Method::POST, &vi_login, None, Some(creds.clone()))
+        .await;
+    let vi_sid = h["vmware-api-session-id"].to_str().unwrap().to_owned();
+    answers.push(("VI/JSON Login", h));
+    let (_, h, _) = kit.json(Method::GET, &session, Some(&sid), None).await;
+    answers.push(("VI/JSON property", h));
+    let (_, h, _) = kit.json(Method::GET, &session, None, None).await;
+    answers.push(("VI/JSON unset property", h));
+    let (s, h, _) = kit
+        .json(Method::POST, &vi_logout, Some(&vi_sid), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    answers.push(("VI/JSON Logout", h));
+    let (_, h, _) = kit
+        .json(Method::GET, "/api/session", Some(&sid), None)
+        .await;
+    answers.push(("REST get", h));
+    let (_, h, _) = kit.json(Method::GET, "/api/session", None, None).await;
+    answers.push(("REST fault", h));
+    let (_, h, _) = kit
+        .json(
+            Method::POST,
+            "/api",
+            None,
+            Some(rpc("com.vmware.cis.session", "get", Some(&sid), "1")),
+        )
+        .await;
+    answers.push(("JSON-RPC", h));
+    let (_, h, _) = kit
+        .json(
+            Method::GET,
+            "/rest/com/vmware/cis/session",
+            Some(&sid),
+            None,
+        )
+        .await;
+    answers.push(("legacy REST", h));
+    let r = kit
+        .http
+        .post(kit.url("/api/session"))
+        .basic_auth("admin@vsphere.local", Some("admin-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    answers.push(("REST create", r.headers().clone()));
+    let (s, h, _) = kit
+        .json(Method::DELETE, "/api/session", Some(&sid), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    answers.push(("REST delete", h));
+    for (what, h) in answers {
+        assert_eq!(
+            h.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-cache"),
+            "{what}: {h:?}"
+        );
+    }
+}
