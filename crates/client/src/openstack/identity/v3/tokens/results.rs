@@ -173,6 +173,23 @@ struct CatalogOnly {
     catalog: Vec<CatalogEntry>,
 }
 
+#[derive(Deserialize)]
+struct UserOnly {
+    user: TokenUser,
+}
+
+#[derive(Deserialize)]
+struct ProjectOnly {
+    #[serde(default)]
+    project: Option<TokenProject>,
+}
+
+#[derive(Deserialize)]
+struct RolesOnly {
+    #[serde(default)]
+    roles: Vec<Role>,
+}
+
 /// The answer to a token issue or validation (gophercloud's `tokens.commonResult`); the
 /// raw [`Response`] through `Deref`.
 #[derive(Debug, Clone)]
@@ -218,22 +235,24 @@ impl TokenResult {
         Ok(ServiceCatalog { entries: c.catalog })
     }
 
-    /// The token's user (gophercloud's `ExtractUser`). Decodes the whole token, so it
-    /// fails like [`extract`](Self::extract), a missing `X-Subject-Token` included.
+    /// The token's user (gophercloud's `ExtractUser`). Like gophercloud, it reads only the
+    /// body's `token.user`: the `X-Subject-Token` header is not needed (a proxy may strip
+    /// it). [`Error::Decode`](crate::Error::Decode) when `user` is missing or malformed.
     pub fn extract_user(&self) -> Result<TokenUser> {
-        Ok(self.extract()?.user)
+        Ok(self.0.extract_into::<UserOnly>("token")?.user)
     }
 
     /// The token's project, `None` unless project-scoped (gophercloud's
-    /// `ExtractProject`). Fails like [`extract`](Self::extract).
+    /// `ExtractProject`). Reads only `token.project`, as [`extract_user`](Self::extract_user)
+    /// reads `token.user`.
     pub fn extract_project(&self) -> Result<Option<TokenProject>> {
-        Ok(self.extract()?.project)
+        Ok(self.0.extract_into::<ProjectOnly>("token")?.project)
     }
 
-    /// The roles the token grants (gophercloud's `ExtractRoles`). Fails like
-    /// [`extract`](Self::extract).
+    /// The roles the token grants (gophercloud's `ExtractRoles`). Reads only
+    /// `token.roles`, as [`extract_user`](Self::extract_user) reads `token.user`.
     pub fn extract_roles(&self) -> Result<Vec<Role>> {
-        Ok(self.extract()?.roles)
+        Ok(self.0.extract_into::<RolesOnly>("token")?.roles)
     }
 }
 
@@ -317,5 +336,23 @@ mod tests {
         let r = result(unscoped, Some("t"));
         assert!(r.extract().unwrap().project.is_none());
         assert!(r.extract_service_catalog().unwrap().entries.is_empty());
+    }
+
+    /// As gophercloud's `ExtractUser`, `ExtractProject` and `ExtractRoles`: the body alone,
+    /// without `X-Subject-Token`; a body without a user is still an error.
+    #[test]
+    fn user_project_and_roles_need_only_the_body() {
+        let r = result(ISSUE, None);
+        assert_eq!(r.extract_user().unwrap().name, "admin");
+        assert_eq!(r.extract_project().unwrap().unwrap().id, "4ab9");
+        assert_eq!(r.extract_roles().unwrap().len(), 2);
+        let unscoped = r#"{"token": {"expires_at": "2026-11-22T05:56:12.000000Z", "user": {"id": "u", "name": "n"}}}"#;
+        let r = result(unscoped, None);
+        assert!(r.extract_project().unwrap().is_none());
+        assert!(r.extract_roles().unwrap().is_empty());
+        assert!(matches!(
+            result(r#"{"token": {}}"#, Some("t")).extract_user(),
+            Err(crate::error::Error::Decode { .. })
+        ));
     }
 }
