@@ -395,13 +395,21 @@ impl Client {
         self.inner
             .credentials
             .read()
-            .map(|g| g.as_ref().map(|s| s.credentials.clone()))
-            .unwrap_or(None)
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.credentials.clone())
     }
 
     /// The error for a call that needs a relogin whose credentials were refused.
     fn refused(&self) -> Option<Error> {
-        let g = self.inner.credentials.read().ok()?;
+        // A lock poisoned by a panic elsewhere still holds the credentials and their
+        // refusal: reading it as "none" would lose the refusal, and a wrong password
+        // would be tried again.
+        let g = self
+            .inner
+            .credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let stored = g.as_ref()?;
         let reason = stored.refused.as_ref()?;
         let Credentials::Password { user, .. } = &stored.credentials;
@@ -527,8 +535,8 @@ impl Client {
         self.inner
             .credentials
             .read()
-            .map(|g| g.is_some())
-            .unwrap_or(false)
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Logs in again after the session `failed` was refused, single-flight: one attempt
@@ -1148,6 +1156,29 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A panic while the credentials were held (in a caller's thread) does not make them,
+    /// or their refusal, disappear.
+    #[test]
+    fn a_poisoned_credentials_lock_still_holds_them() {
+        let c = Client::with_version("https://127.0.0.1:9/sdk", Tls::Insecure, "8.0.3.0").unwrap();
+        c.set_password("ops@vsphere.local", "pw");
+        let creds = c.credentials().unwrap();
+        c.refuse(&creds, "wrong password");
+        let inner = c.inner.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = inner.credentials.write().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(c.inner.credentials.is_poisoned());
+        assert!(c.has_credentials());
+        assert_eq!(c.credentials(), Some(creds));
+        assert!(
+            matches!(c.refused(), Some(Error::Authentication(m)) if m.contains("ops@vsphere.local")),
+            "the refusal is kept"
+        );
+    }
 
     #[test]
     fn sdk_urls_are_normalised_and_credentials_decoded() {
