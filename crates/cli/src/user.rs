@@ -255,6 +255,8 @@ Roles: Admin (every privilege), ReadOnly (System.Anonymous, System.View, System.
        NoAccess (cannot log in).
 A running server picks up changes on the next login; no restart needed. With --store
 (Redis), every replica sharing it does, and a removed user's sessions end on their next call.
+A server on the embedded store logs each change it picks up (INFO: user added, removed,
+role changed, password changed, unlocked), never a password or a hash.
 Lockout: after [lockout] max_failures failed logins in a row the server refuses the user
 for [lockout] lock_seconds (and logs a WARN). `vsess user unlock` ends that at once; a user
 removed and added again starts with no failures. With --store, `user list` shows who is

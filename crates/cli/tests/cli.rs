@@ -491,6 +491,83 @@ fn refused_logins_and_the_session_limit_are_logged() {
     child.wait().unwrap();
 }
 
+/// `vsess user` run while a server runs: the server's log says what changed, at its next
+/// login, without the password or its hash.
+#[test]
+fn user_changes_reach_the_server_log() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "ops@vsphere.local", "ReadOnly", "pw");
+    let (mut child, url, log) = common::serve_logged(dir.path(), &[]);
+    let c = client();
+    let poke = || {
+        let s = c
+            .post(format!("{url}/api/session"))
+            .basic_auth("ops@vsphere.local", Some("nope"))
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(s.as_u16(), 401);
+    };
+    let vsess_user = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("user")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let wait_for = |what: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !log.lock().unwrap().iter().any(|l| what(l)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    poke();
+    add_user(dir.path(), "dev@vsphere.local", "Admin", "dev-pw-1");
+    poke();
+    wait_for(&|l| l.contains("user added") && l.contains("user=dev@vsphere.local role=Admin"));
+    vsess_user(&["role", "ops@vsphere.local", "NoAccess"]);
+    poke();
+    wait_for(&|l| {
+        l.contains("user role changed")
+            && l.contains("user=ops@vsphere.local from=ReadOnly to=NoAccess")
+    });
+    let mut p = Command::new(BIN)
+        .args([
+            "user",
+            "passwd",
+            "dev@vsphere.local",
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(p.stdin.take().unwrap(), "dev-pw-2").unwrap();
+    assert!(p.wait_with_output().unwrap().status.success());
+    poke();
+    wait_for(&|l| l.contains("user password changed") && l.contains("user=dev@vsphere.local"));
+    vsess_user(&["rm", "dev@vsphere.local"]);
+    poke();
+    wait_for(&|l| l.contains("user removed") && l.contains("user=dev@vsphere.local"));
+    let lines = log.lock().unwrap().join("\n");
+    for secret in ["dev-pw-1", "dev-pw-2", "$argon2"] {
+        assert!(!lines.contains(secret), "{secret} in the log:\n{lines}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// `vsess user list | head -1`: a reader that goes away ends the output quietly (exit 0,
 /// as `ls | head`), not with a panic ("failed printing to stdout", exit 101).
 #[test]

@@ -128,6 +128,41 @@ impl Drop for Generation {
     }
 }
 
+/// Logs, at INFO, how the user directory changed between two reads: the server's audit
+/// trail of `vsess user` commands and of hand edits (what a server sees at its next login
+/// or call after the change). Never a password or its hash.
+fn log_changes(path: &Path, before: &BTreeMap<String, User>, after: &BTreeMap<String, User>) {
+    let file = path.display();
+    for (name, old) in before {
+        match after.get(name) {
+            None => tracing::info!(%file, user = %old.name, "user removed"),
+            // Another account under the same name: the old one's sessions have ended.
+            Some(new) if new.id != old.id => {
+                tracing::info!(%file, user = %new.name, role = %new.role, "user removed and added again");
+            }
+            Some(new) => {
+                if new.role != old.role {
+                    tracing::info!(%file, user = %new.name, from = %old.role, to = %new.role, "user role changed");
+                }
+                if new.password_hash != old.password_hash {
+                    tracing::info!(%file, user = %new.name, "user password changed");
+                }
+                if new.unlocks != old.unlocks {
+                    tracing::info!(%file, user = %new.name, "user unlocked");
+                }
+                if new.full_name != old.full_name {
+                    tracing::info!(%file, user = %new.name, "user full name changed");
+                }
+            }
+        }
+    }
+    for (name, new) in after {
+        if !before.contains_key(name) {
+            tracing::info!(%file, user = %new.name, role = %new.role, "user added");
+        }
+    }
+}
+
 impl UserFile {
     /// Opens the user directory in `dir` (which must exist). A missing file is an empty directory.
     pub fn open(dir: &Path) -> StoreResult<Self> {
@@ -209,6 +244,9 @@ impl UserFile {
                 c.rejected = Some(None);
             }
             (_, Ok(users)) => {
+                if had {
+                    log_changes(&self.path, &c.users, &users);
+                }
                 c.users = users;
                 c.stamp = stamp;
                 c.rejected = None;
