@@ -560,7 +560,27 @@ fn user_changes_reach_the_server_log() {
     vsess_user(&["rm", "dev@vsphere.local"]);
     poke();
     wait_for(&|l| l.contains("user removed") && l.contains("user=dev@vsphere.local"));
+    // A TerminateSession that fails is logged without its keys: a client that passes its
+    // secret session id for a key must not get it written to the log.
+    add_user(dir.path(), "boss@vsphere.local", "Admin", "boss-pw");
+    let login = format!(
+        "<Login xmlns=\"urn:vim25\">{SM}<userName>boss@vsphere.local</userName><password>boss-pw</password></Login>"
+    );
+    let (status, _, cookie) = soap(&c, &url, &login, None);
+    assert_eq!(status, 200);
+    let cookie = cookie.unwrap();
+    let id = cookie.split('"').nth(1).unwrap().to_owned();
+    let terminate = format!(
+        "<TerminateSession xmlns=\"urn:vim25\">{SM}<sessionId>{id}</sessionId></TerminateSession>"
+    );
+    let (status, body, _) = soap(&c, &url, &terminate, Some(&cookie));
+    assert_eq!(status, 500, "{body}");
+    wait_for(&|l| l.contains("terminate sessions") && l.contains("ok=false"));
     let lines = log.lock().unwrap().join("\n");
+    assert!(
+        !lines.contains(&id),
+        "the session id is in the log:\n{lines}"
+    );
     for secret in ["dev-pw-1", "dev-pw-2", "$argon2"] {
         assert!(!lines.contains(secret), "{secret} in the log:\n{lines}");
     }

@@ -43,6 +43,13 @@ pub enum Fault {
     /// Wrong user or password, a bad ticket, or a locked account (never revealed).
     #[error("Cannot complete login due to an incorrect user name or password.")]
     InvalidLogin,
+    /// A Login from a caller whose session is still live: `InvalidLogin` on the wire, as
+    /// vcsim answers it, with a message that says why (the caller holds the session, so
+    /// this reveals nothing about any credentials).
+    #[error(
+        "This session is already logged in: call Logout first, or log in without its session id to open another session."
+    )]
+    SessionActive,
     #[error("The locale '{0}' is not supported by this server; see supportedLocaleList.")]
     InvalidLocale(String),
     #[error(
@@ -88,7 +95,7 @@ impl Fault {
     /// The vim/vmodl data type name of this fault (`xsi:type`, `_typeName`).
     pub fn type_name(&self) -> &'static str {
         match self {
-            Fault::InvalidLogin => "InvalidLogin",
+            Fault::InvalidLogin | Fault::SessionActive => "InvalidLogin",
             Fault::InvalidLocale(_) => "InvalidLocale",
             Fault::NoPermission { .. } => "NoPermission",
             Fault::NotAuthenticated { .. } => "NotAuthenticated",

@@ -425,8 +425,10 @@ impl SessionService {
     /// the caller's cookie resolved to. As in vcsim, a live session cannot log in again:
     /// the new session's cookie would replace the client's and orphan the first, which
     /// would then hold a slot of `maxSessionCount` until it idled out. That is refused with
-    /// `InvalidLogin` before any password is checked (the caller already holds a session;
-    /// nothing about the credentials is revealed). An expired or unknown cookie resolves to
+    /// [`Fault::SessionActive`] (`InvalidLogin` on the wire, with a message that says why)
+    /// before any password is checked: the caller already holds the session, so nothing
+    /// about any credentials is revealed. The call still counts as activity of that
+    /// session (the adapters resolve the session before dispatch, as for any call). An expired or unknown cookie resolves to
     /// no session, so a client that logs in again after `NotAuthenticated` while still
     /// sending its stale cookie (pyVmomi's session-oriented stub) is not affected.
     pub async fn login_over(
@@ -438,7 +440,11 @@ impl SessionService {
         locale: Option<&str>,
     ) -> Result<(SessionId, UserSession), Refused> {
         if current.is_some() {
-            return Err(self.refuse(Refusal::SessionActive));
+            self.stats.refused(Refusal::SessionActive);
+            return Err(Refused {
+                fault: Fault::SessionActive,
+                why: Some(Refusal::SessionActive),
+            });
         }
         self.login_explained(caller, user, password, locale).await
     }

@@ -1680,7 +1680,7 @@ async fn a_login_over_a_live_session_is_refused_and_creates_nothing() {
         .unwrap_err();
     assert_eq!(
         (r.fault, r.why),
-        (Fault::InvalidLogin, Some(Refusal::SessionActive))
+        (Fault::SessionActive, Some(Refusal::SessionActive))
     );
     let s = f.svc.stats();
     assert_eq!(s.sessions_created, created);

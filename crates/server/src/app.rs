@@ -1,11 +1,12 @@
 //! The axum application: routes and shared state.
 use crate::{soap, ui, v2, vapi, vijson};
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
 use vsess_core::SessionService;
 use vsess_store::Backend;
 
@@ -77,6 +78,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::get))
         .fallback(not_found)
+        // `Cache-Control: no-cache` on every answer that sets none, as vCenter sends it
+        // with every `/sdk` answer (see the real-vCenter cassettes): errors, 404s and 405s
+        // included. The answers carry live session state, and logins the session id;
+        // `no-cache` makes any cache in between revalidate before it reuses one. `/v2` and
+        // `/ui` set the stricter `no-store` themselves, which is kept. (A layer that boxes
+        // its future, as `middleware::map_response` does, cost 1.4k instructions per
+        // request.)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
         // Each handler reads its body with `auth::read_body`, which answers an oversized
         // body in that protocol's own error shape.
         .layer(DefaultBodyLimit::disable())

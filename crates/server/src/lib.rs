@@ -37,23 +37,6 @@ use vsess_store::{write_private_atomic, Backend, EmbeddedStore, RedisStore};
 /// The audit line of a refused login on `endpoint` (empty for SOAP and VI/JSON). `user` is
 /// what the client sent, so it is cut to 256 characters and written quoted, with control
 /// characters and quotes escaped (`Debug`): it can forge neither a line nor a field.
-/// `Cache-Control: no-cache`, which vCenter sends with every `/sdk` answer (see the
-/// real-vCenter cassettes). vsess sends it on every session endpoint (SOAP, VI/JSON, vAPI
-/// and REST; `/v2` and `/ui` send `no-store`): the answers carry live session state, and
-/// Login's the session id, which no cache in between may serve again.
-pub(crate) fn no_cache(h: &mut axum::http::HeaderMap) {
-    h.insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-cache"),
-    );
-}
-
-/// [`no_cache`] on a built response.
-pub(crate) fn uncached(mut r: axum::response::Response) -> axum::response::Response {
-    no_cache(r.headers_mut());
-    r
-}
-
 pub(crate) fn login_failed(
     user: &str,
     ip: std::net::IpAddr,

@@ -24,12 +24,10 @@ fn json_response(status: StatusCode, body: &Json) -> Response {
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
+    r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    crate::no_cache(h);
     r
 }
 
@@ -247,7 +245,7 @@ pub async fn rest_delete(
     headers: HeaderMap,
 ) -> Response {
     match end_current(&app, addr, &headers, Carrier::Api).await {
-        Ok(()) => crate::uncached(StatusCode::NO_CONTENT.into_response()),
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(f) => rest_fault(&f),
     }
 }
@@ -407,7 +405,7 @@ pub async fn legacy_delete(
     headers: HeaderMap,
 ) -> Response {
     match end_current(&app, addr, &headers, Carrier::LegacyRest).await {
-        Ok(()) => crate::uncached(StatusCode::OK.into_response()),
+        Ok(()) => StatusCode::OK.into_response(),
         Err(f) => legacy_fault(&f),
     }
 }

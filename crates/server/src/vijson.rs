@@ -17,14 +17,12 @@ use vsess_wire::vim::Outcome;
 type Params = Path<(String, String, String, String)>;
 
 fn json_response(status: StatusCode, body: &Json) -> Response {
-    crate::uncached(
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response(),
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
     )
+        .into_response()
 }
 
 /// The one place a `Fault` becomes a VI/JSON response.
@@ -102,13 +100,11 @@ async fn handle(
             }
             r
         }
-        Ok(Outcome::Empty) => crate::uncached(StatusCode::NO_CONTENT.into_response()),
+        Ok(Outcome::Empty) => StatusCode::NO_CONTENT.into_response(),
         Ok(o) => match vijson::outcome(&o) {
             Some(body) => json_response(StatusCode::OK, &body),
             // An unset property: 200 with an empty body, as vCenter sends it.
-            None => {
-                crate::uncached((StatusCode::OK, [(header::CONTENT_LENGTH, "0")]).into_response())
-            }
+            None => (StatusCode::OK, [(header::CONTENT_LENGTH, "0")]).into_response(),
         },
         Err(f) => fault_response(&f),
     }

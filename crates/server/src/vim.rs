@@ -63,11 +63,18 @@ pub async fn dispatch(
         }
         VimCall::TerminateSession { keys } => {
             let r = svc.terminate_sessions(session, &keys).await;
-            // The keys are public (UserSession.key); at most 16 are named, to bound the line.
+            // The keys only when every one ended a session: then each is a public
+            // UserSession.key. A refused call may carry anything, a session's secret id
+            // (clients confuse the two) or a megabyte of text; at most 16 are named.
+            let named = if r.is_ok() {
+                &keys[..keys.len().min(16)]
+            } else {
+                &[]
+            };
             tracing::info!(
                 by = session.map(|s| &*s.user_name).unwrap_or("-"),
                 count = keys.len(),
-                keys = ?&keys[..keys.len().min(16)],
+                keys = ?named,
                 ok = r.is_ok(),
                 "terminate sessions"
             );

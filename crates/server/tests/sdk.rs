@@ -103,6 +103,10 @@ async fn login_cookie_and_property_privileges() {
         let (s, h, body) = kit.call(&login_body(user, pw), Some(&set_cookie)).await;
         assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
         assert_eq!(fault_type(&body), "InvalidLogin", "{body}");
+        assert!(
+            body.contains("already logged in: call Logout first"),
+            "{body}"
+        );
         assert_eq!(h.get_all("set-cookie").iter().count(), 0);
     }
     let (_, _, body) = kit.call(&fetch("sessionList"), Some(&set_cookie)).await;

@@ -289,8 +289,9 @@ async fn errors_come_in_each_protocols_own_shape() {
     );
     // Unknown method, property, operation and release.
     let sid = kit.login_via("api").await;
-    // A VI/JSON Login on a live session (here a REST one) is refused, as on SOAP.
-    let (s, _, body) = kit
+    // A VI/JSON Login on a live session (here a REST one) is refused, as on SOAP, and
+    // gives no session id.
+    let (s, h, body) = kit
         .json(
             reqwest::Method::POST,
             &format!("{VI}/SessionManager/SessionManager/Login"),
@@ -303,6 +304,8 @@ async fn errors_come_in_each_protocols_own_shape() {
         (s, v["_typeName"].as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, Some("InvalidLogin"))
     );
+    assert!(h.get("vmware-api-session-id").is_none(), "{h:?}");
+    assert!(body.contains("already logged in"), "{body}");
     let (_, _, body) = kit
         .json(
             reqwest::Method::POST,
@@ -709,7 +712,7 @@ async fn oversized_http2_bodies_are_answered_without_a_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_answers_say_no_cache() {
     use reqwest::Method;
-    let kit = Kit::start("").await;
+    let kit = Kit::start("[server]\nmax_body_bytes = 4096").await;
     let sid = kit.login_via("api").await;
     let cookie = format!("vmware_soap_session=\"{sid}\"");
     let creds = json!({"userName": "admin@vsphere.local", "password": "admin-pw"});
@@ -779,6 +782,33 @@ async fn session_answers_say_no_cache() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     answers.push(("REST delete", h));
+    // Answers from outside the handlers: routing's 404 and 405, and a body over the limit.
+    for (method, path, status) in [
+        (Method::GET, "/sdk", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::PUT, "/api/session", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::GET, "/api/nope", StatusCode::NOT_FOUND),
+        (
+            Method::GET,
+            "/sdk/vim25/8.0.3.0/SessionManager",
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (s, h, _) = kit.json(method.clone(), path, None, None).await;
+        assert_eq!(s, status, "{method} {path}");
+        answers.push((path, h));
+    }
+    let r = kit
+        .http
+        .post(kit.url("/sdk"))
+        .body(vec![b' '; 8192])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    answers.push(("SOAP 413", r.headers().clone()));
+    // /v2 keeps its stricter no-store.
+    let (_, h, _) = kit.json(Method::GET, "/v2/session", None, None).await;
+    assert_eq!(h["cache-control"], "no-store");
     for (what, h) in answers {
         assert_eq!(
             h.get("cache-control").and_then(|v| v.to_str().ok()),

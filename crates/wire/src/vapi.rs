@@ -38,7 +38,9 @@ pub const INTERNAL_SERVER_ERROR: StdError =
 /// The one place a `Fault` becomes a vAPI standard error (JSON-RPC and REST alike).
 pub fn std_error_of(f: &Fault) -> StdError {
     match f {
-        Fault::InvalidLogin | Fault::NotAuthenticated { .. } => UNAUTHENTICATED,
+        Fault::InvalidLogin | Fault::SessionActive | Fault::NotAuthenticated { .. } => {
+            UNAUTHENTICATED
+        }
         Fault::NoPermission { .. } => UNAUTHORIZED,
         Fault::NotFound(_) | Fault::ManagedObjectNotFound(_) => NOT_FOUND,
         Fault::MethodNotFound { .. } => OPERATION_NOT_FOUND,
