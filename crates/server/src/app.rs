@@ -1,12 +1,11 @@
 //! The axum application: routes and shared state.
 use crate::{soap, ui, v2, vapi, vijson};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
-use tower_http::set_header::SetResponseHeaderLayer;
 use vsess_core::SessionService;
 use vsess_store::Backend;
 
@@ -70,6 +69,9 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(v2::delete_one)
                 .options(v2::options_one),
         )
+        // Routing's own 405s for the routes above, with `Allow` and `Cache-Control` (see
+        // `crate::no_cache`); `/ui` adds its own headers to its answers.
+        .method_not_allowed_fallback(method_not_allowed)
         .nest("/ui", ui::router())
         .route(
             "/ui/",
@@ -78,17 +80,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::get))
         .fallback(not_found)
-        // `Cache-Control: no-cache` on every answer that sets none, as vCenter sends it
-        // with every `/sdk` answer (see the real-vCenter cassettes): errors, 404s and 405s
-        // included. The answers carry live session state, and logins the session id;
-        // `no-cache` makes any cache in between revalidate before it reuses one. `/v2` and
-        // `/ui` set the stricter `no-store` themselves, which is kept. (A layer that boxes
-        // its future, as `middleware::map_response` does, cost 1.4k instructions per
-        // request.)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ))
         // Each handler reads its body with `auth::read_body`, which answers an oversized
         // body in that protocol's own error shape.
         .layer(DefaultBodyLimit::disable())
@@ -109,9 +100,16 @@ async fn healthz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> i
     }
 }
 
-pub(crate) async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        "Not found. vsess serves SOAP at /sdk, VI/JSON at /sdk/vim25/{release}/{Type}/{moId}/{name}, vAPI JSON-RPC at /api, and REST at /api/session and /rest/com/vmware/cis/session.\n",
+pub(crate) async fn not_found() -> axum::response::Response {
+    crate::uncached(
+        (
+            StatusCode::NOT_FOUND,
+            "Not found. vsess serves SOAP at /sdk, VI/JSON at /sdk/vim25/{release}/{Type}/{moId}/{name}, vAPI JSON-RPC at /api, and REST at /api/session and /rest/com/vmware/cis/session.\n",
+        )
+            .into_response(),
     )
+}
+
+async fn method_not_allowed() -> axum::response::Response {
+    crate::uncached(StatusCode::METHOD_NOT_ALLOWED.into_response())
 }

@@ -18,8 +18,9 @@ const XML: &str = "text/xml; charset=utf-8";
 fn xml(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut r = Response::new(body.into());
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(XML));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(XML));
+    crate::no_cache(h);
     r
 }
 

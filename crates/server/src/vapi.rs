@@ -24,10 +24,12 @@ fn json_response(status: StatusCode, body: &Json) -> Response {
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    crate::no_cache(h);
     r
 }
 
@@ -245,7 +247,7 @@ pub async fn rest_delete(
     headers: HeaderMap,
 ) -> Response {
     match end_current(&app, addr, &headers, Carrier::Api).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => crate::uncached(StatusCode::NO_CONTENT.into_response()),
         Err(f) => rest_fault(&f),
     }
 }
@@ -405,7 +407,7 @@ pub async fn legacy_delete(
     headers: HeaderMap,
 ) -> Response {
     match end_current(&app, addr, &headers, Carrier::LegacyRest).await {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(()) => crate::uncached(StatusCode::OK.into_response()),
         Err(f) => legacy_fault(&f),
     }
 }

@@ -17,12 +17,14 @@ use vsess_wire::vim::Outcome;
 type Params = Path<(String, String, String, String)>;
 
 fn json_response(status: StatusCode, body: &Json) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+    crate::uncached(
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response(),
     )
-        .into_response()
 }
 
 /// The one place a `Fault` becomes a VI/JSON response.
@@ -100,11 +102,13 @@ async fn handle(
             }
             r
         }
-        Ok(Outcome::Empty) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Outcome::Empty) => crate::uncached(StatusCode::NO_CONTENT.into_response()),
         Ok(o) => match vijson::outcome(&o) {
             Some(body) => json_response(StatusCode::OK, &body),
             // An unset property: 200 with an empty body, as vCenter sends it.
-            None => (StatusCode::OK, [(header::CONTENT_LENGTH, "0")]).into_response(),
+            None => {
+                crate::uncached((StatusCode::OK, [(header::CONTENT_LENGTH, "0")]).into_response())
+            }
         },
         Err(f) => fault_response(&f),
     }

@@ -795,6 +795,9 @@ async fn session_answers_say_no_cache() {
     ] {
         let (s, h, _) = kit.json(method.clone(), path, None, None).await;
         assert_eq!(s, status, "{method} {path}");
+        if s == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(h.get("allow").is_some(), "{path}: {h:?}");
+        }
         answers.push((path, h));
     }
     let r = kit
