@@ -411,17 +411,7 @@ fn refused_logins_and_the_session_limit_are_logged() {
     for _ in 0..3 {
         assert_eq!(rest("right"), 503, "the limit is one session");
     }
-    let wait_for = |what: &dyn Fn(&str) -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !log.lock().unwrap().iter().any(|l| what(l)) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{}",
-                log.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
+    let wait_for = |what: &dyn Fn(&str) -> bool| common::wait_for_line(&log, what);
     wait_for(&|l| l.contains("login failed (REST)") && l.contains("ops@vsphere.local"));
     wait_for(&|l| l.contains("login failed (vAPI JSON-RPC)") && l.contains("InvalidLogin"));
     // The log says why (the caller gets InvalidLogin whatever it was).
@@ -519,17 +509,7 @@ fn user_changes_reach_the_server_log() {
             .unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");
     };
-    let wait_for = |what: &dyn Fn(&str) -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !log.lock().unwrap().iter().any(|l| what(l)) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{}",
-                log.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
+    let wait_for = |what: &dyn Fn(&str) -> bool| common::wait_for_line(&log, what);
     poke();
     add_user(dir.path(), "dev@vsphere.local", "Admin", "dev-pw-1");
     poke();

@@ -114,3 +114,17 @@ pub fn soap(
         .map(|v| v.to_str().unwrap().to_owned());
     (status, r.text().unwrap(), set)
 }
+
+/// Waits up to 5 s for a line of a server's log (from [`serve_logged`]) that `what`
+/// accepts; panics with the whole log if none comes.
+pub fn wait_for_line(log: &std::sync::Mutex<Vec<String>>, what: &dyn Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !log.lock().unwrap().iter().any(|l| what(l)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            log.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
