@@ -428,9 +428,10 @@ impl SessionService {
     /// [`Fault::SessionActive`] (`InvalidLogin` on the wire, with a message that says why)
     /// before any password is checked: the caller already holds the session, so nothing
     /// about any credentials is revealed. The call still counts as activity of that
-    /// session (the adapters resolve the session before dispatch, as for any call). An expired or unknown cookie resolves to
-    /// no session, so a client that logs in again after `NotAuthenticated` while still
-    /// sending its stale cookie (pyVmomi's session-oriented stub) is not affected.
+    /// session (the adapters resolve the session before dispatch, as for any call). An
+    /// expired or unknown cookie resolves to no session, so a client that logs in again
+    /// after `NotAuthenticated` while still sending its stale cookie (pyVmomi's
+    /// session-oriented stub) is not affected.
     pub async fn login_over(
         &self,
         caller: &Caller,

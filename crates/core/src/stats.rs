@@ -76,7 +76,7 @@ pub struct StatsSnapshot {
     pub sessions_created: u64,
     /// Logins refused because `maxSessionCount` sessions were live.
     pub session_limit_refusals: u64,
-    /// Refused credentials, by reason, in [`Refusal::ALL`]'s order.
+    /// Refused logins, by reason, in [`Refusal::ALL`]'s order.
     pub logins_refused: [(Refusal, u64); 5],
     /// Ended sessions, by reason, in [`Ended::ALL`]'s order.
     pub sessions_ended: [(Ended, u64); 4],
