@@ -149,6 +149,12 @@ async fn connects_at_6_5_logs_in_and_reads_session_properties() {
     );
     assert!(c.session_is_active(&me.key, USER).await.unwrap());
     assert!(!c.session_is_active(&me.key, "someone-else").await.unwrap());
+    // A second Login carries the live session's cookie, as govmomi's does, and vcsim
+    // refuses it: no second session is opened behind the first.
+    let err = c.login(USER, PASSWORD).await.unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err}");
+    assert_eq!(c.session_list().await.unwrap().len(), 1);
+    assert_eq!(c.current_session().await.unwrap().unwrap().key, me.key);
 
     let now = chrono::Utc::now();
     let t = c.current_time().await.unwrap();
@@ -170,7 +176,7 @@ async fn connects_at_6_5_logs_in_and_reads_session_properties() {
     // Without a session (and without a password, which logout forgot) a call is refused.
     let err = c.current_time().await.unwrap_err();
     assert!(err.is_unauthenticated(), "{err}");
-    assert_eq!(c.login_count(), 2, "no relogin after logout");
+    assert_eq!(c.login_count(), 3, "no relogin after logout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -592,6 +592,39 @@ async fn many_concurrent_calls_after_expiry_log_in_exactly_once() {
     assert_ne!(client.current_session().await.unwrap().unwrap().key, key);
 }
 
+/// A second `login` on a client whose session is live would open another session and
+/// orphan the first: the client sends its session along, and the server refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_login_on_a_live_session_is_refused_and_leaks_nothing() {
+    let server = Server::start().await;
+    let c = Client::connect(&server.url(false), Tls::Insecure)
+        .await
+        .unwrap();
+    let first = c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+    let id = c.session_id().unwrap();
+    let err = c.login("ops@vsphere.local", "ops-pw").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Authentication(m) if m.contains("already logged in")),
+        "{err}"
+    );
+    assert_eq!(server.live_sessions(), 1);
+    assert_eq!(c.session_id().as_deref(), Some(id.as_str()));
+    let still = c.current_session().await.unwrap().unwrap();
+    assert_eq!(still.key, first.key);
+    // After a logout the client logs in again; so does a client whose session ended.
+    c.logout().await.unwrap();
+    let second = c.login("ops@vsphere.local", "ops-pw").await.unwrap();
+    assert_eq!(second.user_name, "ops@vsphere.local");
+    admin(&server)
+        .await
+        .terminate_session(std::slice::from_ref(&second.key))
+        .await
+        .unwrap();
+    let third = c.login("admin@vsphere.local", "admin-pw").await.unwrap();
+    assert_ne!(third.key, second.key);
+    assert_eq!(server.live_sessions(), 2, "this client's and admin()'s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_calls_clone_tickets_and_unified_rest() {
     let server = Server::start().await;

@@ -636,12 +636,20 @@ impl Client {
         }
         let body = soap_client::request("Login", SM.0, SM.1, &args);
         self.inner.logins.fetch_add(1, Ordering::SeqCst);
-        let (el, cookie) = self.post_soap(body, None).await.map_err(|e| match e {
-            Error::Fault { kind, message } if kind == "InvalidLogin" => {
-                Error::Authentication(format!("{message} (user {user})"))
-            }
-            e => e,
-        })?;
+        // The client's session goes along, as govmomi's cookie jar and pyVmomi's stub send
+        // it: a server that sees a live session refuses the Login (vsess and vcsim answer
+        // InvalidLogin), where a new session would orphan it. A dead or unknown one (the
+        // relogin path) counts as none.
+        let held = self.session_id();
+        let (el, cookie) = self
+            .post_soap(body, held.as_deref())
+            .await
+            .map_err(|e| match e {
+                Error::Fault { kind, message } if kind == "InvalidLogin" => {
+                    Error::Authentication(format!("{message} (user {user})"))
+                }
+                e => e,
+            })?;
         let us = Self::session_from(&el, self.inner.sdk.as_str())?;
         let cookie = cookie.ok_or_else(|| Error::Decode {
             url: self.inner.sdk.to_string(),
@@ -653,9 +661,15 @@ impl Client {
 
     // ---- SessionManager methods ---------------------------------------------------
 
-    /// `SessionManager.Login` (govmomi's `session.Manager.Login`): a new session, which
-    /// replaces the client's; the password is kept in memory for relogin. A wrong user or
-    /// password (the `InvalidLogin` fault) is [`Error::Authentication`].
+    /// `SessionManager.Login` (govmomi's `session.Manager.Login`): a new session for a
+    /// client that holds none, or whose session has ended; the password is kept in memory
+    /// for relogin. A wrong user or password (the `InvalidLogin` fault) is
+    /// [`Error::Authentication`].
+    ///
+    /// The client's session id is sent along, as govmomi and pyVmomi send theirs. vsess
+    /// (like vcsim) refuses a Login on a session that is still live, which is also
+    /// [`Error::Authentication`]: call [`Client::logout`] first, or use another `Client`,
+    /// so that the first session is not left open on the server until it idles out.
     pub async fn login(&self, user: &str, password: &str) -> Result<UserSession> {
         let us = self.login_inner(user, password, None).await?;
         self.set_password(user, password);
