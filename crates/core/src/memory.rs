@@ -8,7 +8,7 @@ use crate::ids::{IdDigest, SessionKey};
 use crate::inventory::{CreateError, CreateKind, Entity, EntityKind, FolderType, ROOT_FOLDER};
 use crate::selfservice::TokenRecord;
 use crate::session::SessionRecord;
-use crate::store::{LockState, Store, StoreResult};
+use crate::store::{LockState, Reaped, Store, StoreResult};
 use crate::ticket::{Ticket, TicketKind};
 use crate::user::User;
 use async_trait::async_trait;
@@ -87,6 +87,16 @@ pub struct MemoryState {
     pub users: BTreeMap<String, User>,
 }
 
+impl Reaped {
+    /// The `EndSession` mutation of each session that ended.
+    pub fn mutations(&self) -> Vec<Mutation> {
+        self.sessions
+            .iter()
+            .map(|(key, _)| Mutation::EndSession { key: key.clone() })
+            .collect()
+    }
+}
+
 impl MemoryState {
     /// An empty state with room for `sessions` sessions, so that replaying a large log
     /// does not grow (and leave slack behind) as it goes.
@@ -105,18 +115,18 @@ impl MemoryState {
         }
     }
 
-    /// Ends every session expired at `now` (exactly as [`SessionRecord::expired`] decides)
-    /// and returns the `EndSession` mutations it applied.
+    /// Ends every session expired at `now` (exactly as [`SessionRecord::expired`] decides);
+    /// returns their keys and users. Each is an `EndSession` mutation ([`Reaped::mutations`]).
     pub fn reap(
         &mut self,
         now: DateTime<Utc>,
         idle: Duration,
         lifetime: Option<Duration>,
-    ) -> Vec<Mutation> {
+    ) -> Reaped {
         let dead = self.sessions.reap(now, idle, lifetime);
         if !dead.is_empty() && !self.tickets.is_empty() {
             // As `EndSession` does for each, in one pass.
-            let ended: HashSet<&SessionKey> = dead.iter().collect();
+            let ended: HashSet<&SessionKey> = dead.iter().map(|(k, _)| k).collect();
             self.tickets.retain(|_, t| match &t.kind {
                 TicketKind::Clone { session } | TicketKind::Service { session, .. } => {
                     !ended.contains(session)
@@ -124,9 +134,10 @@ impl MemoryState {
                 TicketKind::Local { .. } => true,
             });
         }
-        dead.into_iter()
-            .map(|key| Mutation::EndSession { key })
-            .collect()
+        Reaped {
+            count: dead.len(),
+            sessions: dead,
+        }
     }
 
     /// Applies a mutation (from an operation or from a log being replayed).
@@ -558,8 +569,8 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         idle: Duration,
         lifetime: Option<Duration>,
-    ) -> StoreResult<usize> {
-        Ok(self.with(|s| s.reap(now, idle, lifetime).len()))
+    ) -> StoreResult<Reaped> {
+        Ok(self.with(|s| s.reap(now, idle, lifetime)))
     }
     async fn put_ticket(&self, d: IdDigest, t: Ticket) -> StoreResult<()> {
         self.with(|s| s.put_ticket(d, t));
@@ -678,16 +689,20 @@ mod tests {
         // A touch keeps `old` alive past its first deadline.
         log.push(s.touch(&old.digest, t0 + Duration::seconds(15)).unwrap().1);
         let idle = Duration::seconds(30);
-        assert!(s.reap(t0 + Duration::seconds(40), idle, None).is_empty());
+        assert_eq!(s.reap(t0 + Duration::seconds(40), idle, None).count, 0);
         let ended = s.reap(t0 + Duration::seconds(45), idle, None);
         assert_eq!(
-            ended,
+            ended.sessions,
+            vec![(old.key.clone(), old.user_name.clone())]
+        );
+        assert_eq!(
+            ended.mutations(),
             vec![Mutation::EndSession {
                 key: old.key.clone()
             }]
         );
         assert!(s.take_ticket(&IdDigest::of("t")).is_none());
-        log.extend(ended);
+        log.extend(ended.mutations());
         let mut replayed = MemoryState::default();
         for m in &log {
             replayed.apply(m);
@@ -701,7 +716,7 @@ mod tests {
         let lifetime = Some(Duration::seconds(25));
         assert_eq!(
             s.reap(t0 + Duration::seconds(45), Duration::days(1), lifetime)
-                .len(),
+                .count,
             1
         );
         assert_eq!(s.session_count(), 0);
@@ -769,7 +784,7 @@ mod tests {
                     }
                     _ => {
                         let idle = Duration::seconds(rng.gen_range(5..40));
-                        log.extend(s.reap(now, idle, None));
+                        log.extend(s.reap(now, idle, None).mutations());
                     }
                 }
                 assert_user_index(&s, &users, &format!("seed {seed} step {step}"));
@@ -838,7 +853,8 @@ mod tests {
         let n = store
             .reap_sessions(t0 + Duration::seconds(34), Duration::seconds(30), None)
             .await
-            .unwrap();
+            .unwrap()
+            .count;
         assert_eq!(n, 5);
         assert_eq!(store.list_sessions().await.unwrap().len(), 5);
     }

@@ -214,7 +214,8 @@ impl SessionService {
 
     /// Ends the session with this key; counts it if it was live. A session found expired
     /// or whose user was removed is logged here, with its user and key (the adapters log
-    /// Logout and TerminateSession with who asked; the reaper logs how many it ended).
+    /// Logout and TerminateSession with who asked; [`SessionService::reap`] logs the
+    /// sessions it ends).
     pub(crate) async fn end(
         &self,
         key: &str,
@@ -1037,14 +1038,33 @@ impl SessionService {
     }
 
     /// Ends every expired session and drops expired tickets; returns how many sessions ended.
+    /// Each ended session is logged as [`SessionService::end`] logs an expired one; on
+    /// Redis, whose records expire by their TTL before this sweep, only their number is.
     pub async fn reap(&self) -> Result<usize, Fault> {
         let now = self.clock.now();
-        let n = self
+        let reaped = self
             .store
             .reap_sessions(now, self.policy.idle_timeout, self.policy.max_lifetime)
             .await?;
+        let n = reaped.count;
         self.stats
             .ended(Ended::Expired, u64::try_from(n).unwrap_or(u64::MAX));
+        for (key, user) in &reaped.sessions {
+            tracing::info!(
+                user = %user,
+                key = %key,
+                reason = Ended::Expired.as_str(),
+                "session ended"
+            );
+        }
+        let unnamed = n.saturating_sub(reaped.sessions.len());
+        if unnamed > 0 {
+            tracing::info!(
+                count = unnamed,
+                reason = Ended::Expired.as_str(),
+                "sessions ended in the store"
+            );
+        }
         self.store.purge_tickets(now).await?;
         self.service_tickets.purge(now);
         Ok(n)

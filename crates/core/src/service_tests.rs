@@ -242,10 +242,14 @@ async fn a_session_that_expires_or_loses_its_user_is_logged_with_user_and_key() 
     let admin_key = f.auth(&admin).await.unwrap().key;
     let reader = f.login("reader@vsphere.local").await;
     let reader_key = f.auth(&reader).await.unwrap().key;
+    let idle = f.login("admin@vsphere.local").await;
+    let idle_key = f.auth(&idle).await.unwrap().key;
     f.store.remove_user("reader@vsphere.local");
     assert!(f.auth(&reader).await.is_none());
     f.clock.advance(Duration::seconds(1800));
     assert!(f.auth(&admin).await.is_none());
+    // The reaper ends the other idle one: logged the same way.
+    assert_eq!(f.svc.reap().await.unwrap(), 1);
     let text = log.text();
     let line = |key: &str| {
         text.lines()
@@ -263,8 +267,15 @@ async fn a_session_that_expires_or_loses_its_user_is_logged_with_user_and_key() 
         l.contains("user=reader@vsphere.local") && l.contains("reason=\"user_removed\""),
         "{l}"
     );
-    // Nothing secret: the session id is not in the log.
-    assert!(!text.contains(admin.expose()), "{text}");
+    let l = line(idle_key.as_str());
+    assert!(
+        l.contains("user=admin@vsphere.local") && l.contains("reason=\"expired\""),
+        "{l}"
+    );
+    // Nothing secret: no session id is in the log.
+    for id in [&admin, &reader, &idle] {
+        assert!(!text.contains(id.expose()), "{text}");
+    }
 }
 
 #[tokio::test]

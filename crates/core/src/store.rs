@@ -1,5 +1,5 @@
 //! The persistence boundary. Implementations live in `vsess-store`.
-use crate::ids::IdDigest;
+use crate::ids::{IdDigest, SessionKey};
 use crate::inventory::{CreateError, CreateKind, Entity};
 use crate::selfservice::TokenRecord;
 use crate::session::SessionRecord;
@@ -8,6 +8,7 @@ use crate::user::User;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,6 +21,16 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What [`Store::reap_sessions`] ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// How many sessions ended.
+    pub count: usize,
+    /// Their keys and (effective) users, where the store still knew them: all of them,
+    /// except on Redis, whose session records expire by their TTL before the sweep.
+    pub sessions: Vec<(SessionKey, Arc<str>)>,
+}
 
 /// Consecutive login failures of one user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,23 +111,24 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_session(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
     /// Ends every session expired at `now` (idle for `idle`, or older than `lifetime`);
-    /// returns how many ended. This default walks [`Store::list_sessions`]; a store with an
+    /// returns which ended. This default walks [`Store::list_sessions`]; a store with an
     /// expiry index (or with expiry of its own, like Redis TTLs) overrides it.
     async fn reap_sessions(
         &self,
         now: DateTime<Utc>,
         idle: Duration,
         lifetime: Option<Duration>,
-    ) -> StoreResult<usize> {
-        let mut n = 0;
+    ) -> StoreResult<Reaped> {
+        let mut reaped = Reaped::default();
         for rec in self.list_sessions().await? {
-            if rec.expired(now, idle, lifetime)
-                && self.remove_session(rec.key.as_str()).await?.is_some()
-            {
-                n += 1;
+            if rec.expired(now, idle, lifetime) {
+                if let Some(rec) = self.remove_session(rec.key.as_str()).await? {
+                    reaped.count += 1;
+                    reaped.sessions.push((rec.key, rec.user_name));
+                }
             }
         }
-        Ok(n)
+        Ok(reaped)
     }
     /// The first `limit` sessions whose effective user (`user_name`, which ImpersonateUser
     /// changes) is exactly `user`, expired ones included, in a fixed order (this default

@@ -723,9 +723,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                     }
                 }
                 _ = reap.tick() => {
+                    // `reap` logs each session it ends.
                     match house.svc.reap().await {
                         Ok(0) => {}
-                        Ok(n) => tracing::info!(count = n, "reaped expired sessions"),
+                        Ok(n) => tracing::debug!(count = n, "reaped expired sessions"),
                         Err(e) => tracing::error!("cannot reap sessions: {e}"),
                     }
                     let dir = ticket_dir.clone();

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use vsess_core::inventory::{CreateError, CreateKind, Entity};
 use vsess_core::{
-    IdDigest, LockState, MemoryState, Mutation, SessionKey, SessionRecord, Store, StoreError,
-    StoreResult, Ticket, TokenRecord, User,
+    IdDigest, LockState, MemoryState, Mutation, Reaped, SessionKey, SessionRecord, Store,
+    StoreError, StoreResult, Ticket, TokenRecord, User,
 };
 
 const LOG: &str = "sessions.log";
@@ -1339,15 +1339,14 @@ impl Store for EmbeddedStore {
         now: DateTime<Utc>,
         idle: Duration,
         lifetime: Option<Duration>,
-    ) -> StoreResult<usize> {
+    ) -> StoreResult<Reaped> {
         self.mutate_inner(false, |g| {
-            let muts = g.state.reap(now, idle, lifetime);
-            for m in &muts {
-                if let Mutation::EndSession { key } = m {
-                    g.dirty.remove(key);
-                }
+            let reaped = g.state.reap(now, idle, lifetime);
+            for (key, _) in &reaped.sessions {
+                g.dirty.remove(key);
             }
-            (muts.len(), muts)
+            let muts = reaped.mutations();
+            (reaped, muts)
         })
         .await
     }
@@ -2368,11 +2367,12 @@ mod tests {
             s.insert_session(old.clone(), 10).await.unwrap();
             s.insert_session(fresh.clone(), 10).await.unwrap();
             s.touch_session(&id.digest(), now).await.unwrap();
-            let n = s
+            let reaped = s
                 .reap_sessions(now, Duration::minutes(30), None)
                 .await
                 .unwrap();
-            assert_eq!(n, 1);
+            assert_eq!(reaped.count, 1);
+            assert_eq!(reaped.sessions, [(old.key.clone(), old.user_name.clone())]);
             assert!(s.session_by_key(old.key.as_str()).await.unwrap().is_none());
             s.flush().unwrap();
         }
@@ -2432,7 +2432,8 @@ mod tests {
             let n = s
                 .reap_sessions(now, Duration::minutes(30), None)
                 .await
-                .unwrap();
+                .unwrap()
+                .count;
             assert_eq!(n, 1);
             // A new session takes a slot that an ended one left.
             assert!(s.insert_session(c1.clone(), 10).await.unwrap());

@@ -53,8 +53,8 @@ use vsess_core::ids::{IdDigest, SessionKey};
 use vsess_core::inventory::{CreateError, CreateKind, Entity, ROOT_FOLDER};
 use vsess_core::ticket::Ticket;
 use vsess_core::{
-    LockState, MemoryState, Mutation, SessionRecord, Store, StoreError, StoreResult, TokenRecord,
-    User,
+    LockState, MemoryState, Mutation, Reaped, SessionRecord, Store, StoreError, StoreResult,
+    TokenRecord, User,
 };
 
 /// How to reach Redis, and the session policy its TTLs follow.
@@ -1367,8 +1367,9 @@ impl Store for RedisStore {
         now: DateTime<Utc>,
         _idle: Duration,
         _lifetime: Option<Duration>,
-    ) -> StoreResult<usize> {
-        // Session keys expire by their TTL; this drops their entries from the live set.
+    ) -> StoreResult<Reaped> {
+        // Session keys expire by their TTL, which takes their records (key and user); this
+        // drops their entries from the live set.
         let n: usize = self
             .query(
                 redis::cmd("ZREMRANGEBYSCORE")
@@ -1377,7 +1378,10 @@ impl Store for RedisStore {
                     .arg(ms(now)),
             )
             .await?;
-        Ok(n)
+        Ok(Reaped {
+            count: n,
+            sessions: Vec::new(),
+        })
     }
 
     async fn put_ticket(&self, digest: IdDigest, ticket: Ticket) -> StoreResult<()> {

@@ -780,13 +780,13 @@ impl Sessions {
     }
 
     /// Ends every session expired at `now`, exactly as [`SessionRecord::expired`] decides;
-    /// returns their keys.
+    /// returns their keys and (effective) users.
     pub(super) fn reap(
         &mut self,
         now: DateTime<Utc>,
         idle: Duration,
         lifetime: Option<Duration>,
-    ) -> Vec<SessionKey> {
+    ) -> Vec<(SessionKey, Arc<str>)> {
         self.build_index();
         let idle_before = now.checked_sub_signed(idle);
         let life_before = lifetime.map(|l| now.checked_sub_signed(l));
@@ -836,7 +836,7 @@ impl Sessions {
             }
         }
         dead.into_iter()
-            .filter_map(|s| self.remove_slot(s, |x| x.key.to_key()))
+            .filter_map(|s| self.remove_slot(s, |x| (x.key.to_key(), x.profile.user_name.clone())))
             .collect()
     }
 
@@ -1097,7 +1097,7 @@ mod tests {
         s.check();
         assert_eq!(
             s.reap(t0() + Duration::seconds(80), idle, None),
-            vec![r.key]
+            vec![(r.key, "u".into())]
         );
         s.check();
     }
@@ -1169,8 +1169,16 @@ mod tests {
         // Reaping ends alice's (idle since t0) and keeps bob's younger one.
         let mut reaped = s.reap(t0() + Duration::seconds(60), Duration::seconds(60), None);
         reaped.sort();
-        let keys: Vec<&str> = reaped.iter().map(SessionKey::as_str).collect();
-        assert_eq!(keys, ["a1", "a3", "a4", "a5"]);
+        let keys: Vec<(&str, &str)> = reaped.iter().map(|(k, u)| (k.as_str(), &**u)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("a1", "alice"),
+                ("a3", "bob"),
+                ("a4", "alice"),
+                ("a5", "alice")
+            ]
+        );
         s.check();
         assert!(keys_of(&s, "alice").is_empty());
         assert!(s.user_list("alice").is_none(), "no entry without a session");
@@ -1303,16 +1311,16 @@ mod tests {
                             _ => Some(Duration::milliseconds(rng.gen_range(0..20_000))),
                         };
                         let at = now + jitter(&mut rng);
-                        let mut want: Vec<SessionKey> = model
+                        let mut want: Vec<(SessionKey, Arc<str>)> = model
                             .values()
                             .filter(|r| r.expired(at, idle, lifetime))
-                            .map(|r| r.key.clone())
+                            .map(|r| (r.key.clone(), r.user_name.clone()))
                             .collect();
                         let mut got = s.reap(at, idle, lifetime);
                         want.sort();
                         got.sort();
                         assert_eq!(got, want, "seed {seed} step {step}");
-                        for k in &want {
+                        for (k, _) in &want {
                             model.remove(k);
                         }
                     }
