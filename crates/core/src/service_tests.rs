@@ -278,6 +278,55 @@ async fn a_session_that_expires_or_loses_its_user_is_logged_with_user_and_key() 
     }
 }
 
+/// A burst (a store back after more than the idle timeout) is not logged line by line
+/// past the cap; what is not named is counted. On Redis nothing is named.
+#[test]
+fn a_sweep_names_at_most_its_cap_and_counts_the_rest() {
+    let log = Captured::default();
+    let w = log.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let _g = tracing::subscriber::set_default(sub);
+    let named = |n: usize| crate::store::Reaped {
+        count: n,
+        sessions: (0..n)
+            .map(|i| (SessionKey(format!("k{i}")), Arc::from(format!("u{i}@x"))))
+            .collect(),
+    };
+    super::log_reaped(&named(2), 3);
+    super::log_reaped(&named(5), 3);
+    super::log_reaped(
+        &crate::store::Reaped {
+            count: 7,
+            sessions: Vec::new(),
+        },
+        3,
+    );
+    let text = log.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let ended: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("session ended"))
+        .copied()
+        .collect();
+    assert_eq!(ended.len(), 2 + 3, "{text}");
+    assert!(
+        ended[4].contains("key=k2") && ended[4].contains("user=u2@x"),
+        "{text}"
+    );
+    let counted: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("without a line of their own"))
+        .copied()
+        .collect();
+    assert_eq!(counted.len(), 2, "{text}");
+    assert!(counted[0].contains("count=2"), "{text}");
+    assert!(counted[1].contains("count=7"), "{text}");
+    assert_eq!(lines.len(), 7, "{text}");
+}
+
 #[tokio::test]
 async fn max_lifetime_ends_even_active_sessions() {
     let f = fixture_with(Policy {
