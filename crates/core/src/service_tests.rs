@@ -222,6 +222,18 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
+    /// Captures this thread's log (the test runtimes are current-thread) while the guard
+    /// lives.
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let log = Self::default();
+        let w = log.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish();
+        (log, tracing::subscriber::set_default(sub))
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -229,14 +241,7 @@ impl Captured {
 
 #[tokio::test]
 async fn a_session_that_expires_or_loses_its_user_is_logged_with_user_and_key() {
-    let log = Captured::default();
-    let w = log.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .finish();
-    // This test's thread only: the runtime is current-thread.
-    let _g = tracing::subscriber::set_default(sub);
+    let (log, _g) = Captured::capture();
     let f = fixture();
     let admin = f.login("admin@vsphere.local").await;
     let admin_key = f.auth(&admin).await.unwrap().key;
@@ -282,13 +287,7 @@ async fn a_session_that_expires_or_loses_its_user_is_logged_with_user_and_key() 
 /// past the cap; what is not named is counted. On Redis nothing is named.
 #[test]
 fn a_sweep_names_at_most_its_cap_and_counts_the_rest() {
-    let log = Captured::default();
-    let w = log.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .finish();
-    let _g = tracing::subscriber::set_default(sub);
+    let (log, _g) = Captured::capture();
     let named = |n: usize| crate::store::Reaped {
         count: n,
         sessions: (0..n)
