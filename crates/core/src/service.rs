@@ -1038,8 +1038,8 @@ impl SessionService {
     }
 
     /// Ends every expired session and drops expired tickets; returns how many sessions ended.
-    /// Each ended session is logged as [`SessionService::end`] logs an expired one, up to
-    /// [`REAP_LINES`] a sweep (see [`log_reaped`]).
+    /// Each ended session is logged as `SessionService::end` logs an expired one, up to
+    /// 10,000 a sweep; the rest are counted in one line (see `log_reaped`).
     pub async fn reap(&self) -> Result<usize, Fault> {
         let now = self.clock.now();
         let reaped = self
@@ -1062,7 +1062,7 @@ impl SessionService {
 /// sweep. Measured with a million such sessions (release build, a slow 2-core VM): one
 /// line each took 1.4 s of a runtime worker and wrote 160 MB of log; 10,000 lines and a
 /// count took 12 ms and 1.6 MB.
-pub(crate) const REAP_LINES: usize = 10_000;
+const REAP_LINES: usize = 10_000;
 
 /// Logs what a sweep ended: each named session as `session ended` (as
 /// [`SessionService::end`] logs an expired one), at most `named` of them, and the rest in
