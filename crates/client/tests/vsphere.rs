@@ -657,9 +657,23 @@ async fn typed_calls_clone_tickets_and_unified_rest() {
     let c2 = Client::connect(&server.url(false), Tls::Insecure)
         .await
         .unwrap();
-    // c2 held another user's password: after the clone it acts as the ticket's user,
-    // and when that session ends it does not log in again as its earlier user.
-    c2.login("ops@vsphere.local", "ops-pw").await.unwrap();
+    // A client whose session is live cannot clone over it: that session would be
+    // orphaned. The ticket survives the refusal.
+    let ops_session = c2.login("ops@vsphere.local", "ops-pw").await.unwrap();
+    let ops = c2.session_id();
+    let err = c2.login_by_ticket(&ticket).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Authentication(m) if m.contains("Logout first")),
+        "{err}"
+    );
+    assert_eq!(c2.session_id(), ops, "the client keeps its session");
+    assert_eq!(c.session_list().await.unwrap().len(), 2);
+    // Once that session has ended, the stale id counts as none. c2 still holds the ops
+    // password: after the clone it acts as the ticket's user, and when that session ends
+    // it does not log in again as its earlier user.
+    c.terminate_session(std::slice::from_ref(&ops_session.key))
+        .await
+        .unwrap();
     let cloned = c2.login_by_ticket(&ticket).await.unwrap();
     assert_eq!(cloned.user_name, "admin@vsphere.local");
     assert!(c2.login_by_ticket(&ticket).await.is_err(), "one-time");
@@ -668,8 +682,8 @@ async fn typed_calls_clone_tickets_and_unified_rest() {
         .unwrap();
     let err = c2.message().await.unwrap_err();
     assert!(err.is_unauthenticated(), "{err}");
-    // c and the ops session c2 logged in first (not ended: login_by_ticket replaced it).
-    assert_eq!(c.session_list().await.unwrap().len(), 2);
+    // Only c's own session is left: nothing was orphaned.
+    assert_eq!(c.session_list().await.unwrap().len(), 1);
     let t = c
         .acquire_generic_service_ticket("httpGet", "https://127.0.0.1/folder")
         .await

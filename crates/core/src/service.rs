@@ -704,11 +704,23 @@ impl SessionService {
 
     /// `CloneSession`: a new session for the ticket's user. The ticket works once, and
     /// only while its session lives.
+    ///
+    /// `current` is the live session the caller's cookie resolved to. As with
+    /// [`login_over`](Self::login_over), a caller that still holds a live session is
+    /// refused with [`Fault::SessionActive`]: the clone's cookie would replace the
+    /// client's and orphan that session. Real clients clone from a new stub, with no
+    /// cookie (pyVmomi, govmomi). The ticket is left unused, so the caller can log out and
+    /// redeem it.
     pub async fn clone_session(
         &self,
         caller: &Caller,
+        current: Option<&SessionRecord>,
         ticket: &str,
     ) -> Result<(SessionId, UserSession), Fault> {
+        if current.is_some() {
+            self.stats.refused(Refusal::SessionActive);
+            return Err(Fault::SessionActive);
+        }
         let now = self.clock.now();
         let Some(t) = self.store.take_ticket(&IdDigest::of(ticket)).await? else {
             return Err(Fault::InvalidLogin);

@@ -527,19 +527,19 @@ async fn clone_tickets_are_one_time_die_with_their_session_and_are_not_ids() {
         .await
         .unwrap()
         .is_none());
-    let (cid, cs) = f.svc.clone_session(&anon(), &t).await.unwrap();
+    let (cid, cs) = f.svc.clone_session(&anon(), None, &t).await.unwrap();
     assert_eq!(cs.user_name, "reader@vsphere.local");
     assert_ne!(cs.key, rec.key.0);
     assert!(f.auth(&cid).await.is_some());
     assert_eq!(
-        f.svc.clone_session(&anon(), &t).await.unwrap_err(),
+        f.svc.clone_session(&anon(), None, &t).await.unwrap_err(),
         Fault::InvalidLogin
     );
 
     let t2 = f.svc.acquire_clone_ticket(Some(&rec)).await.unwrap();
     f.svc.logout(Some(&rec)).await.unwrap();
     assert_eq!(
-        f.svc.clone_session(&anon(), &t2).await.unwrap_err(),
+        f.svc.clone_session(&anon(), None, &t2).await.unwrap_err(),
         Fault::InvalidLogin
     );
 
@@ -548,7 +548,7 @@ async fn clone_tickets_are_one_time_die_with_their_session_and_are_not_ids() {
     f.clock.advance(Duration::seconds(601));
     f.auth(&cid).await.unwrap();
     assert_eq!(
-        f.svc.clone_session(&anon(), &t3).await.unwrap_err(),
+        f.svc.clone_session(&anon(), None, &t3).await.unwrap_err(),
         Fault::InvalidLogin,
         "expired"
     );
@@ -1724,6 +1724,33 @@ async fn a_refused_login_says_why_to_the_log_and_only_invalid_login_to_the_calle
         .unwrap_err();
     assert!(matches!(r.fault, Fault::NoPermission { .. }), "{r:?}");
     assert_eq!(r.why, None);
+}
+
+#[tokio::test]
+async fn a_clone_over_a_live_session_is_refused_and_keeps_the_ticket() {
+    let f = fixture();
+    let id = f.login("reader@vsphere.local").await;
+    let src = f.auth(&id).await.unwrap();
+    let ticket = f.svc.acquire_clone_ticket(Some(&src)).await.unwrap();
+    let other = f.login("admin@vsphere.local").await;
+    let live = f.auth(&other).await.unwrap();
+    let created = f.svc.stats().sessions_created;
+    assert_eq!(
+        f.svc
+            .clone_session(&with(&other), Some(&live), &ticket)
+            .await
+            .unwrap_err(),
+        Fault::SessionActive
+    );
+    assert_eq!(f.svc.stats().sessions_created, created);
+    assert!(
+        f.auth(&other).await.is_some(),
+        "the caller's session is untouched"
+    );
+    // The ticket was not spent: once the caller holds no live session, it works.
+    let (cid, cs) = f.svc.clone_session(&anon(), None, &ticket).await.unwrap();
+    assert_eq!(cs.user_name, "reader@vsphere.local");
+    assert!(f.auth(&cid).await.is_some());
 }
 
 #[tokio::test]

@@ -86,7 +86,7 @@ pub async fn dispatch(
         )),
         VimCall::AcquireCloneTicket => value(Value::Str(svc.acquire_clone_ticket(session).await?)),
         VimCall::CloneSession { ticket } => {
-            let (id, us) = svc.clone_session(caller, &ticket).await?;
+            let (id, us) = svc.clone_session(caller, session, &ticket).await?;
             tracing::info!(user = %us.user_name, key = %us.key, "clone session");
             Ok(Outcome::NewSession(id, us))
         }

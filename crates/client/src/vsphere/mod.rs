@@ -693,6 +693,12 @@ impl Client {
     /// made `ticket` with [`Client::acquire_clone_ticket`], and makes the new session the
     /// client's. A used, expired or unknown ticket is [`Error::Authentication`].
     ///
+    /// Call it on a client that holds no session, as govmomi and pyVmomi clone from a new
+    /// client. The client's session id goes along, as with [`Client::login`]: vsess
+    /// refuses the clone while that session is live ([`Error::Authentication`], and the
+    /// ticket stays unused), where the new session would orphan it. vcsim does not
+    /// refuse, and the first session stays open there until it idles out.
+    ///
     /// The client forgets any password it held from an earlier [`Client::login`]: the
     /// cloned session may be another user's, and logging in again with that password
     /// would quietly change who the client acts as. When the cloned session ends, calls
@@ -704,12 +710,16 @@ impl Client {
             SM.1,
             &[("cloneTicket", Arg::Str(ticket))],
         );
-        let (el, cookie) = self.post_soap(body, None).await.map_err(|e| match e {
-            Error::Fault { kind, message } if kind == "InvalidLogin" => {
-                Error::Authentication(format!("the clone ticket was refused: {message}"))
-            }
-            e => e,
-        })?;
+        let held = self.session_id();
+        let (el, cookie) = self
+            .post_soap(body, held.as_deref())
+            .await
+            .map_err(|e| match e {
+                Error::Fault { kind, message } if kind == "InvalidLogin" => {
+                    Error::Authentication(format!("CloneSession was refused: {message}"))
+                }
+                e => e,
+            })?;
         let us = Self::session_from(&el, self.inner.sdk.as_str())?;
         let cookie = cookie.ok_or_else(|| Error::Decode {
             url: self.inner.sdk.to_string(),
