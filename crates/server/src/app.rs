@@ -1,6 +1,5 @@
 //! The axum application: routes and shared state.
 use crate::{soap, ui, v2, vapi, vijson};
-use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -80,13 +79,21 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::get))
         .fallback(not_found)
-        // Each handler reads its body with `auth::read_body`, which answers an oversized
-        // body in that protocol's own error shape.
-        .layer(DefaultBodyLimit::disable())
-        // Over HTTP/2, so that such an answer reaches clients that lose a response sent
-        // along with the stream's reset.
-        .layer(crate::auth::DrainUnreadH2Layer)
         .with_state(app)
+}
+
+/// The [`router`] with what applies to every request wrapped around it once. A
+/// `Router::layer` wraps each route and boxes it again: per request, a boxed clone of the
+/// route's service, a boxed future and their frees for each such layer.
+///
+/// Each handler reads its body with `auth::read_body`, which answers an oversized body in
+/// that protocol's own error shape; no handler uses axum's body extractors, so axum's
+/// `DefaultBodyLimit` has nothing to limit here.
+pub fn service(app: Arc<App>) -> crate::auth::DrainUnreadH2<Router> {
+    use tower_layer::Layer;
+    // Over HTTP/2, so that an answer given without reading the body (a 413) reaches
+    // clients that lose a response sent along with the stream's reset.
+    crate::auth::DrainUnreadH2Layer.layer(router(app))
 }
 
 /// `ok`, or 503 with the reason the store cannot serve (for load balancers' health checks).

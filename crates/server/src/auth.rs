@@ -154,7 +154,14 @@ impl<S> tower_layer::Layer<S> for DrainUnreadH2Layer {
 #[derive(Debug, Clone)]
 pub struct DrainUnreadH2<S>(S);
 
-impl<S: Service<Request>> Service<Request> for DrainUnreadH2<S> {
+/// Over any body, so that it can wrap the whole router (see `app::service`): the body
+/// becomes axum's [`Body`] here, as the router would make it (a no-op for one already).
+impl<S, B> Service<axum::http::Request<B>> for DrainUnreadH2<S>
+where
+    S: Service<Request>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
@@ -163,11 +170,12 @@ impl<S: Service<Request>> Service<Request> for DrainUnreadH2<S> {
         self.0.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> S::Future {
+    fn call(&mut self, req: axum::http::Request<B>) -> S::Future {
         if req.version() >= Version::HTTP_2 {
-            self.0.call(req.map(|b| Body::new(DrainOnDrop(Some(b)))))
+            self.0
+                .call(req.map(|b| Body::new(DrainOnDrop(Some(Body::new(b))))))
         } else {
-            self.0.call(req)
+            self.0.call(req.map(Body::new))
         }
     }
 }

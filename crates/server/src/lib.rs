@@ -643,7 +643,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         token_lifetime: opts.config.token_lifetime,
         metrics,
     });
-    let router = app::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(app::service(app.clone()));
 
     let (tx, mut rx) = watch::channel(false);
     let (scheme, fingerprint, cert_generated, connections, task) = match serving {
