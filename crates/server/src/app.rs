@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use vsess_core::SessionService;
 use vsess_store::Backend;
@@ -89,11 +90,62 @@ pub fn router(app: Arc<App>) -> Router {
 /// Each handler reads its body with `auth::read_body`, which answers an oversized body in
 /// that protocol's own error shape; no handler uses axum's body extractors, so axum's
 /// `DefaultBodyLimit` has nothing to limit here.
-pub fn service(app: Arc<App>) -> crate::auth::DrainUnreadH2<Router> {
+pub fn service(app: Arc<App>) -> crate::auth::DrainUnreadH2<SdkFirst> {
     use tower_layer::Layer;
     // Over HTTP/2, so that an answer given without reading the body (a 413) reaches
     // clients that lose a response sent along with the stream's reset.
-    crate::auth::DrainUnreadH2Layer.layer(router(app))
+    crate::auth::DrainUnreadH2Layer.layer(SdkFirst {
+        router: router(app.clone()),
+        app,
+    })
+}
+
+/// Sends `POST /sdk`, the SOAP endpoint nearly every call of every vim client goes to,
+/// straight to its handler, and every other request through the [`router`].
+///
+/// The router would send it to the same handler with the same arguments; on the way it
+/// matches the path, clones the route's boxed service, inserts `MatchedPath` and
+/// `OriginalUri` (neither of which any handler reads) and boxes the future, about 2k
+/// instructions a request. Here it costs one boxed future. `/sdk/` and every other
+/// method on `/sdk` still take the router (405 with `Allow` for the latter).
+#[derive(Clone)]
+pub struct SdkFirst {
+    app: Arc<App>,
+    router: Router,
+}
+
+impl tower_service::Service<axum::extract::Request> for SdkFirst {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+        >,
+        axum::routing::future::RouteFuture<std::convert::Infallible>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // As the router's own: always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        use axum::extract::{ConnectInfo, State};
+        if req.method() == axum::http::Method::POST && req.uri().path() == "/sdk" {
+            // Inserted by `into_make_service_with_connect_info`, as the router's
+            // `ConnectInfo` extractor expects (without it, the router answers).
+            if let Some(addr) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+                let app = self.app.clone();
+                return futures_util::future::Either::Left(Box::pin(async move {
+                    Ok(soap::sdk(State(app), addr, req).await)
+                }));
+            }
+        }
+        futures_util::future::Either::Right(tower_service::Service::call(&mut self.router, req))
+    }
 }
 
 /// `ok`, or 503 with the reason the store cannot serve (for load balancers' health checks).

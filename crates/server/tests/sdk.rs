@@ -39,6 +39,66 @@ async fn bad_input_gets_faults_and_the_server_keeps_serving() {
     );
 }
 
+/// `POST /sdk` skips the router (`app::SdkFirst`); `/sdk/` takes it to the same handler.
+/// Both must answer alike, and the router must still answer the rest of `/sdk`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_answers_as_the_router_does() {
+    let kit = Kit::start("[server]\nmax_body_bytes = 4096").await;
+    let cookie = kit.login("admin@vsphere.local", "admin-pw").await;
+    let frob = "<Frobnicate xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Frobnicate>";
+    let big = format!("<Login>{}</Login>", "x".repeat(8192));
+    let cases: Vec<(String, Option<&str>)> = vec![
+        (RSC.to_owned(), None),
+        (fetch("currentSession"), None),
+        (fetch("sessionList"), None),
+        (fetch("currentSession"), Some(&cookie)),
+        (frob.to_owned(), Some(&cookie)),
+        (login_body("admin@vsphere.local", "wrong"), None),
+        (big, None),
+    ];
+    let keep = |h: &reqwest::header::HeaderMap| {
+        let mut v: Vec<(String, String)> = h
+            .iter()
+            .filter(|(n, _)| *n != "date")
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    for (inner, c) in cases {
+        let body = envelope(&inner).into_bytes();
+        let (s1, h1, b1) = kit.post_to("/sdk", body.clone(), c).await;
+        let (s2, h2, b2) = kit.post_to("/sdk/", body, c).await;
+        assert_eq!((s1, keep(&h1)), (s2, keep(&h2)), "{inner:.60}");
+        // A session's answer differs only in its call count and last active time.
+        let strip = |b: &str| {
+            b.split("<lastActiveTime>")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(strip(&b1), strip(&b2), "{inner:.60}");
+    }
+    // The session seen through /sdk carries the caller's address (ConnectInfo).
+    let (_, _, body) = kit.call(&fetch("currentSession"), Some(&cookie)).await;
+    assert_eq!(between(&body, "<ipAddress>", "</ipAddress>"), "127.0.0.1");
+    // Any other method on /sdk is the router's 405, with the methods it takes.
+    let r = kit.http.get(kit.url("/sdk")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "POST");
+    // And over HTTP/2.
+    let r = http2_client()
+        .post(kit.url("/sdk"))
+        .header("Content-Type", "text/xml; charset=UTF-8")
+        .body(envelope(RSC))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("<sessionManager"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_cookie_and_property_privileges() {
     let kit = Kit::start("").await;

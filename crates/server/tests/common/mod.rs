@@ -83,9 +83,19 @@ impl Kit {
         body: Vec<u8>,
         cookie: Option<&str>,
     ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        self.post_to("/sdk", body, cookie).await
+    }
+
+    /// [`Kit::post_raw`] to another path.
+    pub async fn post_to(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        cookie: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
         let mut req = self
             .http
-            .post(self.url("/sdk"))
+            .post(self.url(path))
             .header("Content-Type", "text/xml; charset=UTF-8")
             .header("SOAPAction", "\"urn:vim25/8.0.3.0\"")
             .header("User-Agent", "vsess-it")
