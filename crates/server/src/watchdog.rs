@@ -11,7 +11,8 @@
 //!   pool ever reuses a connection the server has closed.
 //!
 //! The guard reads the clock on progress and arms one timer only while the stream is
-//! pending, so the request path pays no timer-wheel update per read or write.
+//! pending, so the request path pays no timer-wheel update per read or write; the timer
+//! is moved back only when it fires early (see `Guarded::expired`).
 use axum_server::accept::Accept;
 use std::collections::HashMap;
 use std::future::Future;
@@ -99,15 +100,24 @@ impl<T> Guarded<T> {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
+        // Moved lazily: a timer set for before the deadline (progress has pushed it back
+        // since) fires early and is set again then. Only a deadline brought forward (a
+        // request begun, under the shorter limit) moves it now. A busy connection so
+        // updates the timer wheel about once per limit, not on every request.
+        if deadline < timer.deadline() {
             timer.as_mut().reset(deadline);
         }
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection closed: no progress within the time limit",
-            )),
-            Poll::Pending => Poll::Pending,
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= deadline => {
+                    return Poll::Ready(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection closed: no progress within the time limit",
+                    ))
+                }
+                Poll::Ready(()) => timer.as_mut().reset(deadline),
+            }
         }
     }
 }
@@ -374,6 +384,22 @@ mod tests {
         let (mut client, mut server) = pair();
         client.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
         assert!(server.read(&mut [0u8; 64]).await.unwrap() > 0);
+        assert_eq!(times_out_after(&mut server).await, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_begun_on_a_waiting_connection_brings_its_deadline_forward() {
+        let (mut client, mut server) = pair();
+        let peer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            client.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+            client
+        });
+        // The read waits (the timer is armed at the idle limit), then gets the bytes.
+        let t0 = Instant::now();
+        assert!(server.read(&mut [0u8; 64]).await.unwrap() > 0);
+        assert_eq!(Instant::now() - t0, Duration::from_secs(1));
+        let _client = peer.await.unwrap();
         assert_eq!(times_out_after(&mut server).await, Duration::from_secs(2));
     }
 
