@@ -8,6 +8,7 @@
 ///
 /// mimalloc: the server's requests are mostly small, short-lived allocations, which glibc's
 /// malloc served at about 20% of the CPU of an authenticated call (callgrind, bench S1).
+/// It is entered through [`mi::Mi`], which picks mimalloc's cheapest entry point per layout.
 /// But setting it up costs a CLI run more than it saves: it reserves an arena with
 /// MADV_HUGEPAGE, so the first allocation faults in a 2 MiB page for the kernel to zero
 /// (with THP `defrag=madvise`, a common default, after compacting memory: runs of tens
@@ -61,7 +62,7 @@ unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if USE_MIMALLOC.load(Ordering::Relaxed) {
-            unsafe { mimalloc::MiMalloc.alloc(layout) }
+            unsafe { mi::Mi.alloc(layout) }
         } else {
             unsafe { System.alloc(layout) }
         }
@@ -70,7 +71,7 @@ unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if USE_MIMALLOC.load(Ordering::Relaxed) {
-            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+            unsafe { mi::Mi.alloc_zeroed(layout) }
         } else {
             unsafe { System.alloc_zeroed(layout) }
         }
@@ -79,7 +80,7 @@ unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if USE_MIMALLOC.load(Ordering::Relaxed) {
-            unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+            unsafe { mi::Mi.dealloc(ptr, layout) }
         } else {
             unsafe { System.dealloc(ptr, layout) }
         }
@@ -88,7 +89,7 @@ unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if USE_MIMALLOC.load(Ordering::Relaxed) {
-            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+            unsafe { mi::Mi.realloc(ptr, layout, new_size) }
         } else {
             unsafe { System.realloc(ptr, layout, new_size) }
         }
@@ -109,6 +110,7 @@ macro_rules! outln {
 mod clilog;
 mod logfmt;
 mod logwriter;
+mod mi;
 mod serve;
 mod session;
 mod store;

@@ -19,10 +19,13 @@
 //! `listening on https://ADDR` and then one `session ID` line per valid id on stdout.
 use anyhow::{anyhow, Context, Result};
 
-/// The same allocator as `vsess` (crates/cli/src/main.rs), so the baseline stays the ceiling
-/// of vsess's own stack.
+#[path = "../../../../crates/cli/src/mi.rs"]
+mod mi;
+
+/// The same allocator as `vsess serve` (crates/cli/src/mi.rs), so the baseline stays the
+/// ceiling of vsess's own stack.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mi::Mi = mi::Mi;
 
 use axum::body::Bytes;
 use axum::extract::State;
