@@ -1882,3 +1882,31 @@ async fn stats_count_sessions_refusals_and_ends_once_each() {
     assert!(f.auth(&r).await.is_none());
     assert_eq!(counts(&f).3, [1, 1, 3, 1]);
 }
+
+/// A session's recorded address is written as `IpAddr`'s `Display` writes it.
+#[test]
+fn addresses_are_recorded_as_display_writes_them() {
+    let mut addresses: Vec<IpAddr> = [
+        "0.0.0.0",
+        "127.0.0.1",
+        "10.9.99.100",
+        "255.255.255.255",
+        "::1",
+        "::ffff:10.0.0.1",
+        "fe80::1:2",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    for octet in 0..=255u8 {
+        addresses.push(IpAddr::from([
+            octet,
+            255 - octet,
+            octet / 3,
+            octet.wrapping_mul(7),
+        ]));
+    }
+    for ip in addresses {
+        assert_eq!(*super::ip_text(ip), ip.to_string());
+    }
+}

@@ -46,8 +46,18 @@ impl UserName {
         }
         let name = match domain {
             Some(d) if d.is_empty() || d.contains(['\\', '@', ' ']) => return None,
-            Some(d) => format!("{}@{}", user.to_lowercase(), d.to_lowercase()),
-            None => user.to_lowercase(),
+            Some(d) => {
+                let mut name = String::with_capacity(user.len() + 1 + d.len());
+                push_lowercase(&mut name, user);
+                name.push('@');
+                push_lowercase(&mut name, d);
+                name
+            }
+            None => {
+                let mut name = String::with_capacity(user.len());
+                push_lowercase(&mut name, user);
+                name
+            }
         };
         // Checked again after lowercasing, which can lengthen a name ('İ' is 2 bytes, its
         // lower case 3): what parse returns, parse takes back (names are read back with it).
@@ -59,6 +69,17 @@ impl UserName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Appends `part` lowercased, as `str::to_lowercase` does (ASCII without its Unicode tables).
+fn push_lowercase(out: &mut String, part: &str) {
+    if part.is_ascii() {
+        let start = out.len();
+        out.push_str(part);
+        out[start..].make_ascii_lowercase();
+    } else {
+        out.push_str(&part.to_lowercase());
     }
 }
 
@@ -145,6 +166,26 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.as_str(), "administrator@vsphere.local");
         assert_eq!(UserName::parse("root").unwrap().as_str(), "root");
+    }
+
+    /// Each part is lowercased as `str::to_lowercase` lowercases it, ASCII or not.
+    #[test]
+    fn names_are_lowercased_part_by_part() {
+        for (raw, user, domain) in [
+            ("Ops@Example.COM", "Ops", Some("Example.COM")),
+            ("ÖPS@Example.COM", "ÖPS", Some("Example.COM")),
+            ("Ops@ÄB.local", "Ops", Some("ÄB.local")),
+            ("CORP\\ΟΔΟΣ", "ΟΔΟΣ", Some("CORP")),
+            ("Z_9-x.Y", "Z_9-x.Y", None),
+            ("İSTANBUL", "İSTANBUL", None),
+        ] {
+            let want = match domain {
+                Some(d) => format!("{}@{}", user.to_lowercase(), d.to_lowercase()),
+                None => user.to_lowercase(),
+            };
+            assert_eq!(UserName::parse(raw).unwrap().as_str(), want, "{raw}");
+        }
+        assert_eq!(UserName::parse("CORP\\ΟΔΟΣ").unwrap().as_str(), "οδος@corp");
     }
 
     #[test]
