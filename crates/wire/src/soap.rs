@@ -699,7 +699,7 @@ pub fn fault(f: &Fault) -> String {
 /// as `http.client` joined it, so with a proxy's cookie before ours it is
 /// `LB=x; Path=/, vmware_soap_session="…"; Path=/; …`.
 pub fn session_cookie(header: &str) -> Option<&str> {
-    find_cookie(header, "vmware_soap_session", &[';', ','])
+    find_cookie(header, "vmware_soap_session", true)
 }
 
 /// Finds a cookie's value in a `Cookie` header; quoted values are unquoted.
@@ -711,24 +711,52 @@ pub fn session_cookie(header: &str) -> Option<&str> {
 /// The first such pair decides. Its value ends at a `,` or space (pyVmomi sends back the
 /// whole `Set-Cookie` value, attributes and all).
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    find_cookie(header, name, &[';'])
+    find_cookie(header, name, false)
 }
 
-/// [`cookie`], with pairs separated by any of `separators`.
-fn find_cookie<'a>(header: &'a str, name: &str, separators: &[char]) -> Option<&'a str> {
-    if name.is_empty() {
+/// [`cookie`], with pairs separated by `;`, and also by `,` if `comma_separates`.
+///
+/// It scans bytes (with `memchr`), not `char`s: every byte it looks for is ASCII, so each
+/// place it cuts the header is a character boundary. A pair is scanned to its end only
+/// when it is not the one sought; the one sought is scanned once, to the end of its value.
+fn find_cookie<'a>(header: &'a str, name: &str, comma_separates: bool) -> Option<&'a str> {
+    // Without a second separator, `;` stands in for it.
+    let sep2 = if comma_separates { b',' } else { b';' };
+    // A name holding a separator could only match across two pairs.
+    if name.is_empty() || name.bytes().any(|b| b == b';' || b == sep2) {
         return None;
     }
-    let pair = header.split(separators).find_map(|pair| {
-        pair.trim_start_matches([' ', '\t'])
-            .strip_prefix(name)?
-            .strip_prefix('=')
-    })?;
-    let value = match pair.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next(),
-        None => pair.split([',', ' ']).next(),
-    };
-    value.filter(|v| !v.is_empty())
+    let bytes = header.as_bytes();
+    let mut start = 0;
+    loop {
+        let rest = bytes.get(start..)?;
+        let blanks = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        let value = rest
+            .get(blanks..)
+            .and_then(|p| p.strip_prefix(name.as_bytes()))
+            .and_then(|p| p.strip_prefix(b"="));
+        if let Some(value) = value {
+            // The value ends where its pair does, or before: at a closing quote, or
+            // unquoted at a `,` or space (pyVmomi sends back the cookie's attributes).
+            // `value` is a suffix of `bytes`, so its length gives its place.
+            let (from, len) = match value.strip_prefix(b"\"") {
+                Some(quoted) => (
+                    bytes.len() - quoted.len(),
+                    memchr::memchr3(b'"', b';', sep2, quoted).unwrap_or(quoted.len()),
+                ),
+                None => (
+                    bytes.len() - value.len(),
+                    memchr::memchr3(b',', b' ', b';', value).unwrap_or(value.len()),
+                ),
+            };
+            // Cut from the `str` between ASCII bytes, so no UTF-8 check is needed.
+            return header.get(from..from + len).filter(|v| !v.is_empty());
+        }
+        start += memchr::memchr2(b';', sep2, rest)? + 1;
+    }
 }
 
 /// The `Set-Cookie` value for a new session, exactly as vCenter 8 sends it over HTTPS.
@@ -832,6 +860,70 @@ mod tests {
         assert_eq!(session_cookie("x_vmware_soap_session=abc"), None);
         assert_eq!(session_cookie(""), None);
         assert_eq!(session_cookie("vmware_soap_session=\"\""), None);
+    }
+
+    /// The byte scanner finds what the `char` splitter it replaced found, on headers built
+    /// from the pieces that matter: names, separators, quotes, blanks, non-ASCII.
+    #[test]
+    fn cookie_scan_agrees_with_the_char_splitter() {
+        fn by_chars<'a>(header: &'a str, name: &str, separators: &[char]) -> Option<&'a str> {
+            if name.is_empty() {
+                return None;
+            }
+            let pair = header.split(separators).find_map(|pair| {
+                pair.trim_start_matches([' ', '\t'])
+                    .strip_prefix(name)?
+                    .strip_prefix('=')
+            })?;
+            let value = match pair.strip_prefix('"') {
+                Some(quoted) => quoted.split('"').next(),
+                None => pair.split([',', ' ']).next(),
+            };
+            value.filter(|v| !v.is_empty())
+        }
+        const PIECES: &[&str] = &[
+            "vmware_soap_session",
+            "vmware_soap_session=",
+            "vmware_soap_session=\"",
+            "__Host-vsess-ui=",
+            "=",
+            "\"",
+            ";",
+            ",",
+            " ",
+            "\t",
+            "a",
+            "é",
+            "Path=/",
+            "abc123",
+            "x",
+            "; ",
+            "\"\"",
+            "ü=",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let len = next(10);
+            let header: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+            let want = by_chars(&header, "vmware_soap_session", &[';', ',']);
+            assert_eq!(session_cookie(&header), want, "{header:?}");
+            found += usize::from(want.is_some());
+            for name in ["__Host-vsess-ui", "a", "é", "", "a;b"] {
+                assert_eq!(
+                    cookie(&header, name),
+                    by_chars(&header, name, &[';']),
+                    "{name} in {header:?}"
+                );
+            }
+        }
+        assert!(found > 2_000, "only {found} headers held the cookie");
     }
 
     /// A cookie's name is compared whole: one found inside another cookie's name or
