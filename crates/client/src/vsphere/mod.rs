@@ -640,20 +640,33 @@ impl Client {
         // it: a server that sees a live session refuses the Login (vsess and vcsim answer
         // InvalidLogin), where a new session would orphan it. A dead or unknown one (the
         // relogin path) counts as none.
+        self.start_session("Login", body, |message| format!("{message} (user {user})"))
+            .await
+    }
+
+    /// Posts a call that starts a session (`Login`, `CloneSession`) with the client's
+    /// session along, and makes the new session the client's. The `InvalidLogin` fault is
+    /// [`Error::Authentication`], worded by `refused` from the server's message.
+    async fn start_session(
+        &self,
+        method: &str,
+        body: String,
+        refused: impl FnOnce(String) -> String,
+    ) -> Result<UserSession> {
         let held = self.session_id();
         let (el, cookie) = self
             .post_soap(body, held.as_deref())
             .await
             .map_err(|e| match e {
                 Error::Fault { kind, message } if kind == "InvalidLogin" => {
-                    Error::Authentication(format!("{message} (user {user})"))
+                    Error::Authentication(refused(message))
                 }
                 e => e,
             })?;
         let us = Self::session_from(&el, self.inner.sdk.as_str())?;
         let cookie = cookie.ok_or_else(|| Error::Decode {
             url: self.inner.sdk.to_string(),
-            message: "Login succeeded but the server set no vmware_soap_session cookie".into(),
+            message: format!("{method} succeeded but the server set no vmware_soap_session cookie"),
         })?;
         self.set_session_id(Some(cookie));
         Ok(us)
@@ -710,23 +723,11 @@ impl Client {
             SM.1,
             &[("cloneTicket", Arg::Str(ticket))],
         );
-        let held = self.session_id();
-        let (el, cookie) = self
-            .post_soap(body, held.as_deref())
-            .await
-            .map_err(|e| match e {
-                Error::Fault { kind, message } if kind == "InvalidLogin" => {
-                    Error::Authentication(format!("CloneSession was refused: {message}"))
-                }
-                e => e,
-            })?;
-        let us = Self::session_from(&el, self.inner.sdk.as_str())?;
-        let cookie = cookie.ok_or_else(|| Error::Decode {
-            url: self.inner.sdk.to_string(),
-            message: "CloneSession succeeded but the server set no vmware_soap_session cookie"
-                .into(),
-        })?;
-        self.set_session_id(Some(cookie));
+        let us = self
+            .start_session("CloneSession", body, |message| {
+                format!("CloneSession was refused: {message}")
+            })
+            .await?;
         *self
             .inner
             .credentials
