@@ -1076,10 +1076,6 @@ impl SessionService {
 /// count took 12 ms and 1.6 MB.
 const REAP_LINES: usize = 10_000;
 
-/// Logs what a sweep ended: each named session as `session ended` (as
-/// [`SessionService::end`] logs an expired one), at most `named` of them, and the rest in
-/// one line with their number: those past `named`, and on Redis, whose records expire by
-/// their TTL before the sweep finds them, all of them.
 /// `ip` as `IpAddr`'s `Display` writes it; an IPv4 address without the formatting machinery
 /// (every Login records the caller's address).
 fn ip_text(ip: IpAddr) -> Arc<str> {
@@ -1102,6 +1098,10 @@ fn ip_text(ip: IpAddr) -> Arc<str> {
     text.into()
 }
 
+/// Logs what a sweep ended: each named session as `session ended` (as
+/// [`SessionService::end`] logs an expired one), at most `named` of them, and the rest in
+/// one line with their number: those past `named`, and on Redis, whose records expire by
+/// their TTL before the sweep finds them, all of them.
 fn log_reaped(reaped: &crate::store::Reaped, named: usize) {
     let why = Ended::Expired.as_str();
     for (key, user) in reaped.sessions.iter().take(named) {
