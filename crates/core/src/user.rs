@@ -44,21 +44,16 @@ impl UserName {
         if user.is_empty() || user.contains(['\\', '@', ' ']) {
             return None;
         }
-        let name = match domain {
+        let mut name = String::with_capacity(raw.len());
+        push_lowercase(&mut name, user);
+        match domain {
             Some(d) if d.is_empty() || d.contains(['\\', '@', ' ']) => return None,
             Some(d) => {
-                let mut name = String::with_capacity(user.len() + 1 + d.len());
-                push_lowercase(&mut name, user);
                 name.push('@');
                 push_lowercase(&mut name, d);
-                name
             }
-            None => {
-                let mut name = String::with_capacity(user.len());
-                push_lowercase(&mut name, user);
-                name
-            }
-        };
+            None => {}
+        }
         // Checked again after lowercasing, which can lengthen a name ('İ' is 2 bytes, its
         // lower case 3): what parse returns, parse takes back (names are read back with it).
         if name.len() > 256 {
