@@ -8,7 +8,7 @@
 //!   layer does).
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, StatusCode, Version};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -18,7 +18,8 @@ use std::time::Duration;
 use tower_service::Service;
 use vsess_wire::soap;
 
-pub const API_SESSION_HEADER: &str = "vmware-api-session-id";
+/// A `HeaderName`, so that looking the header up on every call parses no name.
+pub static API_SESSION_HEADER: HeaderName = HeaderName::from_static("vmware-api-session-id");
 pub const API_SESSION_COOKIE: &str = "vmware-api-session-id";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ fn api_cookie(headers: &HeaderMap) -> Option<&str> {
 
 fn api_header(headers: &HeaderMap) -> Option<&str> {
     headers
-        .get(API_SESSION_HEADER)
+        .get(&API_SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -54,8 +55,9 @@ fn api_header(headers: &HeaderMap) -> Option<&str> {
 /// Whether a browser says the request comes from another site (`Sec-Fetch-Site`, which
 /// programs do not send and pages cannot set).
 pub fn cross_site(headers: &HeaderMap) -> bool {
+    static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
     headers
-        .get("sec-fetch-site")
+        .get(&SEC_FETCH_SITE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !matches!(v, "same-origin" | "none"))
 }
@@ -306,7 +308,7 @@ mod tests {
             }
             // The header carrier is not a browser's ambient credential.
             let mut h = HeaderMap::new();
-            h.insert(API_SESSION_HEADER, id.parse().unwrap());
+            h.insert(API_SESSION_HEADER.clone(), id.parse().unwrap());
             h.insert("sec-fetch-site", "cross-site".parse().unwrap());
             assert_eq!(credential(&h, carrier), Some(id));
         }

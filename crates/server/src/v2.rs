@@ -119,7 +119,7 @@ fn refused(headers: &HeaderMap, f: &Fault) -> Response {
             "Bearer realm=\"vsess\", error=\"invalid_token\", error_description=\"unknown, expired or revoked token\"",
             "The bearer token is unknown, has expired or was revoked: get a new one with POST /auth/request-token.",
         )
-    } else if headers.contains_key(crate::auth::API_SESSION_HEADER) {
+    } else if headers.contains_key(&crate::auth::API_SESSION_HEADER) {
         (
             "Bearer realm=\"vsess\"",
             "The session in vmware-api-session-id is unknown or has ended: log in again, or use a bearer token from POST /auth/request-token.",
@@ -154,7 +154,7 @@ async fn authorize_with_session(
     }
     let unauth = || Fault::not_authenticated(vsess_core::Privilege::SystemView);
     let id = headers
-        .get(crate::auth::API_SESSION_HEADER)
+        .get(&crate::auth::API_SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(vsess_core::SessionId::parse)
         .ok_or_else(unauth)?;

@@ -2,7 +2,7 @@
 //! `/api/vcenter/folder`, `/api/vcenter/compute/policies`, and the legacy
 //! `/rest/com/vmware/cis/session`.
 use crate::app::App;
-use crate::auth::{credential, read_body, url_decode, Carrier, API_SESSION_HEADER};
+use crate::auth::{credential, read_body, url_decode, Carrier, API_SESSION_COOKIE};
 use crate::soap::{caller, too_large};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, Request, State};
@@ -379,7 +379,7 @@ pub async fn legacy_post(
             let mut r = json_response(StatusCode::OK, &json!({ "value": id }));
             if !headers.contains_key("vmware-use-header-authn") {
                 let secure = if app.tls { "; Secure" } else { "" };
-                let cookie = format!("{API_SESSION_HEADER}={id}; Path=/rest; HttpOnly{secure}");
+                let cookie = format!("{API_SESSION_COOKIE}={id}; Path=/rest; HttpOnly{secure}");
                 if let Ok(v) = HeaderValue::from_str(&cookie) {
                     r.headers_mut().insert(header::SET_COOKIE, v);
                 }

@@ -98,7 +98,7 @@ async fn handle(
         Ok(Outcome::NewSession(id, us)) => {
             let mut r = json_response(StatusCode::OK, &vijson::user_session(&us));
             if let Ok(v) = HeaderValue::from_str(id.expose()) {
-                r.headers_mut().insert(API_SESSION_HEADER, v);
+                r.headers_mut().insert(API_SESSION_HEADER.clone(), v);
             }
             r
         }

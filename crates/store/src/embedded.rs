@@ -1296,7 +1296,13 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<Option<SessionRecord>> {
         let mut g = self.lock();
         Ok(g.state.touch(digest, now).map(|(before, m)| {
-            g.dirty.insert(before.key.clone(), m);
+            // A session called again before the flush replaces its entry, key kept.
+            match g.dirty.get_mut(&before.key) {
+                Some(slot) => *slot = m,
+                None => {
+                    g.dirty.insert(before.key.clone(), m);
+                }
+            }
             before
         }))
     }
