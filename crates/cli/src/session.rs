@@ -300,13 +300,9 @@ struct Resolved {
 impl Resolved {
     /// The server's URL for messages: without the user, which they name on their own.
     fn server(&self) -> String {
-        match self.session.endpoint() {
-            Some(mut u) => {
-                let _ = u.set_username("");
-                u.to_string()
-            }
-            None => self.tls_desc.url.clone(),
-        }
+        let mut u = self.session.endpoint();
+        let _ = u.set_username("");
+        u.to_string()
     }
 }
 
@@ -405,10 +401,7 @@ impl Conn {
                 _ => Tls::Verify,
             };
         }
-        let endpoint = session
-            .endpoint()
-            .map(|u| u.to_string())
-            .unwrap_or_default();
+        let endpoint = session.endpoint().to_string();
         // The environment beats the remembered login; say so when they differ, since the
         // user may have forgotten a variable set for something else.
         if let (Source::Env(name), Some(saved)) = (source, &saved) {

@@ -102,7 +102,7 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("endpoint", &self.endpoint().map(|u| u.to_string()))
+            .field("endpoint", &self.endpoint().as_str())
             .field("insecure", &self.insecure)
             .field("passthrough", &self.passthrough)
             .field("reauth", &self.reauth)
@@ -282,12 +282,12 @@ impl Session {
     }
 
     /// The URL without password, query and fragment (govmomi's `Endpoint()`).
-    pub fn endpoint(&self) -> Option<Url> {
+    pub fn endpoint(&self) -> Url {
         let mut p = self.url.clone();
         let _ = p.set_password(None);
         p.set_query(None);
         p.set_fragment(None);
-        Some(p)
+        p
     }
 
     fn user(&self) -> String {
@@ -625,7 +625,7 @@ impl Session {
         let Some((user, password)) = creds.filter(|(_, p)| !p.is_empty()) else {
             return Err(Error::Authentication(format!(
                 "no valid cached session for {} and no credentials to log in with: give a user and password (the URL's user:password)",
-                self.endpoint().map(|u| u.to_string()).unwrap_or_default()
+                self.endpoint()
             )));
         };
         let session = client.login(&user, &password).await?;
@@ -1261,7 +1261,7 @@ mod tests {
     #[test]
     fn endpoint_strips_password_query_and_fragment() {
         let s = Session::new("https://u:p@h:1/sdk?x=1#y", false).unwrap();
-        assert_eq!(s.endpoint().unwrap().as_str(), "https://u@h:1/sdk");
+        assert_eq!(s.endpoint().as_str(), "https://u@h:1/sdk");
         assert!(!format!("{s:?}").contains(":p@"));
     }
 
