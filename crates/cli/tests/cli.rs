@@ -1802,6 +1802,22 @@ fn a_renewed_certificate_is_served_without_a_restart() {
     std::fs::write(&cert, pair("b").0).unwrap();
     wait_for("serving the renewed TLS certificate");
     assert_eq!(served(), der(&pair("b").0));
+    // With the same protocols offered: a client offering only `http/1.0` still connects.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(&pair("b").0).unwrap())
+        .unwrap();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.0".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(url.trim_start_matches("https://")).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    assert_eq!(conn.alpn_protocol(), Some(&b"http/1.0"[..]));
     child.kill().unwrap();
     child.wait().unwrap();
 }

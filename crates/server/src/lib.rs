@@ -508,6 +508,7 @@ async fn serve_renewed_certificates(
         };
         match cfg.reload_from_pem(m.cert_pem.clone(), m.key_pem.clone()).await {
             Ok(()) => {
+                offer_alpn(&cfg);
                 tracing::info!(
                     cert = %m.cert_path.display(),
                     fingerprint = %m.fingerprint,
@@ -538,7 +539,22 @@ async fn tls_config(
         axum_server::tls_rustls::RustlsConfig::from_pem(m.cert_pem.clone(), m.key_pem.clone())
             .await
             .map_err(|e| fail(tls::explain_pair(&m, &e)))?;
+    offer_alpn(&cfg);
     Ok((m, cfg))
+}
+
+/// The protocols offered in ALPN, in the server's order of preference. axum-server's
+/// configurations offer `h2` and `http/1.1` only, and rustls refuses a client whose list
+/// shares none of them (`no_application_protocol`), so `curl --http1.0`, which offers
+/// only `http/1.0`, could not connect; hyper serves HTTP/1.0 on the same connection
+/// code.
+const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", b"http/1.0"];
+
+/// Sets [`ALPN`] on `cfg`'s current rustls configuration.
+fn offer_alpn(cfg: &axum_server::tls_rustls::RustlsConfig) {
+    let mut c = (*cfg.get_inner()).clone();
+    c.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    cfg.reload_from_config(Arc::new(c));
 }
 
 /// Binds, opens the data directory and starts serving in the background.

@@ -513,10 +513,41 @@ async fn oversized_bodies_get_413_over_http2() {
     }
 }
 
+/// A client whose ALPN list holds only `http/1.0` (`curl --http1.0`) is served HTTP/1.0,
+/// not refused for sharing no protocol with the server.
+#[tokio::test]
+async fn a_client_offering_only_http10_is_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let kit = Kit::start("").await;
+    let mut tls = tls_connect(&kit, b"http/1.0").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.0"[..]));
+    tls.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tls.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    // The server's preference still decides among what a client offers.
+    let both = {
+        let tls = tls_connect_offering(&kit, &[b"http/1.0", b"http/1.1", b"h2"]).await;
+        tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
+    };
+    assert_eq!(both.as_deref(), Some(&b"h2"[..]));
+}
+
 /// A TLS connection to the kit's server offering `alpn`, trusting its certificate.
 async fn tls_connect(
     kit: &Kit,
     alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_connect_offering(kit, &[alpn]).await
+}
+
+/// [`tls_connect`] offering each of `alpn`, in that order.
+async fn tls_connect_offering(
+    kit: &Kit,
+    alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
@@ -528,7 +559,7 @@ async fn tls_connect(
     let mut cfg = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![alpn.to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(kit.running.as_ref().unwrap().addr)
         .await
         .unwrap();
