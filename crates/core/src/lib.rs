@@ -40,7 +40,7 @@ pub use service::{
     SessionService,
 };
 pub use session::{SessionRecord, UserSession};
-pub use store::{LockState, Reaped, Store, StoreError, StoreResult};
+pub use store::{LockState, Reaped, Standing, Store, StoreError, StoreResult};
 pub use ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
 pub use user::{User, UserName};
 pub use value::{ObjectContent, PropertyFilterSpec, PropertySpec, Value};

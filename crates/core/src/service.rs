@@ -280,7 +280,9 @@ impl SessionService {
     /// the session's recorded client (`ipAddress`, `userAgent`).
     pub async fn lookup(&self, id: &SessionId) -> Result<Option<SessionRecord>, Fault> {
         let now = self.clock.now();
-        let Some((mut rec, user)) = self.store.touch_session_user(&id.digest(), now).await? else {
+        let Some((mut rec, standing)) =
+            self.store.touch_session_standing(&id.digest(), now).await?
+        else {
             return Ok(None);
         };
         if self.expired(&rec, now) {
@@ -289,8 +291,8 @@ impl SessionService {
         }
         // The user's current role applies, and a removed user's sessions end, also when
         // an account of the same name has been added since (its id differs).
-        match user {
-            Some(u) if *u.id == *rec.user_id => {
+        match standing {
+            Some(u) if u.same_account => {
                 if u.role != rec.role {
                     rec.role = u.role;
                     self.store.update_session(&rec).await?;

@@ -1,6 +1,7 @@
 //! The persistence boundary. Implementations live in `vsess-store`.
 use crate::ids::{IdDigest, SessionKey};
 use crate::inventory::{CreateError, CreateKind, Entity};
+use crate::privilege::Role;
 use crate::selfservice::TokenRecord;
 use crate::session::SessionRecord;
 use crate::ticket::Ticket;
@@ -21,6 +22,25 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What every authenticated call needs of its session's user, read without copying the
+/// user: its role now, and whether the account is the one the session was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub role: Role,
+    /// The account's id is the session's: false once the user was removed and an account
+    /// of the same name added since.
+    pub same_account: bool,
+}
+
+impl Standing {
+    pub fn of(user: &User, rec: &SessionRecord) -> Self {
+        Standing {
+            role: user.role,
+            same_account: *user.id == *rec.user_id,
+        }
+    }
+}
 
 /// What [`Store::reap_sessions`] ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,21 +108,22 @@ pub trait Store: Send + Sync + 'static {
         digest: &IdDigest,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRecord>>;
-    /// [`Store::touch_session`], and the session's user as a role check needs it: a user
-    /// change made through the store's own interface and completed before this call began is
-    /// seen, on every replica. A store may answer from a cache it can validate (the Redis
-    /// store checks its cache against a generation read in the same round trip as the
-    /// session).
-    async fn touch_session_user(
+    /// [`Store::touch_session`], and the [`Standing`] of the session's user (`None` when
+    /// no user has its name): a user change made through the store's own interface and
+    /// completed before this call began is seen, on every replica. A store may answer from
+    /// a cache it can validate (the Redis store checks its cache against a generation read
+    /// in the same round trip as the session).
+    async fn touch_session_standing(
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<(SessionRecord, Option<User>)>> {
+    ) -> StoreResult<Option<(SessionRecord, Option<Standing>)>> {
         let Some(rec) = self.touch_session(digest, now).await? else {
             return Ok(None);
         };
         let user = self.get_user(&rec.user_name).await?;
-        Ok(Some((rec, user)))
+        let standing = user.as_ref().map(|u| Standing::of(u, &rec));
+        Ok(Some((rec, standing)))
     }
     async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>>;
     /// Replaces a session's record (locale, identity). Returns false if it has ended.

@@ -186,6 +186,7 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
     let (redis, r, h) = setup(2, "").await;
     let reader = r.login(0, "reader@vsphere.local", "reader-pw").await;
     let admin = r.login(0, ADMIN.0, ADMIN.1).await;
+    let admin2 = r.login(0, ADMIN.0, ADMIN.1).await;
     // Warm replica B's user cache with both users.
     for _ in 0..3 {
         let (_, body, _) = r.soap(1, &fetch("currentSession"), Some(&reader)).await;
@@ -221,6 +222,10 @@ async fn user_changes_invalidate_every_replicas_cache_at_once() {
         .await
         .unwrap());
     let (s, body, _) = r.soap(1, &fetch("sessionList"), Some(&admin)).await;
+    assert_eq!((s, fault_type(&body)), (500, "NoPermission"), "{body}");
+    // The next session of that user is checked against B's cache, now read at the new
+    // generation: the new role applies to it too.
+    let (s, body, _) = r.soap(1, &fetch("sessionList"), Some(&admin2)).await;
     assert_eq!((s, fault_type(&body)), (500, "NoPermission"), "{body}");
     assert_eq!(redis.command_calls("publish"), published + 1);
     // A name removed and added again is a new account: a session of the old one, which

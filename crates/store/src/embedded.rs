@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use vsess_core::inventory::{CreateError, CreateKind, Entity};
 use vsess_core::{
-    IdDigest, LockState, MemoryState, Mutation, Reaped, SessionKey, SessionRecord, Store,
+    IdDigest, LockState, MemoryState, Mutation, Reaped, SessionKey, SessionRecord, Standing, Store,
     StoreError, StoreResult, Ticket, TokenRecord, User,
 };
 
@@ -1305,6 +1305,21 @@ impl Store for EmbeddedStore {
             }
             before
         }))
+    }
+
+    /// The user is read in place (the default copies it through `get_user`).
+    async fn touch_session_standing(
+        &self,
+        digest: &IdDigest,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(SessionRecord, Option<Standing>)>> {
+        let Some(rec) = self.touch_session(digest, now).await? else {
+            return Ok(None);
+        };
+        let standing = self
+            .users
+            .with_current(&rec.user_name, |u| u.map(|u| Standing::of(u, &rec)))?;
+        Ok(Some((rec, standing)))
     }
 
     async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>> {

@@ -53,8 +53,8 @@ use vsess_core::ids::{IdDigest, SessionKey};
 use vsess_core::inventory::{CreateError, CreateKind, Entity, ROOT_FOLDER};
 use vsess_core::ticket::Ticket;
 use vsess_core::{
-    LockState, MemoryState, Mutation, Reaped, SessionRecord, Store, StoreError, StoreResult,
-    TokenRecord, User,
+    LockState, MemoryState, Mutation, Reaped, SessionRecord, Standing, Store, StoreError,
+    StoreResult, TokenRecord, User,
 };
 
 /// How to reach Redis, and the session policy its TTLs follow.
@@ -156,13 +156,19 @@ struct UserCache {
 }
 
 impl UserCache {
-    /// The cached answer for `name`, if the cache was read at `generation` and recently.
-    fn get(&self, generation: &Option<String>, name: &str) -> Option<Option<User>> {
+    /// What `read` makes of the cached answer for `name`, if the cache was read at
+    /// `generation` and recently.
+    fn get<T>(
+        &self,
+        generation: &Option<String>,
+        name: &str,
+        read: impl FnOnce(Option<&User>) -> T,
+    ) -> Option<T> {
         if self.generation != *generation {
             return None;
         }
         let (user, at) = self.users.get(name)?;
-        (at.elapsed() < USER_CACHE_MAX_AGE).then(|| user.clone())
+        (at.elapsed() < USER_CACHE_MAX_AGE).then(|| read(user.as_ref()))
     }
 
     /// Records `user` as read at `generation`; a cache of another generation is dropped.
@@ -1117,7 +1123,7 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
-    /// Always read from Redis: only [`Store::touch_session_user`] knows the generation to
+    /// Always read from Redis: only [`Store::touch_session_standing`] knows the generation to
     /// check the cache against without a round trip of its own. Not cached either: a
     /// Login with any name comes here, and the cache would grow with every name tried.
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
@@ -1179,11 +1185,11 @@ impl Store for RedisStore {
 
     /// One round trip for the session and the users' generation token, and a second one
     /// only when this replica has not read the session's user at that generation.
-    async fn touch_session_user(
+    async fn touch_session_standing(
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<(SessionRecord, Option<User>)>> {
+    ) -> StoreResult<Option<(SessionRecord, Option<Standing>)>> {
         let session_key = self.session_key(digest);
         let mut generation_cmd = redis::cmd("GET");
         generation_cmd.arg(self.users_generation_key());
@@ -1195,18 +1201,20 @@ impl Store for RedisStore {
         let Some(rec) = self.record_call(digest, &h, now)? else {
             return Ok(None);
         };
-        let cached = self.user_cache().get(&generation, &rec.user_name);
-        let user = match cached {
-            Some(u) => u,
+        let cached = self.user_cache().get(&generation, &rec.user_name, |u| {
+            u.map(|u| Standing::of(u, &rec))
+        });
+        let standing = match cached {
+            Some(s) => s,
             None => {
                 // Only users of live sessions are cached, so the cache stays that small.
                 let (user, generation) = self.fetch_user(&rec.user_name).await?;
-                self.user_cache()
-                    .put(generation, &rec.user_name, user.clone());
-                user
+                let standing = user.as_ref().map(|u| Standing::of(u, &rec));
+                self.user_cache().put(generation, &rec.user_name, user);
+                standing
             }
         };
-        Ok(Some((rec, user)))
+        Ok(Some((rec, standing)))
     }
 
     async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>> {

@@ -266,14 +266,26 @@ impl UserFile {
     /// means is seen within `RECHECK`. Without the counter (it could not be mapped) the
     /// file is checked every time.
     pub fn get_current(&self, name: &str) -> StoreResult<Option<User>> {
+        self.with_current(name, |u| u.cloned())
+    }
+
+    /// What `read` makes of the user [`get_current`](Self::get_current) would return,
+    /// without copying it.
+    pub fn with_current<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(Option<&User>) -> T,
+    ) -> StoreResult<T> {
         if let Some(g) = &self.generation {
             let now = g.get();
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if c.generation == Some(now) && c.checked.is_some_and(|t| t.elapsed() < RECHECK) {
-                return Ok(c.users.get(name).cloned());
+                return Ok(read(c.users.get(name)));
             }
         }
-        self.get(name)
+        self.refresh()?;
+        let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(read(c.users.get(name)))
     }
 
     pub fn get(&self, name: &str) -> StoreResult<Option<User>> {
