@@ -114,16 +114,40 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit) {
         return Err(Unread::TooLarge);
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let e = e.into_inner();
-        if e.is::<http_body_util::LengthLimitError>() {
-            return Unread::TooLarge;
+    // Frame by frame: `axum::body::to_bytes` gathers frames into a list and copies them
+    // out, even the single frame most bodies arrive in, which is passed on here as it is.
+    let mut body = body;
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            let message = e.to_string();
+            // Debug: any client can cause one (announce a length, then reset).
+            tracing::debug!(error = %message, "a request body did not arrive whole");
+            Unread::Failed(message)
+        })?;
+        // Trailers are not part of the body.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > limit {
+            return Err(Unread::TooLarge);
         }
-        let message = e.to_string();
-        // Debug: any client can cause one (announce a length, then reset).
-        tracing::debug!(error = %message, "a request body did not arrive whole");
-        Unread::Failed(message)
-    })
+        if data.is_empty() {
+            continue;
+        }
+        if let Some(f) = first.take() {
+            joined.extend_from_slice(&f);
+        }
+        if joined.is_empty() {
+            first = Some(data);
+        } else {
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.into()))
 }
 
 /// How much of an HTTP/2 request body left unread is still read (and discarded), and for
@@ -311,6 +335,61 @@ mod tests {
             h.insert(API_SESSION_HEADER.clone(), id.parse().unwrap());
             h.insert("sec-fetch-site", "cross-site".parse().unwrap());
             assert_eq!(credential(&h, carrier), Some(id));
+        }
+    }
+
+    /// A body of `frames` (an `Err` is a failed read).
+    fn body(frames: Vec<Result<Frame<Bytes>, &'static str>>) -> Body {
+        Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames.into_iter().map(|f| f.map_err(std::io::Error::other)),
+        )))
+    }
+
+    fn data(s: &'static str) -> Result<Frame<Bytes>, &'static str> {
+        Ok(Frame::data(Bytes::from_static(s.as_bytes())))
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_within_the_limit() {
+        let none = HeaderMap::new();
+        // One frame is passed on as it came, not copied.
+        let one = Bytes::from_static(b"<Envelope/>");
+        let got = read_body(&none, body(vec![Ok(Frame::data(one.clone()))]), 100)
+            .await
+            .unwrap();
+        assert_eq!((got.as_ptr(), got.len()), (one.as_ptr(), one.len()));
+        // Frames are joined in order; empty frames and trailers add nothing.
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-t", "1".parse().unwrap());
+        let frames = || {
+            vec![
+                data("ab"),
+                data(""),
+                data("cd"),
+                Ok(Frame::trailers(trailers.clone())),
+                data("e"),
+            ]
+        };
+        assert_eq!(
+            &read_body(&none, body(frames()), 5).await.unwrap()[..],
+            b"abcde"
+        );
+        assert!(matches!(
+            read_body(&none, body(frames()), 4).await,
+            Err(Unread::TooLarge)
+        ));
+        assert!(read_body(&none, body(vec![]), 0).await.unwrap().is_empty());
+        // A declared length over the limit is refused before anything is read.
+        let mut declared = HeaderMap::new();
+        declared.insert(header::CONTENT_LENGTH, "6".parse().unwrap());
+        assert!(matches!(
+            read_body(&declared, body(vec![data("ab")]), 5).await,
+            Err(Unread::TooLarge)
+        ));
+        // A read that fails says why.
+        match read_body(&none, body(vec![data("ab"), Err("connection reset")]), 100).await {
+            Err(Unread::Failed(m)) => assert!(m.contains("connection reset"), "{m}"),
+            other => panic!("{other:?}"),
         }
     }
 }
