@@ -151,7 +151,7 @@ async fn require_session(app: &App, caller: &Caller) -> Result<SessionRecord, Fa
     app.svc
         .authenticate(caller)
         .await?
-        .ok_or(Fault::NotAuthenticated {
+        .ok_or_else(|| Fault::NotAuthenticated {
             object: vsess_core::MoRef::session_manager(),
             privilege: vsess_core::Privilege::SystemView,
         })
