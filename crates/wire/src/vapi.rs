@@ -307,6 +307,16 @@ fn json_into(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) {
     let _ = serde_json::to_writer(out, v);
 }
 
+/// The bytes of [`rest_session_info_bytes`] besides the user name: the braces, the keys,
+/// the two quoted times and the name's quotes.
+const REST_SESSION_INFO_FIXED: usize = 101;
+
+/// What [`rpc_session_info`] is given room for: its fixed bytes (90 more than the REST
+/// answer's), the name, and an id of up to 22 bytes, as ids are.
+fn rpc_session_info_size(user: &str) -> usize {
+    REST_SESSION_INFO_FIXED + 90 + 22 + user.len()
+}
+
 /// `rpc_output(id, session_info(s))`, serialized, from the fields it needs.
 pub fn rpc_session_info(
     id: &Json,
@@ -314,7 +324,7 @@ pub fn rpc_session_info(
     created: &DateTime<Utc>,
     last_accessed: &DateTime<Utc>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(192 + user.len());
+    let mut out = Vec::with_capacity(rpc_session_info_size(user));
     out.extend_from_slice(b"{\"id\":");
     json_into(&mut out, id);
     out.extend_from_slice(
@@ -331,7 +341,7 @@ pub fn rest_session_info_bytes(
     created: &DateTime<Utc>,
     last_accessed: &DateTime<Utc>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96 + user.len());
+    let mut out = Vec::with_capacity(REST_SESSION_INFO_FIXED + user.len());
     out.push(b'{');
     session_info_fields(&mut out, user, created, last_accessed);
     out.push(b'}');
@@ -717,6 +727,23 @@ mod tests {
                 String::from_utf8(typed).unwrap(),
                 rest_session_info(&us).to_string()
             );
+        }
+    }
+
+    /// The answers are written into a buffer of the right size, not grown on the way: the
+    /// REST answer exactly, the JSON-RPC one with room for an id such as the SDK's.
+    #[test]
+    fn session_infos_fit_their_buffers() {
+        use chrono::TimeZone;
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let user = "administrator@vsphere.local";
+        let rest = rest_session_info_bytes(user, &t, &t);
+        assert_eq!(rest.len(), REST_SESSION_INFO_FIXED + user.len());
+        assert_eq!(rest.capacity(), rest.len());
+        for id in [json!("1"), json!("0123456789abcdef0123"), json!(1234567)] {
+            let rpc = rpc_session_info(&id, user, &t, &t);
+            assert!(rpc.len() <= rpc_session_info_size(user), "{id}");
+            assert_eq!(rpc.capacity(), rpc_session_info_size(user), "{id}");
         }
     }
 
