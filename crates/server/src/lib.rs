@@ -506,9 +506,9 @@ async fn serve_renewed_certificates(
                 continue;
             }
         };
-        match cfg.reload_from_pem(m.cert_pem.clone(), m.key_pem.clone()).await {
-            Ok(()) => {
-                offer_alpn(&cfg);
+        match rustls_config(&m).await {
+            Ok(c) => {
+                cfg.reload_from_config(c);
                 tracing::info!(
                     cert = %m.cert_path.display(),
                     fingerprint = %m.fingerprint,
@@ -535,12 +535,10 @@ async fn tls_config(
     fail: fn(String) -> StartError,
 ) -> Result<(tls::TlsMaterial, axum_server::tls_rustls::RustlsConfig), StartError> {
     let m = tls::load_or_generate(data_dir, cert, key).map_err(fail)?;
-    let cfg =
-        axum_server::tls_rustls::RustlsConfig::from_pem(m.cert_pem.clone(), m.key_pem.clone())
-            .await
-            .map_err(|e| fail(tls::explain_pair(&m, &e)))?;
-    offer_alpn(&cfg);
-    Ok((m, cfg))
+    let c = rustls_config(&m)
+        .await
+        .map_err(|e| fail(tls::explain_pair(&m, &e)))?;
+    Ok((m, axum_server::tls_rustls::RustlsConfig::from_config(c)))
 }
 
 /// The protocols offered in ALPN, in the server's order of preference. axum-server's
@@ -550,11 +548,15 @@ async fn tls_config(
 /// code.
 const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", b"http/1.0"];
 
-/// Sets [`ALPN`] on `cfg`'s current rustls configuration.
-fn offer_alpn(cfg: &axum_server::tls_rustls::RustlsConfig) {
-    let mut c = (*cfg.get_inner()).clone();
+/// rustls's configuration for `m` as axum-server builds it (and words its errors), with
+/// [`ALPN`]: made whole before it is served, so no connection sees it half set.
+async fn rustls_config(m: &tls::TlsMaterial) -> std::io::Result<Arc<rustls::ServerConfig>> {
+    let built =
+        axum_server::tls_rustls::RustlsConfig::from_pem(m.cert_pem.clone(), m.key_pem.clone())
+            .await?;
+    let mut c = (*built.get_inner()).clone();
     c.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    cfg.reload_from_config(Arc::new(c));
+    Ok(Arc::new(c))
 }
 
 /// Binds, opens the data directory and starts serving in the background.
