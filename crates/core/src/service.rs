@@ -292,9 +292,9 @@ impl SessionService {
         // The user's current role applies, and a removed user's sessions end, also when
         // an account of the same name has been added since (its id differs).
         match standing {
-            Some(u) if u.same_account => {
-                if u.role != rec.role {
-                    rec.role = u.role;
+            Some(s) if s.same_account => {
+                if s.role != rec.role {
+                    rec.role = s.role;
                     self.store.update_session(&rec).await?;
                 }
             }
