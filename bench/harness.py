@@ -281,13 +281,24 @@ class Server:
         return time.monotonic() - t0
 
 
+def cargo_target_dir():
+    """Where cargo puts the builds, as `cargo build` decides it (CARGO_TARGET_DIR, cargo's
+    config files), not always `<repo>/target`."""
+    try:
+        out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
+                             capture_output=True, check=True, timeout=120).stdout
+        return json.loads(out)["target_directory"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return os.path.join(ROOT, "target")
+
+
 class Env:
     """Paths and the servers of one run."""
 
     def __init__(self, args, params):
         self.args = args
         self.p = params
-        self.bin = os.path.join(ROOT, "target", "release")
+        self.bin = os.path.join(cargo_target_dir(), "release")
         self.vsess = os.path.join(self.bin, "vsess")
         self.seed = os.path.join(self.bin, "vsess-bench-seed")
         self.baseline_bin = os.path.join(self.bin, "vsess-bench-baseline")
