@@ -298,7 +298,8 @@ class Env:
     def __init__(self, args, params):
         self.args = args
         self.p = params
-        self.bin = os.path.join(cargo_target_dir(), "release")
+        # cargo's dev profile builds into `debug`, every other profile into its own name.
+        self.bin = os.path.join(cargo_target_dir(), "debug" if args.profile == "dev" else args.profile)
         self.vsess = os.path.join(self.bin, "vsess")
         self.seed = os.path.join(self.bin, "vsess-bench-seed")
         self.baseline_bin = os.path.join(self.bin, "vsess-bench-baseline")
@@ -872,7 +873,7 @@ def s6(env, R, checks, out):
     series6 = {
         "cached": dict(runs=env.p["s6_cached"], e=cached_env),
         "floor": dict(runs=env.p["s6_cached"], e=base, command=f"{env.floor_bin} {url} {cookie}",
-                      shown_command=f"target/release/vsess-bench-floor {url} $ID"),
+                      shown_command=f"{os.path.relpath(env.floor_bin, ROOT)} {url} $ID"),
         "fresh": dict(runs=env.p["s6_fresh"], e=fresh_env, prepare=f"rm -rf {fresh_home}"),
     }
     rounds = env.p["s6_rounds"]
@@ -1122,7 +1123,7 @@ def machine_info(env):
 # ---- main ------------------------------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short loads, smaller sizes: a correctness run")
     ap.add_argument("--only", default="", help="comma-separated scenarios, e.g. S1,S3")
     ap.add_argument("--out", help="results JSON (default target/bench/results-{full,quick}.json)")
@@ -1130,21 +1131,29 @@ def main():
                     help="also write BENCHMARKS.md and bench/results.json (default for a full run of all scenarios)")
     ap.add_argument("--no-report", action="store_true", help="never write BENCHMARKS.md")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
+    ap.add_argument("--profile", default="release", choices=["release", "dev"],
+                    help="the cargo profile whose binaries to run (default release). dev only with "
+                         "--quick: unoptimized figures mean nothing, but the checks still hold")
+    ap.add_argument("--check-args", action="store_true", help=argparse.SUPPRESS)  # bench/run, before building
     args = ap.parse_args()
+    if args.profile != "release" and not args.quick:
+        ap.error(f"--profile {args.profile} needs --quick: a measuring run uses the release build")
     params = dict(QUICK if args.quick else FULL)
     mode = "quick" if args.quick else "full"
     only = [s.strip().upper() for s in args.only.split(",") if s.strip()] or SCENARIOS
     for s in only:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s}")
+    if args.check_args:
+        return 0
     out_path = args.out or os.path.join(ROOT, "target", "bench", f"results-{mode}.json")
     # A SIGTERM (e.g. a test runner's timeout) still stops the servers this run started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = Env(args, params)
     t_start = time.monotonic()
     started = datetime.datetime.now(datetime.timezone.utc)
-    log(f"bench: {mode} run of {', '.join(only)}; work directory {env.work}")
-    results = {"meta": {"mode": mode, "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+    log(f"bench: {mode} run of {', '.join(only)} ({args.profile} build); work directory {env.work}")
+    results = {"meta": {"mode": mode, "profile": args.profile, "date": started.strftime("%Y-%m-%d %H:%M UTC"),
                         "params": params, "scenarios": only,
                         "machine": machine_info(env)}}
     checks = Checks()
@@ -1209,6 +1218,8 @@ def main():
         with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
             f.write(report.render(results))
         log("wrote BENCHMARKS.md and bench/results.json")
+    if args.profile != "release":
+        log(f"  (a {args.profile} build: the figures below check nothing and measure nothing)")
     for t in report.targets(results):
         log(f"  target {t['id']:<10} {t['verdict']:<7} {t['summary']}")
     if args.keep:

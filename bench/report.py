@@ -200,7 +200,8 @@ def render(results):
     w("Run it again with `bench/run` (about 7 minutes; it writes this file and "
       "`bench/results.json`). `bench/run --quick` (about 1.5 minutes) checks that every scenario "
       "still runs correctly: no wrk errors, no unexpected status, no leaked sessions. It asserts "
-      "no timings. `bench/run --only S1,S3` runs a subset.")
+      "no timings (`scripts/test` runs it on the unoptimized build, `--profile dev`). "
+      "`bench/run --only S1,S3` runs a subset.")
     w("")
 
     # Targets.
