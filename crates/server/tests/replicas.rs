@@ -182,6 +182,43 @@ async fn a_session_ended_on_one_replica_is_refused_by_the_next_request_on_anothe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn a_logout_whose_slot_release_fails_still_ends_the_session_and_frees_the_slot() {
+    let redis = RedisProc::start();
+    // An account that may do anything but ZREM: Logout's live-set update fails after the
+    // session itself has ended, as when Redis goes away between the two commands.
+    redis.cli(&[
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~*", "&*", "+@all", "-zrem",
+    ]);
+    let url = format!("redis://app:app-pw@127.0.0.1:{}/0", redis.port);
+    let (r, _h) = setup_on(&url, 1, "config.vmacore.soap.maxSessionCount = 1\n").await;
+    let first = r.login(0, ADMIN.0, ADMIN.1).await;
+    let (s, body, _) = r
+        .soap(0, &common::login_body(READER, "reader-pw"), None)
+        .await;
+    assert_eq!(s, 500, "the only slot is taken: {body}");
+
+    let (s, body, _) = r.soap(0, common::LOGOUT, Some(&first)).await;
+    assert_eq!(s, 200, "the session ended, so its Logout succeeds: {body}");
+    let (_, body, _) = r.soap(0, &fetch("currentSession"), Some(&first)).await;
+    assert!(!body.contains("<key>"), "the session still answers: {body}");
+    assert_eq!(
+        redis.cli(&["ZCARD", "t:live"]),
+        "1",
+        "the slot is still taken"
+    );
+
+    // Once Redis takes the removal, the next flush (every second) frees the slot.
+    redis.cli(&["ACL", "SETUSER", "app", "+zrem"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.cli(&["ZCARD", "t:live"]) != "0" {
+        assert!(Instant::now() < deadline, "the slot was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    r.login(0, READER, "reader-pw").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
 async fn user_changes_invalidate_every_replicas_cache_at_once() {
     let (redis, r, h) = setup(2, "").await;
     let reader = r.login(0, "reader@vsphere.local", "reader-pw").await;

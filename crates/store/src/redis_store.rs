@@ -46,7 +46,7 @@ use futures_util::future::{join_all, try_join};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use vsess_core::ids::{IdDigest, SessionKey};
@@ -187,6 +187,9 @@ struct Inner {
     opts: RedisOptions,
     shown_url: String,
     pending: Mutex<HashMap<IdDigest, Pending>>,
+    /// Live-set members of sessions that have ended, whose removal failed: each would hold
+    /// a `maxSessionCount` slot until its deadline. [`RedisStore::flush`] retries them.
+    unlive: Mutex<HashSet<String>>,
     user_cache: Mutex<UserCache>,
     /// Users read from Redis (cache misses and direct lookups), for tests and metrics.
     user_reads: std::sync::atomic::AtomicU64,
@@ -438,6 +441,7 @@ impl RedisStore {
                 opts,
                 shown_url,
                 pending: Mutex::new(HashMap::new()),
+                unlive: Mutex::new(HashSet::new()),
                 user_cache: Mutex::new(UserCache::default()),
                 user_reads: std::sync::atomic::AtomicU64::new(0),
                 scripts: Scripts::new(),
@@ -764,14 +768,52 @@ impl RedisStore {
         Ok(d.and_then(|d| IdDigest::from_hex(&d)))
     }
 
-    /// Writes this replica's batched activity and slides the TTLs. Called every second.
+    /// Takes `member` out of the live set, or, if Redis refuses, leaves it to
+    /// [`RedisStore::flush`]: its session has ended either way.
+    async fn release_slot(&self, member: String) {
+        let r: StoreResult<i64> = self
+            .query(redis::cmd("ZREM").arg(self.live_key()).arg(&member))
+            .await;
+        if let Err(e) = r {
+            tracing::warn!("an ended session still holds a maxSessionCount slot; retrying: {e}");
+            self.inner
+                .unlive
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(member);
+        }
+    }
+
+    /// Retries the live-set removals that failed (see [`RedisStore::release_slot`]).
+    async fn release_slots(&self) -> StoreResult<()> {
+        let members: Vec<String> = {
+            let mut u = self.inner.unlive.lock().unwrap_or_else(|e| e.into_inner());
+            u.drain().collect()
+        };
+        if members.is_empty() {
+            return Ok(());
+        }
+        let r: StoreResult<i64> = self
+            .query(redis::cmd("ZREM").arg(self.live_key()).arg(&members))
+            .await;
+        if r.is_err() {
+            let mut u = self.inner.unlive.lock().unwrap_or_else(|e| e.into_inner());
+            u.extend(members);
+        }
+        r.map(drop)
+    }
+
+    /// Writes this replica's batched activity and slides the TTLs, and retries the slots
+    /// of ended sessions that are still taken. Called every second.
     pub async fn flush(&self) -> StoreResult<()> {
+        // Its failure does not hold back the activity.
+        let released = self.release_slots().await;
         let batch: Vec<(IdDigest, Pending)> = {
             let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
             p.drain().collect()
         };
         if batch.is_empty() {
-            return Ok(());
+            return released;
         }
         // The live set's deadlines first, so that they never fall behind a TTL (the set
         // must never undercount live sessions).
@@ -831,7 +873,7 @@ impl RedisStore {
                     .or_insert(b);
             }
         }
-        result
+        released.and(result)
     }
 
     // ---- users (the directory `vsess user …` edits) ----
@@ -1159,10 +1201,8 @@ impl Store for RedisStore {
             return Ok(false);
         }
         if let Err(e) = self.write_session(&rec, deadline).await {
-            // Give the slot back; if even that fails, it frees itself at `deadline`.
-            let _: StoreResult<i64> = self
-                .query(redis::cmd("ZREM").arg(self.live_key()).arg(&member))
-                .await;
+            // Give the slot back (later, if Redis refuses now).
+            self.release_slot(member).await;
             return Err(e);
         }
         let store = self.clone();
@@ -1260,12 +1300,14 @@ impl Store for RedisStore {
         let r: Option<Vec<Option<String>>> = self
             .script(&self.inner.scripts.end, &[&self.session_key(&d)], &[])
             .await?;
-        let _: i64 = self
-            .query(redis::cmd("ZREM").arg(self.live_key()).arg(d.to_hex()))
-            .await?;
-        let _: i64 = self
-            .query(redis::cmd("DEL").arg(self.key_index(key)))
-            .await?;
+        // The session has ended: what follows is bookkeeping, which must not turn its
+        // Logout into an error. Its slot is retried until freed; its key's index entry
+        // points at nothing now and expires with the session's deadline.
+        self.release_slot(d.to_hex()).await;
+        let r2: StoreResult<i64> = self.query(redis::cmd("DEL").arg(self.key_index(key))).await;
+        if let Err(e) = r2 {
+            tracing::debug!("cannot drop an ended session's key index (it expires): {e}");
+        }
         self.inner
             .pending
             .lock()
