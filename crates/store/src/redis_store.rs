@@ -1304,8 +1304,9 @@ impl Store for RedisStore {
         // Logout into an error. Its slot is retried until freed; its key's index entry
         // points at nothing now and expires with the session's deadline.
         self.release_slot(d.to_hex()).await;
-        let r2: StoreResult<i64> = self.query(redis::cmd("DEL").arg(self.key_index(key))).await;
-        if let Err(e) = r2 {
+        let mut drop_index = redis::cmd("DEL");
+        drop_index.arg(self.key_index(key));
+        if let Err(e) = self.query::<i64>(&drop_index).await {
             tracing::debug!("cannot drop an ended session's key index (it expires): {e}");
         }
         self.inner
