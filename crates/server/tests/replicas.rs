@@ -209,12 +209,97 @@ async fn a_logout_whose_slot_release_fails_still_ends_the_session_and_frees_the_
 
     // Once Redis takes the removal, the next flush (every second) frees the slot.
     redis.cli(&["ACL", "SETUSER", "app", "+zrem"]);
+    slots_come_back(&redis).await;
+    r.login(0, READER, "reader-pw").await;
+}
+
+/// Waits until the live set (prefix `t`) is empty: every `maxSessionCount` slot is free.
+async fn slots_come_back(redis: &RedisProc) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while redis.cli(&["ZCARD", "t:live"]) != "0" {
-        assert!(Instant::now() < deadline, "the slot was never freed");
+        assert!(Instant::now() < deadline, "a slot was never freed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn redis_of(r: &Replicas, i: usize) -> &vsess_store::RedisStore {
+    match &r.servers[i].app.backend {
+        vsess_store::Backend::Redis(s) => s,
+        _ => panic!("replica {i} is not on Redis"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn a_login_whose_reservation_answer_is_lost_leaves_no_slot_taken() {
+    let (redis, r, _h) = setup(1, "config.vmacore.soap.maxSessionCount = 1\n").await;
+    redis_of(&r, 0).lose_answers(vsess_store::LostScript::Reserve, 1);
+    let (s, body, _) = r.soap(0, &common::login_body(ADMIN.0, ADMIN.1), None).await;
+    assert_eq!(s, 500, "the reservation's answer was lost: {body}");
+    slots_come_back(&redis).await;
+    r.login(0, ADMIN.0, ADMIN.1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn a_logout_whose_answer_is_lost_still_frees_its_slot() {
+    let (redis, r, _h) = setup(1, "config.vmacore.soap.maxSessionCount = 1\n").await;
+    let first = r.login(0, ADMIN.0, ADMIN.1).await;
+    redis_of(&r, 0).lose_answers(vsess_store::LostScript::End, 1);
+    let (s, body, _) = r.soap(0, common::LOGOUT, Some(&first)).await;
+    assert_eq!(s, 500, "the Logout's answer was lost: {body}");
+    let (_, body, _) = r.soap(0, &fetch("currentSession"), Some(&first)).await;
+    assert!(!body.contains("<key>"), "the session still answers: {body}");
+    slots_come_back(&redis).await;
     r.login(0, READER, "reader-pw").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn a_logout_that_never_ran_ends_its_session_when_redis_is_back() {
+    let redis = RedisProc::start();
+    // An account that may run no script: Logout's script fails outright.
+    redis.cli(&[
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~*", "&*", "+@all",
+    ]);
+    let url = format!("redis://app:app-pw@127.0.0.1:{}/0", redis.port);
+    let (r, _h) = setup_on(&url, 1, "config.vmacore.soap.maxSessionCount = 1\n").await;
+    let first = r.login(0, ADMIN.0, ADMIN.1).await;
+    redis.cli(&["ACL", "SETUSER", "app", "-del"]);
+    let (s, body, _) = r.soap(0, common::LOGOUT, Some(&first)).await;
+    assert_eq!(s, 500, "the Logout failed: {body}");
+    let (_, body, _) = r.soap(0, &fetch("currentSession"), Some(&first)).await;
+    assert!(
+        body.contains("<key>"),
+        "the session has not ended yet: {body}"
+    );
+    // Asked to end, it ends once Redis takes the change.
+    redis.cli(&["ACL", "SETUSER", "app", "+del"]);
+    slots_come_back(&redis).await;
+    let (_, body, _) = r.soap(0, &fetch("currentSession"), Some(&first)).await;
+    assert!(!body.contains("<key>"), "the session still answers: {body}");
+    r.login(0, READER, "reader-pw").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Debian's redis-server (scripts/test installs it)"]
+async fn a_lost_key_index_comes_back_with_the_sessions_next_activity() {
+    let (redis, r, _h) = setup(1, "").await;
+    let cookie = r.login(0, ADMIN.0, ADMIN.1).await;
+    let (_, body, _) = r.soap(0, &fetch("currentSession"), Some(&cookie)).await;
+    let index = format!("t:key:{{{}}}", current_key(&body));
+    // Lost as when a write of it failed and the replica that owed it stopped: the key
+    // index expires before its session, and Logout could no longer find the session.
+    assert_eq!(redis.cli(&["DEL", &index]), "1");
+    r.soap(0, &fetch("currentSession"), Some(&cookie)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis.cli(&["EXISTS", &index]) != "1" {
+        assert!(Instant::now() < deadline, "the key index never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, _, _) = r.soap(0, common::LOGOUT, Some(&cookie)).await;
+    assert_eq!(s, 200);
+    slots_come_back(&redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

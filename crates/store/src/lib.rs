@@ -22,6 +22,8 @@ pub use fsutil::{
     check_data_dir, ensure_data_dir, ensure_private_dir, replace_private, warn_if_exposed,
     write_private_atomic,
 };
+#[cfg(feature = "testing")]
+pub use redis_store::LostScript;
 pub use redis_store::{redact_url, RedisOptions, RedisStore};
 pub use users::UserFile;
 

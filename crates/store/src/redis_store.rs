@@ -182,14 +182,31 @@ impl UserCache {
     }
 }
 
+/// Test support (feature `testing`): the scripts whose answers
+/// [`RedisStore::lose_answers`] can lose.
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, Copy)]
+pub enum LostScript {
+    /// A login's reservation of a `maxSessionCount` slot.
+    Reserve,
+    /// The end of a session (Logout, TerminateSession).
+    End,
+}
+
 struct Inner {
     conn: Conn,
     opts: RedisOptions,
     shown_url: String,
     pending: Mutex<HashMap<IdDigest, Pending>>,
+    /// Sessions whose ending script failed, and may or may not have run: asked to end,
+    /// they are ended by [`RedisStore::flush`], which then frees their slots.
+    unended: Mutex<HashSet<IdDigest>>,
     /// Live-set members of sessions that have ended, whose removal failed: each would hold
     /// a `maxSessionCount` slot until its deadline. [`RedisStore::flush`] retries them.
     unlive: Mutex<HashSet<String>>,
+    /// Test support: how many more answers of each script (by hash) are lost.
+    #[cfg(feature = "testing")]
+    lost_answers: Mutex<HashMap<String, usize>>,
     user_cache: Mutex<UserCache>,
     /// Users read from Redis (cache misses and direct lookups), for tests and metrics.
     user_reads: std::sync::atomic::AtomicU64,
@@ -441,7 +458,10 @@ impl RedisStore {
                 opts,
                 shown_url,
                 pending: Mutex::new(HashMap::new()),
+                unended: Mutex::new(HashSet::new()),
                 unlive: Mutex::new(HashSet::new()),
+                #[cfg(feature = "testing")]
+                lost_answers: Mutex::new(HashMap::new()),
                 user_cache: Mutex::new(UserCache::default()),
                 user_reads: std::sync::atomic::AtomicU64::new(0),
                 scripts: Scripts::new(),
@@ -650,7 +670,47 @@ impl RedisStore {
             inv.arg(a);
         }
         let mut c = self.inner.conn.clone();
-        self.run(inv.invoke_async(&mut c)).await
+        let answer = self.run(inv.invoke_async(&mut c)).await;
+        #[cfg(feature = "testing")]
+        if self.answer_lost(script) {
+            return Err(StoreError::Unavailable(
+                "the answer was lost (test support: RedisStore::lose_answers)".into(),
+            ));
+        }
+        answer
+    }
+
+    /// Test support (feature `testing`): Redis runs the next `n` invocations of `script`,
+    /// but their answers are lost, as when a connection drops or a timeout strikes after
+    /// Redis did the work.
+    #[cfg(feature = "testing")]
+    pub fn lose_answers(&self, script: LostScript, n: usize) {
+        let hash = match script {
+            LostScript::Reserve => self.inner.scripts.reserve.get_hash(),
+            LostScript::End => self.inner.scripts.end.get_hash(),
+        };
+        let mut lost = self
+            .inner
+            .lost_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        lost.insert(hash.to_owned(), n);
+    }
+
+    #[cfg(feature = "testing")]
+    fn answer_lost(&self, script: &Script) -> bool {
+        let mut lost = self
+            .inner
+            .lost_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match lost.get_mut(script.get_hash()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The sessions in the live set (`ZCARD`): live ones, and expired ones until a reap.
@@ -803,17 +863,40 @@ impl RedisStore {
         r.map(drop)
     }
 
-    /// Writes this replica's batched activity and slides the TTLs, and retries the slots
-    /// of ended sessions that are still taken. Called every second.
+    /// Ends the sessions whose ending failed (see [`Store::remove_session`]) and frees
+    /// their slots; stops at the first failure, keeping the rest for the next flush.
+    async fn finish_ends(&self) -> StoreResult<()> {
+        let mut todo: Vec<IdDigest> = {
+            let mut u = self.inner.unended.lock().unwrap_or_else(|e| e.into_inner());
+            u.drain().collect()
+        };
+        while let Some(d) = todo.pop() {
+            let ended: StoreResult<Value> = self
+                .script(&self.inner.scripts.end, &[&self.session_key(&d)], &[])
+                .await;
+            if let Err(e) = ended {
+                todo.push(d);
+                let mut u = self.inner.unended.lock().unwrap_or_else(|e| e.into_inner());
+                u.extend(todo);
+                return Err(e);
+            }
+            self.release_slot(d.to_hex()).await;
+        }
+        Ok(())
+    }
+
+    /// Writes this replica's batched activity and slides the TTLs; first it finishes the
+    /// ends and frees the slots that failed before. Called every second.
     pub async fn flush(&self) -> StoreResult<()> {
-        // Its failure does not hold back the activity.
-        let released = self.release_slots().await;
+        // Neither holds back the activity.
+        let ended = self.finish_ends().await;
+        let cleaned = ended.and(self.release_slots().await);
         let batch: Vec<(IdDigest, Pending)> = {
             let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
             p.drain().collect()
         };
         if batch.is_empty() {
-            return released;
+            return cleaned;
         }
         // The live set's deadlines first, so that they never fall behind a TTL (the set
         // must never undercount live sessions).
@@ -822,58 +905,89 @@ impl RedisStore {
         for (d, p) in &batch {
             zadd.arg(self.deadline(p.at, p.login)).arg(d.to_hex());
         }
-        let result = async {
-            let _: i64 = self.query(&zadd).await?;
-            let idle = self.inner.opts.idle.num_milliseconds().to_string();
-            let lifetime = self
-                .inner
-                .opts
-                .lifetime
-                .map_or(-1, |l| l.num_milliseconds())
-                .to_string();
-            for chunk in batch.chunks(256) {
-                let outs = join_all(chunk.iter().map(|(d, p)| {
-                    let key = self.session_key(d);
-                    let idx = self.key_index(p.key.as_str());
-                    let args = [
-                        ms(p.at).to_string(),
-                        p.calls.to_string(),
-                        idle.clone(),
-                        lifetime.clone(),
-                    ];
-                    async move {
-                        let deadline: i64 = self
-                            .script(&self.inner.scripts.touch, &[&key], &args)
-                            .await?;
-                        if deadline > 0 {
-                            let _: i64 = self
-                                .query(redis::cmd("PEXPIREAT").arg(&idx).arg(deadline))
-                                .await?;
-                        }
-                        Ok::<(), StoreError>(())
+        if let Err(e) = self.query::<i64>(&zadd).await {
+            self.requeue(batch);
+            return cleaned.and(Err(e));
+        }
+        let idle = self.inner.opts.idle.num_milliseconds().to_string();
+        let lifetime = self
+            .inner
+            .opts
+            .lifetime
+            .map_or(-1, |l| l.num_milliseconds())
+            .to_string();
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        let mut items = batch.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<(IdDigest, Pending)> = items.by_ref().take(256).collect();
+            let outs = join_all(
+                chunk
+                    .iter()
+                    .map(|(d, p)| self.write_activity(d, p, &idle, &lifetime)),
+            )
+            .await;
+            for ((d, mut p), out) in chunk.into_iter().zip(outs) {
+                if let Err((e, counted)) = out {
+                    if counted {
+                        // Only the index is left to write: the calls must not count twice.
+                        p.calls = 0;
                     }
-                }))
-                .await;
-                for o in outs {
-                    o?;
+                    failed.push((d, p));
+                    first_error.get_or_insert(e);
                 }
             }
-            Ok::<(), StoreError>(())
         }
-        .await;
-        if result.is_err() {
-            // Keep the activity for the next attempt.
-            let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-            for (d, b) in batch {
-                p.entry(d)
-                    .and_modify(|cur| {
-                        cur.at = cur.at.max(b.at);
-                        cur.calls += b.calls;
-                    })
-                    .or_insert(b);
-            }
+        self.requeue(failed);
+        cleaned.and(first_error.map_or(Ok(()), Err))
+    }
+
+    /// One session's batched activity: its record, TTL and key index. On failure, says
+    /// whether its calls were already counted.
+    async fn write_activity(
+        &self,
+        d: &IdDigest,
+        p: &Pending,
+        idle: &str,
+        lifetime: &str,
+    ) -> Result<(), (StoreError, bool)> {
+        let args = [
+            ms(p.at).to_string(),
+            p.calls.to_string(),
+            idle.to_owned(),
+            lifetime.to_owned(),
+        ];
+        let deadline: i64 = self
+            .script(&self.inner.scripts.touch, &[&self.session_key(d)], &args)
+            .await
+            .map_err(|e| (e, false))?;
+        if deadline > 0 {
+            // SET, not PEXPIREAT: an index entry lost to an earlier failure comes back.
+            let mut index = redis::cmd("SET");
+            index
+                .arg(self.key_index(p.key.as_str()))
+                .arg(d.to_hex())
+                .arg("PXAT")
+                .arg(deadline);
+            self.query::<()>(&index).await.map_err(|e| (e, true))?;
         }
-        released.and(result)
+        Ok(())
+    }
+
+    /// Keeps activity that could not be written for the next flush.
+    fn requeue(&self, items: Vec<(IdDigest, Pending)>) {
+        if items.is_empty() {
+            return;
+        }
+        let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for (d, b) in items {
+            p.entry(d)
+                .and_modify(|cur| {
+                    cur.at = cur.at.max(b.at);
+                    cur.calls += b.calls;
+                })
+                .or_insert(b);
+        }
     }
 
     // ---- users (the directory `vsess user …` edits) ----
@@ -972,15 +1086,21 @@ impl RedisStore {
         let removed = self
             .user_script(&self.inner.scripts.remove_user, vec![name.to_owned()])
             .await?;
-        if removed {
-            for key in [
-                self.user_sessions_key(name),
-                self.k(&format!("lock:{name}")),
-            ] {
-                let _: i64 = self.query(redis::cmd("DEL").arg(key)).await?;
+        if !removed {
+            return Ok(false);
+        }
+        // Best effort: the removal took effect and is not reported as failed. What is
+        // left is harmless (ended sessions are dropped from a set when it is read, and a
+        // login-failure count names the account it counts for).
+        for key in [
+            self.user_sessions_key(name),
+            self.k(&format!("lock:{name}")),
+        ] {
+            if let Err(e) = self.query::<i64>(redis::cmd("DEL").arg(&key)).await {
+                tracing::warn!("user {name} is removed, but its key {key} is left: {e}");
             }
         }
-        Ok(removed)
+        Ok(true)
     }
 
     /// The `instanceUuid` shared by every replica: `candidate` if none is set yet.
@@ -1185,7 +1305,7 @@ impl Store for RedisStore {
     async fn insert_session(&self, rec: SessionRecord, limit: usize) -> StoreResult<bool> {
         let deadline = self.deadline(rec.last_active_time, rec.login_time);
         let member = rec.digest.to_hex();
-        let reserved: i64 = self
+        let reserved: StoreResult<i64> = self
             .script(
                 &self.inner.scripts.reserve,
                 &[&self.live_key()],
@@ -1196,12 +1316,31 @@ impl Store for RedisStore {
                     member.clone(),
                 ],
             )
-            .await?;
+            .await;
+        let reserved = match reserved {
+            Ok(r) => r,
+            Err(e) => {
+                // The script may have run with its answer lost, or may still run: a slot
+                // with no session. Freed now, and again at the next flush, in case the
+                // script ran after this.
+                self.release_slot(member.clone()).await;
+                self.inner
+                    .unlive
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(member);
+                return Err(e);
+            }
+        };
         if reserved != 1 {
             return Ok(false);
         }
         if let Err(e) = self.write_session(&rec, deadline).await {
-            // Give the slot back (later, if Redis refuses now).
+            // No one has the id: drop what was written, or it would be listed until its
+            // deadline, and give the slot back (later, if Redis refuses now).
+            let mut drop_record = redis::cmd("DEL");
+            drop_record.arg(self.session_key(&rec.digest));
+            let _: StoreResult<i64> = self.query(&drop_record).await;
             self.release_slot(member).await;
             return Err(e);
         }
@@ -1297,9 +1436,19 @@ impl Store for RedisStore {
         let Some(d) = self.digest_of_key(key).await? else {
             return Ok(None);
         };
-        let r: Option<Vec<Option<String>>> = self
+        let ended: StoreResult<Option<Vec<Option<String>>>> = self
             .script(&self.inner.scripts.end, &[&self.session_key(&d)], &[])
-            .await?;
+            .await;
+        let r = match ended {
+            Ok(r) => r,
+            Err(e) => {
+                // It may have run, its answer lost. Asked to end, the session ends: the
+                // next flush finishes the job, whatever the caller is told now.
+                let mut u = self.inner.unended.lock().unwrap_or_else(|e| e.into_inner());
+                u.insert(d);
+                return Err(e);
+            }
+        };
         // The session has ended: what follows is bookkeeping, which must not turn its
         // Logout into an error. Its slot is retried until freed; its key's index entry
         // points at nothing now and expires with the session's deadline.
