@@ -468,8 +468,12 @@ impl SessionService {
             return Err(self.refuse(Refusal::BadName));
         };
         if password.starts_with(LOCAL_TICKET_PREFIX) {
-            if let Some(user) = self.redeem_local_ticket(&name, password, now).await? {
-                return Ok(self.login_as(caller, &user, locale).await?);
+            if let Some((user, taken)) = self.redeem_local_ticket(&name, password, now).await? {
+                return match self.login_as(caller, &user, locale).await {
+                    Ok(r) => Ok(r),
+                    Err(f @ Fault::NoPermission { .. }) => Err(f.into()),
+                    Err(f) => Err(self.give_back(taken, f).await.into()),
+                };
             }
         }
         let user = self.check_password(&name, password, now).await?;
@@ -589,13 +593,15 @@ impl SessionService {
         .await
     }
 
+    /// The user a local ticket logs in, and the ticket, taken (see [`Self::give_back`]).
     async fn redeem_local_ticket(
         &self,
         name: &UserName,
         password: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, Fault> {
-        let Some(t) = self.store.take_ticket(&IdDigest::of(password)).await? else {
+    ) -> Result<Option<(User, (IdDigest, Ticket))>, Fault> {
+        let digest = IdDigest::of(password);
+        let Some(t) = self.store.take_ticket(&digest).await? else {
             return Ok(None);
         };
         let TicketKind::Local { user, path } = &t.kind else {
@@ -607,7 +613,21 @@ impl SessionService {
         if user != name.as_str() || t.expires <= now {
             return Ok(None);
         }
-        Ok(self.store.get_user_fresh(name.as_str()).await?)
+        match self.store.get_user_fresh(name.as_str()).await {
+            Ok(Some(u)) => Ok(Some((u, (digest, t)))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.give_back((digest, t), e.into()).await),
+        }
+    }
+
+    /// Puts back a ticket taken for a redemption that then failed on the server's side
+    /// (the store, the session limit), so that its holder can try again until it expires,
+    /// as it could had the redemption not begun. Returns `fault`, the failure to report.
+    async fn give_back(&self, (digest, ticket): (IdDigest, Ticket), fault: Fault) -> Fault {
+        if let Err(e) = self.store.put_ticket(digest, ticket).await {
+            tracing::warn!("a ticket taken by a redemption that failed is lost: {e}");
+        }
+        fault
     }
 
     /// `Logout`: ends the caller's session.
@@ -724,30 +744,38 @@ impl SessionService {
             return Err(Fault::SessionActive);
         }
         let now = self.clock.now();
-        let Some(t) = self.store.take_ticket(&IdDigest::of(ticket)).await? else {
+        let digest = IdDigest::of(ticket);
+        let Some(t) = self.store.take_ticket(&digest).await? else {
             return Err(Fault::InvalidLogin);
         };
-        let TicketKind::Clone { session } = t.kind else {
+        let TicketKind::Clone { session } = &t.kind else {
             return Err(Fault::InvalidLogin);
         };
         if t.expires <= now {
             return Err(Fault::InvalidLogin);
         }
-        let Some(src) = self.store.session_by_key(session.as_str()).await? else {
-            return Err(Fault::InvalidLogin);
+        let src = match self.store.session_by_key(session.as_str()).await {
+            Ok(Some(src)) => src,
+            Ok(None) => return Err(Fault::InvalidLogin),
+            Err(e) => return Err(self.give_back((digest, t), e.into()).await),
         };
         if self.expired(&src, now) {
             return Err(Fault::InvalidLogin);
         }
-        self.new_session(
-            caller,
-            &src.user_name,
-            src.user_id,
-            &src.full_name,
-            src.role,
-            src.locale,
-        )
-        .await
+        let cloned = self
+            .new_session(
+                caller,
+                &src.user_name,
+                src.user_id,
+                &src.full_name,
+                src.role,
+                src.locale,
+            )
+            .await;
+        match cloned {
+            Ok(r) => Ok(r),
+            Err(f) => Err(self.give_back((digest, t), f).await),
+        }
     }
 
     /// `ImpersonateUser`: the caller's session takes on the identity of a user who has a

@@ -644,6 +644,56 @@ async fn impersonation_finds_a_live_session_behind_many_expired_ones() {
 }
 
 #[tokio::test]
+async fn a_ticket_whose_redemption_fails_on_the_servers_side_can_be_used_again() {
+    let f = fixture_with(Policy {
+        max_sessions: 2,
+        ..Policy::default()
+    });
+    let id = f.login("reader@vsphere.local").await;
+    let rec = f.auth(&id).await.unwrap();
+    let other = f.login("admin@vsphere.local").await;
+    let clone = f.svc.acquire_clone_ticket(Some(&rec)).await.unwrap();
+    f.svc
+        .acquire_local_ticket(&anon(), "admin@vsphere.local")
+        .await
+        .unwrap();
+    let (user, local) = f.sink.0.lock().unwrap()[0].clone();
+    // Both slots are taken: each redemption fails, and its ticket is kept.
+    for _ in 0..2 {
+        assert_eq!(
+            f.svc
+                .clone_session(&anon(), None, &clone)
+                .await
+                .unwrap_err(),
+            Fault::SessionLimit { limit: 2 }
+        );
+        assert_eq!(
+            f.svc.login(&anon(), &user, &local, None).await.unwrap_err(),
+            Fault::SessionLimit { limit: 2 }
+        );
+    }
+    let other = f.auth(&other).await.unwrap();
+    f.svc.logout(Some(&other)).await.unwrap();
+    let (_, cs) = f.svc.clone_session(&anon(), None, &clone).await.unwrap();
+    assert_eq!(cs.user_name, "reader@vsphere.local");
+    f.svc.logout(Some(&rec)).await.unwrap();
+    let (_, us) = f.svc.login(&anon(), &user, &local, None).await.unwrap();
+    assert_eq!(us.user_name, "admin@vsphere.local");
+    // Redeemed, each is gone.
+    assert_eq!(
+        f.svc
+            .clone_session(&anon(), None, &clone)
+            .await
+            .unwrap_err(),
+        Fault::InvalidLogin
+    );
+    assert_eq!(
+        f.svc.login(&anon(), &user, &local, None).await.unwrap_err(),
+        Fault::InvalidLogin
+    );
+}
+
+#[tokio::test]
 async fn local_tickets_are_local_only_and_one_time() {
     let f = fixture();
     let remote = Caller {
