@@ -55,6 +55,9 @@ struct Inner {
     /// bytes long): `log` still writes to the replaced file, which is gone from the
     /// directory, so nothing may be appended until the new one is open.
     reopen: Option<u64>,
+    /// A compaction renamed its snapshot over the log, but the directory sync that makes
+    /// the rename durable failed: retried before the next change.
+    dir_unsynced: bool,
     /// Makes [`EmbeddedStore::switch_log`] fail, as a lack of file descriptors would.
     #[cfg(test)]
     fail_switch: bool,
@@ -113,10 +116,9 @@ impl Background {
                 let stopped = *g;
                 drop(g);
                 let written = syncer.written();
-                if syncer.state().synced < written {
-                    if let Err(e) = syncer.sync_to(written) {
-                        tracing::error!(error = %e, "cannot fsync the session log; retrying");
-                    }
+                // A failure is logged once, by `sync_to`, and is final.
+                if syncer.state().synced < written && syncer.failure().is_none() {
+                    let _ = syncer.sync_to(written);
                 }
                 if stopped {
                     return;
@@ -152,12 +154,20 @@ struct Syncer {
     state: Mutex<SyncState>,
     done: std::sync::Condvar,
     path: PathBuf,
+    /// Makes the next fsyncs fail, as a disk that cannot write back would.
+    #[cfg(test)]
+    fail_sync: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
 struct SyncState {
     synced: u64,
     busy: bool,
+    /// An fsync failed. Linux reports a writeback error once, and may have dropped the
+    /// pages it could not write: a later fsync that succeeds proves nothing about the
+    /// records before it. So the log is never again taken as durable, and changes are
+    /// refused (see [`EmbeddedStore::writable`]) until a restart replays what it holds.
+    failed: Option<String>,
 }
 
 impl Syncer {
@@ -169,6 +179,9 @@ impl Syncer {
     fn sync_to(&self, pos: u64) -> StoreResult<()> {
         let mut st = self.state();
         loop {
+            if let Some(failed) = &st.failed {
+                return Err(StoreError::Unavailable(failed.clone()));
+            }
             if st.synced >= pos {
                 return Ok(());
             }
@@ -181,14 +194,39 @@ impl Syncer {
         let target = self.written.load(std::sync::atomic::Ordering::SeqCst);
         drop(st);
         let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        #[cfg(test)]
+        let r = if self.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(io::Error::other("test"))
+        } else {
+            file.sync_data()
+        };
+        #[cfg(not(test))]
         let r = file.sync_data();
         let mut st = self.state();
         st.busy = false;
-        if r.is_ok() {
-            st.synced = st.synced.max(target);
-        }
+        let r = match r {
+            Ok(()) => {
+                st.synced = st.synced.max(target);
+                Ok(())
+            }
+            Err(e) => {
+                let failed = format!(
+                    "{}; the records not yet synced may be lost, so changes are refused \
+                     until vsess restarts and replays the log (check the disk first)",
+                    io("cannot sync", &self.path, e)
+                );
+                tracing::error!("{failed}");
+                st.failed = Some(failed.clone());
+                Err(StoreError::Unavailable(failed))
+            }
+        };
         self.done.notify_all();
-        r.map_err(|e| io("cannot sync", &self.path, e))
+        r
+    }
+
+    /// Why the log is no longer taken as durable, if an fsync failed.
+    fn failure(&self) -> Option<String> {
+        self.state().failed.clone()
     }
 
     fn written(&self) -> u64 {
@@ -308,6 +346,8 @@ impl EmbeddedStore {
             state: Mutex::new(SyncState::default()),
             done: std::sync::Condvar::new(),
             path: log_path.clone(),
+            #[cfg(test)]
+            fail_sync: std::sync::atomic::AtomicBool::new(false),
         });
         let background = match options.durability {
             Durability::Always => None,
@@ -325,6 +365,7 @@ impl EmbeddedStore {
                 log_failed: false,
                 compact_after: None,
                 reopen: None,
+                dir_unsynced: false,
                 #[cfg(test)]
                 fail_switch: false,
             }),
@@ -390,16 +431,27 @@ impl EmbeddedStore {
 
     /// After a failed append, whether the log takes writes again (probing it).
     fn writable(&self, g: &mut Inner) -> StoreResult<()> {
+        if let Some(failed) = self.syncer.failure() {
+            return Err(StoreError::Unavailable(failed));
+        }
         if let Some(len) = g.reopen {
-            let unavailable = |e: StoreError| {
+            self.switch_log(g, len).map_err(|e| {
                 StoreError::Unavailable(format!(
                     "{e}; changes are refused until the compacted log can be opened"
                 ))
-            };
-            self.switch_log(g, len).map_err(unavailable)?;
+            })?;
             g.reopen = None;
-            // The sync of the rename that compaction could not reach.
-            sync_dir(&self.dir).map_err(|e| unavailable(io("cannot sync", &self.dir, e)))?;
+        }
+        if g.dir_unsynced {
+            // The rename of a compaction is not durable until its directory is synced;
+            // records appended to the new file are not either.
+            sync_dir(&self.dir).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "{}; changes are refused until it can be synced",
+                    io("cannot sync", &self.dir, e)
+                ))
+            })?;
+            g.dir_unsynced = false;
         }
         if g.log_failed {
             g.log.probe().map_err(|e| {
@@ -539,8 +591,10 @@ impl EmbeddedStore {
                     .written
                     .fetch_add(muts.len() as u64, std::sync::atomic::Ordering::SeqCst);
             }
+            // Against the snapshot, not the sessions alone: a state of many tokens (say)
+            // and few sessions would otherwise be compacted again at every flush.
             g.lines > 100_000
-                && g.lines > 4 * g.state.session_count() as u64
+                && g.lines > 4 * g.state.snapshot_len() as u64
                 && g.compact_after
                     .is_none_or(|t| std::time::Instant::now() >= t)
         };
@@ -608,12 +662,14 @@ impl EmbeddedStore {
         g.lines = snapshot.len() as u64;
         // The snapshot is the log now: appends must go to it even if the directory sync
         // below fails, and none may go to the replaced file.
+        g.dir_unsynced = true;
         if let Err(e) = self.switch_log(&mut g, buf_len) {
             g.reopen = Some(buf_len);
             return Err(e);
         }
         g.reopen = None;
         sync_dir(&self.dir).map_err(|e| io("cannot sync", &self.dir, e))?;
+        g.dir_unsynced = false;
         // Everything appended so far is in the fsynced snapshot.
         let written = self.syncer.written();
         let mut st = self.syncer.state();
@@ -2259,6 +2315,92 @@ mod tests {
         }
         // The torn bytes were one corrupt line; this start rewrote the log without it.
         assert_eq!(corrupt_backups(dir.path()), 1);
+    }
+
+    /// A failed fsync is final: Linux may have dropped the pages it could not write and
+    /// reports that once, so a later fsync that succeeds would vouch for records that are
+    /// not on disk. Changes are refused, and /healthz fails, until a restart.
+    #[tokio::test]
+    async fn a_failed_fsync_refuses_changes_until_a_restart() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let (_, b) = rec(now);
+        let (_, c) = rec(now);
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.insert_session(a.clone(), 10).await.unwrap();
+            s.syncer.fail_sync.store(true, Ordering::SeqCst);
+            let e = s.insert_session(b.clone(), 10).await.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            s.syncer.fail_sync.store(false, Ordering::SeqCst);
+            let e = s.insert_session(c.clone(), 10).await.unwrap_err();
+            assert!(e.to_string().contains("restarts"), "{e}");
+            assert!(s.health().is_err());
+            assert!(s.flush().is_err());
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(s.health().is_ok());
+        assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+        assert!(s.session_by_key(c.key.as_str()).await.unwrap().is_none());
+        assert!(s.insert_session(c.clone(), 10).await.unwrap());
+    }
+
+    /// A compaction whose directory sync failed has not made its rename durable: the
+    /// next change retries the sync first, and is refused while it fails.
+    #[tokio::test]
+    async fn a_compaction_whose_directory_sync_failed_is_synced_before_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        s.compact().unwrap();
+        // As if `sync_dir` had failed after the rename.
+        s.lock().dir_unsynced = true;
+        // The directory cannot be opened to be synced while it is elsewhere.
+        let moved = dir.path().with_extension("moved");
+        fs::rename(dir.path(), &moved).unwrap();
+        let e = s.insert_session(a.clone(), 10).await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        assert!(s.health().is_err());
+        fs::rename(&moved, dir.path()).unwrap();
+        assert!(s.insert_session(a.clone(), 10).await.unwrap());
+        assert!(!s.lock().dir_unsynced);
+    }
+
+    /// A log of many tokens and few sessions is not compacted again at every flush: it
+    /// is as small as its snapshot already.
+    #[tokio::test]
+    async fn a_state_of_many_tokens_is_not_compacted_at_every_flush() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open_with(
+            dir.path(),
+            EmbeddedOptions {
+                durability: Durability::Interval(std::time::Duration::from_secs(3600)),
+            },
+        )
+        .unwrap();
+        let now = Utc::now();
+        for i in 0..100_001u32 {
+            let token = TokenRecord {
+                user: "u@v".into(),
+                role: Role::Admin,
+                created: now,
+                expires: now + Duration::hours(1),
+                user_id: String::new(),
+            };
+            s.put_token(IdDigest::of(&i.to_string()), token)
+                .await
+                .unwrap();
+        }
+        let inode = || fs::metadata(dir.path().join(LOG)).unwrap().ino();
+        let before = inode();
+        for _ in 0..2 {
+            s.flush().unwrap();
+            assert_eq!(inode(), before, "the log was rewritten");
+        }
     }
 
     /// A compaction that replaced the file but could not open the new one appends
