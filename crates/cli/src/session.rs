@@ -235,8 +235,27 @@ fn env(names: &[&str]) -> Option<String> {
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
-fn truthy(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+/// `$VSESS_INSECURE` or `$GOVC_INSECURE`, read as govc reads the latter: `1` or `true`
+/// (any case) skip TLS verification, anything else does not. Read otherwise, a variable
+/// that govc and vsess share would send them to different cache files (the key includes
+/// `insecure`), and only one of them would verify the certificate.
+fn insecure_from_env() -> bool {
+    let Some((name, v)) = ["VSESS_INSECURE", "GOVC_INSECURE"]
+        .into_iter()
+        .find_map(|n| env(&[n]).map(|v| (n, v)))
+    else {
+        return false;
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" => true,
+        "0" | "false" => false,
+        _ => {
+            eprintln!(
+                "vsess: note: ${name}={v} is neither 1 nor true (as govc reads it): TLS is verified"
+            );
+            false
+        }
+    }
 }
 
 /// Maps an SDK error to a one-line message and its exit code.
@@ -343,7 +362,7 @@ impl Conn {
             })?;
         let from_saved = source == Source::Remembered;
         let insecure = self.insecure
-            || env(&["VSESS_INSECURE", "GOVC_INSECURE"]).is_some_and(|v| truthy(&v))
+            || insecure_from_env()
             || (from_saved && saved.as_ref().is_some_and(|c| c.insecure));
         let thumbprint = self
             .thumbprint
@@ -401,7 +420,7 @@ impl Conn {
                 _ => Tls::Verify,
             };
         }
-        let endpoint = session.endpoint().to_string();
+        let endpoint = session.endpoint_as_given();
         // The environment beats the remembered login; say so when they differ, since the
         // user may have forgotten a variable set for something else.
         if let (Source::Env(name), Some(saved)) = (source, &saved) {
@@ -1069,7 +1088,17 @@ async fn run_async(cmd: SessionCommand) -> Result<(), Failure> {
             .map_err(failure)?;
             match r.session.load(&client).await.map_err(failure)? {
                 Some(l) => {
-                    r.session.logout(&l.client).await.map_err(failure)?;
+                    r.session.logout(&l.client).await.map_err(|e| {
+                        let gone = e.is_unauthenticated();
+                        let mut f = failure(e);
+                        if !gone {
+                            f.message.push_str(
+                                "\nThe session may still be live, so it stays cached: \
+                                 run `vsess logout` again",
+                            );
+                        }
+                        f
+                    })?;
                     outln!(
                         "Logged out of {} (session {} ended)",
                         r.server(),

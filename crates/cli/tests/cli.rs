@@ -1311,6 +1311,25 @@ fn the_remembered_server_is_per_govmomi_home_and_its_source_is_shown() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
     assert!(out.contains(r#""serverFrom":"VSESS_URL""#), "{out}");
+    // $VSESS_INSECURE is read as govc reads $GOVC_INSECURE (1 or true): "yes" does not
+    // skip the verification of this self-signed certificate, and the command says so.
+    let (code, _, err) = vsess_in(
+        home.path(),
+        &["whoami"],
+        &[
+            ("GOVMOMI_HOME", g2),
+            ("VSESS_URL", &url),
+            ("VSESS_USERNAME", "admin@vsphere.local"),
+            ("VSESS_PASSWORD", "pw-1"),
+            ("VSESS_INSECURE", "yes"),
+        ],
+        "",
+    );
+    assert_ne!(code, Some(0), "{err}");
+    assert!(
+        err.contains("$VSESS_INSECURE=yes is neither 1 nor true"),
+        "{err}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -290,6 +290,22 @@ impl Session {
         p
     }
 
+    /// [`endpoint`](Self::endpoint) as text, with the host as the URL given to
+    /// [`Session::new`] wrote it: its case, and its port even when it is the scheme's
+    /// default, which [`Url`] would drop. The cache files are named by that host, as govc
+    /// names them, so a session made again from this text finds them.
+    pub fn endpoint_as_given(&self) -> String {
+        let e = self.endpoint();
+        let Some(host) = self.given_host() else {
+            return e.to_string();
+        };
+        let user = match e.username() {
+            "" => String::new(),
+            u => format!("{u}@"),
+        };
+        format!("{}://{user}{host}{}", e.scheme(), e.path())
+    }
+
     fn user(&self) -> String {
         url_credentials(&self.url)
             .map(|(u, _)| u)
@@ -301,20 +317,25 @@ impl Session {
     /// `URL.String()` does. If `url` has since been pointed at another host or port, its
     /// own `host[:port]`.
     fn host(&self) -> String {
-        if let Some(given) = self.host_as_given.as_deref() {
-            let same = Url::parse(&format!("{}://{given}", self.url.scheme())).is_ok_and(|g| {
-                g.host() == self.url.host()
-                    && g.port_or_known_default() == self.url.port_or_known_default()
-            });
-            if same {
-                return go_escape_host(given);
-            }
+        if let Some(given) = self.given_host() {
+            return go_escape_host(given);
         }
         match (self.url.host_str(), self.url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
             _ => String::new(),
         }
+    }
+
+    /// The host as the URL given to [`Session::new`] wrote it, unless `url` has since been
+    /// pointed at another host or port.
+    fn given_host(&self) -> Option<&str> {
+        let given = self.host_as_given.as_deref()?;
+        let same = Url::parse(&format!("{}://{given}", self.url.scheme())).is_ok_and(|g| {
+            g.host() == self.url.host()
+                && g.port_or_known_default() == self.url.port_or_known_default()
+        });
+        same.then_some(given)
     }
 
     /// The string govc hashes for `path` (`/sdk` or `/rest`): its `soap.ParseURL` gives
@@ -562,7 +583,10 @@ impl Session {
     pub async fn login(&self) -> Result<Login> {
         let creds = url_credentials(&self.url);
         let with_creds = |client: Client| {
-            if let Some((u, p)) = &creds {
+            // A user without a password (the CLI tries the cache before it asks for one)
+            // gives nothing to log in again with: an empty password would only be refused,
+            // and count towards the account's lockout.
+            if let Some((u, p)) = creds.as_ref().filter(|(_, p)| !p.is_empty()) {
                 client.set_password(u, p);
             }
             client
@@ -666,7 +690,9 @@ impl Session {
     }
 
     /// Saves the client's SOAP session (both file names), in govc's format, and links the
-    /// client to this cache ([`Session::attach`]).
+    /// client to this cache ([`Session::attach`]). It replaces what the files hold, as a
+    /// login with `reauth` does, even a session that is still valid, which is then neither
+    /// cached nor logged out: [`Session::login`] is what keeps a valid cached session.
     pub async fn save(&self, client: &Client) -> Result<()> {
         if self.passthrough {
             return Ok(());
@@ -803,7 +829,10 @@ impl Session {
     /// Logs out, and removes the cache files that hold this session (and the hint that
     /// describes it). Only those: another process may have cached a newer session since
     /// this one was read, and its files stay. A `passthrough` session was never cached, so
-    /// the files are left alone (govmomi's `Logout` never touches them).
+    /// the files are left alone (govmomi's `Logout` never touches them). If the Logout
+    /// failed (a timeout, a lost connection), the session may still be live, and its files
+    /// stay for another try, as govmomi keeps them; unless the server said that the
+    /// session is already gone.
     pub async fn logout(&self, client: &Client) -> Result<()> {
         // Before the logout, which forgets it.
         let mine = client.session_id().filter(|_| !self.passthrough);
@@ -811,6 +840,9 @@ impl Session {
         let Some(mine) = mine else {
             return r;
         };
+        if r.as_ref().is_err_and(|e| !e.is_unauthenticated()) {
+            return r;
+        }
         let unquoted = mine.trim_matches('"').to_owned();
         let forgotten = self
             .forget(SOAP_PATH, |doc| {
@@ -897,7 +929,7 @@ impl Session {
     /// [`Session::logout`]).
     pub async fn logout_rest(&self, client: &Client, id: &str) -> Result<()> {
         let r = client.legacy_rest_logout(id).await;
-        if self.passthrough {
+        if self.passthrough || r.as_ref().is_err_and(|e| !e.is_unauthenticated()) {
             return r;
         }
         let forgotten = self
@@ -1263,6 +1295,32 @@ mod tests {
         let s = Session::new("https://u:p@h:1/sdk?x=1#y", false).unwrap();
         assert_eq!(s.endpoint().as_str(), "https://u@h:1/sdk");
         assert!(!format!("{s:?}").contains(":p@"));
+    }
+
+    /// What the CLI remembers of a login names the same cache files as the URL given:
+    /// [`Url`] would lowercase the host and drop a default port.
+    #[test]
+    fn the_endpoint_as_given_keeps_the_cache_files_of_the_url_given() {
+        let given = "https://u%40corp:p@VC01.Example.com:443/sdk?x=1";
+        let s = Session::new(given, true).unwrap();
+        assert_eq!(
+            s.endpoint().as_str(),
+            "https://u%40corp@vc01.example.com/sdk"
+        );
+        assert_eq!(
+            s.endpoint_as_given(),
+            "https://u%40corp@VC01.Example.com:443/sdk"
+        );
+        let again = Session::new(&s.endpoint_as_given(), true).unwrap();
+        assert_eq!(again.file_names(SOAP_PATH), s.file_names(SOAP_PATH));
+        assert_eq!(again.file_names(REST_PATH), s.file_names(REST_PATH));
+        // Pointed elsewhere, the URL is its own.
+        let mut moved = Session::new(given, true).unwrap();
+        moved.url = Url::parse("https://u@other.example:8443/sdk").unwrap();
+        assert_eq!(
+            moved.endpoint_as_given(),
+            "https://u@other.example:8443/sdk"
+        );
     }
 
     #[test]

@@ -393,6 +393,56 @@ fn cached_cookies(server: &Server, home: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// A Logout that failed on the way (here the server is gone) may have left the session
+/// live: its files stay for another try, as govmomi keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_that_failed_keeps_the_cached_session() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let c = cache(&server, home.path());
+    let login = c.login().await.unwrap();
+    let id = login.client.session_id().unwrap();
+    assert_eq!(cookies_left(&server, home.path()).len(), 2);
+    let Server { running, dir: _dir } = server;
+    running.shutdown().await.unwrap();
+    let err = c.logout(&login.client).await.unwrap_err();
+    assert!(!err.is_unauthenticated(), "{err}");
+    let files: Vec<_> = c
+        .file_names("/sdk")
+        .into_iter()
+        .filter(|n| home.path().join("sessions").join(n).exists())
+        .collect();
+    assert_eq!(
+        files.len(),
+        2,
+        "the files of a session that may be live are kept"
+    );
+    assert!(c.hint().is_some_and(|h| h.describes(&id)));
+}
+
+/// A session reused from the cache by a URL that names a user but no password (as the
+/// CLI tries the cache before it asks for one) has nothing to log in again with: when it
+/// dies, the call says so, and no Login with an empty password is sent, which the server
+/// would count towards the account's lockout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_reused_without_a_password_never_logs_in_with_an_empty_one() {
+    let server = Server::start().await;
+    let home = tempfile::tempdir().unwrap();
+    cache(&server, home.path()).login().await.unwrap();
+    let port = server.running.addr.port();
+    let no_password = format!("https://admin%40vsphere.local@127.0.0.1:{port}/sdk");
+    let loaded = cache_for(&no_password, home.path()).login().await.unwrap();
+    assert!(loaded.reused);
+    admin(&server)
+        .await
+        .terminate_session(std::slice::from_ref(&loaded.session.key))
+        .await
+        .unwrap();
+    let err = loaded.client.current_time().await.unwrap_err();
+    assert!(err.is_unauthenticated(), "{err}");
+    assert_eq!(loaded.client.login_count(), 0, "no Login was sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relogin_writes_the_new_session_to_the_cache() {
     let server = Server::start().await;
