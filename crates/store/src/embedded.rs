@@ -1391,14 +1391,19 @@ impl Store for EmbeddedStore {
     }
 
     async fn remove_session(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
-        self.mutate_inner(true, |g| match g.state.remove_session(key) {
-            Some((r, m)) => {
-                g.dirty.remove(&r.key);
-                (Some(r), vec![m])
-            }
-            None => (None, vec![]),
-        })
-        .await
+        let ended = self
+            .mutate(true, |s| match s.remove_session(key) {
+                Some((r, m)) => (Some(r), vec![m]),
+                None => (None, vec![]),
+            })
+            .await?;
+        // Only once the end is in the log: if its append fails, the session comes back
+        // from the log with its pending activity. (A touch written in between, after the
+        // end, is ignored by replay and compaction alike.)
+        if let Some(r) = &ended {
+            self.lock().dirty.remove(&r.key);
+        }
+        Ok(ended)
     }
 
     async fn list_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
@@ -2235,6 +2240,17 @@ mod tests {
             let e = s.remove_session(a.key.as_str()).await.unwrap_err();
             assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
             assert!(s.session_by_key(a.key.as_str()).await.unwrap().is_some());
+            // A Logout whose append fails leaves the session with its pending activity.
+            s.lock().log.fail_writes(None);
+            s.health().unwrap();
+            s.touch_session(&a.digest, now + Duration::seconds(7))
+                .await
+                .unwrap()
+                .unwrap();
+            s.lock().log.fail_writes(Some(0));
+            assert!(s.remove_session(a.key.as_str()).await.is_err());
+            let a_now = s.session_by_key(a.key.as_str()).await.unwrap().unwrap();
+            assert_eq!(a_now.last_active_time, now + Duration::seconds(7));
             // And the health check (`/healthz`) says so.
             assert!(matches!(s.health(), Err(StoreError::Unavailable(_))));
             // Space again: health and changes go through.
