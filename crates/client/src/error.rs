@@ -223,6 +223,13 @@ impl Error {
             };
         }
         let message = chain(e);
+        if let Some(r) = refused_redirect(e) {
+            return Error::Http {
+                status: r.status,
+                url: url.to_owned(),
+                body: r.to_string(),
+            };
+        }
         if is_tls(e) {
             let message = if plain_http_answer(e) {
                 format!("{PLAIN_HTTP}: use http:// or check the port ({message})")
@@ -338,6 +345,18 @@ fn tls_hint(message: &str) -> &'static str {
 }
 
 /// An error with its sources, joined with ": ".
+/// The redirect that [`crate::tls::http_builder`]'s clients refused, if that is what `e` is.
+fn refused_redirect(e: &reqwest::Error) -> Option<&crate::tls::RedirectRefused> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if let Some(r) = c.downcast_ref::<crate::tls::RedirectRefused>() {
+            return Some(r);
+        }
+        cur = c.source();
+    }
+    None
+}
+
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();

@@ -422,10 +422,41 @@ pub fn http_builder(tls: &Tls) -> Result<reqwest::ClientBuilder> {
     http_builder_with(tls, Timeouts::default())
 }
 
+/// A redirect the clients refused to follow: a request carries a session id, a token or a
+/// password in headers that reqwest would send on to another host (it strips only
+/// `Authorization` and `Cookie`), and a redirected POST would lose its body. vCenter and
+/// Keystone do not redirect their API calls; a proxy or load balancer that does names the
+/// URL to use instead. It becomes [`crate::Error::Http`] with this status.
+#[derive(Debug)]
+pub(crate) struct RedirectRefused {
+    pub status: u16,
+    to: String,
+}
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "redirected to {} (HTTP {}); vsess does not follow redirects, so that no session \
+             id, token or password is sent to another address: use that URL",
+            self.to, self.status
+        )
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
 /// [`http_builder`] with the given timeouts.
 pub fn http_builder_with(tls: &Tls, timeouts: Timeouts) -> Result<reqwest::ClientBuilder> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("vsess-client/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let refused = RedirectRefused {
+                status: attempt.status().as_u16(),
+                to: attempt.url().to_string(),
+            };
+            attempt.error(refused)
+        }))
         .http1_only()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
@@ -435,6 +466,57 @@ pub fn http_builder_with(tls: &Tls, timeouts: Timeouts) -> Result<reqwest::Clien
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A redirect is not followed: the token in the request's headers goes nowhere else,
+    /// and the error names the URL to use.
+    #[tokio::test]
+    async fn redirects_are_refused_and_named() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let hits = Arc::new(AtomicU64::new(0));
+        let seen = hits.clone();
+        let app = axum::Router::new()
+            .route(
+                "/r",
+                axum::routing::get(|| async {
+                    (
+                        axum::http::StatusCode::TEMPORARY_REDIRECT,
+                        [("location", "/elsewhere")],
+                    )
+                }),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::get(move || {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    async { "here" }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = http_builder(&Tls::Verify).unwrap().build().unwrap();
+        let url = format!("http://{addr}/r");
+        let e = http
+            .get(&url)
+            .header("X-Auth-Token", "secret-token")
+            .send()
+            .await
+            .unwrap_err();
+        let e = crate::Error::from_reqwest(&url, &e);
+        match &e {
+            crate::Error::Http {
+                status: 307, body, ..
+            } => {
+                assert!(
+                    body.contains(&format!("redirected to http://{addr}/elsewhere")),
+                    "{body}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    }
 
     #[test]
     fn thumbprints_normalise_and_reject_junk() {
