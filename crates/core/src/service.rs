@@ -303,9 +303,23 @@ impl SessionService {
                 return Ok(None);
             }
         }
+        // A session that impersonates another user lasts only while the user who logged
+        // in may still do so: removed, or without Sessions.ImpersonateUser now, they do
+        // not keep the rights they took on.
+        if rec.login_user != rec.user_name && !self.may_still_impersonate(&rec).await? {
+            self.end(rec.key.as_str(), Ended::UserRemoved).await?;
+            return Ok(None);
+        }
         rec.last_active_time = now;
         rec.call_count += 1;
         Ok(Some(rec))
+    }
+
+    /// Whether the user who logged in to `rec` still exists and holds
+    /// Sessions.ImpersonateUser.
+    async fn may_still_impersonate(&self, rec: &SessionRecord) -> Result<bool, Fault> {
+        let login_user = self.store.get_user(&rec.login_user).await?;
+        Ok(login_user.is_some_and(|u| u.role.has(Privilege::SessionsImpersonateUser)))
     }
 
     /// The session, if it holds `privilege`; otherwise the fault vCenter raises.
@@ -346,6 +360,10 @@ impl SessionService {
             .await;
     }
 
+    /// A new session of `user`. A clone (`clone_of`) keeps its source's login: the user
+    /// who logged in (who may be impersonating `user`) and the login time, which the
+    /// maximum age (`tokenLifetime`) counts from, so that cloning does not renew it.
+    #[allow(clippy::too_many_arguments)]
     async fn new_session(
         &self,
         caller: &Caller,
@@ -354,6 +372,7 @@ impl SessionService {
         full_name: &str,
         role: Role,
         locale: Arc<str>,
+        clone_of: Option<&SessionRecord>,
     ) -> Result<(SessionId, UserSession), Fault> {
         let now = self.clock.now();
         let id = SessionId::generate();
@@ -368,8 +387,8 @@ impl SessionService {
             }
             .into(),
             role,
-            login_user: user.into(),
-            login_time: now,
+            login_user: clone_of.map_or_else(|| user.into(), |s| s.login_user.clone()),
+            login_time: clone_of.map_or(now, |s| s.login_time),
             last_active_time: now,
             message_locale: locale.clone(),
             locale,
@@ -489,13 +508,17 @@ impl SessionService {
         now: DateTime<Utc>,
     ) -> Result<User, Refused> {
         let stored = self.store.lock_state(name.as_str()).await?;
+        // A refusal waits for the name's turn as a verification does, whether the user
+        // exists or not: concurrent guesses at one name take as long either way.
         let Some(user) = self.store.get_user_fresh(name.as_str()).await? else {
+            let _turn = self.turns.take(name.as_str()).await;
             self.burn(password).await;
             return Err(self.refuse(Refusal::UnknownUser));
         };
         let account = user.lock_key();
         let lock = stored.clone().for_account(&account);
         if lock.locked_at(now) {
+            let _turn = self.turns.take(name.as_str()).await;
             self.burn(password).await;
             return Err(self.refuse(Refusal::Locked));
         }
@@ -514,8 +537,8 @@ impl SessionService {
         // the user out, or verified this very password.
         let stored = self.store.lock_state(name.as_str()).await?;
         if stored.clone().for_account(&account).locked_at(now) {
-            drop(turn);
             self.burn(password).await;
+            drop(turn);
             return Err(self.refuse(Refusal::Locked));
         }
         let cached = self
@@ -589,6 +612,7 @@ impl SessionService {
             &user.full_name,
             user.role,
             locale.into(),
+            None,
         )
         .await
     }
@@ -766,10 +790,11 @@ impl SessionService {
             .new_session(
                 caller,
                 &src.user_name,
-                src.user_id,
+                src.user_id.clone(),
                 &src.full_name,
                 src.role,
-                src.locale,
+                src.locale.clone(),
+                Some(&src),
             )
             .await;
         match cloned {

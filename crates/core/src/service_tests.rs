@@ -1460,6 +1460,66 @@ mod user_changes {
         assert_eq!(as_reader.user_name, name);
         assert!(f.auth(&spare).await.is_none());
     }
+
+    /// Impersonation lasts only while the user who logged in may impersonate: removed, or
+    /// without Sessions.ImpersonateUser, they keep nothing of what they took on, through
+    /// their session or a clone of it. A clone also keeps the source's login time, so that
+    /// cloning does not renew the maximum age.
+    #[tokio::test]
+    async fn an_impersonating_session_ends_with_its_login_users_rights() {
+        let f = fixture_with(Policy {
+            idle_timeout: Duration::hours(8),
+            max_lifetime: Some(Duration::hours(10)),
+            ..Policy::default()
+        });
+        let reader = "reader@vsphere.local";
+        f.login(reader).await;
+        for demote in [false, true] {
+            f.store.put_user(user("admin@vsphere.local", Role::Admin));
+            let admin = f.login("admin@vsphere.local").await;
+            let rec = f.auth(&admin).await.unwrap();
+            f.impersonate(&rec, reader).await.unwrap();
+            let rec = f.auth(&admin).await.unwrap();
+            assert_eq!(rec.user_name.as_ref(), reader);
+            f.clock.advance(Duration::hours(6));
+            let ticket = f.svc.acquire_clone_ticket(Some(&rec)).await.unwrap();
+            let (clone, cs) = f.svc.clone_session(&anon(), None, &ticket).await.unwrap();
+            assert_eq!(cs.user_name, reader);
+            assert_eq!(
+                cs.login_time, rec.login_time,
+                "a clone keeps the login time"
+            );
+            let c = f.auth(&clone).await.unwrap();
+            assert_eq!(c.login_user.as_ref(), "admin@vsphere.local");
+            if demote {
+                f.store.put_user(User {
+                    role: Role::ReadOnly,
+                    ..f.store
+                        .get_user("admin@vsphere.local")
+                        .await
+                        .unwrap()
+                        .unwrap()
+                });
+            } else {
+                f.store.remove_user("admin@vsphere.local");
+            }
+            assert!(f.auth(&admin).await.is_none(), "demoted: {demote}");
+            assert!(f.auth(&clone).await.is_none(), "demoted: {demote}");
+            // The reader's own sessions are the reader's.
+            let own = f.login(reader).await;
+            f.clock.advance(Duration::hours(5));
+            assert!(f.auth(&own).await.is_some());
+        }
+        // A clone dies at its source's maximum age, not 10 hours after it was made.
+        f.store.put_user(user("admin@vsphere.local", Role::Admin));
+        let source = f.login(reader).await;
+        let rec = f.auth(&source).await.unwrap();
+        f.clock.advance(Duration::hours(6));
+        let ticket = f.svc.acquire_clone_ticket(Some(&rec)).await.unwrap();
+        let (clone, _) = f.svc.clone_session(&anon(), None, &ticket).await.unwrap();
+        f.clock.advance(Duration::hours(4));
+        assert!(f.auth(&clone).await.is_none(), "past the source's lifetime");
+    }
 }
 
 mod credential_cache {
@@ -1491,6 +1551,56 @@ mod credential_cache {
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             verify_password(&phc, &password)
+        }
+    }
+
+    /// Verifies after a pause, recording how many verifications ran at once.
+    #[derive(Default)]
+    struct Peak {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl CredentialVerifier for Peak {
+        async fn verify(&self, phc: String, password: String) -> bool {
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(n, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            verify_password(&phc, &password)
+        }
+    }
+
+    /// Guesses at one name sent at once take turns whether the user exists or not (or is
+    /// locked out), so their timing does not tell which.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn guesses_at_a_name_take_turns_whether_or_not_it_exists() {
+        for name in ["admin@vsphere.local", "ghost@vsphere.local"] {
+            let peak = Arc::new(Peak::default());
+            let svc = Arc::new(SessionService::new(
+                Arc::new(MemoryStore::new([user("admin@vsphere.local", Role::Admin)])),
+                Arc::new(ManualClock::new(
+                    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+                )),
+                Policy::default(),
+                peak.clone(),
+                about(),
+            ));
+            let guesses: Vec<_> = (0..8)
+                .map(|i| {
+                    let svc = svc.clone();
+                    tokio::spawn(async move {
+                        svc.login(&anon(), name, &format!("bad{i}"), None)
+                            .await
+                            .is_err()
+                    })
+                })
+                .collect();
+            for g in guesses {
+                assert!(g.await.unwrap());
+            }
+            assert_eq!(peak.most.load(Ordering::SeqCst), 1, "{name}");
         }
     }
 
