@@ -39,7 +39,7 @@ pub use service::{
     AboutInfo, Caller, CredentialVerifier, InlineVerifier, LocalTicketSink, Refusal, Refused,
     SessionService,
 };
-pub use session::{SessionRecord, UserSession};
+pub use session::{Expiry, SessionRecord, UserSession};
 pub use store::{LockState, Reaped, Standing, Store, StoreError, StoreResult};
 pub use ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
 pub use user::{User, UserName};

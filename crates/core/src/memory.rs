@@ -7,7 +7,7 @@
 use crate::ids::{IdDigest, SessionKey};
 use crate::inventory::{CreateError, CreateKind, Entity, EntityKind, FolderType, ROOT_FOLDER};
 use crate::selfservice::TokenRecord;
-use crate::session::SessionRecord;
+use crate::session::{Expiry, SessionRecord};
 use crate::store::{LockState, Reaped, Store, StoreResult};
 use crate::ticket::{Ticket, TicketKind};
 use crate::user::User;
@@ -199,12 +199,14 @@ impl MemoryState {
     }
 
     /// Records a call; returns the record as it was before, and the touch to persist lazily.
+    /// Records a call on a live session (see [`Store::touch_session`]).
     pub fn touch(
         &mut self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> Option<(SessionRecord, Mutation)> {
-        let (before, key, at, calls) = self.sessions.touch(digest, now)?;
+        let (before, key, at, calls) = self.sessions.touch(digest, now, expiry)?;
         Some((before, Mutation::Touch { key, at, calls }))
     }
 
@@ -546,8 +548,9 @@ impl Store for MemoryStore {
         &self,
         d: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<SessionRecord>> {
-        Ok(self.with(|s| s.touch(d, now).map(|(r, _)| r)))
+        Ok(self.with(|s| s.touch(d, now, expiry).map(|(r, _)| r)))
     }
     async fn session_by_key(&self, key: &str) -> StoreResult<Option<SessionRecord>> {
         Ok(self.with(|s| s.session_by_key(key)))
@@ -687,7 +690,11 @@ mod tests {
         };
         log.push(s.put_ticket(IdDigest::of("t"), ticket));
         // A touch keeps `old` alive past its first deadline.
-        log.push(s.touch(&old.digest, t0 + Duration::seconds(15)).unwrap().1);
+        log.push(
+            s.touch(&old.digest, t0 + Duration::seconds(15), Expiry::NEVER)
+                .unwrap()
+                .1,
+        );
         let idle = Duration::seconds(30);
         assert_eq!(s.reap(t0 + Duration::seconds(40), idle, None).count, 0);
         let ended = s.reap(t0 + Duration::seconds(45), idle, None);
@@ -766,7 +773,7 @@ mod tests {
                     }
                     4 => {
                         if let Some(r) = pick(&mut rng) {
-                            log.extend(s.touch(&r.digest, now).map(|(_, m)| m));
+                            log.extend(s.touch(&r.digest, now, Expiry::NEVER).map(|(_, m)| m));
                         }
                     }
                     5 | 6 => {

@@ -9,7 +9,7 @@ use crate::inventory::ComputePolicy;
 use crate::password::{dummy_hash, verify_password};
 use crate::policy::Policy;
 use crate::privilege::{Privilege, Role};
-use crate::session::{SessionRecord, UserSession};
+use crate::session::{Expiry, SessionRecord, UserSession};
 use crate::stats::Ended;
 use crate::store::{LockState, Store};
 use crate::ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
@@ -249,7 +249,14 @@ impl SessionService {
     }
 
     pub(crate) fn expired(&self, rec: &SessionRecord, now: DateTime<Utc>) -> bool {
-        rec.expired(now, self.policy.idle_timeout, self.policy.max_lifetime)
+        rec.expired_by(now, self.expiry())
+    }
+
+    fn expiry(&self) -> Expiry {
+        Expiry {
+            idle: self.policy.idle_timeout,
+            lifetime: self.policy.max_lifetime,
+        }
     }
 
     /// Resolves the caller's credential to a live session and records the call.
@@ -280,8 +287,10 @@ impl SessionService {
     /// the session's recorded client (`ipAddress`, `userAgent`).
     pub async fn lookup(&self, id: &SessionId) -> Result<Option<SessionRecord>, Fault> {
         let now = self.clock.now();
-        let Some((mut rec, standing)) =
-            self.store.touch_session_standing(&id.digest(), now).await?
+        let Some((mut rec, standing)) = self
+            .store
+            .touch_session_standing(&id.digest(), now, self.expiry())
+            .await?
         else {
             return Ok(None);
         };

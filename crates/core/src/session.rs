@@ -65,6 +65,11 @@ impl SessionRecord {
         }
     }
 
+    /// Whether the session has expired at `now` under `expiry`'s limits.
+    pub fn expired_by(&self, now: DateTime<Utc>, expiry: Expiry) -> bool {
+        self.expired(now, expiry.idle, expiry.lifetime)
+    }
+
     /// Whether the session has expired at `now` under the given limits.
     pub fn expired(
         &self,
@@ -74,4 +79,21 @@ impl SessionRecord {
     ) -> bool {
         now - self.last_active_time >= idle || lifetime.is_some_and(|l| now - self.login_time >= l)
     }
+}
+
+/// When sessions expire: the idle timeout (`sessionTimeout`) and the maximum age
+/// (`tokenLifetime`). A store's touch takes it so as not to record a call on a session
+/// that has already expired, which would make it look live again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub idle: chrono::Duration,
+    pub lifetime: Option<chrono::Duration>,
+}
+
+impl Expiry {
+    /// No expiry: every touch is recorded.
+    pub const NEVER: Expiry = Expiry {
+        idle: chrono::Duration::MAX,
+        lifetime: None,
+    };
 }

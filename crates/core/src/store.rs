@@ -3,7 +3,7 @@ use crate::ids::{IdDigest, SessionKey};
 use crate::inventory::{CreateError, CreateKind, Entity};
 use crate::privilege::Role;
 use crate::selfservice::TokenRecord;
-use crate::session::SessionRecord;
+use crate::session::{Expiry, SessionRecord};
 use crate::ticket::Ticket;
 use crate::user::User;
 use async_trait::async_trait;
@@ -103,10 +103,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, rec: SessionRecord, limit: usize) -> StoreResult<bool>;
     /// Looks a session up by the digest of its id and records one call at `now`
     /// (`lastActiveTime`, `callCount`). Returns the record as it was *before* this call.
+    /// A session already expired under `expiry` is returned but not touched: the caller
+    /// ends it, and if that fails (a store refusing writes), it must still look expired.
     async fn touch_session(
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<SessionRecord>>;
     /// [`Store::touch_session`], and the [`Standing`] of the session's user (`None` when
     /// no user has its name): a user change made through the store's own interface and
@@ -117,8 +120,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<(SessionRecord, Option<Standing>)>> {
-        let Some(rec) = self.touch_session(digest, now).await? else {
+        let Some(rec) = self.touch_session(digest, now, expiry).await? else {
             return Ok(None);
         };
         let user = self.get_user(&rec.user_name).await?;

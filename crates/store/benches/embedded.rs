@@ -7,7 +7,7 @@ use chrono::{Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::io::Write;
-use vsess_core::{IdDigest, Mutation, Role, SessionId, SessionKey, SessionRecord, Store};
+use vsess_core::{Expiry, IdDigest, Mutation, Role, SessionId, SessionKey, SessionRecord, Store};
 use vsess_store::EmbeddedStore;
 
 const SESSIONS: usize = 100_000;
@@ -54,8 +54,13 @@ fn touch_session(c: &mut Criterion) {
         .build()
         .unwrap();
     let later = now + Duration::seconds(1);
+    // vCenter's defaults, as the server passes them.
+    let expiry = Expiry {
+        idle: Duration::seconds(1800),
+        lifetime: Some(Duration::seconds(86400)),
+    };
     assert!(rt
-        .block_on(store.touch_session(&digests[0], later))
+        .block_on(store.touch_session(&digests[0], later, expiry))
         .unwrap()
         .is_some());
     let unknown = SessionId::generate().digest();
@@ -65,11 +70,11 @@ fn touch_session(c: &mut Criterion) {
     g.bench_function("live_session", |b| {
         b.iter(|| {
             i = (i + 1) % digests.len();
-            rt.block_on(store.touch_session(black_box(&digests[i]), later))
+            rt.block_on(store.touch_session(black_box(&digests[i]), later, expiry))
         })
     });
     g.bench_function("unknown_digest", |b| {
-        b.iter(|| rt.block_on(store.touch_session(black_box(&unknown), later)))
+        b.iter(|| rt.block_on(store.touch_session(black_box(&unknown), later, expiry)))
     });
     g.finish();
 }

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use vsess_core::inventory::{CreateError, CreateKind, Entity};
 use vsess_core::{
-    IdDigest, LockState, MemoryState, Mutation, Reaped, SessionKey, SessionRecord, Standing, Store,
-    StoreError, StoreResult, Ticket, TokenRecord, User,
+    Expiry, IdDigest, LockState, MemoryState, Mutation, Reaped, SessionKey, SessionRecord,
+    Standing, Store, StoreError, StoreResult, Ticket, TokenRecord, User,
 };
 
 const LOG: &str = "sessions.log";
@@ -1349,9 +1349,10 @@ impl Store for EmbeddedStore {
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<SessionRecord>> {
         let mut g = self.lock();
-        Ok(g.state.touch(digest, now).map(|(before, m)| {
+        Ok(g.state.touch(digest, now, expiry).map(|(before, m)| {
             // A session called again before the flush replaces its entry, key kept.
             match g.dirty.get_mut(&before.key) {
                 Some(slot) => *slot = m,
@@ -1368,8 +1369,9 @@ impl Store for EmbeddedStore {
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<(SessionRecord, Option<Standing>)>> {
-        let Some(rec) = self.touch_session(digest, now).await? else {
+        let Some(rec) = self.touch_session(digest, now, expiry).await? else {
             return Ok(None);
         };
         let standing = self
@@ -1601,7 +1603,11 @@ mod tests {
             // dropped without flush: like a crash after the responses went out
         }
         let s = EmbeddedStore::open(dir.path()).unwrap();
-        assert!(s.touch_session(&id.digest(), now).await.unwrap().is_some());
+        assert!(s
+            .touch_session(&id.digest(), now, Expiry::NEVER)
+            .await
+            .unwrap()
+            .is_some());
         assert!(s.session_by_key(gone.key.as_str()).await.unwrap().is_none());
         assert_eq!(s.message().await.unwrap(), "hi");
         assert!(s.take_ticket(&ticket).await.unwrap().is_some());
@@ -1647,7 +1653,7 @@ mod tests {
             let s = EmbeddedStore::open(dir.path()).unwrap();
             s.insert_session(r.clone(), 10).await.unwrap();
             for _ in 0..3 {
-                s.touch_session(&id.digest(), now + Duration::seconds(5))
+                s.touch_session(&id.digest(), now + Duration::seconds(5), Expiry::NEVER)
                     .await
                     .unwrap();
             }
@@ -1756,7 +1762,7 @@ mod tests {
         let (id, r) = rec(now);
         let mut out = vec![st.insert_session(r.clone(), 10).unwrap()];
         out.push(
-            st.touch(&id.digest(), now + Duration::seconds(3))
+            st.touch(&id.digest(), now + Duration::seconds(3), Expiry::NEVER)
                 .unwrap()
                 .1,
         );
@@ -2218,7 +2224,7 @@ mod tests {
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
             s.insert_session(a.clone(), 10).await.unwrap();
-            s.touch_session(&a.digest, now + Duration::seconds(5))
+            s.touch_session(&a.digest, now + Duration::seconds(5), Expiry::NEVER)
                 .await
                 .unwrap()
                 .unwrap();
@@ -2243,7 +2249,7 @@ mod tests {
             // A Logout whose append fails leaves the session with its pending activity.
             s.lock().log.fail_writes(None);
             s.health().unwrap();
-            s.touch_session(&a.digest, now + Duration::seconds(7))
+            s.touch_session(&a.digest, now + Duration::seconds(7), Expiry::NEVER)
                 .await
                 .unwrap()
                 .unwrap();
@@ -2331,6 +2337,40 @@ mod tests {
         }
         // The torn bytes were one corrupt line; this start rewrote the log without it.
         assert_eq!(corrupt_backups(dir.path()), 1);
+    }
+
+    /// A call on a session that has already expired is not recorded: until it is ended
+    /// (which fails while the log refuses writes), it keeps looking expired, and is not
+    /// made live again by the calls that find it expired.
+    #[tokio::test]
+    async fn a_touch_does_not_revive_an_expired_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (_, a) = rec(now);
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        s.insert_session(a.clone(), 10).await.unwrap();
+        let expiry = Expiry {
+            idle: Duration::minutes(30),
+            lifetime: None,
+        };
+        let late = now + Duration::minutes(31);
+        for _ in 0..2 {
+            let before = s.touch_session(&a.digest, late, expiry).await.unwrap();
+            assert!(before.unwrap().expired_by(late, expiry), "still expired");
+        }
+        let stored = s.session_by_key(a.key.as_str()).await.unwrap().unwrap();
+        assert_eq!(stored.last_active_time, a.last_active_time);
+        assert_eq!(stored.call_count, 0);
+        // A live session is touched.
+        let soon = now + Duration::minutes(29);
+        let (_, b) = rec(now);
+        s.insert_session(b.clone(), 10).await.unwrap();
+        s.touch_session(&b.digest, soon, expiry)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = s.session_by_key(b.key.as_str()).await.unwrap().unwrap();
+        assert_eq!(stored.last_active_time, soon);
     }
 
     /// A failed fsync is final: Linux may have dropped the pages it could not write and
@@ -2436,7 +2476,7 @@ mod tests {
             assert!(s.compact().is_err());
             let e = s.insert_session(b.clone(), 10).await.unwrap_err();
             assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
-            s.touch_session(&a.digest, now + Duration::seconds(3))
+            s.touch_session(&a.digest, now + Duration::seconds(3), Expiry::NEVER)
                 .await
                 .unwrap()
                 .unwrap();
@@ -2479,7 +2519,10 @@ mod tests {
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
             s.insert_session(a.clone(), 10).await.unwrap();
-            s.touch_session(&a.digest, later).await.unwrap().unwrap();
+            s.touch_session(&a.digest, later, Expiry::NEVER)
+                .await
+                .unwrap()
+                .unwrap();
             s.lock().log.fail_writes(Some(0));
             assert!(s.flush().is_err());
             s.lock().log.fail_writes(None);
@@ -2501,7 +2544,10 @@ mod tests {
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
             s.insert_session(a.clone(), 10).await.unwrap();
-            s.touch_session(&a.digest, later).await.unwrap().unwrap();
+            s.touch_session(&a.digest, later, Expiry::NEVER)
+                .await
+                .unwrap()
+                .unwrap();
             // The snapshot cannot be created: its name is taken by a directory.
             let tmp = dir.path().join(format!("{LOG}.tmp"));
             fs::create_dir(&tmp).unwrap();
@@ -2545,7 +2591,9 @@ mod tests {
             let s = EmbeddedStore::open(dir.path()).unwrap();
             s.insert_session(old.clone(), 10).await.unwrap();
             s.insert_session(fresh.clone(), 10).await.unwrap();
-            s.touch_session(&id.digest(), now).await.unwrap();
+            s.touch_session(&id.digest(), now, Expiry::NEVER)
+                .await
+                .unwrap();
             let reaped = s
                 .reap_sessions(now, Duration::minutes(30), None)
                 .await

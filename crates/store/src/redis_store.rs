@@ -53,7 +53,7 @@ use vsess_core::ids::{IdDigest, SessionKey};
 use vsess_core::inventory::{CreateError, CreateKind, Entity, ROOT_FOLDER};
 use vsess_core::ticket::Ticket;
 use vsess_core::{
-    LockState, MemoryState, Mutation, Reaped, SessionRecord, Standing, Store, StoreError,
+    Expiry, LockState, MemoryState, Mutation, Reaped, SessionRecord, Standing, Store, StoreError,
     StoreResult, TokenRecord, User,
 };
 
@@ -771,10 +771,15 @@ impl RedisStore {
         digest: &IdDigest,
         h: &HashMap<String, String>,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<SessionRecord>> {
         let Some(rec) = self.decode_session(h)? else {
             return Ok(None);
         };
+        if rec.expired_by(now, expiry) {
+            // Not touched: it must not look live again before its TTL takes it.
+            return Ok(Some(rec));
+        }
         let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
         let p = pending.entry(*digest).or_insert_with(|| Pending {
             key: rec.key.clone(),
@@ -1357,9 +1362,10 @@ impl Store for RedisStore {
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<SessionRecord>> {
         let h = self.hgetall(&self.session_key(digest)).await?;
-        self.record_call(digest, &h, now)
+        self.record_call(digest, &h, now, expiry)
     }
 
     /// One round trip for the session and the users' generation token, and a second one
@@ -1368,6 +1374,7 @@ impl Store for RedisStore {
         &self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> StoreResult<Option<(SessionRecord, Option<Standing>)>> {
         let session_key = self.session_key(digest);
         let mut generation_cmd = redis::cmd("GET");
@@ -1377,7 +1384,7 @@ impl Store for RedisStore {
             self.query::<Option<String>>(&generation_cmd),
         )
         .await?;
-        let Some(rec) = self.record_call(digest, &h, now)? else {
+        let Some(rec) = self.record_call(digest, &h, now, expiry)? else {
             return Ok(None);
         };
         let cached = self.user_cache().get(&generation, &rec.user_name, |u| {

@@ -26,7 +26,7 @@
 //! bulk at the first reap, so that replaying a log does not pay for them one at a time.
 use crate::ids::{IdDigest, SessionKey};
 use crate::privilege::Role;
-use crate::session::SessionRecord;
+use crate::session::{Expiry, SessionRecord};
 use chrono::{DateTime, Duration, Utc};
 use hashbrown::HashTable;
 use std::collections::{BTreeSet, HashMap};
@@ -714,15 +714,23 @@ impl Sessions {
     }
 
     /// Records one call at `now` on the session with this digest; returns the record as it
-    /// was before and the `Touch` that describes the change. The index is left alone.
+    /// was before and the `Touch` that describes the change. The index is left alone. A
+    /// session already expired under `expiry` is not touched (the `Touch` changes nothing):
+    /// until it is ended, it must keep looking expired.
     pub(super) fn touch(
         &mut self,
         digest: &IdDigest,
         now: DateTime<Utc>,
+        expiry: Expiry,
     ) -> Option<(SessionRecord, SessionKey, DateTime<Utc>, u64)> {
         let s = self.find_digest(digest)?;
         let x = self.slot_mut(s)?;
         let before = x.record();
+        if before.expired_by(now, expiry) {
+            let key = before.key.clone();
+            let (at, calls) = (before.last_active_time, before.call_count);
+            return Some((before, key, at, calls));
+        }
         if now > x.last_active_time {
             x.last_active_time = now;
         }
@@ -1085,7 +1093,9 @@ mod tests {
         assert!(s.reap(t0(), Duration::seconds(30), None).is_empty());
         let index = s.idle.clone();
         assert_eq!(index.len(), 1);
-        let (before, key, at, calls) = s.touch(&r.digest, t0() + Duration::seconds(50)).unwrap();
+        let (before, key, at, calls) = s
+            .touch(&r.digest, t0() + Duration::seconds(50), Expiry::NEVER)
+            .unwrap();
         assert_eq!(before, r);
         assert_eq!(key, r.key);
         assert_eq!((at, calls), (t0() + Duration::seconds(50), 1));
@@ -1117,7 +1127,11 @@ mod tests {
         s.put(&rec("k", "u", at));
         let life = Some(Duration::seconds(20));
         let day = Duration::days(1);
-        s.touch(&IdDigest::of("k"), at + Duration::seconds(19));
+        s.touch(
+            &IdDigest::of("k"),
+            at + Duration::seconds(19),
+            Expiry::NEVER,
+        );
         assert!(s
             .reap(
                 at + Duration::seconds(20) - Duration::nanoseconds(1),
@@ -1264,7 +1278,7 @@ mod tests {
                         if let Some(k) = pick(&mut rng) {
                             let m = model.get_mut(&k).unwrap();
                             let at = now + jitter(&mut rng);
-                            let (before, ..) = s.touch(&m.digest, at).unwrap();
+                            let (before, ..) = s.touch(&m.digest, at, Expiry::NEVER).unwrap();
                             assert_eq!(&before, m);
                             m.last_active_time = m.last_active_time.max(at);
                             m.call_count += 1;
