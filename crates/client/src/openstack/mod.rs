@@ -45,7 +45,7 @@ pub use pagination::{Page, Pager};
 pub use provider::{ProviderClient, ProviderConfig, RequestOpts};
 pub use service::{Response, ServiceClient};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Authenticates with `opts` and returns the provider client holding the token and catalog
 /// (gophercloud's `AuthenticatedClient`).
@@ -82,6 +82,64 @@ pub fn identity_v3(provider: &ProviderClient, opts: &EndpointOpts) -> Result<Ser
         return Ok(provider.auth_service());
     }
     let url = provider.endpoint_url("identity", opts)?;
-    let url = auth_options::identity_v3_url(&url)?;
+    let url = versionless_v3(&url)?;
     ServiceClient::new(provider.clone(), url.as_str(), "identity")
+}
+
+/// A catalog's identity endpoint made the v3 one, as gophercloud's `BaseEndpoint` does:
+/// the path up to a version segment (`/v2.0`, `/v3`), if any, plus `v3/`. Older clouds
+/// still list `.../v2.0`, although their Keystone serves v3 beside it.
+fn versionless_v3(endpoint: &str) -> Result<url::Url> {
+    let mut url = url::Url::parse(endpoint).map_err(|e| {
+        Error::Config(format!(
+            "invalid identity endpoint {endpoint:?} in the catalog: {e}"
+        ))
+    })?;
+    let is_version = |seg: &str| {
+        seg.strip_prefix('v').is_some_and(|v| {
+            !v.is_empty()
+                && v.split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let mut base = String::new();
+    for seg in url.path().split('/').filter(|s| !s.is_empty()) {
+        if is_version(seg) {
+            break;
+        }
+        base.push('/');
+        base.push_str(seg);
+    }
+    url.set_path(&format!("{base}/v3/"));
+    url.set_query(None);
+    url.set_fragment(None);
+    auth_options::identity_v3_url(url.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A catalog's identity endpoint, with or without a version, gives the v3 endpoint;
+    /// one listed as v2.0 (older clouds) too, as in gophercloud.
+    #[test]
+    fn catalog_identity_endpoints_become_v3() {
+        for (listed, v3) in [
+            ("http://ctl:5000/v2.0", "http://ctl:5000/v3/"),
+            ("http://ctl:5000/v2.0/", "http://ctl:5000/v3/"),
+            ("https://ctl/identity/v3", "https://ctl/identity/v3/"),
+            ("https://ctl/identity", "https://ctl/identity/v3/"),
+            ("https://ctl:5000/", "https://ctl:5000/v3/"),
+            (
+                "https://ctl/identity/v3/projects",
+                "https://ctl/identity/v3/",
+            ),
+            ("https://ctl/vault/v2.0", "https://ctl/vault/v3/"),
+        ] {
+            assert_eq!(
+                super::versionless_v3(listed).unwrap().as_str(),
+                v3,
+                "{listed}"
+            );
+        }
+        assert!(super::versionless_v3("ftp://ctl/v3").is_err());
+    }
 }
