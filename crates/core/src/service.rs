@@ -11,7 +11,7 @@ use crate::policy::Policy;
 use crate::privilege::{Privilege, Role};
 use crate::session::{Expiry, SessionRecord, UserSession};
 use crate::stats::Ended;
-use crate::store::{LockState, Store};
+use crate::store::{LockState, Standing, Store};
 use crate::ticket::{GenericServiceTicket, LocalTicket, ServiceRequestSpec, Ticket, TicketKind};
 use crate::ticketcount::{MAX_SERVICE_TICKETS_PER_SESSION, MAX_SERVICE_TICKET_BYTES_PER_SESSION};
 use crate::user::{User, UserName};
@@ -716,7 +716,17 @@ impl SessionService {
                     "A session cannot terminate itself; use Logout to end the current session.",
                 ));
             }
-            if self.end(key, Ended::Terminated).await?.is_none() {
+            // An expired session not yet reaped is not a logged-on session: it is ended
+            // as expired, and reported not found, as vCenter does.
+            let live = match self.store.session_by_key(key).await? {
+                Some(rec) if self.expired(&rec, self.clock.now()) => {
+                    self.end(key, Ended::Expired).await?;
+                    false
+                }
+                Some(_) => self.end(key, Ended::Terminated).await?.is_some(),
+                None => false,
+            };
+            if !live {
                 return Err(Fault::NotFound(format!(
                     "The session '{key}' is not a logged-on session."
                 )));
@@ -739,7 +749,13 @@ impl SessionService {
         if self.expired(&rec, self.clock.now()) {
             return Ok(false);
         }
-        Ok(UserName::parse(user).is_some_and(|u| u.as_str() == &*rec.user_name))
+        if UserName::parse(user).is_none_or(|u| u.as_str() != &*rec.user_name) {
+            return Ok(false);
+        }
+        // Live only while its user is: a removed user's session (or one of an earlier
+        // account of the same name) ends on its next call.
+        let account = self.store.get_user(&rec.user_name).await?;
+        Ok(account.is_some_and(|a| Standing::of(&a, &rec).same_account))
     }
 
     /// `AcquireCloneTicket`.

@@ -508,11 +508,22 @@ async fn terminate_goes_in_order_and_refuses_self() {
     let reader = f.auth(&b).await.unwrap();
     assert!(matches!(
         f.svc
-            .terminate_sessions(Some(&reader), &[kb])
+            .terminate_sessions(Some(&reader), std::slice::from_ref(&kb))
             .await
             .unwrap_err(),
         Fault::NoPermission { .. }
     ));
+    // An expired session the reaper has not yet reached is not a logged-on session.
+    f.clock.advance(Duration::seconds(1700));
+    let me_rec = f.auth(&me).await.unwrap();
+    f.clock.advance(Duration::seconds(200));
+    let err = f
+        .svc
+        .terminate_sessions(Some(&me_rec), std::slice::from_ref(&kb))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Fault::NotFound(_)), "{err:?}");
+    assert!(f.svc.store().session_by_key(&kb).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -929,6 +940,15 @@ async fn session_is_active_checks_key_user_and_privilege() {
         Fault::NoPermission { .. }
     ));
     f.svc.logout(Some(&r)).await.unwrap();
+    assert!(!f
+        .svc
+        .session_is_active(Some(&a), r.key.as_str(), "reader@vsphere.local")
+        .await
+        .unwrap());
+    // A removed user's session is not active, although it ends only on its next call.
+    let reader = f.login("reader@vsphere.local").await;
+    let r = f.auth(&reader).await.unwrap();
+    f.store.remove_user("reader@vsphere.local");
     assert!(!f
         .svc
         .session_is_active(Some(&a), r.key.as_str(), "reader@vsphere.local")
