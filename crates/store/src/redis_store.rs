@@ -841,12 +841,14 @@ impl RedisStore {
             .await;
         if let Err(e) = r {
             tracing::warn!("an ended session still holds a maxSessionCount slot; retrying: {e}");
-            self.inner
-                .unlive
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(member);
+            self.release_later(member);
         }
+    }
+
+    /// Leaves `member`'s removal from the live set to the next [`RedisStore::flush`].
+    fn release_later(&self, member: String) {
+        let mut u = self.inner.unlive.lock().unwrap_or_else(|e| e.into_inner());
+        u.insert(member);
     }
 
     /// Retries the live-set removals that failed (see [`RedisStore::release_slot`]).
@@ -868,8 +870,9 @@ impl RedisStore {
         r.map(drop)
     }
 
-    /// Ends the sessions whose ending failed (see [`Store::remove_session`]) and frees
-    /// their slots; stops at the first failure, keeping the rest for the next flush.
+    /// Ends the sessions whose ending failed (see [`Store::remove_session`]), leaving their
+    /// slots to [`RedisStore::release_slots`], which runs next; stops at the first failure,
+    /// keeping the rest for the next flush.
     async fn finish_ends(&self) -> StoreResult<()> {
         let mut todo: Vec<IdDigest> = {
             let mut u = self.inner.unended.lock().unwrap_or_else(|e| e.into_inner());
@@ -885,7 +888,7 @@ impl RedisStore {
                 u.extend(todo);
                 return Err(e);
             }
-            self.release_slot(d.to_hex()).await;
+            self.release_later(d.to_hex());
         }
         Ok(())
     }
@@ -893,7 +896,8 @@ impl RedisStore {
     /// Writes this replica's batched activity and slides the TTLs; first it finishes the
     /// ends and frees the slots that failed before. Called every second.
     pub async fn flush(&self) -> StoreResult<()> {
-        // Neither holds back the activity.
+        // Neither holds back the activity. The ends first: their slots are freed with the
+        // others, in one ZREM.
         let ended = self.finish_ends().await;
         let cleaned = ended.and(self.release_slots().await);
         let batch: Vec<(IdDigest, Pending)> = {
@@ -1329,11 +1333,7 @@ impl Store for RedisStore {
                 // with no session. Freed now, and again at the next flush, in case the
                 // script ran after this.
                 self.release_slot(member.clone()).await;
-                self.inner
-                    .unlive
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(member);
+                self.release_later(member);
                 return Err(e);
             }
         };
